@@ -1,0 +1,31 @@
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "apps/vapipe/commands.hpp"
+#include "core/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"vapipe: compile detection models and run them on video streams"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Log debug details to stderr");
+  app.parse_complete_callback([&] { spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn); });
+  vapipe::cli::register_compile(app);
+  vapipe::cli::register_combine(app);
+  vapipe::cli::register_info(app);
+  vapipe::cli::register_bench(app);
+  vapipe::cli::register_detect(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const std::exception& error) {
+    // One line a script or a person can act on; the message names the file, node or key.
+    std::fprintf(stderr, "vapipe: error: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

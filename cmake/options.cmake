@@ -1,0 +1,24 @@
+# Every build option of the project lives here.
+option(VAPIPE_BUILD_TESTS "Build the GoogleTest suites" ON)
+option(VAPIPE_BUILD_BENCH "Build the Google Benchmark kernels" ON)
+option(VAPIPE_WERROR "Treat compiler warnings as errors (CI turns this on)" OFF)
+set(VAPIPE_SANITIZE "" CACHE STRING "Sanitizer build: address | thread | empty")
+
+set(VAPIPE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
+    -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+if(VAPIPE_WERROR)
+  list(APPEND VAPIPE_WARNINGS -Werror)
+endif()
+
+if(VAPIPE_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+elseif(VAPIPE_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread)
+  add_link_options(-fsanitize=thread)
+endif()
+
+# Applies the project's warning set to one of our own targets (never to third-party code).
+function(vapipe_target_warnings target)
+  target_compile_options(${target} PRIVATE ${VAPIPE_WARNINGS})
+endfunction()

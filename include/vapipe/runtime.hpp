@@ -1,0 +1,115 @@
+#pragma once
+// vapipe runtime: load a compiled .vpk package and run its networks on the CPU (oneDNN).
+//
+//   auto model = vapipe::Model::load("yolov5n.vpk");
+//   vapipe::ExecutionContext context(model->network("yolov5n"), {.threads = 2});
+//   context.run({{input_data, vapipe::DType::kF32, {4, 3, 640, 640}}});
+//   vapipe::TensorView boxes = context.output(0);
+//
+// A Model and its Networks are immutable and may be shared by any number of threads. An ExecutionContext
+// holds one worker's activations, scratchpad and primitives: use one per thread.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.hpp"
+
+namespace vapipe {
+
+namespace ir {
+struct Network;
+}
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kF32;
+  Shape shape;
+};
+
+// A dense, row-major view of memory owned by someone else.
+struct TensorView {
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  Shape shape;
+};
+
+struct ConstTensorView {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  Shape shape;
+};
+
+class Network {
+ public:
+  explicit Network(std::shared_ptr<const ir::Network> network);
+
+  const std::string& name() const;
+  const std::string& precision() const;
+  bool dynamic_shape() const;
+  std::vector<std::int64_t> stage_batches() const;  // ascending
+  std::int64_t max_batch() const;
+  // Input/output tensors of the stage compiled for `batch` (which must be one of stage_batches()).
+  std::vector<TensorInfo> inputs(std::int64_t batch) const;
+  std::vector<TensorInfo> outputs(std::int64_t batch) const;
+  // The stage that runs a batch of `batch` samples: the smallest that fits. Throws when none fits.
+  std::int64_t stage_for(std::int64_t batch) const;
+  const nlohmann::json& metadata() const;
+  const ir::Network& ir() const { return *network_; }
+
+ private:
+  std::shared_ptr<const ir::Network> network_;
+};
+
+class Model {
+ public:
+  // Maps the file, checks its checksums and format version; throws vapipe::Error with the path.
+  static std::shared_ptr<const Model> load(const std::string& path);
+
+  std::vector<std::string> network_names() const;
+  // The network called `name`; an empty name selects the package's only (or first) network.
+  std::shared_ptr<const Network> network(std::string_view name = {}) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::vector<std::shared_ptr<const Network>> networks_;
+};
+
+struct ContextOptions {
+  int threads = 0;  // worker threads for this context's kernels; 0 = every core
+};
+
+class ExecutionContext {
+ public:
+  ExecutionContext(std::shared_ptr<const Network> network, ContextOptions options = {});
+  ~ExecutionContext();
+  ExecutionContext(const ExecutionContext&) = delete;
+  ExecutionContext& operator=(const ExecutionContext&) = delete;
+  ExecutionContext(ExecutionContext&&) noexcept;
+  ExecutionContext& operator=(ExecutionContext&&) noexcept;
+
+  // Runs one batch. inputs[i] has shape [batch, ...] (batch 1..max_batch()); the smallest stage that fits
+  // runs, a partial batch is padded. When `outputs` is given, results are written straight into those
+  // caller-owned buffers, which must have the shapes of outputs(stage_for(batch)); otherwise they stay in
+  // the context (see output()). An input whose batch equals the stage's is read in place (zero copy).
+  void run(std::span<const ConstTensorView> inputs, std::span<const TensorView> outputs = {});
+  void run(std::initializer_list<ConstTensorView> inputs) { run(std::span(inputs.begin(), inputs.size())); }
+
+  // The outputs of the last run, shaped for the stage that ran (padding rows included). Valid until the
+  // next run.
+  ConstTensorView output(std::size_t index) const;
+  std::size_t output_count() const;
+  std::int64_t last_stage_batch() const;
+  const Network& network() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vapipe

@@ -1,0 +1,82 @@
+#include "core/graph.hpp"
+
+#include <cstring>
+
+#include "core/error.hpp"
+
+namespace vapipe::ir {
+
+ConstBytes ConstBytes::copy_of(const void* source, std::size_t size_bytes) {
+  std::vector<std::byte> bytes(size_bytes);
+  if (size_bytes != 0) std::memcpy(bytes.data(), source, size_bytes);
+  return from_vector(std::move(bytes));
+}
+
+int Graph::add_tensor(Tensor tensor) {
+  tensors.push_back(std::move(tensor));
+  return static_cast<int>(tensors.size()) - 1;
+}
+
+std::optional<int> Graph::find_tensor(std::string_view name) const {
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].name == name) return static_cast<int>(i);
+  }
+  return std::nullopt;
+}
+
+nlohmann::json graph_to_json(const Graph& graph,
+                             const std::function<nlohmann::json(const ConstBytes&)>& place_data) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& tensor : graph.tensors) {
+    nlohmann::json entry = {{"name", tensor.name}, {"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}};
+    if (tensor.data) entry["data"] = place_data(*tensor.data);
+    tensors.push_back(std::move(entry));
+  }
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& node : graph.nodes) {
+    nodes.push_back({{"name", node.name},
+                     {"op", node.op},
+                     {"inputs", node.inputs},
+                     {"outputs", node.outputs},
+                     {"attrs", node.attrs}});
+  }
+  return {{"tensors", std::move(tensors)},
+          {"nodes", std::move(nodes)},
+          {"inputs", graph.inputs},
+          {"outputs", graph.outputs}};
+}
+
+Graph graph_from_json(const nlohmann::json& json, const std::function<ConstBytes(const nlohmann::json&)>& find_data) {
+  Graph graph;
+  for (const auto& entry : json.at("tensors")) {
+    Tensor tensor;
+    tensor.name = entry.at("name").get<std::string>();
+    tensor.dtype = dtype_from_name(entry.at("dtype").get<std::string>());
+    tensor.shape = entry.at("shape").get<Shape>();
+    if (entry.contains("data")) tensor.data = find_data(entry.at("data"));
+    graph.tensors.push_back(std::move(tensor));
+  }
+  const auto tensor_count = static_cast<int>(graph.tensors.size());
+  auto check_index = [&](int index, bool optional, const std::string& where) {
+    if ((optional && index == -1) || (index >= 0 && index < tensor_count)) return;
+    fail("{}: tensor index {} out of range (graph has {} tensors)", where, index, tensor_count);
+  };
+  for (const auto& entry : json.at("nodes")) {
+    Node node;
+    node.name = entry.at("name").get<std::string>();
+    node.op = entry.at("op").get<std::string>();
+    node.inputs = entry.at("inputs").get<std::vector<int>>();
+    node.outputs = entry.at("outputs").get<std::vector<int>>();
+    node.attrs = entry.at("attrs");
+    for (int index : node.inputs) check_index(index, true, "node '" + node.name + "'");
+    for (int index : node.outputs) check_index(index, false, "node '" + node.name + "'");
+    graph.nodes.push_back(std::move(node));
+  }
+  graph.inputs = json.at("inputs").get<std::vector<int>>();
+  graph.outputs = json.at("outputs").get<std::vector<int>>();
+  for (int index : graph.inputs) check_index(index, false, "graph inputs");
+  for (int index : graph.outputs) check_index(index, false, "graph outputs");
+  return graph;
+}
+
+}  // namespace vapipe::ir

@@ -1,0 +1,19 @@
+#pragma once
+// The .vpk container (docs/model-format.md): a 64-byte header, a JSON manifest and 64-byte aligned
+// constant blobs. Reading maps the file and points constant tensors into the mapping (no copy).
+#include <string>
+
+#include "core/graph.hpp"
+
+namespace vapipe::ir {
+
+inline constexpr std::uint32_t kPackageFormatVersion = 1;
+
+// Writes atomically (temporary file + rename). Identical constant blobs (the same weights in several
+// stages) are stored once.
+void write_package(const Package& package, const std::string& path);
+
+// Verifies magic, version, sizes and checksums; throws vapipe::Error naming the file and the defect.
+Package read_package(const std::string& path);
+
+}  // namespace vapipe::ir

@@ -1,0 +1,2 @@
+#include "core/shape_inference.hpp"
+// (being written by the compiler work)

@@ -1,0 +1,3 @@
+#include "vapipe/runtime.hpp"
+#include "core/error.hpp"
+// (being written)

@@ -1,0 +1,1 @@
+// `vapipe detect` on real photos (written with the models module).

@@ -5,7 +5,7 @@ option(VAPIPE_WERROR "Treat compiler warnings as errors (CI turns this on)" OFF)
 set(VAPIPE_SANITIZE "" CACHE STRING "Sanitizer build: address | thread | empty")
 
 set(VAPIPE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
-    -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+    -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
 if(VAPIPE_WERROR)
   list(APPEND VAPIPE_WARNINGS -Werror)
 endif()

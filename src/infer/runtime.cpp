@@ -1,3 +1,279 @@
 #include "vapipe/runtime.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include <dnnl.hpp>
+
 #include "core/error.hpp"
-// (being written)
+#include "core/graph.hpp"
+#include "core/package.hpp"
+#include "infer/aligned_buffer.hpp"
+#include "infer/stage_plan.hpp"
+
+namespace vapipe {
+
+// ---- Network ----------------------------------------------------------------------------------------
+
+Network::Network(std::shared_ptr<const ir::Network> network) : network_(std::move(network)) {
+  if (network_->stages.empty()) fail("network '{}' has no stages", network_->name);
+}
+
+const std::string& Network::name() const { return network_->name; }
+const std::string& Network::precision() const { return network_->precision; }
+bool Network::dynamic_shape() const { return network_->dynamic_shape; }
+const nlohmann::json& Network::metadata() const { return network_->metadata; }
+
+std::vector<std::int64_t> Network::stage_batches() const {
+  std::vector<std::int64_t> batches;
+  for (const auto& stage : network_->stages) batches.push_back(stage.batch);
+  std::sort(batches.begin(), batches.end());
+  return batches;
+}
+
+std::int64_t Network::max_batch() const { return stage_batches().back(); }
+
+std::int64_t Network::stage_for(std::int64_t batch) const {
+  if (batch < 1) fail("network '{}': batch size {} is not positive", name(), batch);
+  for (std::int64_t stage : stage_batches()) {
+    if (stage >= batch) return stage;
+  }
+  fail("network '{}': batch size {} exceeds the largest compiled stage ({}); recompile with --batch", name(), batch,
+       max_batch());
+}
+
+namespace {
+const ir::Stage& find_stage(const ir::Network& network, std::int64_t batch) {
+  for (const auto& stage : network.stages) {
+    if (stage.batch == batch) return stage;
+  }
+  fail("network '{}' has no stage of batch {}", network.name, batch);
+}
+
+std::vector<TensorInfo> describe(const ir::Graph& graph, const std::vector<int>& tensors) {
+  std::vector<TensorInfo> infos;
+  for (int index : tensors) {
+    const auto& tensor = graph.tensors[index];
+    infos.push_back({tensor.name, tensor.dtype, tensor.shape});
+  }
+  return infos;
+}
+}  // namespace
+
+std::vector<TensorInfo> Network::inputs(std::int64_t batch) const {
+  const auto& graph = find_stage(*network_, batch).graph;
+  return describe(graph, graph.inputs);
+}
+
+std::vector<TensorInfo> Network::outputs(std::int64_t batch) const {
+  const auto& graph = find_stage(*network_, batch).graph;
+  return describe(graph, graph.outputs);
+}
+
+// ---- Model ------------------------------------------------------------------------------------------
+
+std::shared_ptr<const Model> Model::load(const std::string& path) {
+  ir::Package package = ir::read_package(path);
+  auto model = std::make_shared<Model>();
+  model->path_ = path;
+  for (auto& network : package.networks) {
+    model->networks_.push_back(std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(network))));
+  }
+  if (model->networks_.empty()) fail("{}: the package holds no network", path);
+  return model;
+}
+
+std::vector<std::string> Model::network_names() const {
+  std::vector<std::string> names;
+  for (const auto& network : networks_) names.push_back(network->name());
+  return names;
+}
+
+std::shared_ptr<const Network> Model::network(std::string_view name) const {
+  if (name.empty()) return networks_.front();
+  for (const auto& network : networks_) {
+    if (network->name() == name) return network;
+  }
+  std::string known;
+  for (const auto& network : networks_) known += (known.empty() ? "" : ", ") + network->name();
+  fail("{}: no network named '{}' (the package has: {})", path_, name, known);
+}
+
+// ---- ExecutionContext -------------------------------------------------------------------------------
+
+class ExecutionContext::Impl {
+ public:
+  Impl(std::shared_ptr<const Network> network, ContextOptions options)
+      : network_(std::move(network)), threads_(options.threads > 0 ? options.threads : omp_get_num_procs()) {
+    omp_set_num_threads(threads_);
+    std::size_t arena_bytes = 0;
+    std::size_t scratchpad_bytes = 0;
+    for (const auto& ir_stage : network_->ir().stages) {
+      infer::StagePlan plan = infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_, network_->name());
+      arena_bytes = std::max(arena_bytes, plan.arena_bytes);
+      scratchpad_bytes = std::max(scratchpad_bytes, plan.scratchpad_bytes);
+      Stage stage;
+      stage.plan = std::move(plan);
+      stages_.push_back(std::move(stage));
+    }
+    std::sort(stages_.begin(), stages_.end(), [](const auto& a, const auto& b) { return a.plan.batch < b.plan.batch; });
+    // One arena and one scratchpad serve every stage: a context runs one stage at a time.
+    arena_ = infer::AlignedBuffer(arena_bytes);
+    scratchpad_ = infer::AlignedBuffer(scratchpad_bytes);
+    for (auto& stage : stages_) bind(stage);
+  }
+
+  void run(std::span<const ConstTensorView> inputs, std::span<const TensorView> outputs) {
+    if (inputs.empty()) fail("network '{}': run() needs its inputs", network_->name());
+    const std::int64_t batch = inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
+    const std::int64_t stage_batch = network_->stage_for(batch);
+    Stage& stage = *std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s.plan.batch == stage_batch; });
+    const auto& plan = stage.plan;
+    if (inputs.size() != plan.input_values.size()) {
+      fail("network '{}' takes {} input(s), {} given", network_->name(), plan.input_values.size(), inputs.size());
+    }
+    for (std::size_t i = 0; i < inputs.size(); ++i) bind_input(stage, i, inputs[i], batch);
+    if (!outputs.empty() && outputs.size() != plan.output_values.size()) {
+      fail("network '{}' has {} output(s), {} buffers given", network_->name(), plan.output_values.size(), outputs.size());
+    }
+    for (std::size_t i = 0; i < plan.output_values.size(); ++i) {
+      void* target = stage.own_outputs[i].data();
+      if (!outputs.empty()) {
+        if (outputs[i].dtype != DType::kF32 || outputs[i].shape != plan.output_shapes[i]) {
+          fail("network '{}': output buffer {} ('{}') must be f32 {}, got {} {}", network_->name(), i,
+               plan.output_names[i], shape_to_string(plan.output_shapes[i]), dtype_name(outputs[i].dtype),
+               shape_to_string(outputs[i].shape));
+        }
+        target = outputs[i].data;
+      }
+      set_external(stage, plan.output_values[i], target);
+      stage.output_pointers[i] = target;
+    }
+    omp_set_num_threads(threads_);
+    for (std::size_t s = 0; s < plan.steps.size(); ++s) {
+      const auto& step = plan.steps[s];
+      if (step.kernel) {
+        std::vector<void*>& pointers = stage.kernel_pointers[s];
+        for (std::size_t a = 0; a < step.args.size(); ++a) pointers[a] = stage.memories[step.args[a].second].get_data_handle();
+        step.kernel(pointers);
+      } else {
+        step.primitive.execute(stream_, stage.step_args[s]);
+      }
+    }
+    stream_.wait();
+    last_stage_ = &stage;
+  }
+
+  ConstTensorView output(std::size_t index) const {
+    if (last_stage_ == nullptr) fail("network '{}': output() before any run()", network_->name());
+    if (index >= last_stage_->plan.output_values.size()) fail("network '{}': no output {}", network_->name(), index);
+    return {last_stage_->output_pointers[index], DType::kF32, last_stage_->plan.output_shapes[index]};
+  }
+
+  std::size_t output_count() const { return stages_.front().plan.output_values.size(); }
+  std::int64_t last_stage_batch() const { return last_stage_ ? last_stage_->plan.batch : 0; }
+  const Network& network() const { return *network_; }
+
+ private:
+  struct Stage {
+    infer::StagePlan plan;
+    std::vector<dnnl::memory> memories;  // one per value
+    std::vector<std::unordered_map<int, dnnl::memory>> step_args;
+    std::vector<std::vector<void*>> kernel_pointers;
+    std::vector<infer::AlignedBuffer> own_inputs, own_outputs;
+    std::vector<void*> output_pointers;
+    std::vector<std::vector<int>> views_of;  // per value: every value sharing its bytes (aliases)
+  };
+
+  int root_of(const infer::StagePlan& plan, int value) const {
+    while (plan.values[value].alias_of >= 0) value = plan.values[value].alias_of;
+    return value;
+  }
+
+  void bind(Stage& stage) {
+    auto& plan = stage.plan;
+    for (int value : plan.input_values) stage.own_inputs.emplace_back(plan.values[value].md.get_size());
+    for (int value : plan.output_values) stage.own_outputs.emplace_back(plan.values[value].md.get_size());
+    stage.output_pointers.assign(plan.output_values.size(), nullptr);
+    stage.views_of.resize(plan.values.size());
+    for (std::size_t v = 0; v < plan.values.size(); ++v) {
+      const int root = root_of(plan, static_cast<int>(v));
+      stage.views_of[root].push_back(static_cast<int>(v));
+      const auto& value = plan.values[root];
+      void* data = nullptr;
+      if (value.constant != nullptr) {
+        data = const_cast<void*>(value.constant);  // oneDNN never writes inputs; weights stay in the mapping
+      } else if (!value.external) {
+        data = arena_.data() + value.arena_offset;
+      }
+      stage.memories.emplace_back(plan.values[v].md, engine_, data);
+    }
+    for (std::size_t i = 0; i < plan.input_values.size(); ++i) set_external(stage, plan.input_values[i], stage.own_inputs[i].data());
+    for (std::size_t i = 0; i < plan.output_values.size(); ++i) set_external(stage, plan.output_values[i], stage.own_outputs[i].data());
+    stage.step_args.resize(plan.steps.size());
+    stage.kernel_pointers.resize(plan.steps.size());
+    for (std::size_t s = 0; s < plan.steps.size(); ++s) {
+      const auto& step = plan.steps[s];
+      if (step.kernel) {
+        stage.kernel_pointers[s].resize(step.args.size());
+        continue;
+      }
+      auto& args = stage.step_args[s];
+      for (const auto& [arg, value] : step.args) args.emplace(arg, stage.memories[value]);
+      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(step.scratchpad_md, engine_, scratchpad_.data()));
+    }
+  }
+
+  void set_external(Stage& stage, int value, void* data) {
+    for (int view : stage.views_of[value]) stage.memories[view].set_data_handle(data);
+  }
+
+  void bind_input(Stage& stage, std::size_t index, const ConstTensorView& input, std::int64_t batch) {
+    const auto& plan = stage.plan;
+    const Shape& expected = plan.input_shapes[index];
+    Shape wanted = expected;
+    wanted[0] = batch;
+    if (input.dtype != DType::kF32 || input.shape != wanted) {
+      fail("network '{}': input {} ('{}') must be f32 {}, got {} {}", network_->name(), index, plan.input_names[index],
+           shape_to_string(wanted), dtype_name(input.dtype), shape_to_string(input.shape));
+    }
+    if (batch == plan.batch) {
+      set_external(stage, plan.input_values[index], const_cast<void*>(input.data));  // read in place
+      return;
+    }
+    // A partial batch: copy it into the stage's own buffer and zero the padding samples.
+    auto& own = stage.own_inputs[index];
+    const std::size_t bytes = static_cast<std::size_t>(shape_volume(input.shape)) * sizeof(float);
+    std::memcpy(own.data(), input.data, bytes);
+    std::memset(own.data() + bytes, 0, own.size() - bytes);
+    set_external(stage, plan.input_values[index], own.data());
+  }
+
+  std::shared_ptr<const Network> network_;
+  int threads_;
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  std::vector<Stage> stages_;
+  infer::AlignedBuffer arena_;
+  infer::AlignedBuffer scratchpad_;
+  Stage* last_stage_ = nullptr;
+};
+
+ExecutionContext::ExecutionContext(std::shared_ptr<const Network> network, ContextOptions options)
+    : impl_(std::make_unique<Impl>(std::move(network), options)) {}
+ExecutionContext::~ExecutionContext() = default;
+ExecutionContext::ExecutionContext(ExecutionContext&&) noexcept = default;
+ExecutionContext& ExecutionContext::operator=(ExecutionContext&&) noexcept = default;
+
+void ExecutionContext::run(std::span<const ConstTensorView> inputs, std::span<const TensorView> outputs) {
+  impl_->run(inputs, outputs);
+}
+ConstTensorView ExecutionContext::output(std::size_t index) const { return impl_->output(index); }
+std::size_t ExecutionContext::output_count() const { return impl_->output_count(); }
+std::int64_t ExecutionContext::last_stage_batch() const { return impl_->last_stage_batch(); }
+const Network& ExecutionContext::network() const { return impl_->network(); }
+
+}  // namespace vapipe

@@ -1,0 +1,644 @@
+#include "infer/stage_plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <optional>
+
+#include "core/error.hpp"
+#include "infer/memory_planner.hpp"
+#include "infer/plain_kernels.hpp"
+
+namespace vapipe::infer {
+
+using dnnl::algorithm;
+using dnnl::memory;
+using dnnl::prop_kind;
+using Dims = memory::dims;
+using Tag = memory::format_tag;
+
+dnnl::memory::desc plain_md(const Shape& shape, memory::data_type type) {
+  // A scalar is stored as a one-element vector: oneDNN has no rank-0 memory.
+  Dims dims = shape.empty() ? Dims(1, 1) : Dims(shape.begin(), shape.end());
+  Dims strides(dims.size(), 1);
+  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * dims[i + 1];
+  return {dims, type, strides};
+}
+
+namespace {
+
+constexpr memory::data_type kF32 = memory::data_type::f32;
+
+std::vector<std::int64_t> ints(const nlohmann::json& attrs, const char* key, std::vector<std::int64_t> fallback = {}) {
+  if (!attrs.contains(key)) return fallback;
+  return attrs.at(key).get<std::vector<std::int64_t>>();
+}
+
+std::vector<std::int64_t> strides_of(const Shape& shape) {
+  std::vector<std::int64_t> strides(shape.size(), 1);
+  for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * shape[i + 1];
+  return strides;
+}
+
+class PlanBuilder {
+ public:
+  PlanBuilder(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine, const std::string& network)
+      : graph_(graph), engine_(engine), network_(network) {
+    plan_.batch = batch;
+    attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    tensor_value_.assign(graph.tensors.size(), -1);
+    last_use_.assign(graph.tensors.size(), -1);
+    for (std::size_t n = 0; n < graph.nodes.size(); ++n) {
+      for (int input : graph.nodes[n].inputs) {
+        if (input >= 0) last_use_[input] = static_cast<int>(n);
+      }
+    }
+    for (int output : graph.outputs) last_use_[output] = static_cast<int>(graph.nodes.size());
+  }
+
+  StagePlan build() {
+    for (int input : graph_.inputs) {
+      const auto& tensor = graph_.tensors[input];
+      if (tensor.dtype != DType::kF32) fail("input '{}' has dtype {}; only f32 is supported", tensor.name, dtype_name(tensor.dtype));
+      const int value = add_value(plain_md(tensor.shape));
+      plan_.values[value].external = true;
+      tensor_value_[input] = value;
+      plan_.input_values.push_back(value);
+      plan_.input_names.push_back(tensor.name);
+      plan_.input_shapes.push_back(tensor.shape);
+    }
+    for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
+      current_node_ = static_cast<int>(n);
+      const auto& node = graph_.nodes[n];
+      try {
+        lower_node(node);
+      } catch (const dnnl::error& error) {
+        fail("network '{}': node '{}' ({}): oneDNN refused it: {}", network_, node.name, node.op, error.what());
+      } catch (const nlohmann::json::exception& error) {
+        fail("network '{}': node '{}' ({}): bad attributes: {}", network_, node.name, node.op, error.what());
+      }
+    }
+    for (int output : graph_.outputs) {
+      const auto& tensor = graph_.tensors[output];
+      const int source = value_of(output);
+      const int value = add_value(plain_md(tensor.shape));
+      plan_.values[value].external = true;
+      add_reorder(source, value, "output " + tensor.name);
+      plan_.output_values.push_back(value);
+      plan_.output_names.push_back(tensor.name);
+      plan_.output_shapes.push_back(tensor.shape);
+    }
+    place_in_arena();
+    return std::move(plan_);
+  }
+
+ private:
+  // ---- values ---------------------------------------------------------------------------------
+  int add_value(const memory::desc& md) {
+    plan_.values.push_back({md});
+    return static_cast<int>(plan_.values.size()) - 1;
+  }
+
+  int root_of(int value) const {
+    while (plan_.values[value].alias_of >= 0) value = plan_.values[value].alias_of;
+    return value;
+  }
+
+  int value_of(int tensor) {
+    if (tensor_value_[tensor] >= 0) return tensor_value_[tensor];
+    const auto& info = graph_.tensors[tensor];
+    if (!info.is_constant()) fail("network '{}': tensor '{}' is used before it is computed", network_, info.name);
+    if (info.dtype != DType::kF32) fail("network '{}': constant '{}' has dtype {}; expected f32", network_, info.name, dtype_name(info.dtype));
+    const int value = add_value(plain_md(info.shape));
+    plan_.values[value].constant = info.data->data;
+    tensor_value_[tensor] = value;
+    return value;
+  }
+
+  // The tensor in layout `md`: the value itself when it already has that layout, else a reordered copy
+  // (made once per tensor and layout, shared by every consumer).
+  int value_as(int tensor, const memory::desc& md) {
+    const int source = value_of(tensor);
+    if (plan_.values[source].md == md) return source;
+    for (const auto& [key, value] : converted_) {
+      if (key == tensor && plan_.values[value].md == md) return value;
+    }
+    const int value = add_value(md);
+    if (plan_.values[source].constant != nullptr) {
+      pack_constant(source, value);
+    } else {
+      add_reorder(source, value, graph_.tensors[tensor].name);
+    }
+    converted_.emplace_back(tensor, value);
+    return value;
+  }
+
+  int plain_value(int tensor) { return value_as(tensor, plain_md(graph_.tensors[tensor].shape)); }
+
+  void pack_constant(int source, int target) {
+    const auto& target_md = plan_.values[target].md;
+    AlignedBuffer& packed = plan_.packed_constants.emplace_back(target_md.get_size());
+    memory from(plan_.values[source].md, engine_, const_cast<void*>(plan_.values[source].constant));
+    memory to(target_md, engine_, packed.data());
+    dnnl::stream stream(engine_);
+    dnnl::reorder(from, to).execute(stream, from, to);
+    stream.wait();
+    plan_.values[target].constant = packed.data();
+  }
+
+  int define_output(int tensor, const memory::desc& md) {
+    const int value = add_value(md);
+    tensor_value_[tensor] = value;
+    return value;
+  }
+
+  // ---- steps ----------------------------------------------------------------------------------
+  template <typename PrimitiveDesc>
+  void add_primitive(const PrimitiveDesc& pd, std::vector<std::pair<int, int>> args) {
+    Step step;
+    step.node_name = current_node_ >= 0 ? graph_.nodes[current_node_].name : "";
+    step.primitive = dnnl::primitive(pd.get());
+    step.args = std::move(args);
+    step.scratchpad_md = pd.scratchpad_desc();
+    plan_.scratchpad_bytes = std::max(plan_.scratchpad_bytes, step.scratchpad_md.get_size());
+    plan_.steps.push_back(std::move(step));
+  }
+
+  void add_reorder(int source, int target, const std::string& what) {
+    (void)what;
+    auto pd = dnnl::reorder::primitive_desc(engine_, plan_.values[source].md, engine_, plan_.values[target].md, attr_);
+    add_primitive(pd, {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, target}});
+  }
+
+  void add_kernel(std::function<void(const std::vector<void*>&)> kernel, std::vector<int> values) {
+    Step step;
+    step.node_name = graph_.nodes[current_node_].name;
+    step.kernel = std::move(kernel);
+    for (int value : values) step.args.emplace_back(0, value);
+    plan_.steps.push_back(std::move(step));
+  }
+
+  // ---- layouts --------------------------------------------------------------------------------
+  // The format tag among those our kernels produce that describes `md`, if any.
+  static std::optional<Tag> tag_of(const memory::desc& md) {
+    if (md.data.ndims != 4) return std::nullopt;
+    const Dims dims = md.dims();
+    for (Tag tag : {Tag::abcd, Tag::acdb, Tag::aBcd16b, Tag::aBcd8b, Tag::aBcd4b}) {
+      if (memory::desc(dims, md.data_type(), tag) == md) return tag;
+    }
+    return std::nullopt;
+  }
+
+  static memory::desc like(const memory::desc& reference, const Shape& shape) {
+    const auto tag = tag_of(reference);
+    if (!tag || shape.size() != 4) return plain_md(shape);
+    return {Dims(shape.begin(), shape.end()), kF32, *tag};
+  }
+
+  // ---- ops ------------------------------------------------------------------------------------
+  void lower_node(const ir::Node& node) {
+    const std::string& op = node.op;
+    if (op == "Conv") return lower_conv(node);
+    if (op == "MaxPool" || op == "AveragePool") return lower_pool(node);
+    if (op == "Concat") return lower_concat(node);
+    if (op == "Eltwise") return lower_eltwise(node);
+    if (op == "Binary") return lower_binary(node);
+    if (op == "Resize") return lower_resize(node);
+    if (op == "Reshape") return lower_reshape(node);
+    if (op == "Transpose") return lower_transpose(node);
+    if (op == "Slice") return lower_slice(node);
+    if (op == "Split") return lower_split(node);
+    if (op == "Softmax") return lower_softmax(node);
+    if (op == "Gather") return lower_gather(node);
+    fail("network '{}': node '{}': op '{}' is not supported by this runtime", network_, node.name, op);
+  }
+
+  const Shape& shape(int tensor) const { return graph_.tensors[tensor].shape; }
+
+  void lower_conv(const ir::Node& node) {
+    const auto& attrs = node.attrs;
+    const int x = node.inputs.at(0);
+    const int w = node.inputs.at(1);
+    const int b = node.inputs.size() > 2 ? node.inputs[2] : -1;
+    const int sum = node.inputs.size() > 3 ? node.inputs[3] : -1;
+    const int y = node.outputs.at(0);
+    const auto group = attrs.value("group", std::int64_t{1});
+    const Shape& w_shape = shape(w);
+    if (shape(x).size() != 4 || w_shape.size() != 4) fail("network '{}': node '{}': only 2-D convolutions are supported", network_, node.name);
+    Dims weight_dims(w_shape.begin(), w_shape.end());
+    Tag weight_tag = Tag::oihw;
+    if (group > 1) {
+      weight_dims = {group, w_shape[0] / group, w_shape[1], w_shape[2], w_shape[3]};
+      weight_tag = Tag::goihw;
+    }
+    const auto strides = ints(attrs, "strides", {1, 1});
+    const auto pads = ints(attrs, "pads", {0, 0, 0, 0});
+    auto dilations = ints(attrs, "dilations", {1, 1});
+    for (auto& d : dilations) d -= 1;  // oneDNN counts the gaps, ONNX the step
+    const Shape& y_shape = shape(y);
+    const memory::desc any_src(Dims(shape(x).begin(), shape(x).end()), kF32, Tag::any);
+    const memory::desc any_weights(weight_dims, kF32, Tag::any);
+    const memory::desc any_dst(Dims(y_shape.begin(), y_shape.end()), kF32, Tag::any);
+    const memory::desc bias_md = b >= 0 ? memory::desc({y_shape[1]}, kF32, Tag::a) : memory::desc();
+
+    dnnl::post_ops post_ops;
+    bool has_sum = false;
+    for (const auto& post : attrs.value("post_ops", nlohmann::json::array())) {
+      const std::string kind = post.at("op").get<std::string>();
+      const float alpha = post.value("alpha", 0.0F);
+      const float beta = post.value("beta", 0.0F);
+      if (kind == "sum") {
+        post_ops.append_sum(1.0F);
+        has_sum = true;
+      } else if (kind == "relu") {
+        post_ops.append_eltwise(1.0F, algorithm::eltwise_relu, 0.0F, 0.0F);
+      } else if (kind == "leaky_relu") {
+        post_ops.append_eltwise(1.0F, algorithm::eltwise_relu, alpha, 0.0F);
+      } else if (kind == "sigmoid") {
+        post_ops.append_eltwise(1.0F, algorithm::eltwise_logistic, 0.0F, 0.0F);
+      } else if (kind == "swish") {
+        post_ops.append_eltwise(1.0F, algorithm::eltwise_swish, post.value("alpha", 1.0F), 0.0F);
+      } else if (kind == "clip") {
+        post_ops.append_eltwise(1.0F, algorithm::eltwise_clip, alpha, beta);
+      } else {
+        fail("network '{}': node '{}': post-op '{}' is not supported", network_, node.name, kind);
+      }
+    }
+    if (has_sum && sum < 0) fail("network '{}': node '{}': a sum post-op needs a fourth input", network_, node.name);
+    dnnl::primitive_attr attr = attr_;
+    attr.set_post_ops(post_ops);
+    const dnnl::convolution_forward::desc desc(
+        prop_kind::forward_inference, algorithm::convolution_direct, any_src, any_weights, bias_md, any_dst,
+        Dims(strides.begin(), strides.end()), Dims(dilations.begin(), dilations.end()), Dims{pads[0], pads[1]},
+        Dims{pads[2], pads[3]});
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
+
+    const int src = value_as(x, pd.src_desc());
+    const int weights = weight_value(w, memory::desc(weight_dims, kF32, weight_tag), pd.weights_desc());
+    int dst = -1;
+    if (has_sum) {
+      // The sum post-op accumulates into dst: reuse the addend's bytes when nobody reads them later,
+      // otherwise copy the addend into a fresh dst first.
+      const int addend = value_as(sum, pd.dst_desc());
+      const bool addend_dies_here = last_use_[sum] == current_node_ && !aliased_[root_of(addend)] &&
+                                    plan_.values[root_of(addend)].constant == nullptr &&
+                                    !plan_.values[root_of(addend)].external;
+      dst = define_output(y, pd.dst_desc());
+      if (addend_dies_here) {
+        plan_.values[dst].alias_of = addend;
+        aliased_[root_of(addend)] = true;
+      } else {
+        add_reorder(addend, dst, "sum addend");
+      }
+    } else {
+      dst = define_output(y, pd.dst_desc());
+    }
+    std::vector<std::pair<int, int>> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+    if (b >= 0) args.emplace_back(DNNL_ARG_BIAS, value_as(b, bias_md));
+    add_primitive(pd, std::move(args));
+  }
+
+  int weight_value(int tensor, const memory::desc& stored_md, const memory::desc& wanted_md) {
+    for (const auto& [key, value] : converted_) {
+      if (key == tensor && plan_.values[value].md == wanted_md) return value;
+    }
+    const auto& info = graph_.tensors[tensor];
+    if (!info.is_constant()) fail("network '{}': convolution weights '{}' must be constant", network_, info.name);
+    const int stored = add_value(stored_md);
+    plan_.values[stored].constant = info.data->data;
+    if (stored_md == wanted_md) return stored;
+    const int packed = add_value(wanted_md);
+    pack_constant(stored, packed);
+    converted_.emplace_back(tensor, packed);
+    return packed;
+  }
+
+  void lower_pool(const ir::Node& node) {
+    const auto& attrs = node.attrs;
+    const int x = node.inputs.at(0);
+    const int y = node.outputs.at(0);
+    const auto kernel = ints(attrs, "kernel");
+    const auto strides = ints(attrs, "strides", {1, 1});
+    const auto pads = ints(attrs, "pads", {0, 0, 0, 0});
+    algorithm alg = algorithm::pooling_max;
+    if (node.op == "AveragePool") {
+      alg = attrs.value("count_include_pad", std::int64_t{0}) != 0 ? algorithm::pooling_avg_include_padding
+                                                                   : algorithm::pooling_avg_exclude_padding;
+    }
+    const int src = value_of(x);
+    const memory::desc dst_md = like(plan_.values[src].md, shape(y));
+    const dnnl::pooling_forward::desc desc(prop_kind::forward_inference, alg, plan_.values[src].md, dst_md,
+                                           Dims(strides.begin(), strides.end()), Dims(kernel.begin(), kernel.end()),
+                                           Dims{pads[0], pads[1]}, Dims{pads[2], pads[3]});
+    const dnnl::pooling_forward::primitive_desc pd(desc, attr_, engine_);
+    const int dst = define_output(y, pd.dst_desc());
+    add_primitive(pd, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  }
+
+  void lower_concat(const ir::Node& node) {
+    const int axis = node.attrs.at("axis").get<int>();
+    const int y = node.outputs.at(0);
+    // All inputs in the first input's layout (blocked when channels allow), so the copy stays a copy.
+    memory::desc layout = plain_md(shape(node.inputs.at(0)));
+    const memory::desc first = plan_.values[value_of(node.inputs[0])].md;
+    if (tag_of(first)) {
+      const Tag tag = *tag_of(first);
+      const int block = tag == Tag::aBcd16b ? 16 : tag == Tag::aBcd8b ? 8 : tag == Tag::aBcd4b ? 4 : 1;
+      bool fits = true;
+      for (int input : node.inputs) fits = fits && (axis != 1 || shape(input)[1] % block == 0);
+      if (fits) layout = first;
+    }
+    std::vector<memory::desc> sources;
+    std::vector<std::pair<int, int>> args;
+    for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+      const int value = value_as(node.inputs[i], like(layout, shape(node.inputs[i])));
+      sources.push_back(plan_.values[value].md);
+      args.emplace_back(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), value);
+    }
+    const dnnl::concat::primitive_desc pd(like(layout, shape(y)), axis, sources, engine_, attr_);
+    const int dst = define_output(y, pd.dst_desc());
+    args.emplace_back(DNNL_ARG_DST, dst);
+    add_primitive(pd, std::move(args));
+  }
+
+  static algorithm eltwise_algorithm(const std::string& alg, float& alpha, float& beta) {
+    if (alg == "relu") return algorithm::eltwise_relu;
+    if (alg == "leaky_relu") return algorithm::eltwise_relu;
+    if (alg == "sigmoid") return algorithm::eltwise_logistic;
+    if (alg == "swish") return algorithm::eltwise_swish;
+    if (alg == "tanh") return algorithm::eltwise_tanh;
+    if (alg == "exp") return algorithm::eltwise_exp;
+    if (alg == "log") return algorithm::eltwise_log;
+    if (alg == "sqrt") return algorithm::eltwise_sqrt;
+    if (alg == "square") return algorithm::eltwise_square;
+    if (alg == "abs") return algorithm::eltwise_abs;
+    if (alg == "clip") return algorithm::eltwise_clip;
+    if (alg == "pow") return algorithm::eltwise_pow;
+    if (alg == "linear") return algorithm::eltwise_linear;
+    if (alg == "hardswish") return algorithm::eltwise_hardswish;
+    (void)alpha;
+    (void)beta;
+    fail("eltwise algorithm '{}' is not supported", alg);
+  }
+
+  void lower_eltwise(const ir::Node& node) {
+    const std::string alg_name = node.attrs.at("alg").get<std::string>();
+    float alpha = node.attrs.value("alpha", alg_name == "swish" ? 1.0F : 0.0F);
+    float beta = node.attrs.value("beta", 0.0F);
+    const int x = node.inputs.at(0);
+    const int y = node.outputs.at(0);
+    if (alg_name == "hardsigmoid") {  // oneDNN 2.6 has no hardsigmoid: clip(alpha * x + beta, 0, 1)
+      const int src = value_of(x);
+      const memory::desc md = plan_.values[src].md;
+      const int middle = add_value(md);
+      add_eltwise(src, middle, algorithm::eltwise_linear, alpha, beta);
+      add_eltwise(middle, define_output(y, md), algorithm::eltwise_clip, 0.0F, 1.0F);
+      return;
+    }
+    const algorithm alg = eltwise_algorithm(alg_name, alpha, beta);
+    const int src = value_of(x);
+    add_eltwise(src, define_output(y, plan_.values[src].md), alg, alpha, beta);
+  }
+
+  void add_eltwise(int src, int dst, algorithm alg, float alpha, float beta) {
+    const dnnl::eltwise_forward::desc desc(prop_kind::forward_inference, alg, plan_.values[src].md, alpha, beta);
+    const dnnl::eltwise_forward::primitive_desc pd(desc, attr_, engine_);
+    add_primitive(pd, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  }
+
+  void lower_binary(const ir::Node& node) {
+    const std::string alg_name = node.attrs.at("alg").get<std::string>();
+    static const std::map<std::string, algorithm> kAlgorithms{{"add", algorithm::binary_add},
+                                                              {"sub", algorithm::binary_sub},
+                                                              {"mul", algorithm::binary_mul},
+                                                              {"div", algorithm::binary_div},
+                                                              {"max", algorithm::binary_max},
+                                                              {"min", algorithm::binary_min}};
+    const auto found = kAlgorithms.find(alg_name);
+    if (found == kAlgorithms.end()) fail("binary algorithm '{}' is not supported", alg_name);
+    int a = node.inputs.at(0);
+    int b = node.inputs.at(1);
+    const int y = node.outputs.at(0);
+    const Shape& y_shape = shape(y);
+    const bool commutative = alg_name == "add" || alg_name == "mul" || alg_name == "max" || alg_name == "min";
+    // oneDNN broadcasts src1 only; put the full-shape operand first.
+    if (shape(a) != y_shape && commutative) std::swap(a, b);
+    if (shape(a) != y_shape) {
+      fail("network '{}': node '{}': broadcasting the first operand of '{}' is not supported", network_, node.name, alg_name);
+    }
+    const int src0 = value_of(a);
+    const memory::desc src0_md = plan_.values[src0].md;
+    Shape b_shape = shape(b);
+    while (b_shape.size() < y_shape.size()) b_shape.insert(b_shape.begin(), 1);
+    int src1 = -1;
+    if (b_shape == y_shape) {
+      src1 = value_as(b, src0_md);
+    } else {
+      // A broadcast operand (per channel, scalar, ...) stays plain; oneDNN handles the broadcast.
+      src1 = value_of(b);
+      if (plan_.values[src1].md.dims() != Dims(b_shape.begin(), b_shape.end())) {
+        const int view = add_value(plain_md(b_shape));
+        plan_.values[view].alias_of = src1;
+        plan_.values[view].constant = plan_.values[src1].constant;
+        aliased_[root_of(src1)] = true;
+        src1 = view;
+      }
+    }
+    const dnnl::binary::desc desc(found->second, src0_md, plan_.values[src1].md, src0_md);
+    const dnnl::binary::primitive_desc pd(desc, attr_, engine_);
+    const int dst = define_output(y, pd.dst_desc());
+    add_primitive(pd, {{DNNL_ARG_SRC_0, src0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, dst}});
+  }
+
+  void lower_resize(const ir::Node& node) {
+    const int x = node.inputs.at(0);
+    const int y = node.outputs.at(0);
+    const Shape& in = shape(x);
+    const Shape& out = shape(y);
+    const std::string mode = node.attrs.value("mode", std::string("nearest"));
+    const std::string coordinates = node.attrs.value("coordinate_transformation_mode", std::string("asymmetric"));
+    const std::string rounding = node.attrs.value("nearest_mode", std::string("round_prefer_floor"));
+    if (mode != "nearest") fail("network '{}': node '{}': Resize mode '{}' is not supported", network_, node.name, mode);
+    bool integer_upscale = in.size() == 4 && in[0] == out[0] && in[1] == out[1];
+    for (std::size_t d = 2; d < in.size() && integer_upscale; ++d) integer_upscale = out[d] % in[d] == 0 && out[d] >= in[d];
+    // With an integer factor every ONNX coordinate/rounding mode picks floor(dst / factor), which is
+    // what oneDNN's nearest resampling computes; anything else goes to the plain kernel.
+    const bool onednn_matches = integer_upscale && coordinates != "align_corners" && coordinates != "tf_crop_and_resize";
+    if (onednn_matches) {
+      const int src = value_of(x);
+      const memory::desc dst_md = like(plan_.values[src].md, out);
+      const dnnl::resampling_forward::desc desc(prop_kind::forward_inference, algorithm::resampling_nearest,
+                                                plan_.values[src].md, dst_md);
+      const dnnl::resampling_forward::primitive_desc pd(desc, attr_, engine_);
+      const int dst = define_output(y, pd.dst_desc());
+      add_primitive(pd, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      return;
+    }
+    const int src = plain_value(x);
+    const int dst = define_output(y, plain_md(out));
+    add_kernel([=](const std::vector<void*>& data) {
+      resize_nearest(static_cast<const float*>(data[0]), in, static_cast<float*>(data[1]), out, coordinates, rounding);
+    }, {src, dst});
+  }
+
+  void lower_reshape(const ir::Node& node) {
+    const int x = node.inputs.at(0);
+    const int y = node.outputs.at(0);
+    const int src = plain_value(x);
+    const int dst = define_output(y, plain_md(shape(y)));
+    plan_.values[dst].alias_of = src;
+    aliased_[root_of(src)] = true;
+  }
+
+  void lower_transpose(const ir::Node& node) {
+    const int x = node.inputs.at(0);
+    const int y = node.outputs.at(0);
+    const auto perm = ints(node.attrs, "perm");
+    const Shape& in = shape(x);
+    const auto in_strides = strides_of(in);
+    Dims view_dims;
+    Dims view_strides;
+    for (auto axis : perm) {
+      view_dims.push_back(in.at(axis));
+      view_strides.push_back(in_strides.at(axis));
+    }
+    const int src = plain_value(x);
+    // The input read through permuted strides is the output; a reorder makes it dense.
+    const int view = add_value(memory::desc(view_dims, kF32, view_strides));
+    plan_.values[view].alias_of = src;
+    aliased_[root_of(src)] = true;
+    const int dst = define_output(y, plain_md(shape(y)));
+    add_reorder(view, dst, node.name);
+  }
+
+  void add_slice_copy(int src, const Shape& in, const std::vector<std::int64_t>& starts,
+                      const std::vector<std::int64_t>& steps, int y) {
+    const Shape& out = shape(y);
+    const bool unit_steps = std::all_of(steps.begin(), steps.end(), [](std::int64_t s) { return s == 1; });
+    if (unit_steps) {
+      const memory::desc view_md =
+          plan_.values[src].md.submemory_desc(Dims(out.begin(), out.end()), Dims(starts.begin(), starts.end()));
+      const int view = add_value(view_md);
+      plan_.values[view].alias_of = src;
+      aliased_[root_of(src)] = true;
+      add_reorder(view, define_output(y, like(plan_.values[src].md, out)), "slice");
+      return;
+    }
+    const int dst = define_output(y, plain_md(out));
+    add_kernel([=](const std::vector<void*>& data) {
+      strided_slice(static_cast<const float*>(data[0]), in, starts, steps, static_cast<float*>(data[1]), out);
+    }, {src, dst});
+  }
+
+  void lower_slice(const ir::Node& node) {
+    const int x = node.inputs.at(0);
+    const auto starts = ints(node.attrs, "starts");
+    const auto steps = ints(node.attrs, "steps", std::vector<std::int64_t>(starts.size(), 1));
+    add_slice_copy(plain_value(x), shape(x), starts, steps, node.outputs.at(0));
+  }
+
+  void lower_split(const ir::Node& node) {
+    const int x = node.inputs.at(0);
+    const int axis = node.attrs.at("axis").get<int>();
+    const Shape& in = shape(x);
+    int src = value_of(x);
+    // Channel splits at block boundaries read the blocked layout in place; others go plain.
+    const auto tag = tag_of(plan_.values[src].md);
+    bool blocked_ok = tag.has_value();
+    if (tag && *tag != Tag::abcd && *tag != Tag::acdb) {
+      const std::int64_t block = *tag == Tag::aBcd16b ? 16 : *tag == Tag::aBcd8b ? 8 : 4;
+      for (int output : node.outputs) blocked_ok = blocked_ok && (axis != 1 || shape(output)[1] % block == 0);
+    }
+    if (!blocked_ok) src = plain_value(x);
+    std::vector<std::int64_t> starts(in.size(), 0);
+    for (int output : node.outputs) {
+      add_slice_copy(src, in, starts, std::vector<std::int64_t>(in.size(), 1), output);
+      starts[axis] += shape(output)[axis];
+    }
+  }
+
+  void lower_softmax(const ir::Node& node) {
+    const int x = node.inputs.at(0);
+    const int y = node.outputs.at(0);
+    int axis = node.attrs.value("axis", -1);
+    if (axis < 0) axis += static_cast<int>(shape(x).size());
+    const int src = plain_value(x);
+    const dnnl::softmax_forward::desc desc(prop_kind::forward_inference, plan_.values[src].md, axis);
+    const dnnl::softmax_forward::primitive_desc pd(desc, attr_, engine_);
+    const int dst = define_output(y, pd.dst_desc());
+    add_primitive(pd, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  }
+
+  void lower_gather(const ir::Node& node) {
+    const int x = node.inputs.at(0);
+    const int y = node.outputs.at(0);
+    const Shape& in = shape(x);
+    int axis = node.attrs.at("axis").get<int>();
+    if (axis < 0) axis += static_cast<int>(in.size());
+    auto indices = ints(node.attrs, "indices");
+    for (auto& index : indices) {
+      if (index < 0) index += in.at(axis);
+      if (index < 0 || index >= in.at(axis)) fail("network '{}': node '{}': Gather index out of range", network_, node.name);
+    }
+    const std::int64_t outer = std::accumulate(in.begin(), in.begin() + axis, std::int64_t{1}, std::multiplies<>());
+    const std::int64_t inner = std::accumulate(in.begin() + axis + 1, in.end(), std::int64_t{1}, std::multiplies<>());
+    const std::int64_t axis_size = in.at(axis);
+    const int src = plain_value(x);
+    const int dst = define_output(y, plain_md(shape(y)));
+    add_kernel([=](const std::vector<void*>& data) {
+      gather_rows(static_cast<const float*>(data[0]), outer, axis_size, inner, indices, static_cast<float*>(data[1]));
+    }, {src, dst});
+  }
+
+  // ---- memory plan ----------------------------------------------------------------------------
+  void place_in_arena() {
+    const int value_count = static_cast<int>(plan_.values.size());
+    std::vector<int> first(value_count, -1);
+    std::vector<int> last(value_count, -1);
+    for (int s = 0; s < static_cast<int>(plan_.steps.size()); ++s) {
+      for (const auto& [arg, value] : plan_.steps[s].args) {
+        const int root = root_of(value);
+        if (first[root] < 0) first[root] = s;
+        last[root] = s;
+      }
+    }
+    std::vector<int> arena_roots;
+    std::vector<BufferLifetime> lifetimes;
+    for (int v = 0; v < value_count; ++v) {
+      const Value& value = plan_.values[v];
+      if (value.alias_of >= 0 || value.constant != nullptr || value.external || first[v] < 0) continue;
+      std::size_t size = value.md.get_size();
+      // Aliases may describe more bytes than the root (padded blocked views): reserve the largest.
+      for (int other = 0; other < value_count; ++other) {
+        if (plan_.values[other].alias_of >= 0 && root_of(other) == v) size = std::max(size, plan_.values[other].md.get_size());
+      }
+      arena_roots.push_back(v);
+      lifetimes.push_back({size, first[v], last[v]});
+    }
+    const MemoryPlan memory_plan = plan_memory(lifetimes);
+    for (std::size_t i = 0; i < arena_roots.size(); ++i) plan_.values[arena_roots[i]].arena_offset = memory_plan.offsets[i];
+    plan_.arena_bytes = memory_plan.arena_bytes;
+  }
+
+  const ir::Graph& graph_;
+  const dnnl::engine& engine_;
+  std::string network_;
+  StagePlan plan_;
+  dnnl::primitive_attr attr_;
+  std::vector<int> tensor_value_;
+  std::vector<int> last_use_;
+  std::map<int, bool> aliased_;
+  std::vector<std::pair<int, int>> converted_;
+  int current_node_ = -1;
+};
+
+}  // namespace
+
+StagePlan build_stage_plan(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,
+                           const std::string& network_name) {
+  return PlanBuilder(graph, batch, engine, network_name).build();
+}
+
+}  // namespace vapipe::infer

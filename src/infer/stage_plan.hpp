@@ -1,0 +1,52 @@
+#pragma once
+// A stage of a network made executable on this CPU: oneDNN primitives in execution order, the memory
+// descriptor of every intermediate value (layouts chosen once, by the convolutions), packed weights
+// and an arena plan. Building it is the "load" cost; executing it allocates nothing.
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <dnnl.hpp>
+
+#include "core/graph.hpp"
+#include "infer/aligned_buffer.hpp"
+
+namespace vapipe::infer {
+
+struct Value {
+  dnnl::memory::desc md;
+  int alias_of = -1;               // shares the bytes of another value (reshape views, in-place sum)
+  const void* constant = nullptr;  // weights and other constants, bound in place
+  bool external = false;           // a graph input or output: its bytes live outside the arena
+  std::size_t arena_offset = 0;    // for arena values, after planning
+};
+
+struct Step {
+  std::string node_name;
+  dnnl::primitive primitive;  // empty when `kernel` is set
+  std::vector<std::pair<int, int>> args;  // (DNNL_ARG_*, value id)
+  dnnl::memory::desc scratchpad_md;
+  // Hand-written kernels (ops oneDNN lacks): receives the data pointers of `args` in order.
+  std::function<void(const std::vector<void*>&)> kernel;
+};
+
+struct StagePlan {
+  std::int64_t batch = 0;
+  std::vector<Value> values;
+  std::vector<Step> steps;
+  std::vector<int> input_values;   // plain, external
+  std::vector<int> output_values;  // plain, external
+  std::vector<std::string> input_names, output_names;
+  std::vector<Shape> input_shapes, output_shapes;
+  std::vector<AlignedBuffer> packed_constants;  // weights reordered to the layouts the kernels want
+  std::size_t arena_bytes = 0;
+  std::size_t scratchpad_bytes = 0;
+};
+
+StagePlan build_stage_plan(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,
+                           const std::string& network_name);
+
+dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type type = dnnl::memory::data_type::f32);
+
+}  // namespace vapipe::infer

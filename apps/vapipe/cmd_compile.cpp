@@ -1,11 +1,114 @@
+#include <unistd.h>
+
+#include <chrono>
+#include <charconv>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
 #include "apps/vapipe/commands.hpp"
+#include "compiler/compiler.hpp"
 #include "core/error.hpp"
+#include "core/package.hpp"
 
 namespace vapipe::cli {
+namespace {
+
+struct CompileArgs {
+  std::string model;
+  std::string output;
+  std::string name;
+  std::string batch = "1";
+  std::string shape = "static";
+  std::string input_size;
+  std::string model_type = "auto";
+  bool full_graph = false;
+};
+
+std::int64_t parse_positive(const std::string& text, const std::string& what) {
+  std::int64_t value = 0;
+  const auto* end = text.data() + text.size();
+  const auto result = std::from_chars(text.data(), end, value);
+  if (text.empty() || result.ec != std::errc() || result.ptr != end || value <= 0) {
+    fail("{} '{}' is not a positive integer", what, text);
+  }
+  return value;
+}
+
+std::vector<std::int64_t> parse_batches(const std::string& text) {
+  std::vector<std::int64_t> batches;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    batches.push_back(parse_positive(piece, "--batch value"));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return batches;
+}
+
+std::pair<int, int> parse_size(const std::string& text) {
+  const auto x = text.find_first_of("xX");
+  if (x == std::string::npos) fail("--input-size '{}' is not WxH (e.g. 640x384)", text);
+  const auto width = parse_positive(text.substr(0, x), "--input-size width");
+  const auto height = parse_positive(text.substr(x + 1), "--input-size height");
+  if (width > 16384 || height > 16384) fail("--input-size '{}' is too large", text);
+  return {static_cast<int>(width), static_cast<int>(height)};
+}
+
+void run_compile(const CompileArgs& args) {
+  const auto started = std::chrono::steady_clock::now();
+  compiler::CompileOptions options;
+  options.onnx_path = args.model;
+  options.name = args.name;
+  options.batches = parse_batches(args.batch);
+  if (args.shape != "static" && args.shape != "dynamic") fail("--shape '{}' must be static or dynamic", args.shape);
+  options.dynamic_shape = args.shape == "dynamic";
+  if (!args.input_size.empty()) options.input_size = parse_size(args.input_size);
+  options.model_type = args.model_type;
+  options.full_graph = args.full_graph;
+  options.show_progress = ::isatty(STDERR_FILENO) == 1;
+  ir::Package package;
+  package.networks.push_back(compiler::compile_onnx(options));
+  ir::write_package(package, args.output);
+
+  std::size_t nodes = 0;
+  std::size_t weight_bytes = 0;
+  // Stages repeat the same weights; the package stores identical blobs once, so count them once.
+  std::set<std::pair<std::size_t, std::size_t>> counted;
+  const auto& network = package.networks.front();
+  for (const auto& stage : network.stages) {
+    nodes += stage.graph.nodes.size();
+    for (const auto& tensor : stage.graph.tensors) {
+      if (!tensor.data) continue;
+      const std::string_view bytes(reinterpret_cast<const char*>(tensor.data->data), tensor.data->size);
+      if (counted.insert({tensor.data->size, std::hash<std::string_view>{}(bytes)}).second) weight_bytes += tensor.data->size;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::printf("%s: network '%s' (%s), 1 network, %zu stage(s), %zu nodes, %.2f MB weights, %.2f s\n",
+              args.output.c_str(), network.name.c_str(), network.metadata.value("model_type", "raw").c_str(),
+              network.stages.size(), nodes, static_cast<double>(weight_bytes) / 1e6, seconds);
+}
+
+}  // namespace
 
 void register_compile(CLI::App& app) {
-  auto* command = app.add_subcommand("compile", "(being written)");
-  command->callback([] { fail("'compile' is not implemented yet"); });
+  auto args = std::make_shared<CompileArgs>();
+  auto* command = app.add_subcommand("compile", "Compile an ONNX detector into a .vpk package");
+  command->add_option("model", args->model, "ONNX model file")->required();
+  command->add_option("-o,--output", args->output, "Output .vpk file")->required();
+  command->add_option("--name", args->name, "Network name (default: the model file's stem)");
+  command->add_option("--batch", args->batch, "Comma-separated batch sizes, one stage each (e.g. 1,4)");
+  command->add_option("--shape", args->shape, "static | dynamic (inputs may be smaller than compiled)");
+  command->add_option("--input-size", args->input_size, "WxH input size overriding the export's");
+  command->add_option("--model-type", args->model_type, "yolov5 | yolov8 | yolofastestv2 | raw | auto");
+  command->add_flag("--full-graph", args->full_graph, "Keep the YOLO decode instead of cutting at the raw head");
+  command->callback([args] { run_compile(*args); });
 }
 
 }  // namespace vapipe::cli

@@ -1,0 +1,108 @@
+#include "compiler/compiler.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "compiler/graph_passes.hpp"
+#include "compiler/head_cut.hpp"
+#include "compiler/metadata.hpp"
+#include "compiler/onnx_importer.hpp"
+#include "core/error.hpp"
+#include "core/progress_bar.hpp"
+
+namespace vapipe::compiler {
+namespace {
+
+const std::vector<std::string> kModelTypes = {"auto", "yolov5", "yolov8", "yolofastestv2", "raw"};
+
+void check_options(const CompileOptions& options) {
+  if (std::find(kModelTypes.begin(), kModelTypes.end(), options.model_type) == kModelTypes.end()) {
+    fail("unknown model type '{}' (expected yolov5, yolov8, yolofastestv2, raw or auto)", options.model_type);
+  }
+  if (options.batches.empty()) fail("no batch sizes given");
+  for (auto batch : options.batches) {
+    if (batch <= 0 || batch > 1024) fail("batch size {} is out of range (1..1024)", batch);
+  }
+  if (options.input_size && (options.input_size->first <= 0 || options.input_size->second <= 0)) {
+    fail("input size {}x{} is invalid", options.input_size->first, options.input_size->second);
+  }
+}
+
+// The declared output shape when it is fully static; otherwise the shape of a batch-1 full import.
+Shape output_shape(const OnnxModel& model) {
+  const auto& graph = model.proto.graph();
+  if (graph.output_size() == 0) fail("{}: the graph has no outputs", model.label);
+  Shape shape;
+  const auto& type = graph.output(0).type();
+  if (type.has_tensor_type() && type.tensor_type().has_shape()) {
+    for (const auto& dim : type.tensor_type().shape().dim()) shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+  }
+  if (!shape.empty() && std::all_of(shape.begin(), shape.end(), [](std::int64_t d) { return d > 0; })) return shape;
+  const ir::Graph full = lower_onnx(model, ImportRequest{});
+  return full.tensors.at(static_cast<std::size_t>(full.outputs.at(0))).shape;
+}
+
+struct Plan {
+  std::string model_type;
+  bool cut = false;
+  std::vector<std::string> head_outputs;
+};
+
+Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
+  Plan plan;
+  plan.model_type = options.model_type == "auto" ? detect_model_type(model, output_shape(model)) : options.model_type;
+  plan.cut = !options.full_graph && (plan.model_type == "yolov5" || plan.model_type == "yolov8");
+  if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
+  return plan;
+}
+
+ir::Graph import_stage(const OnnxModel& model, const Plan& plan, const CompileOptions& options, std::int64_t batch) {
+  ImportRequest request;
+  request.batch = batch;
+  request.input_size = options.input_size;
+  request.outputs = plan.head_outputs;
+  ir::Graph graph = lower_onnx(model, request);
+  if (plan.cut) sort_outputs_by_stride(graph);
+  eliminate_dead_code(graph);
+  return graph;
+}
+
+}  // namespace
+
+ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
+  check_options(options);
+  const OnnxModel model = load_onnx(options.onnx_path);
+  return import_stage(model, make_plan(model, options), options, batch);
+}
+
+ir::Network compile_onnx(const CompileOptions& options) {
+  check_options(options);
+  const OnnxModel model = load_onnx(options.onnx_path);
+  std::vector<std::int64_t> batches = options.batches;
+  std::sort(batches.begin(), batches.end());
+  batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+
+  std::optional<ProgressBar> progress;
+  if (options.show_progress) progress.emplace("compile " + model.label, batches.size() + 1);
+  const Plan plan = make_plan(model, options);
+  spdlog::debug("{}: model type {}, opset {}, {}", model.label, plan.model_type, model.opset,
+                plan.cut ? "raw-head cut" : "full graph");
+  if (progress) progress->advance();
+
+  ir::Network network;
+  network.name = options.name.empty() ? std::filesystem::path(options.onnx_path).stem().string() : options.name;
+  network.dynamic_shape = options.dynamic_shape;
+  for (auto batch : batches) {
+    ir::Graph graph = import_stage(model, plan, options, batch);
+    if (options.optimize) optimize_graph(graph);
+    network.stages.push_back({batch, std::move(graph)});
+    if (progress) progress->advance();
+  }
+  network.metadata = build_metadata(model, plan.model_type, plan.cut, network.stages.front().graph);
+  if (progress) progress->finish();
+  return network;
+}
+
+}  // namespace vapipe::compiler

@@ -1,0 +1,70 @@
+#include "compiler/head_cut.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/error.hpp"
+
+namespace vapipe::compiler {
+
+std::vector<std::string> find_head_outputs(const OnnxModel& model, const std::string& model_type) {
+  const auto& graph = model.proto.graph();
+  if (graph.output_size() == 0) fail("{}: the graph has no outputs", model.label);
+  std::unordered_map<std::string, int> producer;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    for (const auto& output : graph.node(i).output()) producer[output] = i;
+  }
+  auto produced_by = [&](const std::string& name, const char* op) {
+    const auto found = producer.find(name);
+    return found != producer.end() && graph.node(found->second).op_type() == op;
+  };
+  // YOLOv8's DFL: a fixed 1x1 Conv with one output channel over the softmaxed box distribution.
+  auto is_dfl_conv = [&](const onnx::NodeProto& node) {
+    if (node.input_size() < 2) return false;
+    const auto weights = find_constant(model, node.input(1));
+    return weights && weights->shape.size() == 4 && weights->shape[0] == 1 && weights->shape[2] == 1 &&
+           weights->shape[3] == 1;
+  };
+  std::vector<std::string> heads;
+  std::unordered_set<std::string> seen;
+  std::vector<std::string> stack{graph.output(0).name()};
+  while (!stack.empty()) {
+    const std::string name = stack.back();
+    stack.pop_back();
+    if (!seen.insert(name).second) continue;
+    const auto found = producer.find(name);
+    if (found == producer.end()) continue;
+    const auto& node = graph.node(found->second);
+    bool is_head = false;
+    if (model_type == "yolov8") {
+      if (node.op_type() == "Concat" && node.input_size() >= 2) {
+        is_head = std::all_of(node.input().begin(), node.input().end(),
+                              [&](const std::string& input) { return produced_by(input, "Conv"); });
+      } else if (node.op_type() == "Conv") {
+        is_head = !is_dfl_conv(node);
+      }
+    } else {
+      is_head = node.op_type() == "Conv";
+    }
+    if (is_head) {
+      if (std::find(heads.begin(), heads.end(), name) == heads.end()) heads.push_back(name);
+      continue;
+    }
+    for (const auto& input : node.input()) {
+      if (!input.empty()) stack.push_back(input);
+    }
+  }
+  if (heads.empty()) fail("{}: no head convolution found for the raw-head cut (use --full-graph)", model.label);
+  return heads;
+}
+
+void sort_outputs_by_stride(ir::Graph& graph) {
+  auto height = [&](int index) {
+    const auto& shape = graph.tensors.at(static_cast<std::size_t>(index)).shape;
+    return shape.size() == 4 ? shape[2] : 0;
+  };
+  std::stable_sort(graph.outputs.begin(), graph.outputs.end(), [&](int a, int b) { return height(a) > height(b); });
+}
+
+}  // namespace vapipe::compiler

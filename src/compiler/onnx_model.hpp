@@ -1,0 +1,46 @@
+#pragma once
+// Loading an ONNX file and reading its tensors. ONNX constants are kept as doubles during import: shape
+// arithmetic is exact in int64 range up to 2^53 and float weights convert without loss.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "core/dtype.hpp"
+
+namespace vapipe::compiler {
+
+struct OnnxModel {
+  onnx::ModelProto proto;
+  std::string path;
+  std::string label;        // the file name, used to start every message
+  std::int64_t opset = 0;   // of the default ("" / "ai.onnx") domain
+};
+
+// A compile-time constant: an initializer, a Constant node or a folded value.
+struct Constant {
+  Shape shape;
+  std::vector<double> values;
+  bool is_int = false;
+};
+
+// Parses the file; throws vapipe::Error naming the file when it is missing or not an ONNX model.
+OnnxModel load_onnx(const std::string& path);
+
+// Converts a TensorProto (FP32, FP16, FP64, integer and bool types; raw or typed storage) with bounds
+// checks; `where` names the tensor in messages.
+Constant read_tensor(const onnx::TensorProto& tensor, const std::string& where);
+
+// The value of an initializer or a Constant node output named `name`, if the graph has one.
+std::optional<Constant> find_constant(const OnnxModel& model, const std::string& name);
+
+// Node attributes with ONNX defaults when absent.
+const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, const std::string& name);
+std::int64_t attribute_int(const onnx::NodeProto& node, const std::string& name, std::int64_t fallback);
+float attribute_float(const onnx::NodeProto& node, const std::string& name, float fallback);
+std::string attribute_string(const onnx::NodeProto& node, const std::string& name, const std::string& fallback);
+std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& node, const std::string& name);
+
+}  // namespace vapipe::compiler

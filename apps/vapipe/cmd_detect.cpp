@@ -1,11 +1,165 @@
+// `vapipe detect FILE.vpk IMAGE...`: still-image detection with the same fused preprocessing and
+// post-processing the video pipeline uses, so its output is the reference users compare against.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "apps/vapipe/commands.hpp"
 #include "core/error.hpp"
+#include "models/post_processor.hpp"
+#include "vapipe/runtime.hpp"
+#include "vision/fused_preprocess.hpp"
+#include "vision/image_io.hpp"
+#include "vision/osd.hpp"
 
 namespace vapipe::cli {
 
+namespace {
+
+struct DetectOptions {
+  std::string package;
+  std::vector<std::string> images;
+  std::string network;
+  float conf_threshold = 0.25f;
+  float iou_threshold = 0.45f;
+  int max_detections = 300;
+  int threads = 0;
+  bool json = false;
+  std::string save_dir;
+};
+
+void print_detections(const DetectOptions& options, const std::string& image,
+                      const std::vector<models::Detection>& detections, const models::PostProcessor& post) {
+  if (options.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& d : detections) {
+      list.push_back({{"class_id", d.class_id},
+                      {"label", post.label(d.class_id)},
+                      {"score", d.score},
+                      {"box", {d.x1, d.y1, d.x2, d.y2}}});
+    }
+    const nlohmann::json line = {{"image", image}, {"detections", std::move(list)}};
+    std::fputs((line.dump() + "\n").c_str(), stdout);
+    return;
+  }
+  for (const auto& d : detections) {
+    std::fputs(fmt::format("{}: {} {:.3f} {:.1f} {:.1f} {:.1f} {:.1f}\n", image, post.label(d.class_id),
+                           d.score, d.x1, d.y1, d.x2, d.y2)
+                   .c_str(),
+               stdout);
+  }
+}
+
+void save_annotated(const DetectOptions& options, const std::string& image_path, cv::Mat& image,
+                    const std::vector<models::Detection>& detections, const models::PostProcessor& post) {
+  std::vector<vision::OsdBox> boxes;
+  for (const auto& d : detections) {
+    boxes.push_back(
+        {d.x1, d.y1, d.x2, d.y2, d.class_id, fmt::format("{} {:.2f}", post.label(d.class_id), d.score)});
+  }
+  vision::draw_boxes(image, boxes);
+  vision::save_image(
+      (std::filesystem::path(options.save_dir) / std::filesystem::path(image_path).filename()).string(),
+      image);
+}
+
+void run_detect(const DetectOptions& options) {
+  // Fail on a missing image before spending time on loading the model and running anything.
+  for (const auto& image : options.images) {
+    if (!std::filesystem::is_regular_file(image)) fail("image '{}': no such file", image);
+  }
+  if (!options.save_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(options.save_dir, error);
+    if (error) fail("--save '{}': cannot create the folder: {}", options.save_dir, error.message());
+  }
+  const auto model = Model::load(options.package);
+  const auto network = model->network(options.network);
+  const nlohmann::json& metadata = network->metadata();
+
+  const std::int64_t max_batch = network->max_batch();
+  const auto inputs = network->inputs(max_batch);
+  if (inputs.size() != 1)
+    fail("network '{}' has {} inputs; detect needs one image input", network->name(), inputs.size());
+  const Shape& input_shape = inputs[0].shape;
+  if (input_shape.size() != 4 || input_shape[1] != 3) {
+    fail("network '{}': input '{}' has shape {}, expected [N, 3, H, W]", network->name(), inputs[0].name,
+         shape_to_string(input_shape));
+  }
+  vision::PreprocessOptions pre = vision::PreprocessOptions::from_metadata(metadata);
+  // The compiled shape is the truth; metadata may describe the ONNX export's nominal size.
+  pre.height = static_cast<int>(input_shape[2]);
+  pre.width = static_cast<int>(input_shape[3]);
+
+  models::PostprocessOptions post_options = models::PostprocessOptions::from_metadata(metadata);
+  post_options.thresholds.conf_threshold = options.conf_threshold;
+  post_options.nms.iou_threshold = options.iou_threshold;
+  post_options.nms.max_detections = static_cast<std::size_t>(std::max(0, options.max_detections));
+  models::PostProcessor post(metadata, network->outputs(max_batch), post_options);
+
+  ExecutionContext context(network, {.threads = options.threads});
+  const std::int64_t image_size = 3 * input_shape[2] * input_shape[3];
+  std::vector<float> input(static_cast<std::size_t>(max_batch * image_size));
+  const int preprocess_threads = std::max(1, options.threads);
+  std::vector<ConstTensorView> outputs;
+  std::vector<models::Detection> detections;
+
+  for (std::size_t first = 0; first < options.images.size(); first += static_cast<std::size_t>(max_batch)) {
+    const std::size_t count = std::min(options.images.size() - first, static_cast<std::size_t>(max_batch));
+    std::vector<cv::Mat> images(count);
+    std::vector<vision::LetterboxTransform> transforms(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      images[i] = vision::load_image(options.images[first + i]);
+      vision::FusedPreprocessor preprocessor(vision::PixelFormat::kBgr24, images[i].cols, images[i].rows, pre,
+                                             preprocess_threads);
+      preprocessor.run(vision::view_of_bgr(images[i]),
+                       input.data() + static_cast<std::int64_t>(i) * image_size);
+      transforms[i] = preprocessor.transform();
+    }
+    const auto batch = static_cast<std::int64_t>(count);
+    context.run({ConstTensorView{input.data(), DType::kF32, {batch, 3, input_shape[2], input_shape[3]}}});
+    outputs.clear();
+    for (std::size_t o = 0; o < context.output_count(); ++o) outputs.push_back(context.output(o));
+    for (std::size_t i = 0; i < count; ++i) {
+      post.run(outputs, static_cast<std::int64_t>(i), detections);
+      vision::map_boxes_back(std::span(detections), transforms[i]);
+      const std::string& path = options.images[first + i];
+      print_detections(options, path, detections, post);
+      if (!options.save_dir.empty()) save_annotated(options, path, images[i], detections, post);
+    }
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
 void register_detect(CLI::App& app) {
-  auto* command = app.add_subcommand("detect", "(being written)");
-  command->callback([] { fail("'detect' is not implemented yet"); });
+  auto options = std::make_shared<DetectOptions>();
+  auto* command = app.add_subcommand("detect", "Detect objects in still images with a compiled .vpk model");
+  command->add_option("package", options->package, "Compiled model package (.vpk)")->required();
+  command->add_option("images", options->images, "Image files (JPEG, PNG, ...)")->required();
+  command->add_option("--net", options->network, "Network of the package to run (default: its first)");
+  command->add_option("--conf", options->conf_threshold, "Score threshold (final score = obj * cls)")
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->capture_default_str();
+  command->add_option("--iou", options->iou_threshold, "NMS IoU threshold (per class)")
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->capture_default_str();
+  command->add_option("--max-det", options->max_detections, "Most detections per image")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--threads", options->threads, "Worker threads (0: every core)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_flag("--json", options->json, "One JSON object per image per line");
+  command->add_option("--save", options->save_dir, "Write annotated images into this folder");
+  command->callback([options] { run_detect(*options); });
 }
 
 }  // namespace vapipe::cli

@@ -1,0 +1,52 @@
+#pragma once
+// Decoders of the YOLO family's output tensors for ONE image of a batch. Each appends candidates (before
+// NMS) in network input pixels to `out`. Layouts are documented in docs/postprocessing.md.
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "models/detection.hpp"
+
+namespace vapipe::models {
+
+using Anchor = std::array<float, 2>;  // width, height in input pixels
+
+// One level of YOLOv5's raw Detect head: [na * (5 + nc), height, width] logits (before sigmoid).
+struct RawHeadLevel {
+  const float* data = nullptr;
+  int height = 0;
+  int width = 0;
+  float stride = 8.0f;
+  std::span<const Anchor> anchors;
+};
+
+// YOLOv5 raw head: sigmoid; cx = (2 sx - 0.5 + gx) * stride; w = (2 sw)^2 * anchor_w; score = obj * cls.
+// Cells whose objectness logit is not above logit(objectness_floor) cost one compare.
+void decode_yolov5_raw(std::span<const RawHeadLevel> levels, int num_classes,
+                       const ScoreThresholds& thresholds, std::vector<Detection>& out);
+
+// YOLOv5 decoded output: [count, 5 + nc] rows (cx, cy, w, h, obj, cls...), already sigmoid.
+void decode_yolov5_full(const float* data, std::int64_t count, int num_classes,
+                        const ScoreThresholds& thresholds, std::vector<Detection>& out);
+
+// YOLOv8 decoded output: [4 + nc, count] (cx, cy, w, h, class scores; no objectness), channel-major.
+// `best_scratch` keeps its capacity between calls (avoids an allocation per frame).
+void decode_yolov8_full(const float* data, std::int64_t count, int num_classes,
+                        const ScoreThresholds& thresholds, std::vector<Detection>& out,
+                        std::vector<float>& best_scratch);
+
+// Yolo-FastestV2 (dog-qiuqiu) exported output: rows [batch * sum(h * w), 4 na + na + nc], ordered scale by
+// scale, and within a scale batch item by batch item, then row-major cells; columns reg (anchor-major,
+// sigmoid), obj (sigmoid), cls (softmax, shared by the anchors of a cell).
+struct FastestV2Scale {
+  int height = 0;
+  int width = 0;
+  float stride = 16.0f;
+  std::vector<Anchor> anchors;
+};
+void decode_yolofastestv2(const float* data, std::int64_t batch, std::int64_t batch_index,
+                          std::span<const FastestV2Scale> scales, int num_classes,
+                          const ScoreThresholds& thresholds, std::vector<Detection>& out);
+
+}  // namespace vapipe::models

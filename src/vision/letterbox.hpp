@@ -1,0 +1,39 @@
+#pragma once
+// Letterbox geometry (YOLOv5's letterbox(auto=False)): scale the image to fit the network input keeping its
+// aspect ratio, centre it, pad the rest. The transform maps detections back to source pixels.
+#include <span>
+
+namespace vapipe::vision {
+
+struct LetterboxTransform {
+  // resized / source size per axis. Equal for a letterbox up to the rounding of the resized size;
+  // kept separate so a plain stretch (letterbox off, e.g. Yolo-FastestV2) uses the same mapping.
+  float scale_x = 1.0f;
+  float scale_y = 1.0f;
+  int pad_x = 0;  // left padding in network input pixels
+  int pad_y = 0;  // top padding
+  int resized_width = 0;
+  int resized_height = 0;
+  int source_width = 0;
+  int source_height = 0;
+  int target_width = 0;
+  int target_height = 0;
+
+  // Maps a box from network input pixels to source image pixels, clamped to [0, source size].
+  void map_back(float& x1, float& y1, float& x2, float& y2) const;
+};
+
+// scale = min(W/w, H/h); resized size rounded half-to-even like Python's round(); the padding split as
+// YOLOv5 does it: left = round(dw/2 - 0.1), right = round(dw/2 + 0.1) (the odd pixel goes right/bottom).
+LetterboxTransform compute_letterbox(int source_width, int source_height, int target_width,
+                                     int target_height);
+// The whole input is the resized image (aspect ratio not kept, no padding).
+LetterboxTransform compute_stretch(int source_width, int source_height, int target_width, int target_height);
+
+// Maps every box (anything with float x1, y1, x2, y2 members, e.g. models::Detection) back to source pixels.
+template <typename Box>
+void map_boxes_back(std::span<Box> boxes, const LetterboxTransform& transform) {
+  for (auto& box : boxes) transform.map_back(box.x1, box.y1, box.x2, box.y2);
+}
+
+}  // namespace vapipe::vision

@@ -1,0 +1,49 @@
+#include "vision/osd.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include <opencv2/imgproc.hpp>
+
+namespace vapipe::vision {
+
+namespace {
+
+// Ultralytics' palette, so annotated frames look familiar to YOLO users.
+constexpr std::array<std::uint32_t, 20> kPalette = {
+    0xFF3838, 0xFF9D97, 0xFF701F, 0xFFB21D, 0xCFD231, 0x48F90A, 0x92CC17, 0x3DDB86, 0x1A9334, 0x00D4BB,
+    0x2C99A8, 0x00C2FF, 0x344593, 0x6473FF, 0x0018EC, 0x8438FF, 0x520085, 0xCB38FF, 0xFF95C8, 0xFF37C7};
+
+cv::Scalar color_for(int index) {
+  const std::uint32_t rgb = kPalette[static_cast<std::size_t>(std::abs(index)) % kPalette.size()];
+  return {static_cast<double>(rgb & 0xFF), static_cast<double>((rgb >> 8) & 0xFF),
+          static_cast<double>((rgb >> 16) & 0xFF)};
+}
+
+}  // namespace
+
+void draw_boxes(cv::Mat& bgr_image, std::span<const OsdBox> boxes) {
+  const int thickness = std::max(1, static_cast<int>(std::lround((bgr_image.cols + bgr_image.rows) * 0.001)));
+  const double font_scale = thickness / 3.0 + 0.2;
+  for (const OsdBox& box : boxes) {
+    const cv::Scalar color = color_for(box.color_index);
+    const cv::Point top_left(static_cast<int>(std::lround(box.x1)), static_cast<int>(std::lround(box.y1)));
+    const cv::Point bottom_right(static_cast<int>(std::lround(box.x2)),
+                                 static_cast<int>(std::lround(box.y2)));
+    cv::rectangle(bgr_image, top_left, bottom_right, color, thickness, cv::LINE_AA);
+    if (box.label.empty()) continue;
+    int baseline = 0;
+    const cv::Size text =
+        cv::getTextSize(box.label, cv::FONT_HERSHEY_SIMPLEX, font_scale, thickness, &baseline);
+    // Label above the box when it fits, inside it otherwise.
+    const bool above = top_left.y - text.height - baseline >= 0;
+    const cv::Point text_origin(top_left.x, above ? top_left.y - baseline : top_left.y + text.height);
+    cv::rectangle(bgr_image, cv::Point(text_origin.x, text_origin.y - text.height),
+                  cv::Point(text_origin.x + text.width, text_origin.y + baseline), color, cv::FILLED);
+    cv::putText(bgr_image, box.label, text_origin, cv::FONT_HERSHEY_SIMPLEX, font_scale,
+                cv::Scalar(255, 255, 255), thickness, cv::LINE_AA);
+  }
+}
+
+}  // namespace vapipe::vision

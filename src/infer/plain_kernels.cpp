@@ -97,4 +97,24 @@ void gather_rows(const float* input, std::int64_t outer, std::int64_t axis_size,
   }
 }
 
+void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels, std::int64_t spatial) {
+  constexpr std::int64_t kTile = 16;
+  const std::int64_t spatial_tiles = (spatial + kTile - 1) / kTile;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (std::int64_t n = 0; n < batch; ++n) {
+    for (std::int64_t tile = 0; tile < spatial_tiles; ++tile) {
+      const float* source = input + n * spatial * channels;
+      float* target = output + n * spatial * channels;
+      const std::int64_t s_begin = tile * kTile;
+      const std::int64_t s_end = std::min(spatial, s_begin + kTile);
+      for (std::int64_t c_begin = 0; c_begin < channels; c_begin += kTile) {
+        const std::int64_t c_end = std::min(channels, c_begin + kTile);
+        for (std::int64_t c = c_begin; c < c_end; ++c) {
+          for (std::int64_t s = s_begin; s < s_end; ++s) target[c * spatial + s] = source[s * channels + c];
+        }
+      }
+    }
+  }
+}
+
 }  // namespace vapipe::infer

@@ -168,6 +168,21 @@ class PlanBuilder {
 
   void add_reorder(int source, int target, const std::string& what) {
     (void)what;
+    const memory::desc& from = plan_.values[source].md;
+    const memory::desc& to = plan_.values[target].md;
+    if (from.data.ndims == 4 && tag_of(from) == Tag::acdb && to == plain_md(from.dims())) {
+      const Dims dims = from.dims();
+      const Step* previous = nullptr;
+      (void)previous;
+      Step step;
+      step.node_name = what;
+      step.kernel = [n = dims[0], c = dims[1], hw = dims[2] * dims[3]](const std::vector<void*>& data) {
+        nhwc_to_nchw(static_cast<const float*>(data[0]), static_cast<float*>(data[1]), n, c, hw);
+      };
+      step.args = {{0, source}, {0, target}};
+      plan_.steps.push_back(std::move(step));
+      return;
+    }
     auto pd = dnnl::reorder::primitive_desc(engine_, plan_.values[source].md, engine_, plan_.values[target].md, attr_);
     add_primitive(pd, {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, target}});
   }
@@ -267,7 +282,9 @@ class PlanBuilder {
       }
     }
     if (has_sum && sum < 0) fail("network '{}': node '{}': a sum post-op needs a fourth input", network_, node.name);
-    dnnl::primitive_attr attr = attr_;
+    // A fresh attr: dnnl::primitive_attr copies share one handle, and attr_ must stay post-op free.
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_post_ops(post_ops);
     const dnnl::convolution_forward::desc desc(
         prop_kind::forward_inference, algorithm::convolution_direct, any_src, any_weights, bias_md, any_dst,

@@ -1,0 +1,171 @@
+// Seeded differential tests: the oneDNN runtime against the plain reference executor, op by op and on
+// small networks that exercise layouts (blocked/plain), in-place sums, aliasing views and partial batches.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "compiler/reference_executor.hpp"
+#include "core/error.hpp"
+#include "infer/graph_builder.hpp"
+#include "vapipe/runtime.hpp"
+
+namespace vapipe {
+namespace {
+
+using GraphFactory = std::function<ir::Graph(std::int64_t batch)>;
+
+std::shared_ptr<const Network> make_network(const GraphFactory& factory, std::vector<std::int64_t> batches) {
+  auto network = std::make_shared<ir::Network>();
+  network->name = "test";
+  for (auto batch : batches) network->stages.push_back({batch, factory(batch)});
+  return std::make_shared<const Network>(network);
+}
+
+std::vector<float> random_values(const Shape& shape, unsigned seed) {
+  std::mt19937 generator(seed);
+  std::uniform_real_distribution<float> distribution(-1.0F, 1.0F);
+  std::vector<float> values(static_cast<std::size_t>(shape_volume(shape)));
+  for (auto& value : values) value = distribution(generator);
+  return values;
+}
+
+// Runs `batch` samples through the runtime (stages 1 and 4) and the reference; outputs must agree.
+void expect_matches_reference(const GraphFactory& factory, std::int64_t batch, int threads = 2) {
+  const ir::Graph reference_graph = factory(batch);
+  std::vector<std::vector<float>> inputs;
+  std::vector<ConstTensorView> views;
+  for (std::size_t i = 0; i < reference_graph.inputs.size(); ++i) {
+    const Shape& shape = reference_graph.tensors[reference_graph.inputs[i]].shape;
+    inputs.push_back(random_values(shape, 100 + static_cast<unsigned>(i)));
+    views.push_back({inputs.back().data(), DType::kF32, shape});
+  }
+  const auto expected = compiler::run_reference(reference_graph, inputs);
+  ExecutionContext context(make_network(factory, {1, 4}), {.threads = threads});
+  context.run(views);
+  ASSERT_EQ(context.output_count(), expected.size());
+  for (std::size_t o = 0; o < expected.size(); ++o) {
+    const auto output = context.output(o);
+    const auto* actual = static_cast<const float*>(output.data);
+    // Outputs are batch-major: the first expected.size() values belong to the real samples.
+    ASSERT_GE(static_cast<std::size_t>(shape_volume(output.shape)), expected[o].size());
+    double max_reference = 1.0;
+    for (float value : expected[o]) max_reference = std::max(max_reference, static_cast<double>(std::fabs(value)));
+    double worst = 0.0;
+    std::size_t worst_index = 0;
+    for (std::size_t i = 0; i < expected[o].size(); ++i) {
+      const double difference = std::fabs(static_cast<double>(actual[i]) - static_cast<double>(expected[o][i]));
+      if (difference > worst) {
+        worst = difference;
+        worst_index = i;
+      }
+    }
+    EXPECT_LE(worst / max_reference, 1e-4) << "output " << o << " element " << worst_index << ": runtime "
+                                           << actual[worst_index] << " reference " << expected[o][worst_index];
+  }
+}
+
+TEST(RuntimeOps, ConvolutionsWithPostOpsInBlockedLayouts) {
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g;
+    const int x = g.input({batch, 3, 37, 41});
+    const int a = g.conv(x, 16, 6, 2, {{{"op", "swish"}, {"alpha", 1.0}}});
+    const int b = g.conv(a, 32, 3, 2, {{{"op", "relu"}}});
+    const int c = g.conv(b, 24, 1, 1, {{{"op", "leaky_relu"}, {"alpha", 0.1}}});
+    const int d = g.conv(c, 24, 3, 1, {{{"op", "sigmoid"}}}, -1, 24);  // depthwise
+    const int e = g.conv(d, 255, 1, 1);
+    return g.finish({e, c});
+  };
+  for (std::int64_t batch : {1, 3, 4}) expect_matches_reference(factory, batch);
+}
+
+TEST(RuntimeOps, ResidualSumInPlaceAndCopied) {
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g;
+    const int x = g.input({batch, 16, 20, 20});
+    const int a = g.conv(x, 32, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}});
+    // a dies at the sum: its bytes are reused in place.
+    const int b = g.conv(g.conv(a, 32, 1, 1), 32, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}, {{"op", "sum"}}}, a);
+    // b is read again afterwards: the sum must work on a copy.
+    const int c = g.conv(b, 32, 3, 1, {{{"op", "sum"}}}, b);
+    const int d = g.node("Binary", {c, b}, {g.shape(c)}, {{"alg", "add"}})[0];
+    return g.finish({d});
+  };
+  for (std::int64_t batch : {1, 2}) expect_matches_reference(factory, batch);
+}
+
+TEST(RuntimeOps, YoloNeckOps) {
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g;
+    const int x = g.input({batch, 32, 16, 16});
+    const int a = g.conv(x, 32, 1, 1);
+    const nlohmann::json pool = {{"kernel", {5, 5}}, {"strides", {1, 1}}, {"pads", {2, 2, 2, 2}}};
+    const int p1 = g.node("MaxPool", {a}, {g.shape(a)}, pool)[0];
+    const int p2 = g.node("MaxPool", {p1}, {g.shape(a)}, pool)[0];
+    const int cat = g.node("Concat", {a, p1, p2}, {{batch, 96, 16, 16}}, {{"axis", 1}})[0];
+    const int up = g.node("Resize", {cat}, {{batch, 96, 32, 32}},
+                          {{"mode", "nearest"}, {"coordinate_transformation_mode", "asymmetric"}, {"nearest_mode", "floor"}})[0];
+    const auto halves = g.node("Split", {up}, {{batch, 48, 32, 32}, {batch, 48, 32, 32}}, {{"axis", 1}, {"sizes", {48, 48}}});
+    const int scale = g.constant({1, 48, 1, 1});
+    const int scaled = g.node("Binary", {halves[1], scale}, {{batch, 48, 32, 32}}, {{"alg", "mul"}})[0];
+    const int sum = g.node("Binary", {halves[0], scaled}, {{batch, 48, 32, 32}}, {{"alg", "sub"}})[0];
+    const int avg = g.node("AveragePool", {sum}, {{batch, 48, 16, 16}},
+                           {{"kernel", {2, 2}}, {"strides", {2, 2}}, {"pads", {0, 0, 0, 0}}})[0];
+    const int odd = g.node("Resize", {avg}, {{batch, 48, 24, 24}},
+                           {{"mode", "nearest"}, {"coordinate_transformation_mode", "half_pixel"}, {"nearest_mode", "round_prefer_floor"}})[0];
+    return g.finish({odd, p2});
+  };
+  for (std::int64_t batch : {1, 4}) expect_matches_reference(factory, batch);
+}
+
+TEST(RuntimeOps, HeadShapeOps) {
+  // The YOLOv5 Detect tail and a ShuffleNet channel shuffle: reshape, transpose, split, gather, slice,
+  // eltwise and softmax on plain 5-D and 3-D tensors.
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g;
+    const int x = g.input({batch, 3 * 7, 4, 5});
+    const int r = g.node("Reshape", {x}, {{batch, 3, 7, 4, 5}})[0];
+    const int t = g.node("Transpose", {r}, {{batch, 3, 4, 5, 7}}, {{"perm", {0, 1, 3, 4, 2}}})[0];
+    const int s = g.node("Eltwise", {t}, {{batch, 3, 4, 5, 7}}, {{"alg", "sigmoid"}})[0];
+    const auto parts = g.node("Split", {s}, {{batch, 3, 4, 5, 2}, {batch, 3, 4, 5, 2}, {batch, 3, 4, 5, 3}},
+                              {{"axis", 4}, {"sizes", {2, 2, 3}}});
+    const int xy = g.node("Eltwise", {parts[0]}, {{batch, 3, 4, 5, 2}}, {{"alg", "linear"}, {"alpha", 2.0}, {"beta", -0.5}})[0];
+    const int grid = g.constant({1, 3, 4, 5, 2}, 0.0F, 5.0F);
+    const int shifted = g.node("Binary", {xy, grid}, {{batch, 3, 4, 5, 2}}, {{"alg", "add"}})[0];
+    const int wh = g.node("Eltwise", {parts[1]}, {{batch, 3, 4, 5, 2}}, {{"alg", "pow"}, {"alpha", 1.0}, {"beta", 2.0}})[0];
+    const int joined = g.node("Concat", {shifted, wh, parts[2]}, {{batch, 3, 4, 5, 7}}, {{"axis", 4}})[0];
+    const int rows = g.node("Reshape", {joined}, {{batch, 60, 7}})[0];
+    const int soft = g.node("Softmax", {rows}, {{batch, 60, 7}}, {{"axis", 2}})[0];
+    const int picked = g.node("Gather", {soft}, {{batch, 2, 7}}, {{"axis", 1}, {"indices", {3, 59}}, {"indices_shape", {2}}})[0];
+    const int strided = g.node("Slice", {soft}, {{batch, 30, 3}},
+                               {{"starts", {0, 1, 1}}, {"ends", {batch, 60, 7}}, {"steps", {1, 2, 2}}})[0];
+    return g.finish({joined, picked, strided});
+  };
+  for (std::int64_t batch : {1, 2}) expect_matches_reference(factory, batch, 1);
+}
+
+TEST(RuntimeOps, CallerOwnedOutputsAndWrongShapes) {
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g;
+    const int x = g.input({batch, 16, 8, 8});
+    return g.finish({g.conv(x, 16, 3, 1)});
+  };
+  ExecutionContext context(make_network(factory, {1, 4}), {.threads = 1});
+  std::vector<float> input(4 * 16 * 8 * 8, 0.5F);
+  std::vector<float> output(4 * 16 * 8 * 8, -1.0F);
+  const ConstTensorView in{input.data(), DType::kF32, {4, 16, 8, 8}};
+  const TensorView out{output.data(), DType::kF32, {4, 16, 8, 8}};
+  context.run(std::span(&in, 1), std::span(&out, 1));
+  EXPECT_EQ(context.output(0).data, output.data());  // written in place, not copied
+  context.run({in});
+  EXPECT_EQ(std::memcmp(context.output(0).data, output.data(), output.size() * sizeof(float)), 0);
+
+  const ConstTensorView too_big{input.data(), DType::kF32, {5, 16, 8, 8}};
+  EXPECT_THROW(context.run({too_big}), Error);
+  const ConstTensorView wrong_channels{input.data(), DType::kF32, {1, 8, 8, 8}};
+  EXPECT_THROW(context.run({wrong_channels}), Error);
+}
+
+}  // namespace
+}  // namespace vapipe

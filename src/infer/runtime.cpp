@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include <dnnl.hpp>
+#include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
 #include "core/graph.hpp"
@@ -111,8 +112,13 @@ class ExecutionContext::Impl {
     omp_set_num_threads(threads_);
     std::size_t arena_bytes = 0;
     std::size_t scratchpad_bytes = 0;
+    infer::PackedConstants packed_constants;
     for (const auto& ir_stage : network_->ir().stages) {
-      infer::StagePlan plan = infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_, network_->name());
+      infer::StagePlan plan =
+          infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_, network_->name(), packed_constants);
+      spdlog::debug("network '{}' stage {}: {} steps, arena {:.1f} MB, scratchpad {:.1f} MB", network_->name(),
+                    plan.batch, plan.steps.size(), static_cast<double>(plan.arena_bytes) / 1e6,
+                    static_cast<double>(plan.scratchpad_bytes) / 1e6);
       arena_bytes = std::max(arena_bytes, plan.arena_bytes);
       scratchpad_bytes = std::max(scratchpad_bytes, plan.scratchpad_bytes);
       Stage stage;

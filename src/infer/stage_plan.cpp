@@ -44,8 +44,9 @@ std::vector<std::int64_t> strides_of(const Shape& shape) {
 
 class PlanBuilder {
  public:
-  PlanBuilder(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine, const std::string& network)
-      : graph_(graph), engine_(engine), network_(network) {
+  PlanBuilder(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine, const std::string& network,
+              PackedConstants& packed_constants)
+      : graph_(graph), engine_(engine), network_(network), packed_constants_(packed_constants) {
     plan_.batch = batch;
     attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     tensor_value_.assign(graph.tensors.size(), -1);
@@ -139,13 +140,20 @@ class PlanBuilder {
 
   void pack_constant(int source, int target) {
     const auto& target_md = plan_.values[target].md;
-    AlignedBuffer& packed = plan_.packed_constants.emplace_back(target_md.get_size());
-    memory from(plan_.values[source].md, engine_, const_cast<void*>(plan_.values[source].constant));
-    memory to(target_md, engine_, packed.data());
-    dnnl::stream stream(engine_);
-    dnnl::reorder(from, to).execute(stream, from, to);
-    stream.wait();
-    plan_.values[target].constant = packed.data();
+    const void* source_data = plan_.values[source].constant;
+    auto packed = packed_constants_.find(source_data, target_md);
+    if (!packed) {
+      auto buffer = std::make_shared<AlignedBuffer>(target_md.get_size());
+      memory from(plan_.values[source].md, engine_, const_cast<void*>(source_data));
+      memory to(target_md, engine_, buffer->data());
+      dnnl::stream stream(engine_);
+      dnnl::reorder(from, to).execute(stream, from, to);
+      stream.wait();
+      packed_constants_.add(source_data, target_md, buffer);
+      packed = std::move(buffer);
+    }
+    plan_.values[target].constant = packed->data();
+    plan_.packed_constants.push_back(std::move(packed));
   }
 
   int define_output(int tensor, const memory::desc& md) {
@@ -642,6 +650,7 @@ class PlanBuilder {
   const ir::Graph& graph_;
   const dnnl::engine& engine_;
   std::string network_;
+  PackedConstants& packed_constants_;
   StagePlan plan_;
   dnnl::primitive_attr attr_;
   std::vector<int> tensor_value_;
@@ -654,8 +663,8 @@ class PlanBuilder {
 }  // namespace
 
 StagePlan build_stage_plan(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,
-                           const std::string& network_name) {
-  return PlanBuilder(graph, batch, engine, network_name).build();
+                           const std::string& network_name, PackedConstants& packed_constants) {
+  return PlanBuilder(graph, batch, engine, network_name, packed_constants).build();
 }
 
 }  // namespace vapipe::infer

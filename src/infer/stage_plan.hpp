@@ -4,6 +4,7 @@
 // and an arena plan. Building it is the "load" cost; executing it allocates nothing.
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,29 @@ struct Step {
   std::function<void(const std::vector<void*>&)> kernel;
 };
 
+// Constants reordered into kernel layouts, shared by every stage that wants the same bytes in the same
+// layout (batch-1 and batch-4 stages usually do), so a package's weights are packed once per context.
+class PackedConstants {
+ public:
+  std::shared_ptr<const AlignedBuffer> find(const void* source, const dnnl::memory::desc& md) const {
+    for (const auto& entry : entries_) {
+      if (entry.source == source && entry.md == md) return entry.buffer;
+    }
+    return nullptr;
+  }
+  void add(const void* source, const dnnl::memory::desc& md, std::shared_ptr<const AlignedBuffer> buffer) {
+    entries_.push_back({source, md, std::move(buffer)});
+  }
+
+ private:
+  struct Entry {
+    const void* source;
+    dnnl::memory::desc md;
+    std::shared_ptr<const AlignedBuffer> buffer;
+  };
+  std::vector<Entry> entries_;
+};
+
 struct StagePlan {
   std::int64_t batch = 0;
   std::vector<Value> values;
@@ -39,13 +63,13 @@ struct StagePlan {
   std::vector<int> output_values;  // plain, external
   std::vector<std::string> input_names, output_names;
   std::vector<Shape> input_shapes, output_shapes;
-  std::vector<AlignedBuffer> packed_constants;  // weights reordered to the layouts the kernels want
+  std::vector<std::shared_ptr<const AlignedBuffer>> packed_constants;  // keeps packed weights alive
   std::size_t arena_bytes = 0;
   std::size_t scratchpad_bytes = 0;
 };
 
 StagePlan build_stage_plan(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,
-                           const std::string& network_name);
+                           const std::string& network_name, PackedConstants& packed_constants);
 
 dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type type = dnnl::memory::data_type::f32);
 

@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "core/graph.hpp"
 #include "core/package.hpp"
+#include "core/shape_inference.hpp"
 #include "infer/aligned_buffer.hpp"
 #include "infer/stage_plan.hpp"
 
@@ -112,10 +113,9 @@ class ExecutionContext::Impl {
     omp_set_num_threads(threads_);
     std::size_t arena_bytes = 0;
     std::size_t scratchpad_bytes = 0;
-    infer::PackedConstants packed_constants;
     for (const auto& ir_stage : network_->ir().stages) {
       infer::StagePlan plan =
-          infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_, network_->name(), packed_constants);
+          infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_, network_->name(), packed_constants_);
       spdlog::debug("network '{}' stage {}: {} steps, arena {:.1f} MB, scratchpad {:.1f} MB", network_->name(),
                     plan.batch, plan.steps.size(), static_cast<double>(plan.arena_bytes) / 1e6,
                     static_cast<double>(plan.scratchpad_bytes) / 1e6);
@@ -136,7 +136,8 @@ class ExecutionContext::Impl {
     if (inputs.empty()) fail("network '{}': run() needs its inputs", network_->name());
     const std::int64_t batch = inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
     const std::int64_t stage_batch = network_->stage_for(batch);
-    Stage& stage = *std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s.plan.batch == stage_batch; });
+    Stage* compiled = &*std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s.plan.batch == stage_batch; });
+    Stage& stage = needs_other_shape(*compiled, inputs) ? stage_for_shape(*compiled, inputs) : *compiled;
     const auto& plan = stage.plan;
     if (inputs.size() != plan.input_values.size()) {
       fail("network '{}' takes {} input(s), {} given", network_->name(), plan.input_values.size(), inputs.size());
@@ -184,6 +185,58 @@ class ExecutionContext::Impl {
   const Network& network() const { return *network_; }
 
  private:
+  struct Stage;
+
+  // True when the inputs' per-sample shapes differ from the compiled ones (only a dynamic network
+  // accepts that; bind_input reports the mismatch otherwise).
+  bool needs_other_shape(const Stage& stage, std::span<const ConstTensorView> inputs) const {
+    if (!network_->dynamic_shape() || inputs.size() != stage.plan.input_shapes.size()) return false;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const Shape& compiled = stage.plan.input_shapes[i];
+      if (inputs[i].shape.size() != compiled.size()) return false;
+      if (!std::equal(compiled.begin() + 1, compiled.end(), inputs[i].shape.begin() + 1)) return true;
+    }
+    return false;
+  }
+
+  // A plan for inputs smaller than the compiled shape, built on first use and cached (a handful of shapes
+  // per context is the expected use: several camera resolutions).
+  Stage& stage_for_shape(const Stage& compiled, std::span<const ConstTensorView> inputs) {
+    std::vector<Shape> shapes;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      Shape shape = inputs[i].shape;
+      shape[0] = compiled.plan.batch;
+      const Shape& limit = compiled.plan.input_shapes[i];
+      for (std::size_t d = 1; d < shape.size(); ++d) {
+        if (shape[d] > limit[d] || shape[d] < 1) {
+          fail("network '{}': input '{}' of shape {} does not fit the compiled shape {} (dynamic networks take "
+               "inputs up to it)", network_->name(), compiled.plan.input_names[i], shape_to_string(inputs[i].shape),
+               shape_to_string(limit));
+        }
+      }
+      shapes.push_back(std::move(shape));
+    }
+    for (auto& cached : dynamic_stages_) {
+      if (cached->plan.batch == compiled.plan.batch && cached->plan.input_shapes == shapes) return *cached;
+    }
+    const ir::Stage* source = nullptr;
+    for (const auto& ir_stage : network_->ir().stages) {
+      if (ir_stage.batch == compiled.plan.batch) source = &ir_stage;
+    }
+    ir::Graph graph = source->graph;
+    for (std::size_t i = 0; i < shapes.size(); ++i) graph.tensors[graph.inputs[i]].shape = shapes[i];
+    ir::infer_shapes(graph);
+    constexpr std::size_t kMaxCachedShapes = 8;
+    if (dynamic_stages_.size() == kMaxCachedShapes) dynamic_stages_.erase(dynamic_stages_.begin());
+    auto stage = std::make_unique<Stage>();
+    stage->plan = infer::build_stage_plan(graph, compiled.plan.batch, engine_, network_->name(), packed_constants_);
+    if (stage->plan.scratchpad_bytes > scratchpad_.size()) stage->own_scratchpad = infer::AlignedBuffer(stage->plan.scratchpad_bytes);
+    if (stage->plan.arena_bytes > arena_.size()) stage->own_arena = infer::AlignedBuffer(stage->plan.arena_bytes);
+    bind(*stage);
+    dynamic_stages_.push_back(std::move(stage));
+    return *dynamic_stages_.back();
+  }
+
   struct Stage {
     infer::StagePlan plan;
     std::vector<dnnl::memory> memories;  // one per value
@@ -192,6 +245,8 @@ class ExecutionContext::Impl {
     std::vector<infer::AlignedBuffer> own_inputs, own_outputs;
     std::vector<void*> output_pointers;
     std::vector<std::vector<int>> views_of;  // per value: every value sharing its bytes (aliases)
+    infer::AlignedBuffer own_arena;          // only for a dynamic-shape plan larger than the shared arena
+    infer::AlignedBuffer own_scratchpad;     // likewise
   };
 
   int root_of(const infer::StagePlan& plan, int value) const {
@@ -213,7 +268,7 @@ class ExecutionContext::Impl {
       if (value.constant != nullptr) {
         data = const_cast<void*>(value.constant);  // oneDNN never writes inputs; weights stay in the mapping
       } else if (!value.external) {
-        data = arena_.data() + value.arena_offset;
+        data = (stage.own_arena.data() != nullptr ? stage.own_arena.data() : arena_.data()) + value.arena_offset;
       }
       stage.memories.emplace_back(plan.values[v].md, engine_, data);
     }
@@ -229,7 +284,8 @@ class ExecutionContext::Impl {
       }
       auto& args = stage.step_args[s];
       for (const auto& [arg, value] : step.args) args.emplace(arg, stage.memories[value]);
-      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(step.scratchpad_md, engine_, scratchpad_.data()));
+      void* scratchpad = stage.own_scratchpad.data() != nullptr ? stage.own_scratchpad.data() : scratchpad_.data();
+      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(step.scratchpad_md, engine_, scratchpad));
     }
   }
 
@@ -262,7 +318,9 @@ class ExecutionContext::Impl {
   int threads_;
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{engine_};
+  infer::PackedConstants packed_constants_;
   std::vector<Stage> stages_;
+  std::vector<std::unique_ptr<Stage>> dynamic_stages_;
   infer::AlignedBuffer arena_;
   infer::AlignedBuffer scratchpad_;
   Stage* last_stage_ = nullptr;

@@ -8,6 +8,7 @@
 
 #include "compiler/compiler.hpp"
 #include "compiler/reference_executor.hpp"
+#include "core/error.hpp"
 #include "core/package.hpp"
 #include "support/test_data.hpp"
 #include "vapipe/runtime.hpp"
@@ -166,6 +167,50 @@ TEST(ModelAccuracy, YoloV5nBatch4EqualsFourBatch1) {
 TEST(ModelAccuracy, YoloFastestV2Batch4EqualsFourBatch1) {
   VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
   expect_batch4_equals_four_batch1("yolofastestv2.onnx", true);
+}
+
+}  // namespace
+}  // namespace vapipe
+
+namespace vapipe {
+namespace {
+
+TEST(ModelAccuracy, DynamicShapeRunsSmallerInputs) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  auto options = options_for("yolov5n.onnx", false);
+  options.batches = {1};
+  options.dynamic_shape = true;
+  const auto network = compile_and_load(options, "dynamic.vpk");
+  ASSERT_TRUE(network->dynamic_shape());
+  ExecutionContext context(network, {.threads = 2});
+  for (const auto& [width, height] : std::vector<std::pair<int, int>>{{320, 320}, {640, 384}, {320, 320}}) {
+    auto reference_options = options;
+    reference_options.optimize = false;
+    reference_options.input_size = std::make_pair(width, height);
+    const ir::Graph reference = compiler::import_onnx_graph(reference_options, 1);
+    const Shape shape{1, 3, height, width};
+    const auto image = random_image(shape, 21);
+    const auto expected = compiler::run_reference(reference, {image});
+    context.run({{image.data(), DType::kF32, shape}});
+    ASSERT_EQ(context.output_count(), expected.size());
+    for (std::size_t o = 0; o < expected.size(); ++o) {
+      const auto view = context.output(o);
+      EXPECT_EQ(view.shape[2], height / (8 << o));
+      EXPECT_EQ(view.shape[3], width / (8 << o));
+      ASSERT_EQ(static_cast<std::size_t>(shape_volume(view.shape)), expected[o].size());
+      EXPECT_LE(relative_error(static_cast<const float*>(view.data), expected[o]), 1e-3) << width << "x" << height;
+    }
+  }
+  const std::vector<float> too_big(3 * 704 * 704);
+  EXPECT_THROW(context.run({{too_big.data(), DType::kF32, {1, 3, 704, 704}}}), Error);
+}
+
+TEST(ModelAccuracy, StaticNetworkRefusesOtherShapes) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const auto network = compile_and_load(options_for("yolofastestv2.onnx", true), "static.vpk");
+  ExecutionContext context(network, {.threads = 1});
+  const std::vector<float> image(3 * 320 * 320);
+  EXPECT_THROW(context.run({{image.data(), DType::kF32, {1, 3, 320, 320}}}), Error);
 }
 
 }  // namespace

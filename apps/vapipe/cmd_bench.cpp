@@ -68,18 +68,24 @@ void run_bench(const BenchOptions& options) {
   const double p90 = percentile(times_ms, 0.9);
   const double per_image = median / static_cast<double>(options.batch);
   if (options.as_json) {
-    const nlohmann::json report = {{"file", options.path},  {"net", network->name()},
-                                   {"precision", network->precision()}, {"batch", options.batch},
-                                   {"stage", stage},        {"threads", options.threads},
-                                   {"runs", options.runs},  {"median_ms", median},
-                                   {"p90_ms", p90},         {"per_image_ms", per_image},
+    const nlohmann::json report = {{"file", options.path},
+                                   {"net", network->name()},
+                                   {"precision", network->precision()},
+                                   {"batch", options.batch},
+                                   {"stage", stage},
+                                   {"threads", options.threads},
+                                   {"runs", options.runs},
+                                   {"median_ms", median},
+                                   {"p90_ms", p90},
+                                   {"per_image_ms", per_image},
                                    {"min_ms", *std::min_element(times_ms.begin(), times_ms.end())},
-                                   {"load_ms", load_ms},    {"peak_rss_mb", peak_rss_mb()}};
+                                   {"load_ms", load_ms},
+                                   {"peak_rss_mb", peak_rss_mb()}};
     fmt::print("{}\n", report.dump());
   } else {
     fmt::print("net={} precision={} batch={} stage={} threads={} runs={} load_ms={:.1f} peak_rss_mb={:.1f}\n",
-               network->name(), network->precision(), options.batch, stage, options.threads, options.runs, load_ms,
-               peak_rss_mb());
+               network->name(), network->precision(), options.batch, stage, options.threads, options.runs,
+               load_ms, peak_rss_mb());
     fmt::print("median_ms={:.3f} p90_ms={:.3f} per_image_ms={:.3f}\n", median, p90, per_image);
   }
 }
@@ -88,11 +94,14 @@ void run_bench(const BenchOptions& options) {
 
 void register_bench(CLI::App& app) {
   static BenchOptions options;
-  auto* command = app.add_subcommand("bench", "Measure inference latency of a network (warm-up, then median and p90)");
+  auto* command =
+      app.add_subcommand("bench", "Measure inference latency of a network (warm-up, then median and p90)");
   command->add_option("package", options.path, "Package file (.vpk)")->required();
   command->add_option("--net", options.net, "Network name (default: the first)");
-  command->add_option("--batch", options.batch, "Images per run; the smallest stage that fits runs")->check(CLI::PositiveNumber);
-  command->add_option("--threads", options.threads, "Worker threads (0 = every core)")->check(CLI::NonNegativeNumber);
+  command->add_option("--batch", options.batch, "Images per run; the smallest stage that fits runs")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--threads", options.threads, "Worker threads (0 = every core)")
+      ->check(CLI::NonNegativeNumber);
   command->add_option("--runs", options.runs, "Timed runs")->check(CLI::PositiveNumber);
   command->add_option("--warmup", options.warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
   command->add_flag("--json", options.as_json, "Print one JSON object");

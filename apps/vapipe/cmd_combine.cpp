@@ -22,12 +22,14 @@ void run_combine(const CombineArgs& args) {
     ir::Package package = ir::read_package(path);
     for (auto& network : package.networks) {
       const auto [it, inserted] = origin.emplace(network.name, path);
-      if (!inserted) fail("network '{}' is in both {} and {}; recompile one with --name", network.name, it->second, path);
+      if (!inserted)
+        fail("network '{}' is in both {} and {}; recompile one with --name", network.name, it->second, path);
       combined.networks.push_back(std::move(network));
     }
   }
   ir::write_package(combined, args.output);
-  std::printf("%s: %zu network(s) from %zu file(s)\n", args.output.c_str(), combined.networks.size(), args.inputs.size());
+  std::printf("%s: %zu network(s) from %zu file(s)\n", args.output.c_str(), combined.networks.size(),
+              args.inputs.size());
 }
 
 }  // namespace

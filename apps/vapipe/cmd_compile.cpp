@@ -1,7 +1,7 @@
 #include <unistd.h>
 
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <set>
 #include <string>
@@ -43,7 +43,8 @@ std::vector<std::int64_t> parse_batches(const std::string& text) {
   std::size_t start = 0;
   while (true) {
     const auto comma = text.find(',', start);
-    const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string piece =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     batches.push_back(parse_positive(piece, "--batch value"));
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -66,7 +67,8 @@ void run_compile(const CompileArgs& args) {
   options.onnx_path = args.model;
   options.name = args.name;
   options.batches = parse_batches(args.batch);
-  if (args.shape != "static" && args.shape != "dynamic") fail("--shape '{}' must be static or dynamic", args.shape);
+  if (args.shape != "static" && args.shape != "dynamic")
+    fail("--shape '{}' must be static or dynamic", args.shape);
   options.dynamic_shape = args.shape == "dynamic";
   if (!args.input_size.empty()) options.input_size = parse_size(args.input_size);
   options.model_type = args.model_type;
@@ -86,7 +88,8 @@ void run_compile(const CompileArgs& args) {
     for (const auto& tensor : stage.graph.tensors) {
       if (!tensor.data) continue;
       const std::string_view bytes(reinterpret_cast<const char*>(tensor.data->data), tensor.data->size);
-      if (counted.insert({tensor.data->size, std::hash<std::string_view>{}(bytes)}).second) weight_bytes += tensor.data->size;
+      if (counted.insert({tensor.data->size, std::hash<std::string_view>{}(bytes)}).second)
+        weight_bytes += tensor.data->size;
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -107,7 +110,8 @@ void register_compile(CLI::App& app) {
   command->add_option("--shape", args->shape, "static | dynamic (inputs may be smaller than compiled)");
   command->add_option("--input-size", args->input_size, "WxH input size overriding the export's");
   command->add_option("--model-type", args->model_type, "yolov5 | yolov8 | yolofastestv2 | raw | auto");
-  command->add_flag("--full-graph", args->full_graph, "Keep the YOLO decode instead of cutting at the raw head");
+  command->add_flag("--full-graph", args->full_graph,
+                    "Keep the YOLO decode instead of cutting at the raw head");
   command->callback([args] { run_compile(*args); });
 }
 

@@ -35,9 +35,9 @@ void print_info(const std::string& path, bool as_json) {
                             {"model_type", meta.value("model_type", "raw")},
                             {"stages", nlohmann::json::array()}};
     if (!as_json) {
-      fmt::print("network '{}': precision {}, {} shapes, model type {}, {} classes, weights {:.2f} MB\n", network.name,
-                 network.precision, network.dynamic_shape ? "dynamic" : "static", meta.value("model_type", "raw"),
-                 meta.value("num_classes", 0), weight_bytes / 1e6);
+      fmt::print("network '{}': precision {}, {} shapes, model type {}, {} classes, weights {:.2f} MB\n",
+                 network.name, network.precision, network.dynamic_shape ? "dynamic" : "static",
+                 meta.value("model_type", "raw"), meta.value("num_classes", 0), weight_bytes / 1e6);
     }
     for (const auto& stage : network.stages) {
       nlohmann::json stage_json = {{"batch", stage.batch}, {"nodes", stage.graph.nodes.size()}};
@@ -46,8 +46,11 @@ void print_info(const std::string& path, bool as_json) {
         const auto& indices = std::string(role) == "inputs" ? stage.graph.inputs : stage.graph.outputs;
         for (int index : indices) {
           const auto& tensor = stage.graph.tensors[index];
-          stage_json[role].push_back({{"name", tensor.name}, {"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}});
-          if (!as_json) fmt::print("    {:<7} {}\n", std::string(role).substr(0, std::string(role).size() - 1), tensor_line(tensor));
+          stage_json[role].push_back(
+              {{"name", tensor.name}, {"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}});
+          if (!as_json)
+            fmt::print("    {:<7} {}\n", std::string(role).substr(0, std::string(role).size() - 1),
+                       tensor_line(tensor));
         }
       }
       entry["stages"].push_back(std::move(stage_json));
@@ -60,7 +63,8 @@ void print_info(const std::string& path, bool as_json) {
 }  // namespace
 
 void register_info(CLI::App& app) {
-  auto* command = app.add_subcommand("info", "Print the networks, stages, tensors and precision of a .vpk package");
+  auto* command =
+      app.add_subcommand("info", "Print the networks, stages, tensors and precision of a .vpk package");
   static std::string path;
   static bool as_json = false;
   command->add_option("package", path, "Package file (.vpk)")->required();

@@ -37,9 +37,11 @@ Shape output_shape(const OnnxModel& model) {
   Shape shape;
   const auto& type = graph.output(0).type();
   if (type.has_tensor_type() && type.tensor_type().has_shape()) {
-    for (const auto& dim : type.tensor_type().shape().dim()) shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+    for (const auto& dim : type.tensor_type().shape().dim())
+      shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
   }
-  if (!shape.empty() && std::all_of(shape.begin(), shape.end(), [](std::int64_t d) { return d > 0; })) return shape;
+  if (!shape.empty() && std::all_of(shape.begin(), shape.end(), [](std::int64_t d) { return d > 0; }))
+    return shape;
   const ir::Graph full = lower_onnx(model, ImportRequest{});
   return full.tensors.at(static_cast<std::size_t>(full.outputs.at(0))).shape;
 }
@@ -52,13 +54,15 @@ struct Plan {
 
 Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   Plan plan;
-  plan.model_type = options.model_type == "auto" ? detect_model_type(model, output_shape(model)) : options.model_type;
+  plan.model_type =
+      options.model_type == "auto" ? detect_model_type(model, output_shape(model)) : options.model_type;
   plan.cut = !options.full_graph && (plan.model_type == "yolov5" || plan.model_type == "yolov8");
   if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
   return plan;
 }
 
-ir::Graph import_stage(const OnnxModel& model, const Plan& plan, const CompileOptions& options, std::int64_t batch) {
+ir::Graph import_stage(const OnnxModel& model, const Plan& plan, const CompileOptions& options,
+                       std::int64_t batch) {
   ImportRequest request;
   request.batch = batch;
   request.input_size = options.input_size;
@@ -92,7 +96,8 @@ ir::Network compile_onnx(const CompileOptions& options) {
   if (progress) progress->advance();
 
   ir::Network network;
-  network.name = options.name.empty() ? std::filesystem::path(options.onnx_path).stem().string() : options.name;
+  network.name =
+      options.name.empty() ? std::filesystem::path(options.onnx_path).stem().string() : options.name;
   network.dynamic_shape = options.dynamic_shape;
   for (auto batch : batches) {
     ir::Graph graph = import_stage(model, plan, options, batch);

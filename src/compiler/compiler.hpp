@@ -13,13 +13,13 @@ namespace vapipe::compiler {
 
 struct CompileOptions {
   std::string onnx_path;
-  std::string name;                              // network name; default: file stem
-  std::vector<std::int64_t> batches{1};          // one stage per batch size
-  bool dynamic_shape = false;                    // stored in ir::Network::dynamic_shape
-  std::optional<std::pair<int, int>> input_size; // W x H override of the export's spatial size
-  std::string model_type = "auto";               // yolov5 | yolov8 | yolofastestv2 | raw | auto
-  bool full_graph = false;                       // false: YOLO graphs are cut at the raw head
-  bool optimize = true;                          // false: lowered graph only, no fusion passes
+  std::string name;                               // network name; default: file stem
+  std::vector<std::int64_t> batches{1};           // one stage per batch size
+  bool dynamic_shape = false;                     // stored in ir::Network::dynamic_shape
+  std::optional<std::pair<int, int>> input_size;  // W x H override of the export's spatial size
+  std::string model_type = "auto";                // yolov5 | yolov8 | yolofastestv2 | raw | auto
+  bool full_graph = false;                        // false: YOLO graphs are cut at the raw head
+  bool optimize = true;                           // false: lowered graph only, no fusion passes
   bool show_progress = false;
 };
 

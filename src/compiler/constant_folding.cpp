@@ -29,16 +29,19 @@ std::vector<std::int64_t> as_ints(const Constant& c) {
   out.reserve(c.values.size());
   for (double v : c.values) {
     // INT64_MAX/MIN used as "to the end" in Slice survive the double round trip as +-9.2e18.
-    if (v >= 9.2e18) out.push_back(std::numeric_limits<std::int64_t>::max());
-    else if (v <= -9.2e18) out.push_back(std::numeric_limits<std::int64_t>::min());
-    else out.push_back(static_cast<std::int64_t>(v));
+    if (v >= 9.2e18)
+      out.push_back(std::numeric_limits<std::int64_t>::max());
+    else if (v <= -9.2e18)
+      out.push_back(std::numeric_limits<std::int64_t>::min());
+    else
+      out.push_back(static_cast<std::int64_t>(v));
   }
   return out;
 }
 
 // Maps a flat output index to the flat index of an input broadcast (numpy rules) to `out_shape`.
-std::int64_t broadcast_index(std::int64_t flat, const Shape& out_shape, const std::vector<std::int64_t>& out_strides,
-                             const Shape& in_shape) {
+std::int64_t broadcast_index(std::int64_t flat, const Shape& out_shape,
+                             const std::vector<std::int64_t>& out_strides, const Shape& in_shape) {
   const auto in_strides = strides_of(in_shape);
   std::int64_t index = 0;
   for (std::size_t d = 0; d < out_shape.size(); ++d) {
@@ -94,17 +97,20 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
   if (op == "Cast") {
     Constant c = input(0);
     const auto to = attribute_int(node, "to", 1);
-    const bool to_float = to == onnx::TensorProto_DataType_FLOAT || to == onnx::TensorProto_DataType_FLOAT16 ||
-                          to == onnx::TensorProto_DataType_DOUBLE || to == onnx::TensorProto_DataType_BFLOAT16;
+    const bool to_float =
+        to == onnx::TensorProto_DataType_FLOAT || to == onnx::TensorProto_DataType_FLOAT16 ||
+        to == onnx::TensorProto_DataType_DOUBLE || to == onnx::TensorProto_DataType_BFLOAT16;
     if (!to_float) {
-      for (auto& v : c.values) v = to == onnx::TensorProto_DataType_BOOL ? (v != 0.0 ? 1.0 : 0.0) : std::trunc(v);
+      for (auto& v : c.values)
+        v = to == onnx::TensorProto_DataType_BOOL ? (v != 0.0 ? 1.0 : 0.0) : std::trunc(v);
     }
     c.is_int = !to_float;
     return std::vector<Constant>{c};
   }
   if (op == "Shape" || op == "Size") {
     const Shape& s = input(0).shape;
-    if (op == "Size") return std::vector<Constant>{Constant{{}, {static_cast<double>(shape_volume(s))}, true}};
+    if (op == "Size")
+      return std::vector<Constant>{Constant{{}, {static_cast<double>(shape_volume(s))}, true}};
     const auto rank = static_cast<std::int64_t>(s.size());
     std::int64_t start = attribute_int(node, "start", 0), end = attribute_int(node, "end", rank);
     if (start < 0) start += rank;
@@ -112,14 +118,16 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
     start = std::clamp<std::int64_t>(start, 0, rank);
     end = std::clamp<std::int64_t>(end, 0, rank);
     Constant c{{std::max<std::int64_t>(end - start, 0)}, {}, true};
-    for (std::int64_t i = start; i < end; ++i) c.values.push_back(static_cast<double>(s[static_cast<std::size_t>(i)]));
+    for (std::int64_t i = start; i < end; ++i)
+      c.values.push_back(static_cast<double>(s[static_cast<std::size_t>(i)]));
     return std::vector<Constant>{c};
   }
   if (op == "Gather") {
     const Constant& data = input(0);
     const Constant& indices = input(1);
     if (data.shape.empty()) fail("{}: gather from a scalar", where);
-    const auto axis = static_cast<std::size_t>(norm_axis(attribute_int(node, "axis", 0), data.shape.size(), node));
+    const auto axis =
+        static_cast<std::size_t>(norm_axis(attribute_int(node, "axis", 0), data.shape.size(), node));
     std::int64_t outer = 1, inner = 1;
     for (std::size_t d = 0; d < axis; ++d) outer *= data.shape[d];
     for (std::size_t d = axis + 1; d < data.shape.size(); ++d) inner *= data.shape[d];
@@ -132,7 +140,8 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
         if (index < 0) index += data.shape[axis];
         if (index < 0 || index >= data.shape[axis]) fail("{}: index out of range", where);
         for (std::int64_t k = 0; k < inner; ++k) {
-          out.values.push_back(data.values[static_cast<std::size_t>((o * data.shape[axis] + index) * inner + k)]);
+          out.values.push_back(
+              data.values[static_cast<std::size_t>((o * data.shape[axis] + index) * inner + k)]);
         }
       }
     }
@@ -172,13 +181,15 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
     auto axis = attribute_int(node, "axis", 1);
     if (axis < 0) axis += static_cast<std::int64_t>(c.shape.size());
     std::int64_t outer = 1;
-    for (std::int64_t d = 0; d < axis && d < static_cast<std::int64_t>(c.shape.size()); ++d) outer *= c.shape[static_cast<std::size_t>(d)];
+    for (std::int64_t d = 0; d < axis && d < static_cast<std::int64_t>(c.shape.size()); ++d)
+      outer *= c.shape[static_cast<std::size_t>(d)];
     return std::vector<Constant>{reshape_to(c, {outer, outer == 0 ? 0 : shape_volume(c.shape) / outer})};
   }
   if (op == "Concat") {
     const Constant& first = input(0);
     if (first.shape.empty()) fail("{}: concat of scalars", where);
-    const auto axis = static_cast<std::size_t>(norm_axis(attribute_int(node, "axis", 0), first.shape.size(), node));
+    const auto axis =
+        static_cast<std::size_t>(norm_axis(attribute_int(node, "axis", 0), first.shape.size(), node));
     Shape shape = first.shape;
     shape[axis] = 0;
     bool is_int = true;
@@ -200,7 +211,8 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
         out.values.insert(out.values.end(), c.values.begin() + o * len, c.values.begin() + (o + 1) * len);
       }
     }
-    if (static_cast<std::int64_t>(out.values.size()) != shape_volume(shape)) fail("{}: shape mismatch", where);
+    if (static_cast<std::int64_t>(out.values.size()) != shape_volume(shape))
+      fail("{}: shape mismatch", where);
     return std::vector<Constant>{out};
   }
   if (op == "Reshape") {
@@ -234,7 +246,8 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
       if (in.size() > 3 && in[3]) axes = as_ints(*in[3]);
       if (in.size() > 4 && in[4]) steps = as_ints(*in[4]);
     }
-    if (axes.empty()) for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+    if (axes.empty())
+      for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
     if (steps.empty()) steps.assign(starts.size(), 1);
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
       fail("{}: starts/ends/axes/steps sizes differ", where);
@@ -246,7 +259,8 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
       const auto a = static_cast<std::size_t>(norm_axis(axes[i], rank, node));
       const std::int64_t dim = c.shape[a];
       if (steps[i] <= 0) return std::nullopt;
-      std::int64_t s = starts[i] < 0 ? std::max<std::int64_t>(starts[i], -dim) + dim : std::min(starts[i], dim);
+      std::int64_t s =
+          starts[i] < 0 ? std::max<std::int64_t>(starts[i], -dim) + dim : std::min(starts[i], dim);
       std::int64_t e = ends[i] < 0 ? std::max<std::int64_t>(ends[i], -dim) + dim : std::min(ends[i], dim);
       begin[a] = s;
       step[a] = steps[i];
@@ -269,10 +283,12 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
     const Constant& c = input(0);
     const std::size_t rank = c.shape.size();
     auto perm = attribute_ints(node, "perm").value_or(std::vector<std::int64_t>{});
-    if (perm.empty()) for (std::size_t d = rank; d-- > 0;) perm.push_back(static_cast<std::int64_t>(d));
+    if (perm.empty())
+      for (std::size_t d = rank; d-- > 0;) perm.push_back(static_cast<std::int64_t>(d));
     if (perm.size() != rank) fail("{}: perm size", where);
     Shape shape(rank);
-    for (std::size_t d = 0; d < rank; ++d) shape[d] = c.shape.at(static_cast<std::size_t>(norm_axis(perm[d], rank, node)));
+    for (std::size_t d = 0; d < rank; ++d)
+      shape[d] = c.shape.at(static_cast<std::size_t>(norm_axis(perm[d], rank, node)));
     Constant out{shape, std::vector<double>(c.values.size()), c.is_int};
     const auto ostr = strides_of(shape);
     const auto istr = strides_of(c.shape);
@@ -303,33 +319,39 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
     const bool compare = op == "Equal" || op == "Less" || op == "Greater" || op == "And" || op == "Or";
     // Only integer (shape) arithmetic here; float arithmetic goes through the reference executor.
     if (!compare && !(input(0).is_int && input(1).is_int)) return std::nullopt;
-    return std::vector<Constant>{elementwise({&input(0), &input(1)}, where,
-                                             [&](const std::vector<double>& a) { return fn(a[0], a[1]); }, true)};
+    return std::vector<Constant>{elementwise(
+        {&input(0), &input(1)}, where, [&](const std::vector<double>& a) { return fn(a[0], a[1]); }, true)};
   }
   if (op == "Div" && input(0).is_int && input(1).is_int) {
-    return std::vector<Constant>{elementwise({&input(0), &input(1)}, where, [&](const std::vector<double>& a) {
-      if (a[1] == 0.0) fail("{}: integer division by zero", where);
-      return std::trunc(a[0] / a[1]);
-    }, true)};
+    return std::vector<Constant>{elementwise(
+        {&input(0), &input(1)}, where,
+        [&](const std::vector<double>& a) {
+          if (a[1] == 0.0) fail("{}: integer division by zero", where);
+          return std::trunc(a[0] / a[1]);
+        },
+        true)};
   }
   if (op == "Where") {
-    return std::vector<Constant>{elementwise({&input(0), &input(1), &input(2)}, where,
-                                             [](const std::vector<double>& a) { return a[0] != 0.0 ? a[1] : a[2]; },
-                                             input(1).is_int && input(2).is_int)};
+    return std::vector<Constant>{elementwise(
+        {&input(0), &input(1), &input(2)}, where,
+        [](const std::vector<double>& a) { return a[0] != 0.0 ? a[1] : a[2]; },
+        input(1).is_int && input(2).is_int)};
   }
   if ((op == "Neg" || op == "Floor" || op == "Ceil" || op == "Not" || op == "Abs") && in.size() == 1) {
     Constant c = input(0);
     if (!c.is_int && op != "Not") return std::nullopt;
-    for (auto& v : c.values) v = op == "Neg" ? -v : op == "Not" ? (v == 0.0 ? 1.0 : 0.0) : op == "Abs" ? std::fabs(v) : v;
+    for (auto& v : c.values)
+      v = op == "Neg" ? -v : op == "Not" ? (v == 0.0 ? 1.0 : 0.0) : op == "Abs" ? std::fabs(v) : v;
     return std::vector<Constant>{c};
   }
   if (op == "Expand") {
     const Constant& c = input(0);
     const auto target = as_ints(input(1));
     Constant shape_only{Shape(target.begin(), target.end()), {}, true};
-    shape_only.values.assign(static_cast<std::size_t>(std::max<std::int64_t>(shape_volume(shape_only.shape), 0)), 0.0);
-    return std::vector<Constant>{elementwise({&c, &shape_only}, where, [](const std::vector<double>& a) { return a[0]; },
-                                             c.is_int)};
+    shape_only.values.assign(
+        static_cast<std::size_t>(std::max<std::int64_t>(shape_volume(shape_only.shape), 0)), 0.0);
+    return std::vector<Constant>{elementwise(
+        {&c, &shape_only}, where, [](const std::vector<double>& a) { return a[0]; }, c.is_int)};
   }
   if (op == "Range") {
     const double start = input(0).values.at(0), limit = input(1).values.at(0), delta = input(2).values.at(0);
@@ -360,7 +382,8 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
   return std::nullopt;
 }
 
-std::vector<std::vector<float>> fold_ir_nodes(const ir::Graph& graph, std::size_t first, const std::vector<int>& outputs) {
+std::vector<std::vector<float>> fold_ir_nodes(const ir::Graph& graph, std::size_t first,
+                                              const std::vector<int>& outputs) {
   // A small graph with only the tensors these nodes touch, so the reference executor does not copy
   // every weight of the network for one folded node.
   ir::Graph sub;

@@ -21,6 +21,7 @@ std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
 
 // Runs graph.nodes[first..] (nodes whose inputs are all constants) with the reference executor and
 // returns the values of `outputs`.
-std::vector<std::vector<float>> fold_ir_nodes(const ir::Graph& graph, std::size_t first, const std::vector<int>& outputs);
+std::vector<std::vector<float>> fold_ir_nodes(const ir::Graph& graph, std::size_t first,
+                                              const std::vector<int>& outputs);
 
 }  // namespace vapipe::compiler

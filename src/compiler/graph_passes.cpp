@@ -41,7 +41,9 @@ void drop_deleted(Graph& graph) {
 
 bool has_sum(const Node& conv) { return conv.inputs.size() > 3 && conv.inputs[3] >= 0; }
 
-const ir::Tensor& tensor(const Graph& graph, int index) { return graph.tensors.at(static_cast<std::size_t>(index)); }
+const ir::Tensor& tensor(const Graph& graph, int index) {
+  return graph.tensors.at(static_cast<std::size_t>(index));
+}
 
 // Per-channel values of a constant that, broadcast against an [N, C, H, W] output, varies only along C.
 std::optional<std::vector<float>> per_channel(const Graph& graph, int index, std::int64_t channels) {
@@ -71,7 +73,9 @@ void fold_batch_norm(Graph& graph) {
     changed = false;
     const Uses uses = compute_uses(graph);
     for (auto& conv : graph.nodes) {
-      if (conv.op != "Conv" || has_sum(conv) || !conv.attrs.value("post_ops", nlohmann::json::array()).empty()) continue;
+      if (conv.op != "Conv" || has_sum(conv) ||
+          !conv.attrs.value("post_ops", nlohmann::json::array()).empty())
+        continue;
       const int y = conv.outputs[0];
       const auto& consumers = uses.consumers[static_cast<std::size_t>(y)];
       if (consumers.size() != 1 || uses.is_output[static_cast<std::size_t>(y)]) continue;
@@ -79,7 +83,8 @@ void fold_batch_norm(Graph& graph) {
       if (next.op.empty()) continue;
       const Shape& ys = tensor(graph, y).shape;
       const std::int64_t channels = ys[1];
-      std::vector<float> scale(static_cast<std::size_t>(channels), 1.0F), shift(static_cast<std::size_t>(channels), 0.0F);
+      std::vector<float> scale(static_cast<std::size_t>(channels), 1.0F),
+          shift(static_cast<std::size_t>(channels), 0.0F);
       if (next.op == "Eltwise" && next.attrs.value("alg", "") == "linear") {
         std::fill(scale.begin(), scale.end(), next.attrs.value("alpha", 1.0F));
         std::fill(shift.begin(), shift.end(), next.attrs.value("beta", 0.0F));
@@ -117,10 +122,10 @@ void fold_batch_norm(Graph& graph) {
       const std::string base = tensor(graph, next.outputs[0]).name;
       const Shape w_shape = w.shape;
       conv.inputs.resize(std::max<std::size_t>(conv.inputs.size(), 3), -1);
-      conv.inputs[1] = graph.add_tensor({base + "/weight", DType::kF32, w_shape,
-                                         ir::ConstBytes::from_vector(std::move(new_weights))});
-      conv.inputs[2] = graph.add_tensor({base + "/bias", DType::kF32, {channels},
-                                         ir::ConstBytes::from_vector(std::move(new_bias))});
+      conv.inputs[1] = graph.add_tensor(
+          {base + "/weight", DType::kF32, w_shape, ir::ConstBytes::from_vector(std::move(new_weights))});
+      conv.inputs[2] = graph.add_tensor(
+          {base + "/bias", DType::kF32, {channels}, ir::ConstBytes::from_vector(std::move(new_bias))});
       rename_output(conv, next);
       changed = true;
       break;  // uses are stale now
@@ -160,8 +165,11 @@ void fuse_activations(Graph& graph) {
           if (sig.op != "Eltwise" || sig.attrs.value("alg", "") != "sigmoid") continue;
           if (mul.op != "Binary" || mul.attrs.value("alg", "") != "mul") continue;
           const int s = sig.outputs[0];
-          const bool pair = (mul.inputs[0] == y && mul.inputs[1] == s) || (mul.inputs[1] == y && mul.inputs[0] == s);
-          if (!pair || uses.is_output[static_cast<std::size_t>(s)] || uses.consumers[static_cast<std::size_t>(s)].size() != 1) continue;
+          const bool pair =
+              (mul.inputs[0] == y && mul.inputs[1] == s) || (mul.inputs[1] == y && mul.inputs[0] == s);
+          if (!pair || uses.is_output[static_cast<std::size_t>(s)] ||
+              uses.consumers[static_cast<std::size_t>(s)].size() != 1)
+            continue;
           post = {{"op", "swish"}, {"alpha", 1.0}};
           sig.op.clear();
           absorbed = &mul;

@@ -55,7 +55,8 @@ std::vector<std::string> find_head_outputs(const OnnxModel& model, const std::st
       if (!input.empty()) stack.push_back(input);
     }
   }
-  if (heads.empty()) fail("{}: no head convolution found for the raw-head cut (use --full-graph)", model.label);
+  if (heads.empty())
+    fail("{}: no head convolution found for the raw-head cut (use --full-graph)", model.label);
   return heads;
 }
 
@@ -64,7 +65,8 @@ void sort_outputs_by_stride(ir::Graph& graph) {
     const auto& shape = graph.tensors.at(static_cast<std::size_t>(index)).shape;
     return shape.size() == 4 ? shape[2] : 0;
   };
-  std::stable_sort(graph.outputs.begin(), graph.outputs.end(), [&](int a, int b) { return height(a) > height(b); });
+  std::stable_sort(graph.outputs.begin(), graph.outputs.end(),
+                   [&](int a, int b) { return height(a) > height(b); });
 }
 
 }  // namespace vapipe::compiler

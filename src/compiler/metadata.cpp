@@ -67,7 +67,9 @@ json anchors_json(const std::vector<std::array<double, 2>>& anchors) {
   return out;
 }
 
-const Shape& shape_of(const ir::Graph& graph, int index) { return graph.tensors.at(static_cast<std::size_t>(index)).shape; }
+const Shape& shape_of(const ir::Graph& graph, int index) {
+  return graph.tensors.at(static_cast<std::size_t>(index)).shape;
+}
 
 // The spatial size of the first Conv output found walking back from `tensor` (a head's grid).
 std::optional<std::pair<std::int64_t, std::int64_t>> conv_grid_behind(const ir::Graph& graph, int tensor) {
@@ -122,7 +124,8 @@ json build_metadata(const OnnxModel& model, const std::string& model_type, bool 
   for (const auto& prop : model.proto.metadata_props()) {
     if (prop.key() == "names") class_names = parse_class_names(prop.value());
   }
-  if (graph.inputs.empty() || graph.outputs.empty()) fail("{}: compiled graph has no inputs or outputs", model.label);
+  if (graph.inputs.empty() || graph.outputs.empty())
+    fail("{}: compiled graph has no inputs or outputs", model.label);
   const auto& input = graph.tensors.at(static_cast<std::size_t>(graph.inputs[0]));
   const Shape& in_shape = input.shape;
   const std::int64_t channels = in_shape.size() == 4 ? in_shape[1] : 0;
@@ -130,8 +133,8 @@ json build_metadata(const OnnxModel& model, const std::string& model_type, bool 
   const std::int64_t width = in_shape.size() == 4 ? in_shape[3] : 0;
   std::int64_t num_classes = static_cast<std::int64_t>(class_names.size());
   json head = {{"form", cut ? "raw" : "full"}, {"outputs", json::array()}};
-  json preprocess = {{"color", "rgb"}, {"scale", 1.0 / 255.0}, {"mean", {0, 0, 0}}, {"std", {1, 1, 1}},
-                     {"letterbox", true}, {"pad_value", 114}};
+  json preprocess = {{"color", "rgb"},   {"scale", 1.0 / 255.0}, {"mean", {0, 0, 0}},
+                     {"std", {1, 1, 1}}, {"letterbox", true},    {"pad_value", 114}};
   const Shape& out0 = shape_of(graph, graph.outputs[0]);
   if (model_type == "yolov5") {
     if (cut) {
@@ -165,7 +168,8 @@ json build_metadata(const OnnxModel& model, const std::string& model_type, bool 
         const Shape& s = shape_of(graph, index);
         if (s.size() != 4) fail("{}: head output is not 4-D", model.label);
         num_classes = s[1] - 4 * kRegMax;
-        head["outputs"].push_back({{"tensor", graph.tensors[static_cast<std::size_t>(index)].name}, {"stride", height / s[2]}});
+        head["outputs"].push_back(
+            {{"tensor", graph.tensors[static_cast<std::size_t>(index)].name}, {"stride", height / s[2]}});
       }
     } else {
       num_classes = out0.size() == 3 ? out0[1] - 4 : num_classes;

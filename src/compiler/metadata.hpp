@@ -17,6 +17,7 @@ std::string detect_model_type(const OnnxModel& model, const Shape& output_shape)
 std::vector<std::string> parse_class_names(const std::string& literal);
 
 // Builds the metadata for a compiled stage graph (`cut`: the graph ends at the raw head).
-nlohmann::json build_metadata(const OnnxModel& model, const std::string& model_type, bool cut, const ir::Graph& graph);
+nlohmann::json build_metadata(const OnnxModel& model, const std::string& model_type, bool cut,
+                              const ir::Graph& graph);
 
 }  // namespace vapipe::compiler

@@ -43,9 +43,12 @@ std::int64_t normalize_axis(std::int64_t axis, std::size_t rank, const std::stri
 std::vector<std::int64_t> to_ints(const Constant& c) {
   std::vector<std::int64_t> out;
   for (double v : c.values) {
-    if (v >= 9.2e18) out.push_back(std::numeric_limits<std::int64_t>::max());
-    else if (v <= -9.2e18) out.push_back(std::numeric_limits<std::int64_t>::min());
-    else out.push_back(static_cast<std::int64_t>(v));
+    if (v >= 9.2e18)
+      out.push_back(std::numeric_limits<std::int64_t>::max());
+    else if (v <= -9.2e18)
+      out.push_back(std::numeric_limits<std::int64_t>::min());
+    else
+      out.push_back(static_cast<std::int64_t>(v));
   }
   return out;
 }
@@ -81,7 +84,8 @@ class Importer {
       if (value.is_constant()) fail("{}: graph output '{}' is a constant", model_.label, name);
       int index = value.tensor;
       auto& tensor = graph_.tensors[static_cast<std::size_t>(index)];
-      const bool is_input = std::find(graph_.inputs.begin(), graph_.inputs.end(), index) != graph_.inputs.end();
+      const bool is_input =
+          std::find(graph_.inputs.begin(), graph_.inputs.end(), index) != graph_.inputs.end();
       // Identity/Cast chains alias tensors; the output keeps the name the model gives it.
       if (!is_input && !graph_.find_tensor(name)) tensor.name = name;
       graph_.outputs.push_back(index);
@@ -98,8 +102,8 @@ class Importer {
       const std::string where = fmt::format("{}: input '{}'", model_.label, input.name());
       if (!input.type().has_tensor_type()) fail("{} is not a tensor", where);
       const auto& type = input.type().tensor_type();
-      if (!is_float_type(type.elem_type())) fail("{} has element type {}; only float inputs are supported", where,
-                                                 type.elem_type());
+      if (!is_float_type(type.elem_type()))
+        fail("{} has element type {}; only float inputs are supported", where, type.elem_type());
       Shape shape;
       for (const auto& dim : type.shape().dim()) shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
       if (shape.empty()) fail("{} has no shape", where);
@@ -163,11 +167,11 @@ class Importer {
 
   [[noreturn]] void unsupported(const std::string& detail = "") const {
     if (detail.empty()) {
-      throw NodeError(fmt::format("{}: node '{}' (op {}, opset {}) is not supported", model_.label, node_name_,
-                                  node_->op_type(), model_.opset));
+      throw NodeError(fmt::format("{}: node '{}' (op {}, opset {}) is not supported", model_.label,
+                                  node_name_, node_->op_type(), model_.opset));
     }
-    throw NodeError(fmt::format("{}: node '{}' (op {}, opset {}) is not supported: {}", model_.label, node_name_,
-                                node_->op_type(), model_.opset, detail));
+    throw NodeError(fmt::format("{}: node '{}' (op {}, opset {}) is not supported: {}", model_.label,
+                                node_name_, node_->op_type(), model_.opset, detail));
   }
 
   // By value: emitting nodes grows graph_.tensors, which would leave a reference dangling.
@@ -180,14 +184,15 @@ class Importer {
     if (const auto found = materialized_.find(name); found != materialized_.end()) return found->second;
     const Constant& c = *value.constant;
     std::vector<float> data(c.values.begin(), c.values.end());
-    const int index = graph_.add_tensor(
-        {name, DType::kF32, c.shape, ir::ConstBytes::from_vector(std::move(data))});
+    const int index =
+        graph_.add_tensor({name, DType::kF32, c.shape, ir::ConstBytes::from_vector(std::move(data))});
     materialized_[name] = index;
     return index;
   }
 
   int constant_tensor(const std::string& name, Shape shape, std::vector<float> data) {
-    return graph_.add_tensor({name, DType::kF32, std::move(shape), ir::ConstBytes::from_vector(std::move(data))});
+    return graph_.add_tensor(
+        {name, DType::kF32, std::move(shape), ir::ConstBytes::from_vector(std::move(data))});
   }
 
   // Appends one IR node named after the ONNX node; output shapes come from ir::infer_node_shapes.
@@ -232,7 +237,8 @@ class Importer {
   // ---- the node dispatcher ----
   void import_node(const onnx::NodeProto& node) {
     const std::string& op = node.op_type();
-    if (!node.domain().empty() && node.domain() != "ai.onnx") unsupported("custom domain '" + node.domain() + "'");
+    if (!node.domain().empty() && node.domain() != "ai.onnx")
+      unsupported("custom domain '" + node.domain() + "'");
     if (op == "Constant") {
       import_constant(node);
       return;
@@ -252,7 +258,8 @@ class Importer {
       // Shapes are static, so Shape always folds.
       const Value& value = lookup(node.input(0));
       Constant probe{value.is_constant() ? value.constant->shape : shape_of(value.tensor), {}, false};
-      probe.values.assign(static_cast<std::size_t>(std::max<std::int64_t>(shape_volume(probe.shape), 0)), 0.0);
+      probe.values.assign(static_cast<std::size_t>(std::max<std::int64_t>(shape_volume(probe.shape), 0)),
+                          0.0);
       const auto folded = fold_onnx_node(node, {probe}, model_.opset);
       values_[node.output(0)].constant = folded->at(0);
       return;
@@ -311,8 +318,8 @@ class Importer {
   void lower(const onnx::NodeProto& node) {
     const std::string& op = node.op_type();
     static const std::unordered_map<std::string, std::string> kEltwise = {
-        {"Relu", "relu"}, {"Sigmoid", "sigmoid"}, {"Tanh", "tanh"},         {"Exp", "exp"},
-        {"Log", "log"},   {"Sqrt", "sqrt"},       {"Abs", "abs"},           {"HardSwish", "hardswish"}};
+        {"Relu", "relu"}, {"Sigmoid", "sigmoid"}, {"Tanh", "tanh"}, {"Exp", "exp"},
+        {"Log", "log"},   {"Sqrt", "sqrt"},       {"Abs", "abs"},   {"HardSwish", "hardswish"}};
     if (node.output_size() < 1) unsupported("no outputs");
     const std::string& out = node.output(0);
     if (op == "Conv") return lower_conv(node);
@@ -322,8 +329,9 @@ class Importer {
       return;
     }
     if (op == "LeakyRelu") {
-      set_activation(out, emit1("Eltwise", {activation_input(node, 0)},
-                                {{"alg", "leaky_relu"}, {"alpha", attribute_float(node, "alpha", 0.01F)}}, out));
+      set_activation(out,
+                     emit1("Eltwise", {activation_input(node, 0)},
+                           {{"alg", "leaky_relu"}, {"alpha", attribute_float(node, "alpha", 0.01F)}}, out));
       return;
     }
     if (op == "HardSigmoid") {
@@ -335,11 +343,13 @@ class Importer {
       return;
     }
     if (op == "Neg") {
-      set_activation(out, emit1("Eltwise", {activation_input(node, 0)}, {{"alg", "linear"}, {"alpha", -1.0}, {"beta", 0.0}}, out));
+      set_activation(out, emit1("Eltwise", {activation_input(node, 0)},
+                                {{"alg", "linear"}, {"alpha", -1.0}, {"beta", 0.0}}, out));
       return;
     }
     if (op == "Clip") return lower_clip(node);
-    if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Max" || op == "Min") return lower_binary(node);
+    if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Max" || op == "Min")
+      return lower_binary(node);
     if (op == "Pow") return lower_pow(node);
     if (op == "Concat") return lower_concat(node);
     if (op == "Split") return lower_split(node);
@@ -361,7 +371,8 @@ class Importer {
       const int x = activation_input(node, 0);
       const std::size_t rank = shape_of(x).size();
       auto perm = attribute_ints(node, "perm").value_or(std::vector<std::int64_t>{});
-      if (perm.empty()) for (std::size_t d = rank; d-- > 0;) perm.push_back(static_cast<std::int64_t>(d));
+      if (perm.empty())
+        for (std::size_t d = rank; d-- > 0;) perm.push_back(static_cast<std::int64_t>(d));
       set_activation(out, emit1("Transpose", {x}, {{"perm", perm}}, out));
       return;
     }
@@ -373,7 +384,8 @@ class Importer {
       return;
     }
     if (op == "Cast") {
-      if (!is_float_type(attribute_int(node, "to", 1))) unsupported("cast of an activation to a non-float type");
+      if (!is_float_type(attribute_int(node, "to", 1)))
+        unsupported("cast of an activation to a non-float type");
       values_[out] = lookup(node.input(0));  // all activations are f32
       return;
     }
@@ -388,8 +400,10 @@ class Importer {
   }
 
   // pads (top, left, bottom, right) from explicit pads or auto_pad.
-  std::vector<std::int64_t> window_pads(const onnx::NodeProto& node, const Shape& x, const std::vector<std::int64_t>& kernel,
-                                        const std::vector<std::int64_t>& strides, const std::vector<std::int64_t>& dilations) {
+  std::vector<std::int64_t> window_pads(const onnx::NodeProto& node, const Shape& x,
+                                        const std::vector<std::int64_t>& kernel,
+                                        const std::vector<std::int64_t>& strides,
+                                        const std::vector<std::int64_t>& dilations) {
     const std::string auto_pad = attribute_string(node, "auto_pad", "NOTSET");
     if (auto_pad == "NOTSET") return spatial_attr(node, "pads", 0, 4);
     if (auto_pad == "VALID") return {0, 0, 0, 0};
@@ -398,7 +412,8 @@ class Importer {
     for (std::size_t d = 0; d < 2; ++d) {
       const std::int64_t in = x[2 + d];
       const std::int64_t out = (in + strides[d] - 1) / strides[d];
-      const std::int64_t total = std::max<std::int64_t>((out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - in, 0);
+      const std::int64_t total =
+          std::max<std::int64_t>((out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - in, 0);
       const std::int64_t small = total / 2;
       pads[d] = auto_pad == "SAME_UPPER" ? small : total - small;
       pads[d + 2] = total - pads[d];
@@ -413,7 +428,8 @@ class Importer {
     if (shape_of(x).size() != 4 || w->shape.size() != 4) unsupported("only 2-D convolution (4-D tensors)");
     const auto strides = spatial_attr(node, "strides", 1, 2);
     const auto dilations = spatial_attr(node, "dilations", 1, 2);
-    if (auto kernel = attribute_ints(node, "kernel_shape"); kernel && *kernel != std::vector<std::int64_t>{w->shape[2], w->shape[3]}) {
+    if (auto kernel = attribute_ints(node, "kernel_shape");
+        kernel && *kernel != std::vector<std::int64_t>{w->shape[2], w->shape[3]}) {
       unsupported("kernel_shape does not match the weights");
     }
     const auto pads = window_pads(node, shape_of(x), {w->shape[2], w->shape[3]}, strides, dilations);
@@ -422,8 +438,11 @@ class Importer {
       if (const_input(node, 2) == nullptr) unsupported("missing bias");
       inputs[2] = tensor_of(node.input(2));
     }
-    const json attrs = {{"strides", strides}, {"pads", pads}, {"dilations", dilations},
-                        {"group", attribute_int(node, "group", 1)}, {"post_ops", json::array()}};
+    const json attrs = {{"strides", strides},
+                        {"pads", pads},
+                        {"dilations", dilations},
+                        {"group", attribute_int(node, "group", 1)},
+                        {"post_ops", json::array()}};
     set_activation(node.output(0), emit1("Conv", inputs, attrs, node.output(0)));
   }
 
@@ -434,13 +453,14 @@ class Importer {
     const Constant* bias = const_input(node, 2);
     const Constant* mean = const_input(node, 3);
     const Constant* var = const_input(node, 4);
-    if (scale == nullptr || bias == nullptr || mean == nullptr || var == nullptr) unsupported("missing parameters");
+    if (scale == nullptr || bias == nullptr || mean == nullptr || var == nullptr)
+      unsupported("missing parameters");
     if (node.output_size() > 1) unsupported("training outputs");
     const Shape& s = shape_of(x);
     if (s.size() < 2) unsupported("rank < 2");
     const auto channels = static_cast<std::size_t>(s[1]);
-    if (scale->values.size() != channels || bias->values.size() != channels || mean->values.size() != channels ||
-        var->values.size() != channels) {
+    if (scale->values.size() != channels || bias->values.size() != channels ||
+        mean->values.size() != channels || var->values.size() != channels) {
       unsupported("parameter sizes do not match the channels");
     }
     const double eps = attribute_float(node, "epsilon", 1e-5F);
@@ -478,7 +498,12 @@ class Importer {
     const Value& a = lookup(node.input(0));
     const Value& b = lookup(node.input(1));
     const std::string& out = node.output(0);
-    std::string alg = op == "Add" ? "add" : op == "Sub" ? "sub" : op == "Mul" ? "mul" : op == "Div" ? "div" : op == "Max" ? "max" : "min";
+    std::string alg = op == "Add"   ? "add"
+                      : op == "Sub" ? "sub"
+                      : op == "Mul" ? "mul"
+                      : op == "Div" ? "div"
+                      : op == "Max" ? "max"
+                                    : "min";
     // x (op) scalar constant, shape unchanged: an affine Eltwise, which fuses and runs in place.
     const bool a_scalar = a.is_constant() && a.constant->values.size() == 1 && !b.is_constant() &&
                           a.constant->shape.size() <= shape_of(b.tensor).size();
@@ -493,11 +518,14 @@ class Importer {
       if (alg == "sub") affine = b_scalar ? std::pair{1.0, -c} : std::pair{-1.0, c};
       if (alg == "div" && b_scalar && c != 0.0) affine = {{1.0 / c, 0.0}};
       if (affine) {
-        set_activation(out, emit1("Eltwise", {x}, {{"alg", "linear"}, {"alpha", affine->first}, {"beta", affine->second}}, out));
+        set_activation(out,
+                       emit1("Eltwise", {x},
+                             {{"alg", "linear"}, {"alpha", affine->first}, {"beta", affine->second}}, out));
         return;
       }
     }
-    set_activation(out, emit1("Binary", {tensor_of(node.input(0)), tensor_of(node.input(1))}, {{"alg", alg}}, out));
+    set_activation(
+        out, emit1("Binary", {tensor_of(node.input(0)), tensor_of(node.input(1))}, {{"alg", alg}}, out));
   }
 
   void lower_pow(const onnx::NodeProto& node) {
@@ -539,7 +567,8 @@ class Importer {
     std::vector<std::int64_t> sizes;
     if (model_.opset < 13) {
       sizes = attribute_ints(node, "split").value_or(std::vector<std::int64_t>{});
-    } else if (const Constant* c = node.input_size() > 1 && !node.input(1).empty() ? const_input(node, 1) : nullptr) {
+    } else if (const Constant* c =
+                   node.input_size() > 1 && !node.input(1).empty() ? const_input(node, 1) : nullptr) {
       sizes = to_ints(*c);
     }
     const auto count = static_cast<std::int64_t>(node.output_size());
@@ -574,7 +603,8 @@ class Importer {
       if (const Constant* c3 = const_input(node, 3)) axes = to_ints(*c3);
       if (const Constant* c4 = const_input(node, 4)) steps = to_ints(*c4);
     }
-    if (axes.empty()) for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+    if (axes.empty())
+      for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
     if (steps.empty()) steps.assign(starts.size(), 1);
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
       unsupported("starts/ends/axes/steps sizes differ");
@@ -611,7 +641,9 @@ class Importer {
       if (node.input_size() > 1) {
         scales_c = const_input(node, 1);
       } else if (const auto* floats = find_attribute(node, "scales")) {
-        attr_scales = {{floats->floats_size()}, std::vector<double>(floats->floats().begin(), floats->floats().end()), false};
+        attr_scales = {{floats->floats_size()},
+                       std::vector<double>(floats->floats().begin(), floats->floats().end()),
+                       false};
         scales_c = &attr_scales;
       }
     } else {
@@ -700,13 +732,15 @@ class Importer {
     }
     const std::int64_t volume = shape_volume(s);
     if (infer >= 0) {
-      if (known == 0 || volume % known != 0) fail("cannot reshape {} to {}", shape_to_string(s), shape_to_string(target));
+      if (known == 0 || volume % known != 0)
+        fail("cannot reshape {} to {}", shape_to_string(s), shape_to_string(target));
       target[static_cast<std::size_t>(infer)] = volume / known;
     } else if (known != volume && batch_factor_ > 1 && known * batch_factor_ == volume && !target.empty()) {
       // A batch-1 export bakes batch 1 (or batch*C) into dimension 0; a batch-B stage scales it.
       target[0] *= batch_factor_;
     }
-    if (shape_volume(target) != volume) fail("cannot reshape {} to {}", shape_to_string(s), shape_to_string(target));
+    if (shape_volume(target) != volume)
+      fail("cannot reshape {} to {}", shape_to_string(s), shape_to_string(target));
     set_activation(node.output(0), emit_reshape(x, target, node.output(0)));
   }
 
@@ -731,7 +765,9 @@ class Importer {
       }
       const std::size_t rank = op == "Unsqueeze" ? s.size() + axes.size() : s.size();
       for (auto& a : axes) a = normalize_axis(a, rank, op);
-      auto listed = [&](std::size_t d) { return std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(d)) != axes.end(); };
+      auto listed = [&](std::size_t d) {
+        return std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(d)) != axes.end();
+      };
       if (op == "Unsqueeze") {
         std::size_t next = 0;
         for (std::size_t d = 0; d < rank; ++d) {
@@ -757,7 +793,8 @@ class Importer {
     const int x = activation_input(node, 0);
     const Shape& s = shape_of(x);
     const std::string& out = node.output(0);
-    const auto axis = normalize_axis(attribute_int(node, "axis", model_.opset < 13 ? 1 : -1), s.size(), "Softmax");
+    const auto axis =
+        normalize_axis(attribute_int(node, "axis", model_.opset < 13 ? 1 : -1), s.size(), "Softmax");
     if (model_.opset >= 13 || axis == static_cast<std::int64_t>(s.size()) - 1) {
       set_activation(out, emit1("Softmax", {x}, {{"axis", axis}}, out));
       return;
@@ -782,9 +819,10 @@ class Importer {
       if (index < 0) index += dim;
       if (index < 0 || index >= dim) fail("index out of range {}", dim);
     }
-    set_activation(node.output(0), emit1("Gather", {x},
-                                         {{"axis", axis}, {"indices", indices}, {"indices_shape", indices_c->shape}},
-                                         node.output(0)));
+    set_activation(
+        node.output(0),
+        emit1("Gather", {x}, {{"axis", axis}, {"indices", indices}, {"indices_shape", indices_c->shape}},
+              node.output(0)));
   }
 
   const OnnxModel& model_;

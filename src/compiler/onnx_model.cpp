@@ -49,7 +49,8 @@ OnnxModel load_onnx(const std::string& path) {
   std::ifstream stream(path, std::ios::binary);
   if (!stream) fail("{}: cannot open", path);
   if (!model.proto.ParseFromIstream(&stream)) fail("{}: not an ONNX model (protobuf parse failed)", path);
-  if (!model.proto.has_graph() || model.proto.graph().node_size() == 0 || model.proto.opset_import_size() == 0) {
+  if (!model.proto.has_graph() || model.proto.graph().node_size() == 0 ||
+      model.proto.opset_import_size() == 0) {
     fail("{}: not an ONNX model (no graph or no opset)", path);
   }
   for (const auto& opset : model.proto.opset_import()) {
@@ -75,44 +76,55 @@ Constant read_tensor(const onnx::TensorProto& tensor, const std::string& where) 
   const std::string& bytes = tensor.raw_data();
   switch (tensor.data_type()) {
     case onnx::TensorProto_DataType_FLOAT:
-      constant.values = raw ? from_raw<float>(bytes, count, where) : from_field(tensor.float_data(), count, where);
+      constant.values =
+          raw ? from_raw<float>(bytes, count, where) : from_field(tensor.float_data(), count, where);
       break;
     case onnx::TensorProto_DataType_DOUBLE:
-      constant.values = raw ? from_raw<double>(bytes, count, where) : from_field(tensor.double_data(), count, where);
+      constant.values =
+          raw ? from_raw<double>(bytes, count, where) : from_field(tensor.double_data(), count, where);
       break;
     case onnx::TensorProto_DataType_FLOAT16: {
-      auto halves = raw ? from_raw<std::uint16_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
-      for (auto& value : halves) value = static_cast<double>(half_to_float(static_cast<std::uint16_t>(value)));
+      auto halves =
+          raw ? from_raw<std::uint16_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
+      for (auto& value : halves)
+        value = static_cast<double>(half_to_float(static_cast<std::uint16_t>(value)));
       constant.values = std::move(halves);
       break;
     }
     case onnx::TensorProto_DataType_INT64:
-      constant.values = raw ? from_raw<std::int64_t>(bytes, count, where) : from_field(tensor.int64_data(), count, where);
+      constant.values =
+          raw ? from_raw<std::int64_t>(bytes, count, where) : from_field(tensor.int64_data(), count, where);
       constant.is_int = true;
       break;
     case onnx::TensorProto_DataType_INT32:
-      constant.values = raw ? from_raw<std::int32_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
+      constant.values =
+          raw ? from_raw<std::int32_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
       constant.is_int = true;
       break;
     case onnx::TensorProto_DataType_INT16:
-      constant.values = raw ? from_raw<std::int16_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
+      constant.values =
+          raw ? from_raw<std::int16_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
       constant.is_int = true;
       break;
     case onnx::TensorProto_DataType_UINT16:
-      constant.values = raw ? from_raw<std::uint16_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
+      constant.values =
+          raw ? from_raw<std::uint16_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
       constant.is_int = true;
       break;
     case onnx::TensorProto_DataType_INT8:
-      constant.values = raw ? from_raw<std::int8_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
+      constant.values =
+          raw ? from_raw<std::int8_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
       constant.is_int = true;
       break;
     case onnx::TensorProto_DataType_UINT8:
     case onnx::TensorProto_DataType_BOOL:
-      constant.values = raw ? from_raw<std::uint8_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
+      constant.values =
+          raw ? from_raw<std::uint8_t>(bytes, count, where) : from_field(tensor.int32_data(), count, where);
       constant.is_int = true;
       break;
     case onnx::TensorProto_DataType_UINT64:
-      constant.values = raw ? from_raw<std::uint64_t>(bytes, count, where) : from_field(tensor.uint64_data(), count, where);
+      constant.values =
+          raw ? from_raw<std::uint64_t>(bytes, count, where) : from_field(tensor.uint64_data(), count, where);
       constant.is_int = true;
       break;
     default:
@@ -124,12 +136,14 @@ Constant read_tensor(const onnx::TensorProto& tensor, const std::string& where) 
 std::optional<Constant> find_constant(const OnnxModel& model, const std::string& name) {
   const auto& graph = model.proto.graph();
   for (const auto& initializer : graph.initializer()) {
-    if (initializer.name() == name) return read_tensor(initializer, model.label + ": initializer '" + name + "'");
+    if (initializer.name() == name)
+      return read_tensor(initializer, model.label + ": initializer '" + name + "'");
   }
   for (const auto& node : graph.node()) {
     if (node.op_type() != "Constant" || node.output_size() != 1 || node.output(0) != name) continue;
     for (const auto& attr : node.attribute()) {
-      if (attr.name() == "value" && attr.has_t()) return read_tensor(attr.t(), model.label + ": constant '" + name + "'");
+      if (attr.name() == "value" && attr.has_t())
+        return read_tensor(attr.t(), model.label + ": constant '" + name + "'");
     }
   }
   return std::nullopt;
@@ -152,12 +166,14 @@ float attribute_float(const onnx::NodeProto& node, const std::string& name, floa
   return attr != nullptr ? attr->f() : fallback;
 }
 
-std::string attribute_string(const onnx::NodeProto& node, const std::string& name, const std::string& fallback) {
+std::string attribute_string(const onnx::NodeProto& node, const std::string& name,
+                             const std::string& fallback) {
   const auto* attr = find_attribute(node, name);
   return attr != nullptr ? attr->s() : fallback;
 }
 
-std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& node, const std::string& name) {
+std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& node,
+                                                        const std::string& name) {
   const auto* attr = find_attribute(node, name);
   if (attr == nullptr) return std::nullopt;
   return std::vector<std::int64_t>(attr->ints().begin(), attr->ints().end());

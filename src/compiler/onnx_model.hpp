@@ -15,8 +15,8 @@ namespace vapipe::compiler {
 struct OnnxModel {
   onnx::ModelProto proto;
   std::string path;
-  std::string label;        // the file name, used to start every message
-  std::int64_t opset = 0;   // of the default ("" / "ai.onnx") domain
+  std::string label;       // the file name, used to start every message
+  std::int64_t opset = 0;  // of the default ("" / "ai.onnx") domain
 };
 
 // A compile-time constant: an initializer, a Constant node or a folded value.
@@ -40,7 +40,8 @@ std::optional<Constant> find_constant(const OnnxModel& model, const std::string&
 const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, const std::string& name);
 std::int64_t attribute_int(const onnx::NodeProto& node, const std::string& name, std::int64_t fallback);
 float attribute_float(const onnx::NodeProto& node, const std::string& name, float fallback);
-std::string attribute_string(const onnx::NodeProto& node, const std::string& name, const std::string& fallback);
+std::string attribute_string(const onnx::NodeProto& node, const std::string& name,
+                             const std::string& fallback);
 std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& node, const std::string& name);
 
 }  // namespace vapipe::compiler

@@ -84,7 +84,8 @@ void run_conv(Context& ctx, const Node& node) {
   for (std::int64_t b = 0; b < n; ++b) {
     for (std::int64_t o = 0; o < oc; ++o) {
       const std::int64_t g = o / ocg;
-      std::fill(acc.begin(), acc.end(), has_bias ? static_cast<double>((*bias)[static_cast<std::size_t>(o)]) : 0.0);
+      std::fill(acc.begin(), acc.end(),
+                has_bias ? static_cast<double>((*bias)[static_cast<std::size_t>(o)]) : 0.0);
       for (std::int64_t c = 0; c < icg; ++c) {
         const float* xp = x.data() + ((b * ic + g * icg + c) * ih) * iw;
         for (std::int64_t ky = 0; ky < kh; ++ky) {
@@ -97,9 +98,11 @@ void run_conv(Context& ctx, const Node& node) {
               // The output columns whose source column lies inside the input: no per-element bounds test.
               const std::int64_t offset = kx * dil[1] - pads[1];
               const std::int64_t lo = offset >= 0 ? 0 : (-offset + strides[1] - 1) / strides[1];
-              const std::int64_t hi = std::min(ow, iw - 1 - offset < 0 ? 0 : (iw - 1 - offset) / strides[1] + 1);
+              const std::int64_t hi =
+                  std::min(ow, iw - 1 - offset < 0 ? 0 : (iw - 1 - offset) / strides[1] + 1);
               const std::int64_t row = sy * iw + offset;
-              for (std::int64_t xx = lo; xx < hi; ++xx) ap[xx] += wv * static_cast<double>(xp[row + xx * strides[1]]);
+              for (std::int64_t xx = lo; xx < hi; ++xx)
+                ap[xx] += wv * static_cast<double>(xp[row + xx * strides[1]]);
             }
           }
         }
@@ -157,7 +160,8 @@ void run_pool(Context& ctx, const Node& node, bool is_max) {
             ++count;
           }
         }
-        yp[yy * ow + xx] = static_cast<float>(is_max ? best : (count > 0 ? total / static_cast<double>(count) : 0.0));
+        yp[yy * ow + xx] =
+            static_cast<float>(is_max ? best : (count > 0 ? total / static_cast<double>(count) : 0.0));
       }
     }
   }
@@ -260,14 +264,16 @@ void run_resize(Context& ctx, const Node& node) {
   const auto& x = ctx.in(node, 0);
   const Shape& xs = ctx.shape(node.inputs[0]);
   const Shape ys = ctx.shape(node.outputs[0]);
-  if (node.attrs.value("mode", std::string("nearest")) != "nearest") fail("node '{}' (Resize): only nearest", node.name);
+  if (node.attrs.value("mode", std::string("nearest")) != "nearest")
+    fail("node '{}' (Resize): only nearest", node.name);
   const auto transform = node.attrs.value("coordinate_transformation_mode", std::string("half_pixel"));
   const auto rounding = node.attrs.value("nearest_mode", std::string("round_prefer_floor"));
   std::vector<double> scales;
   if (node.attrs.contains("scales")) scales = node.attrs.at("scales").get<std::vector<double>>();
   std::vector<std::vector<std::int64_t>> source(ys.size());
   for (std::size_t d = 0; d < ys.size(); ++d) {
-    const double scale = d < scales.size() ? scales[d] : static_cast<double>(ys[d]) / static_cast<double>(xs[d]);
+    const double scale =
+        d < scales.size() ? scales[d] : static_cast<double>(ys[d]) / static_cast<double>(xs[d]);
     for (std::int64_t o = 0; o < ys[d]; ++o) {
       source[d].push_back(nearest_source(o, xs[d], ys[d], scale, transform, rounding, node));
     }
@@ -318,13 +324,20 @@ void run_binary(Context& ctx, const Node& node) {
     const float va = a[static_cast<std::size_t>(ai)];
     const float vb = b[static_cast<std::size_t>(bi)];
     float r = 0.0F;
-    if (alg == "add") r = va + vb;
-    else if (alg == "sub") r = va - vb;
-    else if (alg == "mul") r = va * vb;
-    else if (alg == "div") r = va / vb;
-    else if (alg == "max") r = std::max(va, vb);
-    else if (alg == "min") r = std::min(va, vb);
-    else fail("node '{}': unknown binary alg '{}'", node.name, alg);
+    if (alg == "add")
+      r = va + vb;
+    else if (alg == "sub")
+      r = va - vb;
+    else if (alg == "mul")
+      r = va * vb;
+    else if (alg == "div")
+      r = va / vb;
+    else if (alg == "max")
+      r = std::max(va, vb);
+    else if (alg == "min")
+      r = std::min(va, vb);
+    else
+      fail("node '{}': unknown binary alg '{}'", node.name, alg);
     y[i] = r;
   }
 }
@@ -363,9 +376,11 @@ void run_softmax(Context& ctx, const Node& node) {
     for (std::int64_t i = 0; i < inner; ++i) {
       const std::int64_t base = o * len * inner + i;
       double top = -std::numeric_limits<double>::infinity();
-      for (std::int64_t k = 0; k < len; ++k) top = std::max(top, static_cast<double>(x[static_cast<std::size_t>(base + k * inner)]));
+      for (std::int64_t k = 0; k < len; ++k)
+        top = std::max(top, static_cast<double>(x[static_cast<std::size_t>(base + k * inner)]));
       double total = 0.0;
-      for (std::int64_t k = 0; k < len; ++k) total += std::exp(static_cast<double>(x[static_cast<std::size_t>(base + k * inner)]) - top);
+      for (std::int64_t k = 0; k < len; ++k)
+        total += std::exp(static_cast<double>(x[static_cast<std::size_t>(base + k * inner)]) - top);
       for (std::int64_t k = 0; k < len; ++k) {
         const auto idx = static_cast<std::size_t>(base + k * inner);
         y[idx] = static_cast<float>(std::exp(static_cast<double>(x[idx]) - top) / total);
@@ -398,7 +413,8 @@ void run_gather(Context& ctx, const Node& node) {
 
 }  // namespace
 
-std::vector<std::vector<float>> run_reference(const Graph& graph, const std::vector<std::vector<float>>& inputs) {
+std::vector<std::vector<float>> run_reference(const Graph& graph,
+                                              const std::vector<std::vector<float>>& inputs) {
   Context ctx{graph, std::vector<std::vector<float>>(graph.tensors.size())};
   if (inputs.size() != graph.inputs.size()) {
     fail("reference executor: {} inputs given, graph has {}", inputs.size(), graph.inputs.size());
@@ -465,7 +481,8 @@ std::vector<std::vector<float>> run_reference(const Graph& graph, const std::vec
   for (int index : graph.outputs) {
     const auto& value = ctx.values.at(static_cast<std::size_t>(index));
     if (static_cast<std::int64_t>(value.size()) != shape_volume(ctx.shape(index))) {
-      fail("reference executor: output '{}' was never computed", graph.tensors[static_cast<std::size_t>(index)].name);
+      fail("reference executor: output '{}' was never computed",
+           graph.tensors[static_cast<std::size_t>(index)].name);
     }
     outputs.push_back(value);
   }

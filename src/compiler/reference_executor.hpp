@@ -10,6 +10,7 @@ namespace vapipe::compiler {
 
 // Runs `graph` on dense row-major f32 inputs (graph.inputs order, each of its tensor's shape) and returns
 // the outputs in graph.outputs order. Throws vapipe::Error naming the node on malformed graphs.
-std::vector<std::vector<float>> run_reference(const ir::Graph& graph, const std::vector<std::vector<float>>& inputs);
+std::vector<std::vector<float>> run_reference(const ir::Graph& graph,
+                                              const std::vector<std::vector<float>>& inputs);
 
 }  // namespace vapipe::compiler

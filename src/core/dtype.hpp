@@ -12,7 +12,7 @@ enum class DType : std::uint8_t { kF32, kF16, kBF16, kS8, kU8, kS32, kS64 };
 using Shape = std::vector<std::int64_t>;
 
 std::size_t dtype_size(DType dtype);
-std::string_view dtype_name(DType dtype);  // "f32", "f16", ...
+std::string_view dtype_name(DType dtype);      // "f32", "f16", ...
 DType dtype_from_name(std::string_view name);  // throws vapipe::Error on an unknown name
 
 std::int64_t shape_volume(const Shape& shape);

@@ -28,7 +28,8 @@ nlohmann::json graph_to_json(const Graph& graph,
                              const std::function<nlohmann::json(const ConstBytes&)>& place_data) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& tensor : graph.tensors) {
-    nlohmann::json entry = {{"name", tensor.name}, {"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}};
+    nlohmann::json entry = {
+        {"name", tensor.name}, {"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}};
     if (tensor.data) entry["data"] = place_data(*tensor.data);
     tensors.push_back(std::move(entry));
   }
@@ -46,7 +47,8 @@ nlohmann::json graph_to_json(const Graph& graph,
           {"outputs", graph.outputs}};
 }
 
-Graph graph_from_json(const nlohmann::json& json, const std::function<ConstBytes(const nlohmann::json&)>& find_data) {
+Graph graph_from_json(const nlohmann::json& json,
+                      const std::function<ConstBytes(const nlohmann::json&)>& find_data) {
   Graph graph;
   for (const auto& entry : json.at("tensors")) {
     Tensor tensor;

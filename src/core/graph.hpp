@@ -94,8 +94,8 @@ struct Stage {
 struct Network {
   std::string name;
   std::string precision = "f32";
-  bool dynamic_shape = false;   // true: inputs may be smaller than the compiled shape (up to it)
-  std::vector<Stage> stages;    // ascending batch
+  bool dynamic_shape = false;  // true: inputs may be smaller than the compiled shape (up to it)
+  std::vector<Stage> stages;   // ascending batch
   nlohmann::json metadata = nlohmann::json::object();  // model_type, class names, preprocessing, heads
 };
 
@@ -103,7 +103,9 @@ struct Package {
   std::vector<Network> networks;
 };
 
-nlohmann::json graph_to_json(const Graph& graph, const std::function<nlohmann::json(const ConstBytes&)>& place_data);
-Graph graph_from_json(const nlohmann::json& json, const std::function<ConstBytes(const nlohmann::json&)>& find_data);
+nlohmann::json graph_to_json(const Graph& graph,
+                             const std::function<nlohmann::json(const ConstBytes&)>& place_data);
+Graph graph_from_json(const nlohmann::json& json,
+                      const std::function<ConstBytes(const nlohmann::json&)>& find_data);
 
 }  // namespace vapipe::ir

@@ -31,7 +31,8 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
     }
   }
   ::close(fd);
-  return std::shared_ptr<const MappedFile>(new MappedFile(path, static_cast<const std::byte*>(address), size));
+  return std::shared_ptr<const MappedFile>(
+      new MappedFile(path, static_cast<const std::byte*>(address), size));
 }
 
 MappedFile::MappedFile(std::string path, const std::byte* data, std::size_t size)

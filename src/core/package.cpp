@@ -47,7 +47,9 @@ std::uint32_t crc32_of(const void* data, std::size_t size) {
   return static_cast<std::uint32_t>(crc);
 }
 
-std::size_t align_up(std::size_t value) { return (value + kBlobAlignment - 1) / kBlobAlignment * kBlobAlignment; }
+std::size_t align_up(std::size_t value) {
+  return (value + kBlobAlignment - 1) / kBlobAlignment * kBlobAlignment;
+}
 
 // Collects constant blobs, storing identical contents once.
 class BlobWriter {
@@ -83,7 +85,8 @@ void write_package(const Package& package, const std::string& path) {
   for (const auto& network : package.networks) {
     nlohmann::json stages = nlohmann::json::array();
     for (const auto& stage : network.stages) {
-      nlohmann::json entry = graph_to_json(stage.graph, [&](const ConstBytes& bytes) { return blobs.place(bytes); });
+      nlohmann::json entry =
+          graph_to_json(stage.graph, [&](const ConstBytes& bytes) { return blobs.place(bytes); });
       entry["batch"] = stage.batch;
       stages.push_back(std::move(entry));
     }
@@ -93,9 +96,8 @@ void write_package(const Package& package, const std::string& path) {
                         {"metadata", network.metadata},
                         {"stages", std::move(stages)}});
   }
-  const nlohmann::json manifest = {{"format", "vapipe-package"},
-                                   {"version", kPackageFormatVersion},
-                                   {"networks", std::move(networks)}};
+  const nlohmann::json manifest = {
+      {"format", "vapipe-package"}, {"version", kPackageFormatVersion}, {"networks", std::move(networks)}};
   const std::string manifest_text = manifest.dump();
 
   Header header{};
@@ -118,7 +120,8 @@ void write_package(const Package& package, const std::string& path) {
     out.write(manifest_text.data(), static_cast<std::streamsize>(manifest_text.size()));
     const std::vector<char> padding(header.blob_offset - kHeaderSize - manifest_text.size(), 0);
     out.write(padding.data(), static_cast<std::streamsize>(padding.size()));
-    out.write(reinterpret_cast<const char*>(blobs.blob().data()), static_cast<std::streamsize>(blobs.blob().size()));
+    out.write(reinterpret_cast<const char*>(blobs.blob().data()),
+              static_cast<std::streamsize>(blobs.blob().size()));
     if (!out.flush()) fail("{}: write failed (disk full?)", temporary);
   }
   std::error_code error;
@@ -133,13 +136,15 @@ Package read_package(const std::string& path) {
   Header header{};
   std::memcpy(&header, bytes.data(), sizeof(header));
   if (header.magic != kMagic) fail("{}: not a vapipe package (bad magic)", path);
-  if (header.header_crc != crc32_of(&header, offsetof(Header, header_crc))) fail("{}: header checksum mismatch", path);
+  if (header.header_crc != crc32_of(&header, offsetof(Header, header_crc)))
+    fail("{}: header checksum mismatch", path);
   if (header.version != kPackageFormatVersion) {
     fail("{}: package format version {} is not supported (this build reads version {})", path, header.version,
          kPackageFormatVersion);
   }
   const std::uint64_t expected_size = header.blob_offset + header.blob_size;
-  if (header.manifest_offset + header.manifest_size > header.blob_offset || expected_size < header.blob_offset) {
+  if (header.manifest_offset + header.manifest_size > header.blob_offset ||
+      expected_size < header.blob_offset) {
     fail("{}: corrupt header (sections overlap)", path);
   }
   if (bytes.size() < expected_size) {
@@ -150,7 +155,8 @@ Package read_package(const std::string& path) {
     fail("{}: manifest checksum mismatch (file corrupt)", path);
   }
   const std::byte* blob = bytes.data() + header.blob_offset;
-  if (crc32_of(blob, header.blob_size) != header.blob_crc) fail("{}: weights checksum mismatch (file corrupt)", path);
+  if (crc32_of(blob, header.blob_size) != header.blob_crc)
+    fail("{}: weights checksum mismatch (file corrupt)", path);
 
   Package package;
   try {

@@ -9,7 +9,9 @@
 namespace vapipe {
 
 ProgressBar::ProgressBar(std::string label, std::size_t total)
-    : label_(std::move(label)), total_(std::max<std::size_t>(total, 1)), enabled_(::isatty(STDERR_FILENO) == 1) {}
+    : label_(std::move(label)),
+      total_(std::max<std::size_t>(total, 1)),
+      enabled_(::isatty(STDERR_FILENO) == 1) {}
 
 ProgressBar::~ProgressBar() { finish(); }
 
@@ -36,8 +38,8 @@ void ProgressBar::draw() {
   if (!enabled_) return;
   constexpr std::size_t kWidth = 30;
   const std::size_t filled = done_ * kWidth / total_;
-  fmt::print(stderr, "\r{:<24} [{}{}] {:3}%", label_, std::string(filled, '#'), std::string(kWidth - filled, ' '),
-             done_ * 100 / total_);
+  fmt::print(stderr, "\r{:<24} [{}{}] {:3}%", label_, std::string(filled, '#'),
+             std::string(kWidth - filled, ' '), done_ * 100 / total_);
   std::fflush(stderr);
 }
 

@@ -30,22 +30,26 @@ const Shape& input_shape(const Graph& graph, const Node& node, std::size_t index
 std::int64_t normalized_axis(const Node& node, std::int64_t axis, std::size_t rank) {
   const auto r = static_cast<std::int64_t>(rank);
   if (axis < 0) axis += r;
-  if (axis < 0 || axis >= r) fail("node '{}' ({}): axis {} out of range for rank {}", node.name, node.op, axis, rank);
+  if (axis < 0 || axis >= r)
+    fail("node '{}' ({}): axis {} out of range for rank {}", node.name, node.op, axis, rank);
   return axis;
 }
 
 std::int64_t window_output(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t pad_begin,
                            std::int64_t pad_end, std::int64_t dilation, const Node& node) {
-  if (stride <= 0 || dilation <= 0 || kernel <= 0) fail("node '{}' ({}): non-positive kernel/stride", node.name, node.op);
+  if (stride <= 0 || dilation <= 0 || kernel <= 0)
+    fail("node '{}' ({}): non-positive kernel/stride", node.name, node.op);
   const std::int64_t span = dilation * (kernel - 1) + 1;
   const std::int64_t padded = in + pad_begin + pad_end;
-  if (padded < span) fail("node '{}' ({}): window {} larger than padded input {}", node.name, node.op, span, padded);
+  if (padded < span)
+    fail("node '{}' ({}): window {} larger than padded input {}", node.name, node.op, span, padded);
   return (padded - span) / stride + 1;
 }
 
 Shape infer_window(const Graph& graph, const Node& node, bool is_conv) {
   const Shape& x = input_shape(graph, node, 0);
-  if (x.size() != 4) fail("node '{}' ({}): input must be 4-D, got {}", node.name, node.op, shape_to_string(x));
+  if (x.size() != 4)
+    fail("node '{}' ({}): input must be 4-D, got {}", node.name, node.op, shape_to_string(x));
   const auto strides = int_list(node, "strides", 2);
   const auto pads = int_list(node, "pads", 4);
   std::vector<std::int64_t> dilations{1, 1};
@@ -62,7 +66,8 @@ Shape infer_window(const Graph& graph, const Node& node, bool is_conv) {
     }
     if (node.inputs.size() > 2 && node.inputs[2] >= 0) {
       const Shape& b = input_shape(graph, node, 2);
-      if (shape_volume(b) != w[0]) fail("node '{}' (Conv): bias has {} values, expected {}", node.name, shape_volume(b), w[0]);
+      if (shape_volume(b) != w[0])
+        fail("node '{}' (Conv): bias has {} values, expected {}", node.name, shape_volume(b), w[0]);
     }
     kernel = {w[2], w[3]};
     channels = w[0];
@@ -74,7 +79,8 @@ Shape infer_window(const Graph& graph, const Node& node, bool is_conv) {
   if (is_conv && node.inputs.size() > 3 && node.inputs[3] >= 0) {
     const Shape& sum = input_shape(graph, node, 3);
     if (sum != out) {
-      fail("node '{}' (Conv): sum input {} differs from output {}", node.name, shape_to_string(sum), shape_to_string(out));
+      fail("node '{}' (Conv): sum input {} differs from output {}", node.name, shape_to_string(sum),
+           shape_to_string(out));
     }
   }
   return out;
@@ -112,19 +118,23 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
   if (op == "Concat") {
     if (node.inputs.empty()) fail("node '{}' (Concat): no inputs", node.name);
     Shape out = input_shape(graph, node, 0);
-    const auto axis = static_cast<std::size_t>(normalized_axis(node, node.attrs.value("axis", std::int64_t{0}), out.size()));
+    const auto axis = static_cast<std::size_t>(
+        normalized_axis(node, node.attrs.value("axis", std::int64_t{0}), out.size()));
     for (std::size_t i = 1; i < node.inputs.size(); ++i) {
       const Shape& s = input_shape(graph, node, i);
       bool fits = s.size() == out.size();
       for (std::size_t d = 0; fits && d < s.size(); ++d) fits = d == axis || s[d] == out[d];
-      if (!fits) fail("node '{}' (Concat): input {} does not fit {}", node.name, shape_to_string(s), shape_to_string(out));
+      if (!fits)
+        fail("node '{}' (Concat): input {} does not fit {}", node.name, shape_to_string(s),
+             shape_to_string(out));
       out[axis] += s[axis];
     }
     return {out};
   }
   if (op == "Split") {
     const Shape& x = input_shape(graph, node, 0);
-    const auto axis = static_cast<std::size_t>(normalized_axis(node, node.attrs.value("axis", std::int64_t{0}), x.size()));
+    const auto axis =
+        static_cast<std::size_t>(normalized_axis(node, node.attrs.value("axis", std::int64_t{0}), x.size()));
     const auto sizes = int_list(node, "sizes", node.outputs.size());
     std::int64_t total = 0;
     std::vector<Shape> outs;
@@ -135,7 +145,8 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
       s[axis] = size;
       outs.push_back(std::move(s));
     }
-    if (total != x[axis]) fail("node '{}' (Split): sizes sum to {}, dimension is {}", node.name, total, x[axis]);
+    if (total != x[axis])
+      fail("node '{}' (Split): sizes sum to {}, dimension is {}", node.name, total, x[axis]);
     return outs;
   }
   if (op == "Slice") {
@@ -156,7 +167,8 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
     const Shape& x = input_shape(graph, node, 0);
     if (!node.attrs.contains("scales")) fail("node '{}' (Resize): attribute 'scales' missing", node.name);
     const auto scales = node.attrs.at("scales").get<std::vector<double>>();
-    if (scales.size() != x.size()) fail("node '{}' (Resize): {} scales for rank {}", node.name, scales.size(), x.size());
+    if (scales.size() != x.size())
+      fail("node '{}' (Resize): {} scales for rank {}", node.name, scales.size(), x.size());
     Shape out(x.size());
     for (std::size_t d = 0; d < x.size(); ++d) {
       out[d] = static_cast<std::int64_t>(std::floor(static_cast<double>(x[d]) * scales[d] + 1e-6));
@@ -165,10 +177,12 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
   }
   if (op == "Reshape") {
     const Shape& x = input_shape(graph, node, 0);
-    Shape target = node.attrs.contains("shape") ? node.attrs.at("shape").get<Shape>()
-                                                : graph.tensors.at(static_cast<std::size_t>(node.outputs.at(0))).shape;
+    Shape target = node.attrs.contains("shape")
+                       ? node.attrs.at("shape").get<Shape>()
+                       : graph.tensors.at(static_cast<std::size_t>(node.outputs.at(0))).shape;
     if (shape_volume(target) != shape_volume(x)) {
-      fail("node '{}' (Reshape): cannot reshape {} to {}", node.name, shape_to_string(x), shape_to_string(target));
+      fail("node '{}' (Reshape): cannot reshape {} to {}", node.name, shape_to_string(x),
+           shape_to_string(target));
     }
     return {target};
   }
@@ -178,7 +192,8 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
     Shape out(x.size());
     std::vector<bool> seen(x.size(), false);
     for (std::size_t d = 0; d < x.size(); ++d) {
-      if (perm[d] < 0 || perm[d] >= static_cast<std::int64_t>(x.size()) || seen[static_cast<std::size_t>(perm[d])]) {
+      if (perm[d] < 0 || perm[d] >= static_cast<std::int64_t>(x.size()) ||
+          seen[static_cast<std::size_t>(perm[d])]) {
         fail("node '{}' (Transpose): invalid perm", node.name);
       }
       seen[static_cast<std::size_t>(perm[d])] = true;
@@ -188,14 +203,16 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
   }
   if (op == "Gather") {
     const Shape& x = input_shape(graph, node, 0);
-    const auto axis = static_cast<std::size_t>(normalized_axis(node, node.attrs.value("axis", std::int64_t{0}), x.size()));
+    const auto axis =
+        static_cast<std::size_t>(normalized_axis(node, node.attrs.value("axis", std::int64_t{0}), x.size()));
     const auto indices = node.attrs.at("indices").get<std::vector<std::int64_t>>();
     const auto indices_shape = node.attrs.at("indices_shape").get<Shape>();
     if (shape_volume(indices_shape) != static_cast<std::int64_t>(indices.size())) {
       fail("node '{}' (Gather): indices_shape does not match indices", node.name);
     }
     for (auto index : indices) {
-      if (index < 0 || index >= x[axis]) fail("node '{}' (Gather): index {} out of range {}", node.name, index, x[axis]);
+      if (index < 0 || index >= x[axis])
+        fail("node '{}' (Gather): index {} out of range {}", node.name, index, x[axis]);
     }
     Shape out(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(axis));
     out.insert(out.end(), indices_shape.begin(), indices_shape.end());

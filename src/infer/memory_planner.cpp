@@ -15,8 +15,9 @@ MemoryPlan plan_memory(const std::vector<BufferLifetime>& buffers) {
   std::vector<std::size_t> order(buffers.size());
   std::iota(order.begin(), order.end(), 0);
   // Largest first: big buffers fixed early leave gaps the small ones fill.
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return buffers[a].size_bytes > buffers[b].size_bytes; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return buffers[a].size_bytes > buffers[b].size_bytes;
+  });
   struct Placed {
     std::size_t offset;
     std::size_t end;
@@ -30,7 +31,8 @@ MemoryPlan plan_memory(const std::vector<BufferLifetime>& buffers) {
       if (peer.last_step < buffer.first_step || buffer.last_step < peer.first_step) continue;
       conflicts.push_back({plan.offsets[other], plan.offsets[other] + align_up(peer.size_bytes)});
     }
-    std::sort(conflicts.begin(), conflicts.end(), [](const Placed& a, const Placed& b) { return a.offset < b.offset; });
+    std::sort(conflicts.begin(), conflicts.end(),
+              [](const Placed& a, const Placed& b) { return a.offset < b.offset; });
     std::size_t offset = 0;
     const std::size_t need = align_up(buffer.size_bytes);
     for (const auto& conflict : conflicts) {

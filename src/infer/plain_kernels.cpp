@@ -24,7 +24,9 @@ std::int64_t nearest_source(std::int64_t dst, std::int64_t in_size, std::int64_t
   } else if (coordinate_mode == "pytorch_half_pixel") {
     x = out_size > 1 ? (static_cast<double>(dst) + 0.5) / scale - 0.5 : 0.0;
   } else if (coordinate_mode == "align_corners") {
-    x = out_size > 1 ? static_cast<double>(dst) * static_cast<double>(in_size - 1) / static_cast<double>(out_size - 1) : 0.0;
+    x = out_size > 1
+            ? static_cast<double>(dst) * static_cast<double>(in_size - 1) / static_cast<double>(out_size - 1)
+            : 0.0;
   } else if (coordinate_mode == "asymmetric") {
     x = static_cast<double>(dst) / scale;
   } else {
@@ -52,7 +54,9 @@ void resize_nearest(const float* input, const Shape& in_shape, float* output, co
   for (std::size_t d = 0; d < rank; ++d) {
     source[d].resize(out_shape[d]);
     for (std::int64_t i = 0; i < out_shape[d]; ++i) {
-      source[d][i] = in_shape[d] == out_shape[d] ? i : nearest_source(i, in_shape[d], out_shape[d], coordinate_mode, nearest_mode);
+      source[d][i] = in_shape[d] == out_shape[d]
+                         ? i
+                         : nearest_source(i, in_shape[d], out_shape[d], coordinate_mode, nearest_mode);
     }
   }
   const auto in_strides = dense_strides(in_shape);
@@ -97,7 +101,8 @@ void gather_rows(const float* input, std::int64_t outer, std::int64_t axis_size,
   }
 }
 
-void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels, std::int64_t spatial) {
+void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels,
+                  std::int64_t spatial) {
   constexpr std::int64_t kTile = 16;
   const std::int64_t spatial_tiles = (spatial + kTile - 1) / kTile;
 #pragma omp parallel for collapse(2) schedule(static)

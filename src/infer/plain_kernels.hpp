@@ -24,6 +24,7 @@ void gather_rows(const float* input, std::int64_t outer, std::int64_t axis_size,
 // Channels-last [N, HW, C] -> channels-first [N, C, HW]. oneDNN 2.6's jit reorder crawls on odd channel
 // counts such as YOLO heads' 255 (measured 5-20 ms for 1x255x80x80); this tiled transpose stays near
 // memory speed.
-void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels, std::int64_t spatial);
+void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels,
+                  std::int64_t spatial);
 
 }  // namespace vapipe::infer

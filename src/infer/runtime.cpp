@@ -3,10 +3,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
 #include <dnnl.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
@@ -43,8 +46,8 @@ std::int64_t Network::stage_for(std::int64_t batch) const {
   for (std::int64_t stage : stage_batches()) {
     if (stage >= batch) return stage;
   }
-  fail("network '{}': batch size {} exceeds the largest compiled stage ({}); recompile with --batch", name(), batch,
-       max_batch());
+  fail("network '{}': batch size {} exceeds the largest compiled stage ({}); recompile with --batch", name(),
+       batch, max_batch());
 }
 
 namespace {
@@ -82,7 +85,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
   auto model = std::make_shared<Model>();
   model->path_ = path;
   for (auto& network : package.networks) {
-    model->networks_.push_back(std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(network))));
+    model->networks_.push_back(
+        std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(network))));
   }
   if (model->networks_.empty()) fail("{}: the package holds no network", path);
   return model;
@@ -108,16 +112,23 @@ std::shared_ptr<const Network> Model::network(std::string_view name) const {
 
 class ExecutionContext::Impl {
  public:
+  ~Impl() {
+    if (profile_) print_profile();
+  }
+
   Impl(std::shared_ptr<const Network> network, ContextOptions options)
       : network_(std::move(network)), threads_(options.threads > 0 ? options.threads : omp_get_num_procs()) {
+    const char* profile = std::getenv("VAPIPE_PROFILE");
+    profile_ = profile != nullptr && *profile != '\0' && *profile != '0';
     omp_set_num_threads(threads_);
     std::size_t arena_bytes = 0;
     std::size_t scratchpad_bytes = 0;
     for (const auto& ir_stage : network_->ir().stages) {
-      infer::StagePlan plan =
-          infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_, network_->name(), packed_constants_);
-      spdlog::debug("network '{}' stage {}: {} steps, arena {:.1f} MB, scratchpad {:.1f} MB", network_->name(),
-                    plan.batch, plan.steps.size(), static_cast<double>(plan.arena_bytes) / 1e6,
+      infer::StagePlan plan = infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_,
+                                                      network_->name(), packed_constants_);
+      spdlog::debug("network '{}' stage {}: {} steps, arena {:.1f} MB, scratchpad {:.1f} MB",
+                    network_->name(), plan.batch, plan.steps.size(),
+                    static_cast<double>(plan.arena_bytes) / 1e6,
                     static_cast<double>(plan.scratchpad_bytes) / 1e6);
       arena_bytes = std::max(arena_bytes, plan.arena_bytes);
       scratchpad_bytes = std::max(scratchpad_bytes, plan.scratchpad_bytes);
@@ -125,7 +136,8 @@ class ExecutionContext::Impl {
       stage.plan = std::move(plan);
       stages_.push_back(std::move(stage));
     }
-    std::sort(stages_.begin(), stages_.end(), [](const auto& a, const auto& b) { return a.plan.batch < b.plan.batch; });
+    std::sort(stages_.begin(), stages_.end(),
+              [](const auto& a, const auto& b) { return a.plan.batch < b.plan.batch; });
     // One arena and one scratchpad serve every stage: a context runs one stage at a time.
     arena_ = infer::AlignedBuffer(arena_bytes);
     scratchpad_ = infer::AlignedBuffer(scratchpad_bytes);
@@ -136,15 +148,18 @@ class ExecutionContext::Impl {
     if (inputs.empty()) fail("network '{}': run() needs its inputs", network_->name());
     const std::int64_t batch = inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
     const std::int64_t stage_batch = network_->stage_for(batch);
-    Stage* compiled = &*std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s.plan.batch == stage_batch; });
+    Stage* compiled = &*std::find_if(stages_.begin(), stages_.end(),
+                                     [&](const auto& s) { return s.plan.batch == stage_batch; });
     Stage& stage = needs_other_shape(*compiled, inputs) ? stage_for_shape(*compiled, inputs) : *compiled;
     const auto& plan = stage.plan;
     if (inputs.size() != plan.input_values.size()) {
-      fail("network '{}' takes {} input(s), {} given", network_->name(), plan.input_values.size(), inputs.size());
+      fail("network '{}' takes {} input(s), {} given", network_->name(), plan.input_values.size(),
+           inputs.size());
     }
     for (std::size_t i = 0; i < inputs.size(); ++i) bind_input(stage, i, inputs[i], batch);
     if (!outputs.empty() && outputs.size() != plan.output_values.size()) {
-      fail("network '{}' has {} output(s), {} buffers given", network_->name(), plan.output_values.size(), outputs.size());
+      fail("network '{}' has {} output(s), {} buffers given", network_->name(), plan.output_values.size(),
+           outputs.size());
     }
     for (std::size_t i = 0; i < plan.output_values.size(); ++i) {
       void* target = stage.own_outputs[i].data();
@@ -160,23 +175,34 @@ class ExecutionContext::Impl {
       stage.output_pointers[i] = target;
     }
     omp_set_num_threads(threads_);
+    if (stage.step_ms.size() != plan.steps.size()) stage.step_ms.assign(plan.steps.size(), 0.0);
     for (std::size_t s = 0; s < plan.steps.size(); ++s) {
+      const auto started =
+          profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       const auto& step = plan.steps[s];
       if (step.kernel) {
         std::vector<void*>& pointers = stage.kernel_pointers[s];
-        for (std::size_t a = 0; a < step.args.size(); ++a) pointers[a] = stage.memories[step.args[a].second].get_data_handle();
+        for (std::size_t a = 0; a < step.args.size(); ++a)
+          pointers[a] = stage.memories[step.args[a].second].get_data_handle();
         step.kernel(pointers);
       } else {
         step.primitive.execute(stream_, stage.step_args[s]);
       }
+      if (profile_) {
+        stream_.wait();
+        stage.step_ms[s] +=
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      }
     }
     stream_.wait();
+    ++stage.runs;
     last_stage_ = &stage;
   }
 
   ConstTensorView output(std::size_t index) const {
     if (last_stage_ == nullptr) fail("network '{}': output() before any run()", network_->name());
-    if (index >= last_stage_->plan.output_values.size()) fail("network '{}': no output {}", network_->name(), index);
+    if (index >= last_stage_->plan.output_values.size())
+      fail("network '{}': no output {}", network_->name(), index);
     return {last_stage_->output_pointers[index], DType::kF32, last_stage_->plan.output_shapes[index]};
   }
 
@@ -209,9 +235,12 @@ class ExecutionContext::Impl {
       const Shape& limit = compiled.plan.input_shapes[i];
       for (std::size_t d = 1; d < shape.size(); ++d) {
         if (shape[d] > limit[d] || shape[d] < 1) {
-          fail("network '{}': input '{}' of shape {} does not fit the compiled shape {} (dynamic networks take "
-               "inputs up to it)", network_->name(), compiled.plan.input_names[i], shape_to_string(inputs[i].shape),
-               shape_to_string(limit));
+          fail(
+              "network '{}': input '{}' of shape {} does not fit the compiled shape {} (dynamic networks "
+              "take "
+              "inputs up to it)",
+              network_->name(), compiled.plan.input_names[i], shape_to_string(inputs[i].shape),
+              shape_to_string(limit));
         }
       }
       shapes.push_back(std::move(shape));
@@ -229,9 +258,12 @@ class ExecutionContext::Impl {
     constexpr std::size_t kMaxCachedShapes = 8;
     if (dynamic_stages_.size() == kMaxCachedShapes) dynamic_stages_.erase(dynamic_stages_.begin());
     auto stage = std::make_unique<Stage>();
-    stage->plan = infer::build_stage_plan(graph, compiled.plan.batch, engine_, network_->name(), packed_constants_);
-    if (stage->plan.scratchpad_bytes > scratchpad_.size()) stage->own_scratchpad = infer::AlignedBuffer(stage->plan.scratchpad_bytes);
-    if (stage->plan.arena_bytes > arena_.size()) stage->own_arena = infer::AlignedBuffer(stage->plan.arena_bytes);
+    stage->plan =
+        infer::build_stage_plan(graph, compiled.plan.batch, engine_, network_->name(), packed_constants_);
+    if (stage->plan.scratchpad_bytes > scratchpad_.size())
+      stage->own_scratchpad = infer::AlignedBuffer(stage->plan.scratchpad_bytes);
+    if (stage->plan.arena_bytes > arena_.size())
+      stage->own_arena = infer::AlignedBuffer(stage->plan.arena_bytes);
     bind(*stage);
     dynamic_stages_.push_back(std::move(stage));
     return *dynamic_stages_.back();
@@ -247,7 +279,31 @@ class ExecutionContext::Impl {
     std::vector<std::vector<int>> views_of;  // per value: every value sharing its bytes (aliases)
     infer::AlignedBuffer own_arena;          // only for a dynamic-shape plan larger than the shared arena
     infer::AlignedBuffer own_scratchpad;     // likewise
+    std::vector<double> step_ms;             // accumulated per step when VAPIPE_PROFILE is set
+    std::int64_t runs = 0;
   };
+
+  // VAPIPE_PROFILE=1: per-step times (the bmrt_test-style layer profile), printed when the context ends.
+  void print_profile() const {
+    for (const auto& stage : stages_) {
+      if (stage.runs == 0) continue;
+      std::vector<std::size_t> order(stage.plan.steps.size());
+      for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::sort(order.begin(), order.end(),
+                [&](auto a, auto b) { return stage.step_ms[a] > stage.step_ms[b]; });
+      double total = 0.0;
+      for (double ms : stage.step_ms) total += ms;
+      const auto runs = static_cast<double>(stage.runs);
+      fmt::print(stderr, "profile: network '{}' stage {}: {:.3f} ms per run over {} runs\n", network_->name(),
+                 stage.plan.batch, total / runs, stage.runs);
+      for (std::size_t i = 0; i < std::min<std::size_t>(order.size(), 25); ++i) {
+        const auto& step = stage.plan.steps[order[i]];
+        fmt::print(stderr, "  {:8.3f} ms  {:5.1f}%  {} {}\n", stage.step_ms[order[i]] / runs,
+                   100.0 * stage.step_ms[order[i]] / total, step.kernel ? "kernel" : "onednn",
+                   step.node_name);
+      }
+    }
+  }
 
   int root_of(const infer::StagePlan& plan, int value) const {
     while (plan.values[value].alias_of >= 0) value = plan.values[value].alias_of;
@@ -268,12 +324,15 @@ class ExecutionContext::Impl {
       if (value.constant != nullptr) {
         data = const_cast<void*>(value.constant);  // oneDNN never writes inputs; weights stay in the mapping
       } else if (!value.external) {
-        data = (stage.own_arena.data() != nullptr ? stage.own_arena.data() : arena_.data()) + value.arena_offset;
+        data =
+            (stage.own_arena.data() != nullptr ? stage.own_arena.data() : arena_.data()) + value.arena_offset;
       }
       stage.memories.emplace_back(plan.values[v].md, engine_, data);
     }
-    for (std::size_t i = 0; i < plan.input_values.size(); ++i) set_external(stage, plan.input_values[i], stage.own_inputs[i].data());
-    for (std::size_t i = 0; i < plan.output_values.size(); ++i) set_external(stage, plan.output_values[i], stage.own_outputs[i].data());
+    for (std::size_t i = 0; i < plan.input_values.size(); ++i)
+      set_external(stage, plan.input_values[i], stage.own_inputs[i].data());
+    for (std::size_t i = 0; i < plan.output_values.size(); ++i)
+      set_external(stage, plan.output_values[i], stage.own_outputs[i].data());
     stage.step_args.resize(plan.steps.size());
     stage.kernel_pointers.resize(plan.steps.size());
     for (std::size_t s = 0; s < plan.steps.size(); ++s) {
@@ -284,7 +343,8 @@ class ExecutionContext::Impl {
       }
       auto& args = stage.step_args[s];
       for (const auto& [arg, value] : step.args) args.emplace(arg, stage.memories[value]);
-      void* scratchpad = stage.own_scratchpad.data() != nullptr ? stage.own_scratchpad.data() : scratchpad_.data();
+      void* scratchpad =
+          stage.own_scratchpad.data() != nullptr ? stage.own_scratchpad.data() : scratchpad_.data();
       args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(step.scratchpad_md, engine_, scratchpad));
     }
   }
@@ -299,8 +359,9 @@ class ExecutionContext::Impl {
     Shape wanted = expected;
     wanted[0] = batch;
     if (input.dtype != DType::kF32 || input.shape != wanted) {
-      fail("network '{}': input {} ('{}') must be f32 {}, got {} {}", network_->name(), index, plan.input_names[index],
-           shape_to_string(wanted), dtype_name(input.dtype), shape_to_string(input.shape));
+      fail("network '{}': input {} ('{}') must be f32 {}, got {} {}", network_->name(), index,
+           plan.input_names[index], shape_to_string(wanted), dtype_name(input.dtype),
+           shape_to_string(input.shape));
     }
     if (batch == plan.batch) {
       set_external(stage, plan.input_values[index], const_cast<void*>(input.data));  // read in place
@@ -316,6 +377,7 @@ class ExecutionContext::Impl {
 
   std::shared_ptr<const Network> network_;
   int threads_;
+  bool profile_ = false;
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{engine_};
   infer::PackedConstants packed_constants_;

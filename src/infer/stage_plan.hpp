@@ -25,7 +25,7 @@ struct Value {
 
 struct Step {
   std::string node_name;
-  dnnl::primitive primitive;  // empty when `kernel` is set
+  dnnl::primitive primitive;              // empty when `kernel` is set
   std::vector<std::pair<int, int>> args;  // (DNNL_ARG_*, value id)
   dnnl::memory::desc scratchpad_md;
   // Hand-written kernels (ops oneDNN lacks): receives the data pointers of `args` in order.

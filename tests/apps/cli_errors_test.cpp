@@ -45,11 +45,13 @@ std::string value_info(const std::string& name, const std::vector<std::uint64_t>
   const std::string tensor = varint_field(1, 1) + field(2, shape);
   return field(1, name) + field(2, field(1, tensor));
 }
-std::string write_model(const std::filesystem::path& path, const std::string& op, const std::string& node_name,
-                        const std::vector<std::uint64_t>& dims) {
+std::string write_model(const std::filesystem::path& path, const std::string& op,
+                        const std::string& node_name, const std::vector<std::uint64_t>& dims) {
   const std::string node = field(1, "x") + field(2, "y") + field(3, node_name) + field(4, op);
-  const std::string graph = field(1, node) + field(2, "g") + field(11, value_info("x", dims)) + field(12, value_info("y", {}));
-  const std::string model = varint_field(1, 8) + field(7, graph) + field(8, field(1, "") + varint_field(2, 17));
+  const std::string graph =
+      field(1, node) + field(2, "g") + field(11, value_info("x", dims)) + field(12, value_info("y", {}));
+  const std::string model =
+      varint_field(1, 8) + field(7, graph) + field(8, field(1, "") + varint_field(2, 17));
   std::ofstream(path, std::ios::binary) << model;
   return path.string();
 }
@@ -61,7 +63,8 @@ struct CliResult {
 
 CliResult run_cli(const std::string& arguments) {
   const auto err = vapipe::test::scratch_dir() / "stderr.txt";
-  const std::string command = std::string("'") + VAPIPE_CLI + "' " + arguments + " >/dev/null 2>'" + err.string() + "'";
+  const std::string command =
+      std::string("'") + VAPIPE_CLI + "' " + arguments + " >/dev/null 2>'" + err.string() + "'";
   const int status = std::system(command.c_str());
   CliResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -107,7 +110,8 @@ TEST(CliErrors, CompileBadBatch) {
   for (const char* batch : {"0", "-2", "four", "1,,4"}) {
     expect_one_error_line(run_cli("compile '" + path + "' -o /tmp/x.vpk --batch=" + batch), "--batch");
   }
-  expect_one_error_line(run_cli("compile '" + path + "' -o /tmp/x.vpk --input-size 640by480"), "--input-size");
+  expect_one_error_line(run_cli("compile '" + path + "' -o /tmp/x.vpk --input-size 640by480"),
+                        "--input-size");
 }
 
 TEST(CliErrors, InfoTruncatedPackage) {

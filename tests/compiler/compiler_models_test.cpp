@@ -30,12 +30,14 @@ void expect_same_outputs(const ir::Graph& a, const ir::Graph& b, std::uint32_t s
   const auto out_a = run_reference(a, {input});
   const auto out_b = run_reference(b, {input});
   ASSERT_EQ(out_a.size(), out_b.size());
-  for (std::size_t i = 0; i < out_a.size(); ++i) EXPECT_LT(max_relative_error(out_b[i], out_a[i]), 1e-4) << "output " << i;
+  for (std::size_t i = 0; i < out_a.size(); ++i)
+    EXPECT_LT(max_relative_error(out_b[i], out_a[i]), 1e-4) << "output " << i;
 }
 
 void expect_vocabulary_only(const ir::Graph& graph) {
-  const std::set<std::string> vocabulary = {"Conv",   "MaxPool", "AveragePool", "Concat",  "Split",   "Slice", "Resize",
-                                            "Eltwise", "Binary", "Reshape",     "Transpose", "Softmax", "Gather"};
+  const std::set<std::string> vocabulary = {"Conv",      "MaxPool", "AveragePool", "Concat", "Split",
+                                            "Slice",     "Resize",  "Eltwise",     "Binary", "Reshape",
+                                            "Transpose", "Softmax", "Gather"};
   for (const auto& node : graph.nodes) EXPECT_TRUE(vocabulary.count(node.op)) << node.op;
   for (const auto& tensor : graph.tensors) EXPECT_EQ(tensor.dtype, DType::kF32) << tensor.name;
 }
@@ -44,7 +46,8 @@ int count_post_op(const ir::Graph& graph, const std::string& op) {
   int count = 0;
   for (const auto& node : graph.nodes) {
     if (node.op != "Conv") continue;
-    for (const auto& post : node.attrs.value("post_ops", nlohmann::json::array())) count += post.at("op") == op ? 1 : 0;
+    for (const auto& post : node.attrs.value("post_ops", nlohmann::json::array()))
+      count += post.at("op") == op ? 1 : 0;
   }
   return count;
 }

@@ -38,7 +38,8 @@ std::vector<std::vector<float>> random_inputs(const ir::Graph& graph, std::uint3
   std::vector<std::vector<float>> inputs;
   for (int index : graph.inputs) {
     inputs.push_back(test::random_values(
-        static_cast<std::size_t>(shape_volume(graph.tensors[static_cast<std::size_t>(index)].shape)), seed++));
+        static_cast<std::size_t>(shape_volume(graph.tensors[static_cast<std::size_t>(index)].shape)),
+        seed++));
   }
   return inputs;
 }
@@ -48,7 +49,8 @@ void expect_equivalent(const Compiled& c) {
   const auto a = run_reference(c.lowered, inputs);
   const auto b = run_reference(c.optimized, inputs);
   ASSERT_EQ(a.size(), b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_LT(test::max_relative_error(b[i], a[i]), 1e-4) << "output " << i;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    EXPECT_LT(test::max_relative_error(b[i], a[i]), 1e-4) << "output " << i;
 }
 
 int count_ops(const ir::Graph& graph, const std::string& op) {
@@ -183,7 +185,7 @@ TEST(CompilerSynthetic, SplitSizesSliceInputsResizeScales) {
   b.initializer("scales", {4}, {1.0F, 1.0F, 2.0F, 2.0F});
   auto& split = b.node("Split", {"x", "sizes"}, {"a", "bb"});
   OnnxBuilder::attr(split, "axis", std::int64_t{1});
-  b.node("Slice", {"bb", "starts", "ends", "axes"}, {"sl"});  // [1,2,2,1]
+  b.node("Slice", {"bb", "starts", "ends", "axes"}, {"sl"});     // [1,2,2,1]
   auto& resize = b.node("Resize", {"a", "", "scales"}, {"up"});  // [1,1,4,4]
   OnnxBuilder::attr_s(resize, "mode", "nearest");
   OnnxBuilder::attr_s(resize, "coordinate_transformation_mode", "asymmetric");

@@ -30,7 +30,8 @@ class OnnxBuilder {
               int elem = onnx::TensorProto_DataType_FLOAT) {
     describe(graph_->add_output(), name, shape, elem);
   }
-  void initializer(const std::string& name, const std::vector<std::int64_t>& shape, const std::vector<float>& values) {
+  void initializer(const std::string& name, const std::vector<std::int64_t>& shape,
+                   const std::vector<float>& values) {
     auto* t = graph_->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto_DataType_FLOAT);
@@ -46,7 +47,8 @@ class OnnxBuilder {
     for (auto v : values) t->add_int64_data(v);
   }
   // FP16 stored as raw little-endian halves (as real FP16 exports do).
-  void initializer_f16(const std::string& name, const std::vector<std::int64_t>& shape, const std::vector<std::uint16_t>& halves) {
+  void initializer_f16(const std::string& name, const std::vector<std::int64_t>& shape,
+                       const std::vector<std::uint16_t>& halves) {
     auto* t = graph_->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto_DataType_FLOAT16);
@@ -114,15 +116,17 @@ class OnnxBuilder {
   }
 
  private:
-  static void describe(onnx::ValueInfoProto* info, const std::string& name, const std::vector<std::int64_t>& shape,
-                       int elem) {
+  static void describe(onnx::ValueInfoProto* info, const std::string& name,
+                       const std::vector<std::int64_t>& shape, int elem) {
     info->set_name(name);
     auto* type = info->mutable_type()->mutable_tensor_type();
     type->set_elem_type(elem);
     auto* s = type->mutable_shape();
     for (auto d : shape) {
-      if (d > 0) s->add_dim()->set_dim_value(d);
-      else s->add_dim()->set_dim_param("N");
+      if (d > 0)
+        s->add_dim()->set_dim_value(d);
+      else
+        s->add_dim()->set_dim_param("N");
     }
   }
 
@@ -130,7 +134,8 @@ class OnnxBuilder {
   onnx::GraphProto* graph_;
 };
 
-inline std::vector<float> random_values(std::size_t count, std::uint32_t seed, float low = -1.0F, float high = 1.0F) {
+inline std::vector<float> random_values(std::size_t count, std::uint32_t seed, float low = -1.0F,
+                                        float high = 1.0F) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(low, high);
   std::vector<float> values(count);

@@ -30,7 +30,10 @@ ir::Graph one_node(const std::string& op, const std::vector<Shape>& inputs, nloh
 TEST(ReferenceExecutor, DepthwiseConvWithPadsAndPostOps) {
   // 2 channels, group 2, 3x3 kernel of ones, pad 1: each output is the sum of the 3x3 neighbourhood.
   auto graph = one_node("Conv", {{1, 2, 2, 2}, {2, 1, 3, 3}, {2}},
-                        {{"strides", {1, 1}}, {"pads", {1, 1, 1, 1}}, {"dilations", {1, 1}}, {"group", 2},
+                        {{"strides", {1, 1}},
+                         {"pads", {1, 1, 1, 1}},
+                         {"dilations", {1, 1}},
+                         {"group", 2},
                          {"post_ops", {{{"op", "relu"}}}}},
                         {std::vector<float>(18, 1.0F), {0.0F, -20.0F}});
   const auto y = run_reference(graph, {{1, 2, 3, 4, 1, 1, 1, 1}})[0];
@@ -38,20 +41,25 @@ TEST(ReferenceExecutor, DepthwiseConvWithPadsAndPostOps) {
 }
 
 TEST(ReferenceExecutor, PoolsAndCountIncludePad) {
-  auto max = one_node("MaxPool", {{1, 1, 2, 2}}, {{"kernel", {2, 2}}, {"strides", {1, 1}}, {"pads", {0, 0, 1, 1}}});
+  auto max =
+      one_node("MaxPool", {{1, 1, 2, 2}}, {{"kernel", {2, 2}}, {"strides", {1, 1}}, {"pads", {0, 0, 1, 1}}});
   EXPECT_EQ(run_reference(max, {{1, 2, 3, 4}})[0], (std::vector<float>{4, 4, 4, 4}));
-  auto avg = one_node("AveragePool", {{1, 1, 2, 2}},
-                      {{"kernel", {2, 2}}, {"strides", {1, 1}}, {"pads", {0, 0, 1, 1}}, {"count_include_pad", 1}});
+  auto avg =
+      one_node("AveragePool", {{1, 1, 2, 2}},
+               {{"kernel", {2, 2}}, {"strides", {1, 1}}, {"pads", {0, 0, 1, 1}}, {"count_include_pad", 1}});
   EXPECT_EQ(run_reference(avg, {{1, 2, 3, 4}})[0], (std::vector<float>{2.5F, 1.5F, 1.75F, 1.0F}));
-  auto avg_ex = one_node("AveragePool", {{1, 1, 2, 2}},
-                         {{"kernel", {2, 2}}, {"strides", {1, 1}}, {"pads", {0, 0, 1, 1}}, {"count_include_pad", 0}});
+  auto avg_ex =
+      one_node("AveragePool", {{1, 1, 2, 2}},
+               {{"kernel", {2, 2}}, {"strides", {1, 1}}, {"pads", {0, 0, 1, 1}}, {"count_include_pad", 0}});
   EXPECT_EQ(run_reference(avg_ex, {{1, 2, 3, 4}})[0], (std::vector<float>{2.5F, 3, 3.5F, 4}));
 }
 
 TEST(ReferenceExecutor, ResizeHalfPixelAndBinaryBroadcast) {
   auto resize = one_node("Resize", {{1, 1, 1, 2}},
-                         {{"mode", "nearest"}, {"coordinate_transformation_mode", "half_pixel"},
-                          {"nearest_mode", "round_prefer_floor"}, {"scales", {1.0, 1.0, 1.0, 2.0}}});
+                         {{"mode", "nearest"},
+                          {"coordinate_transformation_mode", "half_pixel"},
+                          {"nearest_mode", "round_prefer_floor"},
+                          {"scales", {1.0, 1.0, 1.0, 2.0}}});
   EXPECT_EQ(run_reference(resize, {{1, 2}})[0], (std::vector<float>{1, 1, 2, 2}));
   auto binary = one_node("Binary", {{2, 1}, {3}}, {{"alg", "sub"}});
   EXPECT_EQ(run_reference(binary, {{10, 20}, {1, 2, 3}})[0], (std::vector<float>{9, 8, 7, 19, 18, 17}));

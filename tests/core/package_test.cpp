@@ -21,7 +21,8 @@ Package make_package() {
     Graph& graph = stage.graph;
     const int input = graph.add_tensor({"x", DType::kF32, {batch, 2}, std::nullopt});
     // The same weights in both stages: the writer must store them once.
-    const int weight = graph.add_tensor({"w", DType::kF32, {batch, 2}, ConstBytes::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8})});
+    const int weight = graph.add_tensor(
+        {"w", DType::kF32, {batch, 2}, ConstBytes::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8})});
     const int output = graph.add_tensor({"y", DType::kF32, {batch, 2}, std::nullopt});
     graph.nodes.push_back({"add0", "Binary", {input, weight}, {output}, {{"alg", "add"}}});
     graph.inputs = {input};

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/graph.hpp"
 
 namespace vapipe::test {
@@ -13,7 +15,8 @@ class GraphBuilder {
   explicit GraphBuilder(unsigned seed = 1) : generator_(seed) {}
 
   int input(const Shape& shape) {
-    const int tensor = graph_.add_tensor({"in" + std::to_string(graph_.inputs.size()), DType::kF32, shape, std::nullopt});
+    const int tensor =
+        graph_.add_tensor({fmt::format("in{}", graph_.inputs.size()), DType::kF32, shape, std::nullopt});
     graph_.inputs.push_back(tensor);
     return tensor;
   }
@@ -21,19 +24,23 @@ class GraphBuilder {
     std::uniform_real_distribution<float> distribution(low, high);
     std::vector<float> values(static_cast<std::size_t>(shape_volume(shape)));
     for (auto& value : values) value = distribution(generator_);
-    return graph_.add_tensor({"c" + std::to_string(graph_.tensors.size()), DType::kF32, shape, ir::ConstBytes::from_vector(std::move(values))});
+    return graph_.add_tensor({fmt::format("c{}", graph_.tensors.size()), DType::kF32, shape,
+                              ir::ConstBytes::from_vector(std::move(values))});
   }
-  std::vector<int> node(const std::string& op, std::vector<int> inputs, const std::vector<Shape>& output_shapes,
+  std::vector<int> node(const std::string& op, std::vector<int> inputs,
+                        const std::vector<Shape>& output_shapes,
                         nlohmann::json attrs = nlohmann::json::object()) {
     std::vector<int> outputs;
     for (const auto& shape : output_shapes) {
-      outputs.push_back(graph_.add_tensor({"t" + std::to_string(graph_.tensors.size()), DType::kF32, shape, std::nullopt}));
+      outputs.push_back(
+          graph_.add_tensor({fmt::format("t{}", graph_.tensors.size()), DType::kF32, shape, std::nullopt}));
     }
-    graph_.nodes.push_back({op + std::to_string(graph_.nodes.size()), op, std::move(inputs), outputs, std::move(attrs)});
+    graph_.nodes.push_back(
+        {fmt::format("{}{}", op, graph_.nodes.size()), op, std::move(inputs), outputs, std::move(attrs)});
     return outputs;
   }
-  int conv(int x, std::int64_t out_channels, int kernel, int stride, nlohmann::json post_ops = nlohmann::json::array(),
-           int sum = -1, std::int64_t group = 1) {
+  int conv(int x, std::int64_t out_channels, int kernel, int stride,
+           nlohmann::json post_ops = nlohmann::json::array(), int sum = -1, std::int64_t group = 1) {
     const Shape in = graph_.tensors[x].shape;  // a copy: adding constants below may reallocate
     const int pad = kernel / 2;
     const int weights = constant({out_channels, in[1] / group, kernel, kernel}, -0.3F, 0.3F);
@@ -43,8 +50,11 @@ class GraphBuilder {
     std::vector<int> inputs{x, weights, bias};
     if (sum >= 0) inputs.push_back(sum);
     return node("Conv", inputs, {{in[0], out_channels, h, w}},
-                {{"strides", {stride, stride}}, {"pads", {pad, pad, pad, pad}}, {"dilations", {1, 1}},
-                 {"group", group}, {"post_ops", std::move(post_ops)}})[0];
+                {{"strides", {stride, stride}},
+                 {"pads", {pad, pad, pad, pad}},
+                 {"dilations", {1, 1}},
+                 {"group", group},
+                 {"post_ops", std::move(post_ops)}})[0];
   }
   const Shape& shape(int tensor) const { return graph_.tensors[tensor].shape; }
   ir::Graph finish(std::vector<int> outputs) {

@@ -21,7 +21,8 @@ TEST(MemoryPlanner, OverlappingLifetimesNeverShareBytes) {
       EXPECT_EQ(plan.offsets[a] % 64, 0U);
       EXPECT_LE(plan.offsets[a] + buffers[a].size_bytes, plan.arena_bytes);
       for (int b = a + 1; b < count; ++b) {
-        const bool live_together = !(buffers[a].last_step < buffers[b].first_step || buffers[b].last_step < buffers[a].first_step);
+        const bool live_together =
+            !(buffers[a].last_step < buffers[b].first_step || buffers[b].last_step < buffers[a].first_step);
         const bool disjoint = plan.offsets[a] + buffers[a].size_bytes <= plan.offsets[b] ||
                               plan.offsets[b] + buffers[b].size_bytes <= plan.offsets[a];
         if (live_together) {

@@ -111,8 +111,8 @@ TEST(ModelAccuracy, Fp16ExportMatchesItsFp32Twin) {
 
 // Index of sample `b`'s element `i` in an output of a stage of `batch`: batch-major outputs put samples
 // one after another; Yolo-FastestV2's [rows, 95] output stacks scale blocks of batch * H * W rows each.
-std::size_t sample_offset(const Network& network, const TensorInfo& output, std::int64_t batch, std::int64_t b,
-                          std::size_t i, std::size_t sample_size) {
+std::size_t sample_offset(const Network& network, const TensorInfo& output, std::int64_t batch,
+                          std::int64_t b, std::size_t i, std::size_t sample_size) {
   if (output.shape[0] == batch) return static_cast<std::size_t>(b) * sample_size + i;
   const auto& head = network.metadata().at("head").at("outputs").at(0);
   const std::size_t row_size = static_cast<std::size_t>(output.shape.back());
@@ -120,7 +120,8 @@ std::size_t sample_offset(const Network& network, const TensorInfo& output, std:
   std::size_t block_start = 0;
   for (const auto& grid : head.at("grids")) {
     const auto cells = grid.at(0).get<std::size_t>() * grid.at(1).get<std::size_t>();
-    if (row < cells) return (block_start + static_cast<std::size_t>(b) * cells + row) * row_size + i % row_size;
+    if (row < cells)
+      return (block_start + static_cast<std::size_t>(b) * cells + row) * row_size + i % row_size;
     row -= cells;
     block_start += static_cast<std::size_t>(batch) * cells;
   }
@@ -153,8 +154,10 @@ void expect_batch4_equals_four_batch1(const std::string& model, bool full_graph)
       const auto* data = static_cast<const float*>(single.data);
       const auto size = static_cast<std::size_t>(shape_volume(single.shape));
       std::vector<float> expected(size);
-      for (std::size_t i = 0; i < size; ++i) expected[i] = batched[o][sample_offset(*network, outputs4[o], 4, b, i, size)];
-      EXPECT_LE(relative_error(data, expected), 1e-4) << model << " sample " << b << " output " << outputs4[o].name;
+      for (std::size_t i = 0; i < size; ++i)
+        expected[i] = batched[o][sample_offset(*network, outputs4[o], 4, b, i, size)];
+      EXPECT_LE(relative_error(data, expected), 1e-4)
+          << model << " sample " << b << " output " << outputs4[o].name;
     }
   }
 }
@@ -198,7 +201,8 @@ TEST(ModelAccuracy, DynamicShapeRunsSmallerInputs) {
       EXPECT_EQ(view.shape[2], height / (8 << o));
       EXPECT_EQ(view.shape[3], width / (8 << o));
       ASSERT_EQ(static_cast<std::size_t>(shape_volume(view.shape)), expected[o].size());
-      EXPECT_LE(relative_error(static_cast<const float*>(view.data), expected[o]), 1e-3) << width << "x" << height;
+      EXPECT_LE(relative_error(static_cast<const float*>(view.data), expected[o]), 1e-3)
+          << width << "x" << height;
     }
   }
   const std::vector<float> too_big(3 * 704 * 704);

@@ -51,18 +51,21 @@ void expect_matches_reference(const GraphFactory& factory, std::int64_t batch, i
     // Outputs are batch-major: the first expected.size() values belong to the real samples.
     ASSERT_GE(static_cast<std::size_t>(shape_volume(output.shape)), expected[o].size());
     double max_reference = 1.0;
-    for (float value : expected[o]) max_reference = std::max(max_reference, static_cast<double>(std::fabs(value)));
+    for (float value : expected[o])
+      max_reference = std::max(max_reference, static_cast<double>(std::fabs(value)));
     double worst = 0.0;
     std::size_t worst_index = 0;
     for (std::size_t i = 0; i < expected[o].size(); ++i) {
-      const double difference = std::fabs(static_cast<double>(actual[i]) - static_cast<double>(expected[o][i]));
+      const double difference =
+          std::fabs(static_cast<double>(actual[i]) - static_cast<double>(expected[o][i]));
       if (difference > worst) {
         worst = difference;
         worst_index = i;
       }
     }
-    EXPECT_LE(worst / max_reference, 1e-4) << "output " << o << " element " << worst_index << ": runtime "
-                                           << actual[worst_index] << " reference " << expected[o][worst_index];
+    EXPECT_LE(worst / max_reference, 1e-4)
+        << "output " << o << " element " << worst_index << ": runtime " << actual[worst_index]
+        << " reference " << expected[o][worst_index];
   }
 }
 
@@ -86,7 +89,8 @@ TEST(RuntimeOps, ResidualSumInPlaceAndCopied) {
     const int x = g.input({batch, 16, 20, 20});
     const int a = g.conv(x, 32, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}});
     // a dies at the sum: its bytes are reused in place.
-    const int b = g.conv(g.conv(a, 32, 1, 1), 32, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}, {{"op", "sum"}}}, a);
+    const int b =
+        g.conv(g.conv(a, 32, 1, 1), 32, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}, {{"op", "sum"}}}, a);
     // b is read again afterwards: the sum must work on a copy.
     const int c = g.conv(b, 32, 3, 1, {{{"op", "sum"}}}, b);
     const int d = g.node("Binary", {c, b}, {g.shape(c)}, {{"alg", "add"}})[0];
@@ -105,15 +109,20 @@ TEST(RuntimeOps, YoloNeckOps) {
     const int p2 = g.node("MaxPool", {p1}, {g.shape(a)}, pool)[0];
     const int cat = g.node("Concat", {a, p1, p2}, {{batch, 96, 16, 16}}, {{"axis", 1}})[0];
     const int up = g.node("Resize", {cat}, {{batch, 96, 32, 32}},
-                          {{"mode", "nearest"}, {"coordinate_transformation_mode", "asymmetric"}, {"nearest_mode", "floor"}})[0];
-    const auto halves = g.node("Split", {up}, {{batch, 48, 32, 32}, {batch, 48, 32, 32}}, {{"axis", 1}, {"sizes", {48, 48}}});
+                          {{"mode", "nearest"},
+                           {"coordinate_transformation_mode", "asymmetric"},
+                           {"nearest_mode", "floor"}})[0];
+    const auto halves =
+        g.node("Split", {up}, {{batch, 48, 32, 32}, {batch, 48, 32, 32}}, {{"axis", 1}, {"sizes", {48, 48}}});
     const int scale = g.constant({1, 48, 1, 1});
     const int scaled = g.node("Binary", {halves[1], scale}, {{batch, 48, 32, 32}}, {{"alg", "mul"}})[0];
     const int sum = g.node("Binary", {halves[0], scaled}, {{batch, 48, 32, 32}}, {{"alg", "sub"}})[0];
     const int avg = g.node("AveragePool", {sum}, {{batch, 48, 16, 16}},
                            {{"kernel", {2, 2}}, {"strides", {2, 2}}, {"pads", {0, 0, 0, 0}}})[0];
     const int odd = g.node("Resize", {avg}, {{batch, 48, 24, 24}},
-                           {{"mode", "nearest"}, {"coordinate_transformation_mode", "half_pixel"}, {"nearest_mode", "round_prefer_floor"}})[0];
+                           {{"mode", "nearest"},
+                            {"coordinate_transformation_mode", "half_pixel"},
+                            {"nearest_mode", "round_prefer_floor"}})[0];
     return g.finish({odd, p2});
   };
   for (std::int64_t batch : {1, 4}) expect_matches_reference(factory, batch);
@@ -130,14 +139,17 @@ TEST(RuntimeOps, HeadShapeOps) {
     const int s = g.node("Eltwise", {t}, {{batch, 3, 4, 5, 7}}, {{"alg", "sigmoid"}})[0];
     const auto parts = g.node("Split", {s}, {{batch, 3, 4, 5, 2}, {batch, 3, 4, 5, 2}, {batch, 3, 4, 5, 3}},
                               {{"axis", 4}, {"sizes", {2, 2, 3}}});
-    const int xy = g.node("Eltwise", {parts[0]}, {{batch, 3, 4, 5, 2}}, {{"alg", "linear"}, {"alpha", 2.0}, {"beta", -0.5}})[0];
+    const int xy = g.node("Eltwise", {parts[0]}, {{batch, 3, 4, 5, 2}},
+                          {{"alg", "linear"}, {"alpha", 2.0}, {"beta", -0.5}})[0];
     const int grid = g.constant({1, 3, 4, 5, 2}, 0.0F, 5.0F);
     const int shifted = g.node("Binary", {xy, grid}, {{batch, 3, 4, 5, 2}}, {{"alg", "add"}})[0];
-    const int wh = g.node("Eltwise", {parts[1]}, {{batch, 3, 4, 5, 2}}, {{"alg", "pow"}, {"alpha", 1.0}, {"beta", 2.0}})[0];
+    const int wh = g.node("Eltwise", {parts[1]}, {{batch, 3, 4, 5, 2}},
+                          {{"alg", "pow"}, {"alpha", 1.0}, {"beta", 2.0}})[0];
     const int joined = g.node("Concat", {shifted, wh, parts[2]}, {{batch, 3, 4, 5, 7}}, {{"axis", 4}})[0];
     const int rows = g.node("Reshape", {joined}, {{batch, 60, 7}})[0];
     const int soft = g.node("Softmax", {rows}, {{batch, 60, 7}}, {{"axis", 2}})[0];
-    const int picked = g.node("Gather", {soft}, {{batch, 2, 7}}, {{"axis", 1}, {"indices", {3, 59}}, {"indices_shape", {2}}})[0];
+    const int picked = g.node("Gather", {soft}, {{batch, 2, 7}},
+                              {{"axis", 1}, {"indices", {3, 59}}, {"indices_shape", {2}}})[0];
     const int strided = g.node("Slice", {soft}, {{batch, 30, 3}},
                                {{"starts", {0, 1, 1}}, {"ends", {batch, 60, 7}}, {"steps", {1, 2, 2}}})[0];
     return g.finish({joined, picked, strided});

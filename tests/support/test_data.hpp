@@ -29,15 +29,15 @@ inline std::filesystem::path scratch_dir() {
 }  // namespace vapipe::test
 
 // Skips (with the reason on the test's output) when a shared model is absent.
-#define VAPIPE_REQUIRE_MODEL(file)                                                                   \
-  do {                                                                                               \
-    if (!std::filesystem::exists(::vapipe::test::models_dir() / (file))) {                           \
-      GTEST_SKIP() << "model " << (file) << " not found in " << ::vapipe::test::models_dir()         \
-                   << " (set VAPIPE_MODELS to the folder holding the shared COCO detectors)";        \
-    }                                                                                                \
+#define VAPIPE_REQUIRE_MODEL(file)                                                            \
+  do {                                                                                        \
+    if (!std::filesystem::exists(::vapipe::test::models_dir() / (file))) {                    \
+      GTEST_SKIP() << "model " << (file) << " not found in " << ::vapipe::test::models_dir()  \
+                   << " (set VAPIPE_MODELS to the folder holding the shared COCO detectors)"; \
+    }                                                                                         \
   } while (false)
 
-#define VAPIPE_REQUIRE_FILE(path)                                                                    \
-  do {                                                                                               \
+#define VAPIPE_REQUIRE_FILE(path)                                                                            \
+  do {                                                                                                       \
     if (!std::filesystem::exists(path)) GTEST_SKIP() << (path) << " not found (apt-get install opencv-doc)"; \
   } while (false)

@@ -24,21 +24,6 @@ std::int64_t norm_axis(std::int64_t axis, std::size_t rank, const onnx::NodeProt
   return axis;
 }
 
-std::vector<std::int64_t> as_ints(const Constant& c) {
-  std::vector<std::int64_t> out;
-  out.reserve(c.values.size());
-  for (double v : c.values) {
-    // INT64_MAX/MIN used as "to the end" in Slice survive the double round trip as +-9.2e18.
-    if (v >= 9.2e18)
-      out.push_back(std::numeric_limits<std::int64_t>::max());
-    else if (v <= -9.2e18)
-      out.push_back(std::numeric_limits<std::int64_t>::min());
-    else
-      out.push_back(static_cast<std::int64_t>(v));
-  }
-  return out;
-}
-
 // Maps a flat output index to the flat index of an input broadcast (numpy rules) to `out_shape`.
 std::int64_t broadcast_index(std::int64_t flat, const Shape& out_shape,
                              const std::vector<std::int64_t>& out_strides, const Shape& in_shape) {
@@ -83,6 +68,21 @@ Constant reshape_to(Constant c, Shape shape) {
 }
 
 }  // namespace
+
+std::vector<std::int64_t> as_ints(const Constant& c) {
+  std::vector<std::int64_t> out;
+  out.reserve(c.values.size());
+  for (double v : c.values) {
+    // INT64_MAX/MIN used as "to the end" in Slice survive the double round trip as +-9.2e18.
+    if (v >= 9.2e18)
+      out.push_back(std::numeric_limits<std::int64_t>::max());
+    else if (v <= -9.2e18)
+      out.push_back(std::numeric_limits<std::int64_t>::min());
+    else
+      out.push_back(static_cast<std::int64_t>(v));
+  }
+  return out;
+}
 
 std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
                                                     const std::vector<std::optional<Constant>>& in,

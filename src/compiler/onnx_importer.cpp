@@ -40,19 +40,6 @@ std::int64_t normalize_axis(std::int64_t axis, std::size_t rank, const std::stri
   return axis;
 }
 
-std::vector<std::int64_t> to_ints(const Constant& c) {
-  std::vector<std::int64_t> out;
-  for (double v : c.values) {
-    if (v >= 9.2e18)
-      out.push_back(std::numeric_limits<std::int64_t>::max());
-    else if (v <= -9.2e18)
-      out.push_back(std::numeric_limits<std::int64_t>::min());
-    else
-      out.push_back(static_cast<std::int64_t>(v));
-  }
-  return out;
-}
-
 class Importer {
  public:
   Importer(const OnnxModel& model, const ImportRequest& request) : model_(model), request_(request) {}
@@ -569,7 +556,7 @@ class Importer {
       sizes = attribute_ints(node, "split").value_or(std::vector<std::int64_t>{});
     } else if (const Constant* c =
                    node.input_size() > 1 && !node.input(1).empty() ? const_input(node, 1) : nullptr) {
-      sizes = to_ints(*c);
+      sizes = as_ints(*c);
     }
     const auto count = static_cast<std::int64_t>(node.output_size());
     if (sizes.empty()) {
@@ -598,10 +585,10 @@ class Importer {
       const Constant* c1 = const_input(node, 1);
       const Constant* c2 = const_input(node, 2);
       if (c1 == nullptr || c2 == nullptr) unsupported("starts and ends must be given");
-      starts = to_ints(*c1);
-      ends = to_ints(*c2);
-      if (const Constant* c3 = const_input(node, 3)) axes = to_ints(*c3);
-      if (const Constant* c4 = const_input(node, 4)) steps = to_ints(*c4);
+      starts = as_ints(*c1);
+      ends = as_ints(*c2);
+      if (const Constant* c3 = const_input(node, 3)) axes = as_ints(*c3);
+      if (const Constant* c4 = const_input(node, 4)) steps = as_ints(*c4);
     }
     if (axes.empty())
       for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
@@ -653,7 +640,7 @@ class Importer {
     if (transform == "tf_crop_and_resize") unsupported("coordinate_transformation_mode 'tf_crop_and_resize'");
     std::vector<double> scales(s.size(), 1.0);
     if (sizes_c != nullptr && !sizes_c->values.empty()) {
-      auto sizes = to_ints(*sizes_c);
+      auto sizes = as_ints(*sizes_c);
       if (sizes.size() != s.size()) unsupported("sizes rank differs from the input");
       if (batch_factor_ > 1 && sizes[0] * batch_factor_ == s[0]) sizes[0] = s[0];
       for (std::size_t d = 0; d < s.size(); ++d) {
@@ -712,7 +699,7 @@ class Importer {
     const Constant* target_c = const_input(node, 1);
     if (target_c == nullptr) unsupported("missing target shape");
     const Shape& s = shape_of(x);
-    auto target = to_ints(*target_c);
+    auto target = as_ints(*target_c);
     const bool allow_zero = attribute_int(node, "allowzero", 0) != 0;
     std::int64_t known = 1;
     int infer = -1;
@@ -759,7 +746,7 @@ class Importer {
     } else {
       std::vector<std::int64_t> axes;
       if (model_.opset >= 13) {
-        if (const Constant* c = const_input(node, 1)) axes = to_ints(*c);
+        if (const Constant* c = const_input(node, 1)) axes = as_ints(*c);
       } else {
         axes = attribute_ints(node, "axes").value_or(std::vector<std::int64_t>{});
       }
@@ -813,7 +800,7 @@ class Importer {
     if (indices_c == nullptr) unsupported("indices must be a constant");
     const Shape& s = shape_of(x);
     const auto axis = normalize_axis(attribute_int(node, "axis", 0), s.size(), "Gather");
-    auto indices = to_ints(*indices_c);
+    auto indices = as_ints(*indices_c);
     const std::int64_t dim = s[static_cast<std::size_t>(axis)];
     for (auto& index : indices) {
       if (index < 0) index += dim;

@@ -120,6 +120,43 @@ TEST(CliErrors, InfoTruncatedPackage) {
   expect_one_error_line(run_cli("info '" + path.string() + "'"), "truncated.vpk");
 }
 
+// A real package, compiled by the CLI, then cut short or damaged: every command that loads it refuses it.
+std::string compiled_relu_package() {
+  const auto onnx = write_model(fixture_dir() / "relu-for-package.onnx", "Relu", "relu_1", {1, 4});
+  const auto package = (fixture_dir() / "relu.vpk").string();
+  const auto result = run_cli("compile '" + onnx + "' -o '" + package + "' --batch 1,2");
+  EXPECT_EQ(result.exit_code, 0) << (result.stderr_lines.empty() ? "" : result.stderr_lines[0]);
+  return package;
+}
+
+TEST(CliErrors, TruncatedRealPackage) {
+  const auto package = compiled_relu_package();
+  const auto cut = (fixture_dir() / "relu-cut.vpk").string();
+  std::filesystem::copy_file(package, cut, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(cut, std::filesystem::file_size(cut) - 1);
+  expect_one_error_line(run_cli("info '" + cut + "'"), "relu-cut.vpk: truncated");
+  expect_one_error_line(run_cli("bench '" + cut + "' --runs 1"), "relu-cut.vpk: truncated");
+}
+
+TEST(CliErrors, CorruptRealPackage) {
+  const auto package = compiled_relu_package();
+  const auto corrupt = (fixture_dir() / "relu-corrupt.vpk").string();
+  std::filesystem::copy_file(package, corrupt, std::filesystem::copy_options::overwrite_existing);
+  {
+    std::fstream file(corrupt, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(70);  // inside the manifest
+    file.put('#');
+  }
+  expect_one_error_line(run_cli("info '" + corrupt + "'"), "checksum mismatch");
+}
+
+TEST(CliErrors, BatchLargerThanEveryStage) {
+  const auto package = compiled_relu_package();
+  expect_one_error_line(run_cli("bench '" + package + "' --batch 3 --runs 1"),
+                        "batch size 3 exceeds the largest compiled stage (2)");
+  expect_one_error_line(run_cli("bench '" + package + "' --net nope --runs 1"), "no network named 'nope'");
+}
+
 TEST(CliErrors, CombineMissingInput) {
   const auto path = fixture_dir() / "absent.vpk";
   expect_one_error_line(run_cli("combine '" + path.string() + "' -o /tmp/y.vpk"), "absent.vpk");

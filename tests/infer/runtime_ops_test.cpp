@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <thread>
 
 #include "compiler/reference_executor.hpp"
 #include "core/error.hpp"
@@ -155,6 +156,49 @@ TEST(RuntimeOps, HeadShapeOps) {
     return g.finish({joined, picked, strided});
   };
   for (std::int64_t batch : {1, 2}) expect_matches_reference(factory, batch, 1);
+}
+
+TEST(RuntimeOps, DifferentNetworksRunConcurrentlyFromDifferentThreads) {
+  // Two networks, one context each, on two threads at once: each must produce exactly what it produces
+  // alone (contexts share no mutable state: own arena, scratchpad and primitives).
+  const GraphFactory first = [](std::int64_t batch) {
+    test::GraphBuilder g(11);
+    const int x = g.input({batch, 16, 24, 24});
+    return g.finish({g.conv(g.conv(x, 32, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}}), 16, 3, 2)});
+  };
+  const GraphFactory second = [](std::int64_t batch) {
+    test::GraphBuilder g(12);
+    const int x = g.input({batch, 8, 32, 32});
+    const int a = g.conv(x, 16, 3, 1, {{{"op", "relu"}}});
+    return g.finish({g.node("MaxPool", {a}, {{batch, 16, 16, 16}},
+                            {{"kernel", {2, 2}}, {"strides", {2, 2}}, {"pads", {0, 0, 0, 0}}})[0]});
+  };
+  const auto networks = std::vector{make_network(first, {1}), make_network(second, {1})};
+  std::vector<std::vector<float>> inputs;
+  std::vector<std::vector<float>> alone;
+  for (const auto& network : networks) {
+    const Shape shape = network->inputs(1)[0].shape;
+    inputs.push_back(random_values(shape, 9));
+    ExecutionContext context(network, {.threads = 1});
+    context.run({{inputs.back().data(), DType::kF32, shape}});
+    const auto* data = static_cast<const float*>(context.output(0).data);
+    alone.emplace_back(data, data + shape_volume(context.output(0).shape));
+  }
+  std::vector<int> mismatches(networks.size(), 0);
+  std::vector<std::thread> threads;
+  for (std::size_t n = 0; n < networks.size(); ++n) {
+    threads.emplace_back([&, n] {
+      ExecutionContext context(networks[n], {.threads = 1});
+      const Shape shape = networks[n]->inputs(1)[0].shape;
+      for (int run = 0; run < 20; ++run) {
+        context.run({{inputs[n].data(), DType::kF32, shape}});
+        const auto* data = static_cast<const float*>(context.output(0).data);
+        if (!std::equal(alone[n].begin(), alone[n].end(), data)) ++mismatches[n];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(networks.size(), 0));
 }
 
 TEST(RuntimeOps, CallerOwnedOutputsAndWrongShapes) {

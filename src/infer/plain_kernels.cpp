@@ -101,6 +101,22 @@ void gather_rows(const float* input, std::int64_t outer, std::int64_t axis_size,
   }
 }
 
+void concat_plain(const std::vector<void*>& buffers, const std::vector<std::int64_t>& chunk_sizes,
+                  std::int64_t outer) {
+  auto* output = static_cast<float*>(buffers[chunk_sizes.size()]);
+  std::int64_t row = 0;
+  for (auto size : chunk_sizes) row += size;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t o = 0; o < outer; ++o) {
+    float* target = output + o * row;
+    for (std::size_t i = 0; i < chunk_sizes.size(); ++i) {
+      std::memcpy(target, static_cast<const float*>(buffers[i]) + o * chunk_sizes[i],
+                  static_cast<std::size_t>(chunk_sizes[i]) * sizeof(float));
+      target += chunk_sizes[i];
+    }
+  }
+}
+
 void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels,
                   std::int64_t spatial) {
   constexpr std::int64_t kTile = 16;

@@ -401,6 +401,27 @@ class PlanBuilder {
       for (int input : node.inputs) fits = fits && (axis != 1 || shape(input)[1] % block == 0);
       if (fits) layout = first;
     }
+    if (!tag_of(layout) || *tag_of(layout) == Tag::abcd) {
+      // Plain layout: a chunked memcpy beats oneDNN's generic concat by 3-4x on the decode's tensors.
+      const Shape& out = shape(y);
+      const auto rank = static_cast<std::size_t>(out.size());
+      const auto normalized = static_cast<std::size_t>(axis < 0 ? axis + static_cast<int>(rank) : axis);
+      const std::int64_t outer =
+          std::accumulate(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(normalized), std::int64_t{1},
+                          std::multiplies<>());
+      std::vector<std::int64_t> chunks;
+      std::vector<int> values;
+      for (int input : node.inputs) {
+        const Shape& in = shape(input);
+        chunks.push_back(std::accumulate(in.begin() + static_cast<std::ptrdiff_t>(normalized), in.end(),
+                                         std::int64_t{1}, std::multiplies<>()));
+        values.push_back(plain_value(input));
+      }
+      values.push_back(define_output(y, plain_md(out)));
+      add_kernel([chunks, outer](const std::vector<void*>& data) { concat_plain(data, chunks, outer); },
+                 values);
+      return;
+    }
     std::vector<memory::desc> sources;
     std::vector<std::pair<int, int>> args;
     for (std::size_t i = 0; i < node.inputs.size(); ++i) {

@@ -51,8 +51,8 @@ class Network {
   const std::string& name() const;
   const std::string& precision() const;
   bool dynamic_shape() const;
-  std::vector<std::int64_t> stage_batches() const;  // ascending
-  std::int64_t max_batch() const;
+  const std::vector<std::int64_t>& stage_batches() const { return stage_batches_; }  // ascending
+  std::int64_t max_batch() const { return stage_batches_.back(); }
   // Input/output tensors of the stage compiled for `batch` (which must be one of stage_batches()).
   std::vector<TensorInfo> inputs(std::int64_t batch) const;
   std::vector<TensorInfo> outputs(std::int64_t batch) const;
@@ -63,6 +63,7 @@ class Network {
 
  private:
   std::shared_ptr<const ir::Network> network_;
+  std::vector<std::int64_t> stage_batches_;
 };
 
 class Model {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "core/error.hpp"
 
@@ -11,10 +10,7 @@ namespace vapipe::compiler {
 std::vector<std::string> find_head_outputs(const OnnxModel& model, const std::string& model_type) {
   const auto& graph = model.proto.graph();
   if (graph.output_size() == 0) fail("{}: the graph has no outputs", model.label);
-  std::unordered_map<std::string, int> producer;
-  for (int i = 0; i < graph.node_size(); ++i) {
-    for (const auto& output : graph.node(i).output()) producer[output] = i;
-  }
+  const auto producer = producer_index(graph);
   auto produced_by = [&](const std::string& name, const char* op) {
     const auto found = producer.find(name);
     return found != producer.end() && graph.node(found->second).op_type() == op;
@@ -27,15 +23,8 @@ std::vector<std::string> find_head_outputs(const OnnxModel& model, const std::st
            weights->shape[3] == 1;
   };
   std::vector<std::string> heads;
-  std::unordered_set<std::string> seen;
-  std::vector<std::string> stack{graph.output(0).name()};
-  while (!stack.empty()) {
-    const std::string name = stack.back();
-    stack.pop_back();
-    if (!seen.insert(name).second) continue;
-    const auto found = producer.find(name);
-    if (found == producer.end()) continue;
-    const auto& node = graph.node(found->second);
+  walk_producers(graph, producer, {graph.output(0).name()}, [&](int index, const std::string& name) {
+    const auto& node = graph.node(index);
     bool is_head = false;
     if (model_type == "yolov8") {
       if (node.op_type() == "Concat" && node.input_size() >= 2) {
@@ -47,14 +36,9 @@ std::vector<std::string> find_head_outputs(const OnnxModel& model, const std::st
     } else {
       is_head = node.op_type() == "Conv";
     }
-    if (is_head) {
-      if (std::find(heads.begin(), heads.end(), name) == heads.end()) heads.push_back(name);
-      continue;
-    }
-    for (const auto& input : node.input()) {
-      if (!input.empty()) stack.push_back(input);
-    }
-  }
+    if (is_head && std::find(heads.begin(), heads.end(), name) == heads.end()) heads.push_back(name);
+    return !is_head;  // a head ends the walk on its branch
+  });
   if (heads.empty())
     fail("{}: no head convolution found for the raw-head cut (use --full-graph)", model.label);
   return heads;

@@ -124,24 +124,11 @@ class Importer {
   // Nodes the requested outputs depend on (all of them for the model's own outputs, fewer for a cut).
   std::vector<bool> needed_nodes() const {
     const auto& graph = model_.proto.graph();
-    std::unordered_map<std::string, int> producer;
-    for (int i = 0; i < graph.node_size(); ++i) {
-      for (const auto& output : graph.node(i).output()) producer[output] = i;
-    }
     std::vector<bool> needed(static_cast<std::size_t>(graph.node_size()), false);
-    std::vector<std::string> stack = output_names();
-    std::unordered_set<std::string> seen;
-    while (!stack.empty()) {
-      const std::string name = stack.back();
-      stack.pop_back();
-      if (!seen.insert(name).second) continue;
-      const auto found = producer.find(name);
-      if (found == producer.end()) continue;
-      needed[static_cast<std::size_t>(found->second)] = true;
-      for (const auto& input : graph.node(found->second).input()) {
-        if (!input.empty()) stack.push_back(input);
-      }
-    }
+    walk_producers(graph, producer_index(graph), output_names(), [&](int node, const std::string&) {
+      needed[static_cast<std::size_t>(node)] = true;
+      return true;
+    });
     return needed;
   }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <unordered_set>
 
 #include "core/error.hpp"
 
@@ -177,6 +178,31 @@ std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& n
   const auto* attr = find_attribute(node, name);
   if (attr == nullptr) return std::nullopt;
   return std::vector<std::int64_t>(attr->ints().begin(), attr->ints().end());
+}
+
+std::unordered_map<std::string, int> producer_index(const onnx::GraphProto& graph) {
+  std::unordered_map<std::string, int> producer;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    for (const auto& output : graph.node(i).output()) producer[output] = i;
+  }
+  return producer;
+}
+
+void walk_producers(const onnx::GraphProto& graph, const std::unordered_map<std::string, int>& producer,
+                    std::vector<std::string> from,
+                    const std::function<bool(int, const std::string&)>& visit) {
+  std::unordered_set<std::string> seen;
+  while (!from.empty()) {
+    const std::string name = from.back();
+    from.pop_back();
+    if (!seen.insert(name).second) continue;
+    const auto found = producer.find(name);
+    if (found == producer.end()) continue;
+    if (!visit(found->second, name)) continue;
+    for (const auto& input : graph.node(found->second).input()) {
+      if (!input.empty()) from.push_back(input);
+    }
+  }
 }
 
 }  // namespace vapipe::compiler

@@ -2,8 +2,10 @@
 // Loading an ONNX file and reading its tensors. ONNX constants are kept as doubles during import: shape
 // arithmetic is exact in int64 range up to 2^53 and float weights convert without loss.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <onnx/onnx_pb.h>
@@ -43,5 +45,13 @@ float attribute_float(const onnx::NodeProto& node, const std::string& name, floa
 std::string attribute_string(const onnx::NodeProto& node, const std::string& name,
                              const std::string& fallback);
 std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& node, const std::string& name);
+
+// Tensor name -> index of the node that produces it.
+std::unordered_map<std::string, int> producer_index(const onnx::GraphProto& graph);
+
+// Walks from the tensors `from` towards the graph inputs, calling `visit(node_index, tensor)` once for each
+// producing node reached; when `visit` returns false the walk does not continue past that node.
+void walk_producers(const onnx::GraphProto& graph, const std::unordered_map<std::string, int>& producer,
+                    std::vector<std::string> from, const std::function<bool(int, const std::string&)>& visit);
 
 }  // namespace vapipe::compiler

@@ -19,6 +19,20 @@ std::vector<std::int64_t> strides_of(const Shape& shape) {
   return strides;
 }
 
+// Calls visit(flat_index, coordinates) for every element of `shape`, in row-major order.
+template <typename Visit>
+void for_each_index(const Shape& shape, Visit visit) {
+  std::vector<std::int64_t> coord(shape.size(), 0);
+  const std::int64_t total = shape_volume(shape);
+  for (std::int64_t i = 0; i < total; ++i) {
+    visit(static_cast<std::size_t>(i), coord);
+    for (auto d = static_cast<std::ptrdiff_t>(shape.size()) - 1; d >= 0; --d) {
+      if (++coord[static_cast<std::size_t>(d)] < shape[static_cast<std::size_t>(d)]) break;
+      coord[static_cast<std::size_t>(d)] = 0;
+    }
+  }
+}
+
 float sigmoid(float x) { return 1.0F / (1.0F + std::exp(-x)); }
 
 float apply_eltwise(const std::string& alg, float x, float alpha, float beta, const Node& node) {
@@ -216,16 +230,13 @@ void run_slice(Context& ctx, const Node& node) {
   const auto steps = node.attrs.at("steps").get<std::vector<std::int64_t>>();
   auto& y = ctx.out(node, 0);
   const auto xstr = strides_of(xs);
-  const auto ystr = strides_of(ys);
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    std::int64_t rest = static_cast<std::int64_t>(i), src = 0;
+  for_each_index(ys, [&](std::size_t i, const std::vector<std::int64_t>& coord) {
+    std::int64_t src = 0;
     for (std::size_t d = 0; d < ys.size(); ++d) {
-      const std::int64_t coord = rest / ystr[d];
-      rest %= ystr[d];
-      src += (std::clamp<std::int64_t>(starts[d], 0, xs[d]) + coord * steps[d]) * xstr[d];
+      src += (std::clamp<std::int64_t>(starts[d], 0, xs[d]) + coord[d] * steps[d]) * xstr[d];
     }
     y[i] = x[static_cast<std::size_t>(src)];
-  }
+  });
 }
 
 std::int64_t nearest_source(std::int64_t out_coord, std::int64_t in_size, std::int64_t out_size, double scale,
@@ -280,16 +291,12 @@ void run_resize(Context& ctx, const Node& node) {
   }
   auto& y = ctx.out(node, 0);
   const auto xstr = strides_of(xs);
-  const auto ystr = strides_of(ys);
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    std::int64_t rest = static_cast<std::int64_t>(i), src = 0;
-    for (std::size_t d = 0; d < ys.size(); ++d) {
-      const std::int64_t coord = rest / ystr[d];
-      rest %= ystr[d];
-      src += source[d][static_cast<std::size_t>(coord)] * xstr[d];
-    }
+  for_each_index(ys, [&](std::size_t i, const std::vector<std::int64_t>& coord) {
+    std::int64_t src = 0;
+    for (std::size_t d = 0; d < ys.size(); ++d)
+      src += source[d][static_cast<std::size_t>(coord[d])] * xstr[d];
     y[i] = x[static_cast<std::size_t>(src)];
-  }
+  });
 }
 
 void run_binary(Context& ctx, const Node& node) {
@@ -300,7 +307,6 @@ void run_binary(Context& ctx, const Node& node) {
   const Shape ys = ctx.shape(node.outputs[0]);
   const auto alg = node.attrs.at("alg").get<std::string>();
   auto& y = ctx.out(node, 0);
-  const auto ystr = strides_of(ys);
   // Broadcast strides: 0 where an input dimension is 1 (or missing), so one index walk serves both.
   auto bstrides = [&](const Shape& s) {
     std::vector<std::int64_t> out(ys.size(), 0);
@@ -313,13 +319,12 @@ void run_binary(Context& ctx, const Node& node) {
   };
   const auto astr = bstrides(as);
   const auto bstr = bstrides(bs);
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    std::int64_t rest = static_cast<std::int64_t>(i), ai = 0, bi = 0;
+  for_each_index(ys, [&](std::size_t i, const std::vector<std::int64_t>& coord) {
+    std::int64_t ai = 0;
+    std::int64_t bi = 0;
     for (std::size_t d = 0; d < ys.size(); ++d) {
-      const std::int64_t coord = rest / ystr[d];
-      rest %= ystr[d];
-      ai += coord * astr[d];
-      bi += coord * bstr[d];
+      ai += coord[d] * astr[d];
+      bi += coord[d] * bstr[d];
     }
     const float va = a[static_cast<std::size_t>(ai)];
     const float vb = b[static_cast<std::size_t>(bi)];
@@ -339,7 +344,7 @@ void run_binary(Context& ctx, const Node& node) {
     else
       fail("node '{}': unknown binary alg '{}'", node.name, alg);
     y[i] = r;
-  }
+  });
 }
 
 void run_transpose(Context& ctx, const Node& node) {
@@ -349,16 +354,11 @@ void run_transpose(Context& ctx, const Node& node) {
   const auto perm = node.attrs.at("perm").get<std::vector<std::int64_t>>();
   auto& y = ctx.out(node, 0);
   const auto xstr = strides_of(xs);
-  const auto ystr = strides_of(ys);
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    std::int64_t rest = static_cast<std::int64_t>(i), src = 0;
-    for (std::size_t d = 0; d < ys.size(); ++d) {
-      const std::int64_t coord = rest / ystr[d];
-      rest %= ystr[d];
-      src += coord * xstr[static_cast<std::size_t>(perm[d])];
-    }
+  for_each_index(ys, [&](std::size_t i, const std::vector<std::int64_t>& coord) {
+    std::int64_t src = 0;
+    for (std::size_t d = 0; d < ys.size(); ++d) src += coord[d] * xstr[static_cast<std::size_t>(perm[d])];
     y[i] = x[static_cast<std::size_t>(src)];
-  }
+  });
 }
 
 void run_softmax(Context& ctx, const Node& node) {

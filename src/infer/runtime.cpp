@@ -25,21 +25,14 @@ namespace vapipe {
 
 Network::Network(std::shared_ptr<const ir::Network> network) : network_(std::move(network)) {
   if (network_->stages.empty()) fail("network '{}' has no stages", network_->name);
+  for (const auto& stage : network_->stages) stage_batches_.push_back(stage.batch);
+  std::sort(stage_batches_.begin(), stage_batches_.end());
 }
 
 const std::string& Network::name() const { return network_->name; }
 const std::string& Network::precision() const { return network_->precision; }
 bool Network::dynamic_shape() const { return network_->dynamic_shape; }
 const nlohmann::json& Network::metadata() const { return network_->metadata; }
-
-std::vector<std::int64_t> Network::stage_batches() const {
-  std::vector<std::int64_t> batches;
-  for (const auto& stage : network_->stages) batches.push_back(stage.batch);
-  std::sort(batches.begin(), batches.end());
-  return batches;
-}
-
-std::int64_t Network::max_batch() const { return stage_batches().back(); }
 
 std::int64_t Network::stage_for(std::int64_t batch) const {
   if (batch < 1) fail("network '{}': batch size {} is not positive", name(), batch);
@@ -305,11 +298,6 @@ class ExecutionContext::Impl {
     }
   }
 
-  int root_of(const infer::StagePlan& plan, int value) const {
-    while (plan.values[value].alias_of >= 0) value = plan.values[value].alias_of;
-    return value;
-  }
-
   void bind(Stage& stage) {
     auto& plan = stage.plan;
     for (int value : plan.input_values) stage.own_inputs.emplace_back(plan.values[value].md.get_size());
@@ -317,7 +305,7 @@ class ExecutionContext::Impl {
     stage.output_pointers.assign(plan.output_values.size(), nullptr);
     stage.views_of.resize(plan.values.size());
     for (std::size_t v = 0; v < plan.values.size(); ++v) {
-      const int root = root_of(plan, static_cast<int>(v));
+      const int root = plan.root_of(static_cast<int>(v));
       stage.views_of[root].push_back(static_cast<int>(v));
       const auto& value = plan.values[root];
       void* data = nullptr;

@@ -115,10 +115,7 @@ class PlanBuilder {
     return static_cast<int>(plan_.values.size()) - 1;
   }
 
-  int root_of(int value) const {
-    while (plan_.values[value].alias_of >= 0) value = plan_.values[value].alias_of;
-    return value;
-  }
+  int root_of(int value) const { return plan_.root_of(value); }
 
   int value_of(int tensor) {
     if (tensor_value_[tensor] >= 0) return tensor_value_[tensor];
@@ -196,8 +193,6 @@ class PlanBuilder {
     const memory::desc& to = plan_.values[target].md;
     if (from.data.ndims == 4 && tag_of(from) == Tag::acdb && to == plain_md(from.dims())) {
       const Dims dims = from.dims();
-      const Step* previous = nullptr;
-      (void)previous;
       Step step;
       step.node_name = what;
       step.kernel = [n = dims[0], c = dims[1], hw = dims[2] * dims[3]](const std::vector<void*>& data) {
@@ -435,7 +430,7 @@ class PlanBuilder {
     add_primitive(pd, std::move(args));
   }
 
-  static algorithm eltwise_algorithm(const std::string& alg, float& alpha, float& beta) {
+  static algorithm eltwise_algorithm(const std::string& alg) {
     if (alg == "relu") return algorithm::eltwise_relu;
     if (alg == "leaky_relu") return algorithm::eltwise_relu;
     if (alg == "sigmoid") return algorithm::eltwise_logistic;
@@ -450,15 +445,13 @@ class PlanBuilder {
     if (alg == "pow") return algorithm::eltwise_pow;
     if (alg == "linear") return algorithm::eltwise_linear;
     if (alg == "hardswish") return algorithm::eltwise_hardswish;
-    (void)alpha;
-    (void)beta;
     fail("eltwise algorithm '{}' is not supported", alg);
   }
 
   void lower_eltwise(const ir::Node& node) {
     const std::string alg_name = node.attrs.at("alg").get<std::string>();
-    float alpha = node.attrs.value("alpha", alg_name == "swish" ? 1.0F : 0.0F);
-    float beta = node.attrs.value("beta", 0.0F);
+    const float alpha = node.attrs.value("alpha", alg_name == "swish" ? 1.0F : 0.0F);
+    const float beta = node.attrs.value("beta", 0.0F);
     const int x = node.inputs.at(0);
     const int y = node.outputs.at(0);
     if (alg_name == "hardsigmoid") {  // oneDNN 2.6 has no hardsigmoid: clip(alpha * x + beta, 0, 1)
@@ -469,7 +462,7 @@ class PlanBuilder {
       add_eltwise(middle, define_output(y, md), algorithm::eltwise_clip, 0.0F, 1.0F);
       return;
     }
-    const algorithm alg = eltwise_algorithm(alg_name, alpha, beta);
+    const algorithm alg = eltwise_algorithm(alg_name);
     const int src = value_of(x);
     add_eltwise(src, define_output(y, plan_.values[src].md), alg, alpha, beta);
   }
@@ -691,19 +684,19 @@ class PlanBuilder {
         last[root] = s;
       }
     }
+    // Aliases may describe more bytes than their root (padded blocked views): reserve the largest.
+    std::vector<std::size_t> bytes(static_cast<std::size_t>(value_count), 0);
+    for (int v = 0; v < value_count; ++v) {
+      auto& root_bytes = bytes[static_cast<std::size_t>(root_of(v))];
+      root_bytes = std::max(root_bytes, plan_.values[v].md.get_size());
+    }
     std::vector<int> arena_roots;
     std::vector<BufferLifetime> lifetimes;
     for (int v = 0; v < value_count; ++v) {
       const Value& value = plan_.values[v];
       if (value.alias_of >= 0 || value.constant != nullptr || value.external || first[v] < 0) continue;
-      std::size_t size = value.md.get_size();
-      // Aliases may describe more bytes than the root (padded blocked views): reserve the largest.
-      for (int other = 0; other < value_count; ++other) {
-        if (plan_.values[other].alias_of >= 0 && root_of(other) == v)
-          size = std::max(size, plan_.values[other].md.get_size());
-      }
       arena_roots.push_back(v);
-      lifetimes.push_back({size, first[v], last[v]});
+      lifetimes.push_back({bytes[v], first[v], last[v]});
     }
     const MemoryPlan memory_plan = plan_memory(lifetimes);
     for (std::size_t i = 0; i < arena_roots.size(); ++i)

@@ -66,6 +66,13 @@ struct StagePlan {
   std::vector<std::shared_ptr<const AlignedBuffer>> packed_constants;  // keeps packed weights alive
   std::size_t arena_bytes = 0;
   std::size_t scratchpad_bytes = 0;
+
+  // The value that owns the bytes `value` views (itself when it is no alias).
+  int root_of(int value) const {
+    while (values[static_cast<std::size_t>(value)].alias_of >= 0)
+      value = values[static_cast<std::size_t>(value)].alias_of;
+    return value;
+  }
 };
 
 StagePlan build_stage_plan(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,

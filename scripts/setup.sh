@@ -29,6 +29,9 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopencv-dev opencv-doc zlib1g-dev
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
+  libgstrtspserver-1.0-dev gstreamer1.0-rtsp gstreamer1.0-tools gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   clang-format clang-tidy
   ffmpeg
 )

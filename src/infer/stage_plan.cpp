@@ -97,6 +97,17 @@ class PlanBuilder {
     for (int output : graph_.outputs) {
       const auto& tensor = graph_.tensors[output];
       const int source = value_of(output);
+      Value& produced = plan_.values[source];
+      const bool listed_once = std::count(graph_.outputs.begin(), graph_.outputs.end(), output) == 1;
+      if (listed_once && produced.alias_of < 0 && produced.constant == nullptr && !produced.external &&
+          !aliased_[source] && produced.md == plain_md(tensor.shape)) {
+        // Produced plain already: the producer writes straight into the output buffer (zero copy).
+        produced.external = true;
+        plan_.output_values.push_back(source);
+        plan_.output_names.push_back(tensor.name);
+        plan_.output_shapes.push_back(tensor.shape);
+        continue;
+      }
       const int value = add_value(plain_md(tensor.shape));
       plan_.values[value].external = true;
       add_reorder(source, value, "output " + tensor.name);

@@ -1,0 +1,473 @@
+#include "pipeline/config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <system_error>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace vapipe::pipeline {
+namespace {
+
+using nlohmann::json;
+
+std::string child(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+}
+std::string element(std::string_view path, std::size_t index) { return fmt::format("{}[{}]", path, index); }
+
+// How a wrong value is shown after "got": JSON text for scalars (strings quoted), kind for containers.
+std::string describe(const json& value) {
+  if (value.is_object()) return "an object";
+  if (value.is_array()) return "an array";
+  std::string text = value.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+std::string join_keys(std::span<const std::string_view> keys) {
+  std::string out;
+  for (const auto key : keys) {
+    if (!out.empty()) out += ", ";
+    out += key;
+  }
+  return out;
+}
+
+// Validating reads; every error names the source and the key path.
+class Reader {
+ public:
+  explicit Reader(std::string_view source) : source_(source) {}
+
+  template <typename... Args>
+  [[noreturn]] void error(std::string_view path, fmt::format_string<Args...> format, Args&&... args) const {
+    const std::string what = fmt::format(format, std::forward<Args>(args)...);
+    if (path.empty()) fail("{}: {}", source_, what);
+    fail("{}: {}: {}", source_, path, what);
+  }
+
+  const json& object(const json& value, std::string_view path,
+                     std::span<const std::string_view> allowed) const {
+    if (!value.is_object()) error(path, "expected an object, got {}", describe(value));
+    for (const auto& [key, unused] : value.items()) {
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        error(child(path, key), "unknown key (allowed here: {})", join_keys(allowed));
+      }
+    }
+    return value;
+  }
+
+  const json& array(const json& value, std::string_view path, bool non_empty) const {
+    if (!value.is_array()) error(path, "expected an array, got {}", describe(value));
+    if (non_empty && value.empty()) error(path, "expected a non-empty array");
+    return value;
+  }
+
+  const json& required(const json& object, std::string_view path, std::string_view key) const {
+    const auto it = object.find(key);
+    if (it == object.end()) error(child(path, key), "required key is missing");
+    return *it;
+  }
+  static const json* optional(const json& object, std::string_view key) {
+    const auto it = object.find(key);
+    return it == object.end() ? nullptr : &*it;
+  }
+
+  int integer(const json& value, std::string_view path, std::int64_t min, std::int64_t max) const {
+    bool ok = false;
+    std::int64_t v = 0;
+    if (value.is_number_unsigned()) {
+      const auto u = value.get<std::uint64_t>();
+      ok = u <= static_cast<std::uint64_t>(max);
+      v = ok ? static_cast<std::int64_t>(u) : 0;
+    } else if (value.is_number_integer()) {
+      v = value.get<std::int64_t>();
+      ok = true;
+    }
+    if (!ok || v < min || v > max)
+      error(path, "expected an integer in [{}, {}], got {}", min, max, describe(value));
+    return static_cast<int>(v);
+  }
+
+  float number(const json& value, std::string_view path, double min, double max) const {
+    if (!value.is_number() || value.get<double>() < min || value.get<double>() > max) {
+      error(path, "expected a number in [{}, {}], got {}", min, max, describe(value));
+    }
+    return value.get<float>();
+  }
+
+  std::string string(const json& value, std::string_view path) const {
+    if (!value.is_string()) error(path, "expected a string, got {}", describe(value));
+    auto text = value.get<std::string>();
+    if (text.empty()) error(path, "expected a non-empty string");
+    return text;
+  }
+
+  bool boolean(const json& value, std::string_view path) const {
+    if (!value.is_boolean()) error(path, "expected true or false, got {}", describe(value));
+    return value.get<bool>();
+  }
+
+  template <typename Enum, std::size_t N>
+  Enum choice(const json& value, std::string_view path,
+              const std::array<std::pair<std::string_view, Enum>, N>& choices) const {
+    if (value.is_string()) {
+      const auto text = value.get<std::string>();
+      for (const auto& [name, e] : choices) {
+        if (text == name) return e;
+      }
+    }
+    std::string names;
+    for (const auto& [name, e] : choices) names += fmt::format("{}\"{}\"", names.empty() ? "" : " | ", name);
+    error(path, "expected one of {}, got {}", names, describe(value));
+  }
+
+ private:
+  std::string_view source_;
+};
+
+constexpr std::array<std::pair<std::string_view, OutputMode>, 3> kOutputModes{{
+    {"passthrough", OutputMode::kPassthrough},
+    {"annotated", OutputMode::kAnnotated},
+    {"results", OutputMode::kResults},
+}};
+constexpr std::array<std::pair<std::string_view, RtspTransport>, 2> kTransports{{
+    {"tcp", RtspTransport::kTcp},
+    {"udp", RtspTransport::kUdp},
+}};
+
+// sophon-pipeline's model_type names (examples/yolov5/yolov5s.cpp matches by prefix: yolov5*, yolov6*, yolov7*
+// decode as YOLOv5, yolov8* as YOLOv8) plus our Yolo-FastestV2.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kModelTypePrefixes{{
+    {"yolov5", "yolov5"},
+    {"yolov6", "yolov5"},
+    {"yolov7", "yolov5"},
+    {"yolov8", "yolov8"},
+    {"yolofastestv2", "yolofastestv2"},
+    {"yolo-fastestv2", "yolofastestv2"},
+}};
+
+StageConfig parse_stage(const Reader& r, const json& value, const std::string& path) {
+  static constexpr std::array<std::string_view, 3> kKeys{"thread_num", "queue_size", "blocking"};
+  r.object(value, path, kKeys);
+  StageConfig stage;
+  stage.thread_num = r.integer(r.required(value, path, "thread_num"), child(path, "thread_num"), 1, 64);
+  stage.queue_size = r.integer(r.required(value, path, "queue_size"), child(path, "queue_size"), 1, 4096);
+  if (const auto* v = Reader::optional(value, "blocking"))
+    stage.blocking = r.boolean(*v, child(path, "blocking"));
+  return stage;
+}
+
+ModelConfig parse_model(const Reader& r, const json& value, const std::string& path) {
+  static constexpr std::array<std::string_view, 13> kKeys{"name",
+                                                          "path",
+                                                          "model_type",
+                                                          "skip_frame_num",
+                                                          "output_path",
+                                                          "obj_threshold",
+                                                          "nms_threshold",
+                                                          "class_threshold",
+                                                          "class_num",
+                                                          "class_thresholds",
+                                                          "batch_timeout_ms",
+                                                          "output_mode",
+                                                          "results_path"};
+  r.object(value, path, kKeys);
+  ModelConfig model;
+  model.name = r.string(r.required(value, path, "name"), child(path, "name"));
+  model.path = r.string(r.required(value, path, "path"), child(path, "path"));
+  if (const auto* v = Reader::optional(value, "model_type")) {
+    std::string type = r.string(*v, child(path, "model_type"));
+    std::transform(type.begin(), type.end(), type.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const auto known = std::find_if(kModelTypePrefixes.begin(), kModelTypePrefixes.end(),
+                                    [&](const auto& entry) { return type.starts_with(entry.first); });
+    if (known == kModelTypePrefixes.end()) {
+      r.error(child(path, "model_type"),
+              "unsupported model type {} (supported: yolov5*, yolov6*, yolov7* (YOLOv5 head), yolov8*, "
+              "yolofastestv2)",
+              describe(*v));
+    }
+    model.model_type = type;
+  }
+  if (const auto* v = Reader::optional(value, "skip_frame_num")) {
+    model.skip_frame_num = r.integer(*v, child(path, "skip_frame_num"), 0, 1000);
+  }
+  if (const auto* v = Reader::optional(value, "output_path"))
+    model.output_path = r.string(*v, child(path, "output_path"));
+  model.obj_threshold =
+      r.number(r.required(value, path, "obj_threshold"), child(path, "obj_threshold"), 0.0, 1.0);
+  model.nms_threshold =
+      r.number(r.required(value, path, "nms_threshold"), child(path, "nms_threshold"), 0.0, 1.0);
+  model.class_threshold =
+      r.number(r.required(value, path, "class_threshold"), child(path, "class_threshold"), 0.0, 1.0);
+  if (const auto* v = Reader::optional(value, "class_num"))
+    model.class_num = r.integer(*v, child(path, "class_num"), 1, 100000);
+  if (const auto* v = Reader::optional(value, "class_thresholds")) {
+    const std::string key = child(path, "class_thresholds");
+    if (v->is_array()) {
+      for (std::size_t i = 0; i < v->size(); ++i)
+        model.class_thresholds.push_back(r.number((*v)[i], element(key, i), 0.0, 1.0));
+      if (model.class_num && model.class_thresholds.size() > static_cast<std::size_t>(*model.class_num)) {
+        r.error(key, "has {} entries but class_num is {}", model.class_thresholds.size(), *model.class_num);
+      }
+    } else if (v->is_object()) {
+      for (const auto& [name, threshold] : v->items()) {
+        if (name.empty()) r.error(key, "class names must not be empty");
+        model.class_thresholds_by_name.emplace_back(name, r.number(threshold, child(key, name), 0.0, 1.0));
+      }
+    } else {
+      r.error(key,
+              "expected an array of numbers (by class id) or an object {{\"class name\": number}}, got {}",
+              describe(*v));
+    }
+  }
+  if (const auto* v = Reader::optional(value, "batch_timeout_ms")) {
+    model.batch_timeout_ms = r.integer(*v, child(path, "batch_timeout_ms"), 0, 10000);
+  }
+  const json* mode = Reader::optional(value, "output_mode");
+  if (mode != nullptr) model.output_mode = r.choice(*mode, child(path, "output_mode"), kOutputModes);
+  if (const auto* v = Reader::optional(value, "results_path"))
+    model.results_path = r.string(*v, child(path, "results_path"));
+  if (mode != nullptr && model.output_mode != OutputMode::kResults && !model.output_path) {
+    r.error(child(path, "output_mode"), "\"{}\" needs output_path", to_string(model.output_mode));
+  }
+  if (model.output_mode == OutputMode::kResults && !model.results_path) {
+    r.error(child(path, "output_mode"), "\"results\" needs results_path");
+  }
+  if (model.output_mode == OutputMode::kResults && model.output_path) {
+    r.error(child(path, "output_path"),
+            "not used with output_mode \"results\" (remove it or pick another mode)");
+  }
+  return model;
+}
+
+CameraConfig parse_camera(const Reader& r, const json& value, const std::string& path,
+                          const std::vector<ModelConfig>& models) {
+  static constexpr std::array<std::string_view, 6> kKeys{"address", "chan_num", "model_names",
+                                                         "loop",    "pace",     "rtsp_transport"};
+  r.object(value, path, kKeys);
+  CameraConfig camera;
+  camera.address = r.string(r.required(value, path, "address"), child(path, "address"));
+  camera.chan_num = r.integer(r.required(value, path, "chan_num"), child(path, "chan_num"), 1, 256);
+  const std::string names_path = child(path, "model_names");
+  const json& names = r.array(r.required(value, path, "model_names"), names_path, true);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string name_path = element(names_path, i);
+    std::string name = r.string(names[i], name_path);
+    if (std::find(camera.model_names.begin(), camera.model_names.end(), name) != camera.model_names.end()) {
+      r.error(name_path, "model \"{}\" is listed twice", name);
+    }
+    if (std::none_of(models.begin(), models.end(), [&](const ModelConfig& m) { return m.name == name; })) {
+      std::string known;
+      for (const auto& m : models) known += fmt::format("{}\"{}\"", known.empty() ? "" : ", ", m.name);
+      r.error(name_path, "unknown model \"{}\" (models[] has {})", name, known);
+    }
+    camera.model_names.push_back(std::move(name));
+  }
+  if (const auto* v = Reader::optional(value, "loop")) camera.loop = r.boolean(*v, child(path, "loop"));
+  if (const auto* v = Reader::optional(value, "pace")) camera.pace = r.boolean(*v, child(path, "pace"));
+  if (const auto* v = Reader::optional(value, "rtsp_transport")) {
+    camera.rtsp_transport = r.choice(*v, child(path, "rtsp_transport"), kTransports);
+  }
+  return camera;
+}
+
+// nlohmann::json keeps the last of duplicate keys silently; a config with two "obj_threshold" is a mistake,
+// so the parser callback tracks the key path and rejects duplicates.
+class DuplicateKeyCheck {
+ public:
+  explicit DuplicateKeyCheck(const Reader& reader) : reader_(reader) {}
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
+        frames_.push_back(Frame{event == json::parse_event_t::array_start, -1, {}, {}});
+        break;
+      case json::parse_event_t::key: {
+        Frame& frame = frames_.back();
+        frame.key = parsed.get<std::string>();
+        if (!frame.keys.insert(frame.key).second) reader_.error(path(), "duplicate key");
+        break;
+      }
+      case json::parse_event_t::value:
+        if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool is_array = false;
+    long index = -1;
+    std::string key;
+    std::set<std::string> keys;
+  };
+  std::string path() const {
+    std::string out;
+    for (const Frame& frame : frames_) {
+      out = frame.is_array ? element(out, static_cast<std::size_t>(frame.index)) : child(out, frame.key);
+    }
+    return out;
+  }
+  const Reader& reader_;
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
+models::ScoreThresholds ModelConfig::score_thresholds(std::span<const std::string> class_names) const {
+  models::ScoreThresholds thresholds;
+  thresholds.conf_threshold = class_threshold;
+  thresholds.obj_threshold = obj_threshold;
+  thresholds.per_class = class_thresholds;
+  if (!class_thresholds_by_name.empty()) {
+    thresholds.per_class.assign(class_names.size(), class_threshold);
+    for (const auto& [class_name, threshold] : class_thresholds_by_name) {
+      const auto it = std::find(class_names.begin(), class_names.end(), class_name);
+      if (it == class_names.end()) {
+        fail("model \"{}\": class_thresholds: the model has no class \"{}\"", name, class_name);
+      }
+      thresholds.per_class[static_cast<std::size_t>(it - class_names.begin())] = threshold;
+    }
+  }
+  return thresholds;
+}
+
+const ModelConfig* PipelineConfig::find_model(std::string_view name) const {
+  const auto it =
+      std::find_if(models.begin(), models.end(), [&](const ModelConfig& m) { return m.name == name; });
+  return it == models.end() ? nullptr : &*it;
+}
+
+PipelineConfig parse_config(std::string_view json_text, std::string_view source_name) {
+  const Reader r(source_name);
+  if (json_text.size() > kMaxConfigBytes) {
+    r.error("", "{} bytes is more than a config may have ({} bytes)", json_text.size(), kMaxConfigBytes);
+  }
+  json root;
+  try {
+    DuplicateKeyCheck check(r);
+    root = json::parse(json_text, std::ref(check));
+  } catch (const json::parse_error& e) {
+    // e.what() reads "[json.exception.parse_error.101] parse error at line L, column C: ..."
+    std::string what = e.what();
+    if (const auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    r.error("", "not valid JSON: {}", what);
+  }
+
+  static constexpr std::array<std::string_view, 4> kRootKeys{"cards", "pipeline", "models", "stats"};
+  r.object(root, "", kRootKeys);
+  PipelineConfig config;
+
+  // Models first: cameras refer to them.
+  const json& models = r.array(r.required(root, "", "models"), "models", true);
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const std::string path = element("models", i);
+    ModelConfig model = parse_model(r, models[i], path);
+    for (std::size_t j = 0; j < config.models.size(); ++j) {
+      if (config.models[j].name == model.name) {
+        r.error(child(path, "name"), "duplicate model name \"{}\" (also models[{}].name)", model.name, j);
+      }
+    }
+    config.models.push_back(std::move(model));
+  }
+
+  const json& cards = r.array(r.required(root, "", "cards"), "cards", true);
+  for (std::size_t i = 0; i < cards.size(); ++i) {
+    static constexpr std::array<std::string_view, 2> kCardKeys{"devid", "cameras"};
+    const std::string path = element("cards", i);
+    r.object(cards[i], path, kCardKeys);
+    CardConfig card;
+    card.devid = r.integer(r.required(cards[i], path, "devid"), child(path, "devid"), 0, 255);
+    const std::string cameras_path = child(path, "cameras");
+    const json& cameras = r.array(r.required(cards[i], path, "cameras"), cameras_path, true);
+    for (std::size_t j = 0; j < cameras.size(); ++j) {
+      card.cameras.push_back(parse_camera(r, cameras[j], element(cameras_path, j), config.models));
+    }
+    config.cards.push_back(std::move(card));
+  }
+
+  if (const auto* pipeline = Reader::optional(root, "pipeline")) {
+    static constexpr std::array<std::string_view, 3> kStageKeys{"preprocess", "inference", "postprocess"};
+    r.object(*pipeline, "pipeline", kStageKeys);
+    if (const auto* v = Reader::optional(*pipeline, "preprocess"))
+      config.preprocess = parse_stage(r, *v, "pipeline.preprocess");
+    if (const auto* v = Reader::optional(*pipeline, "inference"))
+      config.inference = parse_stage(r, *v, "pipeline.inference");
+    if (const auto* v = Reader::optional(*pipeline, "postprocess")) {
+      config.postprocess = parse_stage(r, *v, "pipeline.postprocess");
+    }
+  }
+
+  if (const auto* stats = Reader::optional(root, "stats")) {
+    static constexpr std::array<std::string_view, 2> kStatsKeys{"interval_ms", "table"};
+    r.object(*stats, "stats", kStatsKeys);
+    if (const auto* v = Reader::optional(*stats, "interval_ms")) {
+      config.stats.interval_ms = r.integer(*v, "stats.interval_ms", 100, 3600000);
+    }
+    if (const auto* v = Reader::optional(*stats, "table")) config.stats.table = r.boolean(*v, "stats.table");
+  }
+  return config;
+}
+
+PipelineConfig load_config(const std::filesystem::path& file) {
+  const std::string name = file.string();
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) fail("{}: cannot read the config: {}", name, ec.message());
+  if (size > kMaxConfigBytes)
+    fail("{}: {} bytes is more than a config may have ({} bytes)", name, size, kMaxConfigBytes);
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail("{}: cannot open the config", name);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.gcount() != static_cast<std::streamsize>(text.size()))
+    fail("{}: could not read the whole file", name);
+  return parse_config(text, name);
+}
+
+std::vector<ChannelConfig> expand_channels(const PipelineConfig& config) {
+  std::vector<ChannelConfig> channels;
+  int next = 0;
+  for (std::size_t c = 0; c < config.cards.size(); ++c) {
+    const CardConfig& card = config.cards[c];
+    for (std::size_t k = 0; k < card.cameras.size(); ++k) {
+      const CameraConfig& camera = card.cameras[k];
+      for (const auto& model_name : camera.model_names) {
+        for (int i = 0; i < camera.chan_num; ++i) {
+          channels.push_back(ChannelConfig{next++, card.devid, c, k, &camera, config.find_model(model_name)});
+        }
+      }
+    }
+  }
+  return channels;
+}
+
+std::string_view to_string(OutputMode mode) {
+  for (const auto& [name, m] : kOutputModes) {
+    if (m == mode) return name;
+  }
+  return "?";
+}
+
+std::string_view to_string(RtspTransport transport) {
+  for (const auto& [name, t] : kTransports) {
+    if (t == transport) return name;
+  }
+  return "?";
+}
+
+}  // namespace vapipe::pipeline

@@ -1,0 +1,112 @@
+#pragma once
+// The `vapipe run --config cameras.json` file: sophon-pipeline's cameras_*.json schema as is, plus a few
+// optional vapipe keys. Every key, type, range and default is in docs/config.md. Parsing is strict: the first
+// problem throws one vapipe::Error "<file>: <key path>: <what is wrong>", e.g.
+//   cameras.json: models[1].obj_threshold: expected a number in [0, 1], got "high"
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "models/detection.hpp"
+
+namespace vapipe::pipeline {
+
+// Larger files are refused before being read: a camera config is a few KiB.
+inline constexpr std::size_t kMaxConfigBytes = 1u << 20;
+
+enum class OutputMode : std::uint8_t {
+  kPassthrough,  // source packets re-sent unchanged, detections in SEI (default)
+  kAnnotated,    // boxes drawn, re-encoded with x264
+  kResults,      // no video: JSON Lines only
+};
+enum class RtspTransport : std::uint8_t { kTcp, kUdp };
+
+// One `cameras[]` entry of a card. It opens chan_num channels, for each of its models (expand_channels).
+struct CameraConfig {
+  std::string address;
+  int chan_num = 1;
+  std::vector<std::string> model_names;
+  // vapipe keys.
+  bool loop = true;  // files: start again at the end
+  bool pace = true;  // files: read at the file's own frame rate (false: as fast as possible)
+  RtspTransport rtsp_transport = RtspTransport::kTcp;
+};
+
+struct CardConfig {
+  int devid = 0;  // kept for compatibility; vapipe runs every channel on the CPU
+  std::vector<CameraConfig> cameras;
+};
+
+// `pipeline.preprocess|inference|postprocess`.
+struct StageConfig {
+  int thread_num = 1;
+  int queue_size = 16;
+  bool blocking = false;  // sophon-pipeline's flag: a full queue waits instead of dropping the oldest frame
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string path;                       // .vpk or .onnx, as written (relative to the working directory)
+  std::optional<std::string> model_type;  // lower-cased; absent: taken from the model's metadata
+  int skip_frame_num = 0;
+  std::optional<std::string> output_path;
+  float obj_threshold = 0.0f;
+  float nms_threshold = 0.0f;
+  float class_threshold = 0.0f;
+  std::optional<int> class_num;  // checked against the model's metadata at load when given
+  // vapipe keys.
+  std::vector<float> class_thresholds;  // by class id ("class_thresholds": [..])
+  std::vector<std::pair<std::string, float>> class_thresholds_by_name;  // {"person": 0.4}
+  int batch_timeout_ms = 5;
+  OutputMode output_mode = OutputMode::kPassthrough;
+  std::optional<std::string> results_path;  // JSON Lines; "-" is stdout
+
+  // obj_threshold / class_threshold / class_thresholds as the decoders take them. Names in
+  // class_thresholds_by_name are looked up in `class_names` (the model's metadata); an unknown name throws
+  // vapipe::Error naming the model and the class.
+  models::ScoreThresholds score_thresholds(std::span<const std::string> class_names) const;
+};
+
+struct StatsConfig {
+  int interval_ms = 1000;
+  bool table = false;  // also print the per-channel table (like --stats all)
+};
+
+struct PipelineConfig {
+  std::vector<CardConfig> cards;
+  StageConfig preprocess;
+  StageConfig inference;
+  StageConfig postprocess;
+  std::vector<ModelConfig> models;
+  StatsConfig stats;
+
+  const ModelConfig* find_model(std::string_view name) const;
+};
+
+// Reads and validates a config file (at most kMaxConfigBytes). Errors name the file as given.
+PipelineConfig load_config(const std::filesystem::path& file);
+// Validates JSON text; `source_name` stands for the file in error messages.
+PipelineConfig parse_config(std::string_view json_text, std::string_view source_name);
+
+// One channel of the run, in sophon-pipeline's order: cards in order; within a card, cameras in order; within a
+// camera, for each of its model_names, chan_num channels. Channel ids count from 0 over the whole config.
+struct ChannelConfig {
+  int channel = 0;
+  int devid = 0;
+  std::size_t card_index = 0;
+  std::size_t camera_index = 0;
+  const CameraConfig* camera = nullptr;  // points into the PipelineConfig
+  const ModelConfig* model = nullptr;    // points into the PipelineConfig
+};
+std::vector<ChannelConfig> expand_channels(const PipelineConfig& config);
+
+std::string_view to_string(OutputMode mode);
+std::string_view to_string(RtspTransport transport);
+
+}  // namespace vapipe::pipeline

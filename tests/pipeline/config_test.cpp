@@ -1,0 +1,313 @@
+#include "pipeline/config.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "support/test_data.hpp"
+
+namespace vapipe::pipeline {
+namespace {
+
+// sophon-pipeline's configs/cameras_yolov5.json, verbatim (blank lines included).
+constexpr const char* kSophonYolov5 = R"({
+  "cards": [
+    {
+      "devid": 0,
+      "cameras": [
+        {
+          "address": "./elevator-1080p-25fps-4000kbps.h264",
+          "chan_num": 1,
+          "model_names": ["ex1"]
+        }
+      ]
+    }
+  ],
+  "pipeline": {
+    "preprocess": {
+      "thread_num": 4,
+      "queue_size": 16
+    },
+    "inference": {
+      "thread_num": 1,
+      "queue_size": 16
+    },
+    "postprocess": {
+      "thread_num": 4,
+      "queue_size": 16
+    }
+  },
+  "models":[
+    {
+      "name": "ex1",
+      "path": "your_bmodel_path.bmodel",
+      "model_type": "yolov5s",
+      "skip_frame_num": 0,
+      "output_path": "output_path",
+
+      "obj_threshold": 0.5,
+      "nms_threshold": 0.5,
+      "class_threshold": 0.5
+
+    }
+  ]
+})";
+
+// sophon-pipeline's configs/cameras_multi.json: no model_type, no output_path, class_num given, two models.
+constexpr const char* kSophonMulti = R"({
+  "cards": [{"devid": 0, "cameras": [{"address": "./elevator-1080p-25fps-4000kbps.h264", "chan_num": 1,
+                                        "model_names": ["ex1", "ex2"]}]}],
+  "pipeline": {"preprocess": {"thread_num": 4, "queue_size": 16}, "inference": {"thread_num": 1, "queue_size": 16},
+               "postprocess": {"thread_num": 4, "queue_size": 16}},
+  "models":[
+    {"name": "ex1", "path": "your_bmodel_1_path.bmodel", "skip_frame_num": 1,
+     "obj_threshold": 0.5, "nms_threshold": 0.5, "class_threshold": 0.5, "class_num": 80},
+    {"name": "ex2", "path": "your_bmodel_2_path.bmodel", "skip_frame_num": 1,
+     "obj_threshold": 0.5, "nms_threshold": 0.5, "class_threshold": 0.5, "class_num": 80}
+  ]
+})";
+
+TEST(PipelineConfig, SophonYolov5ExampleParsesAsIs) {
+  const PipelineConfig config = parse_config(kSophonYolov5, "cameras_yolov5.json");
+  ASSERT_EQ(config.cards.size(), 1u);
+  EXPECT_EQ(config.cards[0].devid, 0);
+  ASSERT_EQ(config.cards[0].cameras.size(), 1u);
+  const CameraConfig& camera = config.cards[0].cameras[0];
+  EXPECT_EQ(camera.address, "./elevator-1080p-25fps-4000kbps.h264");
+  EXPECT_EQ(camera.chan_num, 1);
+  EXPECT_EQ(camera.model_names, std::vector<std::string>{"ex1"});
+  EXPECT_TRUE(camera.loop);
+  EXPECT_TRUE(camera.pace);
+  EXPECT_EQ(camera.rtsp_transport, RtspTransport::kTcp);
+  EXPECT_EQ(config.preprocess.thread_num, 4);
+  EXPECT_EQ(config.preprocess.queue_size, 16);
+  EXPECT_EQ(config.inference.thread_num, 1);
+  EXPECT_EQ(config.postprocess.thread_num, 4);
+  EXPECT_FALSE(config.inference.blocking);
+  ASSERT_EQ(config.models.size(), 1u);
+  const ModelConfig& model = config.models[0];
+  EXPECT_EQ(model.name, "ex1");
+  EXPECT_EQ(model.path, "your_bmodel_path.bmodel");
+  EXPECT_EQ(model.model_type, "yolov5s");
+  EXPECT_EQ(model.skip_frame_num, 0);
+  EXPECT_EQ(model.output_path, "output_path");
+  EXPECT_FLOAT_EQ(model.obj_threshold, 0.5f);
+  EXPECT_FLOAT_EQ(model.nms_threshold, 0.5f);
+  EXPECT_FLOAT_EQ(model.class_threshold, 0.5f);
+  EXPECT_FALSE(model.class_num.has_value());
+  EXPECT_EQ(model.output_mode, OutputMode::kPassthrough);
+  EXPECT_EQ(model.batch_timeout_ms, 5);
+  EXPECT_EQ(config.stats.interval_ms, 1000);
+}
+
+TEST(PipelineConfig, SophonMultiModelExampleExpandsChannelsInSophonOrder) {
+  const PipelineConfig config = parse_config(kSophonMulti, "cameras_multi.json");
+  EXPECT_FALSE(config.models[0].model_type.has_value());
+  EXPECT_FALSE(config.models[0].output_path.has_value());
+  EXPECT_EQ(config.models[1].class_num, 80);
+  EXPECT_EQ(config.models[1].skip_frame_num, 1);
+  const auto channels = expand_channels(config);
+  ASSERT_EQ(channels.size(), 2u);
+  EXPECT_EQ(channels[0].model->name, "ex1");
+  EXPECT_EQ(channels[1].model->name, "ex2");
+  EXPECT_EQ(channels[1].channel, 1);
+}
+
+TEST(PipelineConfig, ChannelsPerModelThenPerCopy) {
+  auto json = nlohmann::json::parse(kSophonMulti);
+  json["cards"][0]["cameras"][0]["chan_num"] = 2;
+  json["cards"].push_back(
+      {{"devid", 1}, {"cameras", {{{"address", "b.mp4"}, {"chan_num", 1}, {"model_names", {"ex2"}}}}}});
+  const PipelineConfig config = parse_config(json.dump(), "c.json");
+  const auto channels = expand_channels(config);
+  ASSERT_EQ(channels.size(), 5u);
+  const char* expected_models[] = {"ex1", "ex1", "ex2", "ex2", "ex2"};
+  for (std::size_t i = 0; i < channels.size(); ++i) {
+    EXPECT_EQ(channels[i].channel, static_cast<int>(i));
+    EXPECT_EQ(channels[i].model->name, expected_models[i]);
+  }
+  EXPECT_EQ(channels[4].devid, 1);
+  EXPECT_EQ(channels[4].camera->address, "b.mp4");
+}
+
+TEST(PipelineConfig, ShippedExampleConfigsParse) {
+  const auto dir = std::filesystem::path(VAPIPE_SOURCE_DIR) / "configs";
+  const PipelineConfig sophon = load_config(dir / "cameras_yolov5.json");
+  EXPECT_EQ(expand_channels(sophon).size(), 4u);
+  EXPECT_EQ(sophon.models[0].path, "../shared/models/yolov5n.onnx");
+
+  const PipelineConfig extended = load_config(dir / "cameras_yolov5_vapipe.json");
+  const ModelConfig& model = extended.models[0];
+  EXPECT_EQ(model.output_mode, OutputMode::kAnnotated);
+  EXPECT_EQ(model.results_path, "out/yolov5n.jsonl");
+  EXPECT_TRUE(extended.inference.blocking);
+  EXPECT_TRUE(extended.stats.table);
+  EXPECT_FALSE(extended.cards[0].cameras[0].loop);
+  EXPECT_EQ(expand_channels(extended).size(), 5u);
+  std::vector<std::string> names = {"person", "bicycle", "car"};
+  const auto thresholds = model.score_thresholds(names);
+  ASSERT_EQ(thresholds.per_class.size(), 3u);
+  EXPECT_FLOAT_EQ(thresholds.for_class(0), 0.4f);
+  EXPECT_FLOAT_EQ(thresholds.for_class(1), 0.25f);
+  EXPECT_FLOAT_EQ(thresholds.for_class(2), 0.5f);
+  EXPECT_FLOAT_EQ(thresholds.obj_threshold, 0.25f);
+  names = {"dog"};
+  EXPECT_THROW(model.score_thresholds(names), Error);
+}
+
+// ---- one test per kind of error: the message names the file and the key path ----
+
+// Applies `edit` to the sophon example and returns the error message (empty when it parses).
+template <typename Edit>
+std::string error_of(Edit edit) {
+  auto json = nlohmann::json::parse(kSophonYolov5);
+  edit(json);
+  try {
+    parse_config(json.dump(), "cameras.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+TEST(PipelineConfigErrors, WrongTypeNamesKeyPathAndValue) {
+  EXPECT_EQ(error_of([](auto& j) { j["models"][0]["obj_threshold"] = "high"; }),
+            R"(cameras.json: models[0].obj_threshold: expected a number in [0, 1], got "high")");
+  EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["cameras"][0]["chan_num"] = "4"; }),
+            R"(cameras.json: cards[0].cameras[0].chan_num: expected an integer in [1, 256], got "4")");
+  EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["cameras"][0]["chan_num"] = 1.5; }),
+            "cameras.json: cards[0].cameras[0].chan_num: expected an integer in [1, 256], got 1.5");
+  EXPECT_EQ(error_of([](auto& j) { j["models"][0]["path"] = 3; }),
+            "cameras.json: models[0].path: expected a string, got 3");
+  EXPECT_EQ(error_of([](auto& j) { j["cards"] = nlohmann::json::object(); }),
+            "cameras.json: cards: expected an array, got an object");
+  EXPECT_EQ(error_of([](auto& j) { j["pipeline"]["inference"]["blocking"] = 1; }),
+            "cameras.json: pipeline.inference.blocking: expected true or false, got 1");
+}
+
+TEST(PipelineConfigErrors, OutOfRange) {
+  EXPECT_EQ(error_of([](auto& j) { j["models"][0]["nms_threshold"] = 1.5; }),
+            "cameras.json: models[0].nms_threshold: expected a number in [0, 1], got 1.5");
+  EXPECT_EQ(error_of([](auto& j) { j["pipeline"]["preprocess"]["queue_size"] = 0; }),
+            "cameras.json: pipeline.preprocess.queue_size: expected an integer in [1, 4096], got 0");
+  EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["devid"] = -1; }),
+            "cameras.json: cards[0].devid: expected an integer in [0, 255], got -1");
+  EXPECT_EQ(
+      error_of([](auto& j) { j["models"][0]["skip_frame_num"] = 18446744073709551615u; }),
+      "cameras.json: models[0].skip_frame_num: expected an integer in [0, 1000], got 18446744073709551615");
+}
+
+TEST(PipelineConfigErrors, MissingRequiredKey) {
+  EXPECT_EQ(error_of([](auto& j) { j["models"][0].erase("class_threshold"); }),
+            "cameras.json: models[0].class_threshold: required key is missing");
+  EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["cameras"][0].erase("address"); }),
+            "cameras.json: cards[0].cameras[0].address: required key is missing");
+  EXPECT_EQ(error_of([](auto& j) { j["pipeline"]["postprocess"].erase("thread_num"); }),
+            "cameras.json: pipeline.postprocess.thread_num: required key is missing");
+  EXPECT_EQ(error_of([](auto& j) { j.erase("models"); }), "cameras.json: models: required key is missing");
+}
+
+TEST(PipelineConfigErrors, UnknownKey) {
+  const std::string message = error_of([](auto& j) { j["models"][0]["obj_treshold"] = 0.5; });
+  EXPECT_TRUE(
+      message.starts_with("cameras.json: models[0].obj_treshold: unknown key (allowed here: name, path,"))
+      << message;
+  EXPECT_TRUE(error_of([](auto& j) { j["extra"] = 1; }).starts_with("cameras.json: extra: unknown key"));
+  EXPECT_TRUE(error_of([](auto& j) {
+                j["pipeline"]["decode"] = nlohmann::json::object();
+              }).starts_with("cameras.json: pipeline.decode: unknown key"));
+}
+
+TEST(PipelineConfigErrors, DuplicateModelName) {
+  EXPECT_EQ(error_of([](auto& j) { j["models"].push_back(j["models"][0]); }),
+            R"(cameras.json: models[1].name: duplicate model name "ex1" (also models[0].name))");
+}
+
+TEST(PipelineConfigErrors, CameraReferencesUnknownModel) {
+  EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["cameras"][0]["model_names"].push_back("ex2"); }),
+            R"(cameras.json: cards[0].cameras[0].model_names[1]: unknown model "ex2" (models[] has "ex1"))");
+  EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["cameras"][0]["model_names"] = nlohmann::json::array(); }),
+            "cameras.json: cards[0].cameras[0].model_names: expected a non-empty array");
+}
+
+TEST(PipelineConfigErrors, BadChoices) {
+  EXPECT_EQ(
+      error_of([](auto& j) { j["models"][0]["output_mode"] = "overlay"; }),
+      R"(cameras.json: models[0].output_mode: expected one of "passthrough" | "annotated" | "results", got "overlay")");
+  EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["cameras"][0]["rtsp_transport"] = "http"; }),
+            R"(cameras.json: cards[0].cameras[0].rtsp_transport: expected one of "tcp" | "udp", got "http")");
+  EXPECT_TRUE(error_of([](auto& j) {
+                j["models"][0]["model_type"] = "ssd";
+              }).starts_with(R"(cameras.json: models[0].model_type: unsupported model type "ssd")"));
+  EXPECT_EQ(error_of([](auto& j) { j["models"][0]["output_mode"] = "results"; }),
+            R"(cameras.json: models[0].output_mode: "results" needs results_path)");
+}
+
+TEST(PipelineConfigErrors, ClassThresholds) {
+  EXPECT_EQ(error_of([](auto& j) {
+              j["models"][0]["class_thresholds"] = {0.5, "x"};
+            }),
+            R"(cameras.json: models[0].class_thresholds[1]: expected a number in [0, 1], got "x")");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["models"][0]["class_thresholds"] = {{"person", 2}};
+            }),
+            "cameras.json: models[0].class_thresholds.person: expected a number in [0, 1], got 2");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["models"][0]["class_num"] = 1;
+              j["models"][0]["class_thresholds"] = {0.5, 0.5};
+            }),
+            "cameras.json: models[0].class_thresholds: has 2 entries but class_num is 1");
+}
+
+TEST(PipelineConfigErrors, DuplicateJsonKey) {
+  const std::string text = R"({"cards": [{"devid": 0, "devid": 1, "cameras": []}], "models": []})";
+  try {
+    parse_config(text, "cameras.json");
+    FAIL() << "accepted a duplicate key";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "cameras.json: cards[0].devid: duplicate key");
+  }
+}
+
+TEST(PipelineConfigErrors, InvalidJsonSaysWhere) {
+  try {
+    parse_config("{\n  \"cards\": [,]\n}", "cameras.json");
+    FAIL() << "accepted invalid JSON";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_TRUE(message.starts_with("cameras.json: not valid JSON: parse error at line 2, column"))
+        << message;
+  }
+  EXPECT_THROW(parse_config("[1, 2]", "cameras.json"), Error);
+}
+
+TEST(PipelineConfigErrors, TooLargeAndMissingFiles) {
+  const auto dir = test::scratch_dir();
+  const auto big = dir / "big.json";
+  {
+    std::ofstream out(big);
+    out << std::string(kMaxConfigBytes + 1, ' ');
+  }
+  try {
+    load_config(big);
+    FAIL() << "accepted a file over the size bound";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              big.string() + ": 1048577 bytes is more than a config may have (1048576 bytes)");
+  }
+  EXPECT_THROW(parse_config(std::string(kMaxConfigBytes + 1, ' '), "x.json"), Error);
+  try {
+    load_config(dir / "absent.json");
+    FAIL() << "opened a missing file";
+  } catch (const Error& e) {
+    EXPECT_TRUE(std::string(e.what()).starts_with((dir / "absent.json").string() + ": cannot read"))
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vapipe::pipeline

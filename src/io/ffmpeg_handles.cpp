@@ -1,0 +1,25 @@
+#include "io/ffmpeg_handles.hpp"
+
+#include "core/error.hpp"
+
+namespace vapipe::io {
+
+PacketPtr make_packet() {
+  PacketPtr packet(av_packet_alloc());
+  if (!packet) fail("av_packet_alloc: out of memory");
+  return packet;
+}
+
+FramePtr make_frame() {
+  FramePtr frame(av_frame_alloc());
+  if (!frame) fail("av_frame_alloc: out of memory");
+  return frame;
+}
+
+std::string av_error_text(int error) {
+  char text[AV_ERROR_MAX_STRING_SIZE] = {};
+  if (av_strerror(error, text, sizeof(text)) < 0) return "FFmpeg error " + std::to_string(error);
+  return text;
+}
+
+}  // namespace vapipe::io

@@ -1,0 +1,50 @@
+#pragma once
+// Owning handles for the FFmpeg objects of the video pipeline, wrapped once here: every other file of
+// src/io uses these types instead of calling the *_free functions itself.
+#include <memory>
+#include <string>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/error.h>
+#include <libavutil/frame.h>
+#include <libswscale/swscale.h>
+}
+
+namespace vapipe::io {
+
+struct FormatContextDeleter {
+  // avformat_close_input for demuxers (it also frees the context); the muxer side owns its own handle.
+  void operator()(AVFormatContext* context) const { avformat_close_input(&context); }
+};
+struct CodecContextDeleter {
+  void operator()(AVCodecContext* context) const { avcodec_free_context(&context); }
+};
+struct PacketDeleter {
+  void operator()(AVPacket* packet) const { av_packet_free(&packet); }
+};
+struct FrameDeleter {
+  void operator()(AVFrame* frame) const { av_frame_free(&frame); }
+};
+struct SwsContextDeleter {
+  void operator()(SwsContext* context) const { sws_freeContext(context); }
+};
+struct DictionaryDeleter {
+  void operator()(AVDictionary* dictionary) const { av_dict_free(&dictionary); }
+};
+
+using FormatContextPtr = std::unique_ptr<AVFormatContext, FormatContextDeleter>;
+using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextDeleter>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
+using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
+using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextDeleter>;
+
+// Allocating constructors that throw vapipe::Error when FFmpeg is out of memory.
+PacketPtr make_packet();
+FramePtr make_frame();
+
+// FFmpeg's text for an AVERROR code ("Connection refused", "Invalid data found when processing input").
+std::string av_error_text(int error);
+
+}  // namespace vapipe::io

@@ -1,0 +1,95 @@
+#pragma once
+// One video input opened with libavformat: rtsp:// (TCP by default), rtmp://, http(s)://, local files
+// (MP4/MKV/AVI, raw H.264/H.265 elementary streams) and folders of images. Hands out the packets of the
+// best video stream as references (no copy), so the same packets can feed the decoder and a passthrough
+// output. Files can loop (pts keep increasing) and be paced to their own frame rate.
+//
+// Blocking I/O is bounded: every open/read runs under a deadline (`timeout_ms`) checked by FFmpeg's
+// interrupt callback, and interrupt() aborts it from another thread (shutdown).
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "io/ffmpeg_handles.hpp"
+
+namespace vapipe::io {
+
+struct SourceOptions {
+  std::string rtsp_transport = "tcp";  // "tcp" | "udp"
+  int timeout_ms = 10000;              // longest a single open or read may block
+  bool loop = false;                   // files: restart at end of file
+  bool pace = false;                   // files: release packets at the stream's own frame rate
+  double image_fps = 25.0;             // folders of images: frame rate of the sequence
+  std::map<std::string, std::string>
+      format_options;  // extra demuxer/protocol options (-> avformat_open_input)
+};
+
+// What a consumer needs to set up a decoder or a passthrough output for the selected stream.
+struct StreamInfo {
+  AVCodecID codec_id = AV_CODEC_ID_NONE;
+  int width = 0;
+  int height = 0;
+  AVRational frame_rate{0, 1};  // {0, 1} when the container does not say
+  AVRational time_base{0, 1};   // of the packets' pts/dts
+};
+
+class VideoSource {
+ public:
+  // Opens `url` (a URL, a file or a folder of images) and selects its best video stream. Throws
+  // vapipe::Error naming the url on failure (missing file, no video stream, connection refused, timeout).
+  explicit VideoSource(std::string url, SourceOptions options = {});
+  ~VideoSource();
+  VideoSource(const VideoSource&) = delete;
+  VideoSource& operator=(const VideoSource&) = delete;
+
+  const std::string& url() const { return url_; }
+  const StreamInfo& info() const { return info_; }
+  // Parameters of the selected stream (extradata included) for avcodec_parameters_to_context or a muxer.
+  const AVCodecParameters& codec_parameters() const;
+  // True for network streams (no looping or pacing; the caller reconnects after an error).
+  bool is_live() const { return live_; }
+
+  // Unreferences `packet` and fills it with a reference to the next packet of the video stream (pts/dts
+  // in info().time_base). Returns false at end of stream (or after interrupt()). Throws vapipe::Error on
+  // I/O errors and timeouts.
+  bool read(AVPacket& packet);
+
+  // Thread-safe: makes a blocked or later read() return false promptly.
+  void interrupt() { interrupted_.store(true, std::memory_order_relaxed); }
+
+  // Number of times a looping file restarted.
+  int loops() const { return loops_; }
+
+ private:
+  static int interrupt_callback(void* opaque);
+  void open();
+  void arm_deadline();
+  bool restart();
+  void pace(const AVPacket& packet);
+  [[noreturn]] void fail_io(const char* operation, int error) const;
+
+  std::string url_;
+  SourceOptions options_;
+  FormatContextPtr format_;
+  int stream_index_ = -1;
+  StreamInfo info_;
+  bool live_ = false;
+  std::atomic<bool> interrupted_{false};
+  std::atomic<std::int64_t> deadline_ns_{0};  // steady_clock, checked by interrupt_callback
+
+  // Looping: the offset added to pts/dts, and the end (pts + duration) of the latest packet seen.
+  int loops_ = 0;
+  std::int64_t loop_offset_ = 0;
+  std::int64_t first_timestamp_ = AV_NOPTS_VALUE;
+  std::int64_t end_timestamp_ = AV_NOPTS_VALUE;
+  std::int64_t default_duration_ = 0;  // one frame in time_base units (packets without a duration)
+
+  // Pacing: the wall-clock time matching pace_timestamp_ (a packet's dts, in time_base units).
+  std::chrono::steady_clock::time_point pace_anchor_;
+  std::int64_t pace_timestamp_ = AV_NOPTS_VALUE;
+  std::int64_t packets_ = 0;
+};
+
+}  // namespace vapipe::io

@@ -1,0 +1,187 @@
+#include "io/video_source.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io/test_clips.hpp"
+
+namespace vapipe::io {
+namespace {
+
+SourceOptions options_with(bool loop, bool pace, int timeout_ms = 10000, std::string rtsp_transport = "tcp") {
+  SourceOptions options;
+  options.loop = loop;
+  options.pace = pace;
+  options.timeout_ms = timeout_ms;
+  options.rtsp_transport = std::move(rtsp_transport);
+  return options;
+}
+
+using Clock = std::chrono::steady_clock;
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return {};
+}
+
+TEST(VideoSource, MissingFileErrorNamesThePath) {
+  const std::string path = "/nonexistent/dir/clip.mp4";
+  const auto message = error_of([&] { VideoSource source(path); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+}
+
+TEST(VideoSource, TruncatedMp4OpensOrFailsNamingTheFile) {
+  const auto clip = test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  const auto truncated = vapipe::test::scratch_dir() / "truncated.mp4";
+  std::ifstream input(clip, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(input)), std::istreambuf_iterator<char>());
+  std::ofstream(truncated, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  try {
+    VideoSource source(truncated.string());
+    const auto result = test::decode_all(source);
+    EXPECT_LT(result.frames, 60);
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(truncated.string()), std::string::npos) << error.what();
+  }
+}
+
+TEST(VideoSource, NotAVideoFailsNamingTheFile) {
+  const auto path = vapipe::test::scratch_dir() / "notes.txt";
+  std::ofstream(path) << "hello, not a video";
+  const auto message = error_of([&] { VideoSource source(path.string()); });
+  EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+}
+
+TEST(VideoSource, ReportsStreamParameters) {
+  const auto clip = test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  VideoSource source(clip.string());
+  EXPECT_EQ(source.info().codec_id, AV_CODEC_ID_H264);
+  EXPECT_EQ(source.info().width, 768);
+  EXPECT_EQ(source.info().height, 576);
+  EXPECT_EQ(av_cmp_q(source.info().frame_rate, AVRational{10, 1}), 0);
+  EXPECT_GT(source.info().time_base.den, 0);
+  EXPECT_EQ(source.codec_parameters().codec_id, AV_CODEC_ID_H264);
+  EXPECT_GT(source.codec_parameters().extradata_size, 0);  // avcC for a decoder or a passthrough muxer
+  EXPECT_FALSE(source.is_live());
+}
+
+TEST(VideoSource, UnpacedFileWithoutLoopEnds) {
+  const auto clip = test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  VideoSource source(clip.string());
+  auto packet = make_packet();
+  int packets = 0;
+  const auto start = Clock::now();
+  while (source.read(*packet)) ++packets;
+  EXPECT_EQ(packets, 60);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));  // 6 s of video, not paced
+  EXPECT_FALSE(source.read(*packet));
+}
+
+// A 2 s clip at 25 fps, looped and paced for ~3 s: about 75 packets, pts always increasing.
+TEST(VideoSource, LoopsAndPacesAFileAtItsFrameRate) {
+  const auto clip = test::make_clip("two-seconds.mp4", "-an -r 25 -c:v libx264 -preset ultrafast", 50);
+  VAPIPE_REQUIRE_CLIP(clip, "2 s MP4");
+  VideoSource source(clip.string(), options_with(true, true));
+  auto packet = make_packet();
+  std::vector<std::int64_t> pts;
+  const auto start = Clock::now();
+  while (Clock::now() - start < std::chrono::milliseconds(3000)) {
+    ASSERT_TRUE(source.read(*packet));
+    pts.push_back(packet->pts);
+  }
+  EXPECT_GE(source.loops(), 1);
+  EXPECT_GE(pts.size(), 60u);
+  EXPECT_LE(pts.size(), 90u);
+  // pts are in presentation order only after decoding; sorted they must be strictly increasing with no
+  // repeats across the loop boundary.
+  std::sort(pts.begin(), pts.end());
+  EXPECT_EQ(std::adjacent_find(pts.begin(), pts.end()), pts.end()) << "a pts repeats across the loop";
+  const auto per_frame = av_rescale_q(1, AVRational{1, 25}, source.info().time_base);
+  EXPECT_NEAR(static_cast<double>(pts.back() - pts.front()),
+              static_cast<double>(per_frame * (pts.size() - 1)), static_cast<double>(per_frame * 4));
+}
+
+TEST(VideoSource, LoopsARawH264Stream) {
+  const auto clip = test::h264_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "H.264");
+  VideoSource source(clip.string(), options_with(true, false));
+  const auto result = test::decode_all(source, 150);
+  EXPECT_GE(result.frames, 150);
+  EXPECT_EQ(result.errors, 0);
+  EXPECT_GE(source.loops(), 2);
+}
+
+TEST(VideoSource, ReadsAFolderOfImagesInNameOrder) {
+  VAPIPE_REQUIRE_FILE(test::vtest_avi());
+  const auto dir = vapipe::test::scratch_dir() / "images";
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(
+      test::run_command(fmt::format("ffmpeg -nostdin -v error -y -i {} -frames:v 7 {}",
+                                    test::quoted(test::vtest_avi()), test::quoted(dir / "frame_%03d.jpg"))));
+  VideoSource source(dir.string());
+  EXPECT_EQ(source.info().width, 768);
+  const auto result = test::decode_all(source);
+  EXPECT_EQ(result.frames, 7);
+  EXPECT_TRUE(result.first_frame_varies);
+  const auto empty = vapipe::test::scratch_dir() / "empty";
+  std::filesystem::create_directories(empty);
+  EXPECT_NE(error_of([&] { VideoSource empty_source(empty.string()); }).find(empty.string()),
+            std::string::npos);
+}
+
+TEST(VideoSource, ConnectionRefusedFailsWithinTheTimeout) {
+  const auto start = Clock::now();
+  const auto message =
+      error_of([] { VideoSource source("rtsp://127.0.0.1:1/none", options_with(false, false, 2000)); });
+  EXPECT_NE(message.find("rtsp://127.0.0.1:1/none"), std::string::npos) << message;
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(VideoSource, RejectsAnUnknownRtspTransport) {
+  const auto message =
+      error_of([] { VideoSource source("rtsp://127.0.0.1:1/x", options_with(false, false, 2000, "quic")); });
+  EXPECT_NE(message.find("rtsp_transport"), std::string::npos) << message;
+}
+
+// A TCP server that accepts connections (the kernel completes the handshake) but never answers: the open
+// must give up at the timeout instead of hanging, and name the URL.
+TEST(VideoSource, SilentServerTimesOut) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int port = ntohs(address.sin_port);
+  for (const char* scheme : {"http", "rtsp"}) {
+    const std::string url = fmt::format("{}://127.0.0.1:{}/stream", scheme, port);
+    const auto start = Clock::now();
+    const auto message = error_of([&] { VideoSource source(url, options_with(false, false, 1000)); });
+    EXPECT_NE(message.find(url), std::string::npos) << message;
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(4)) << message;
+  }
+  close(listener);
+}
+
+}  // namespace
+}  // namespace vapipe::io

@@ -1,0 +1,126 @@
+#pragma once
+// Detections carried in the video stream itself: an SEI NAL unit (user_data_unregistered, payload type 5)
+// per frame, in the byte layout of sophon-pipeline (modules/bmutility/stream_sei.cpp and
+// NetOutputDatum::toByteBuffer in bmutility_types.h), so its clients read our streams. The layout, field
+// by field, is in docs/metadata.md.
+//
+// Writing is meant for the per-frame path: SeiInserter reuses its buffers. Reading is robust to any input
+// (a network client parses what arrives): sizes are bounded, nothing is read out of bounds, and a bad
+// buffer gives an error result, never an exception or a crash.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace vapipe::io {
+
+enum class VideoCodec : std::uint8_t { kH264, kH265 };
+
+// How NAL units are delimited in a packet: Annex-B start codes (raw .h264/.h265, MPEG-TS, RTSP sources)
+// or big-endian length prefixes (AVCC/HVCC: MP4, MKV, FLV), whose size comes from the extradata.
+struct NalFraming {
+  bool annex_b = true;
+  int length_size = 4;  // bytes per length prefix when !annex_b: 1, 2 or 4
+  static NalFraming annexb() { return {true, 4}; }
+  static NalFraming length_prefixed(int length_size = 4) { return {false, length_size}; }
+};
+
+// sophon-pipeline's UUID (stream_sei.cpp, "self UUID"), the first 16 bytes of the SEI payload.
+inline constexpr std::array<std::uint8_t, 16> kMetadataUuid = {
+    0x54, 0x80, 0x83, 0x97, 0xf0, 0x23, 0x47, 0x4b, 0xb7, 0xf7, 0x4f, 0x32, 0xb5, 0x4e, 0x06, 0xac};
+
+// One box as sophon-pipeline's NetOutputObject serializes it. Own type rather than models::Detection:
+// io and models are siblings in the module graph (the pipeline converts).
+struct MetadataBox {
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // source image pixels
+  float score = 0;
+  std::int32_t class_id = 0;
+  std::int32_t track_id = -1;  // -1: not tracked
+  bool operator==(const MetadataBox&) const = default;
+};
+
+// Upper bound on boxes per frame, on both sides: the writer refuses more, the reader rejects a count above
+// it before allocating.
+inline constexpr std::size_t kMaxMetadataBoxes = 4096;
+
+enum class SeiError : std::uint8_t {
+  kNone,
+  kNoMetadata,    // no SEI with our UUID in the buffer (frames without one are normal)
+  kMalformedNal,  // NAL framing broken: truncated length prefix, size beyond the buffer
+  kMalformedSei,  // SEI message sizes run past the NAL
+  kBadPayload,    // our UUID, but the base64 text or the box list does not parse
+};
+const char* to_string(SeiError error);
+
+struct SeiReadResult {
+  SeiError error = SeiError::kNoMetadata;
+  std::vector<MetadataBox> boxes;
+  bool ok() const { return error == SeiError::kNone; }
+};
+
+// --- payload (the part after the UUID) ---
+
+// NetOutputDatum::toByteBuffer for type Box: int32 type 0, uint32 count, then per box x1 y1 x2 y2 score as
+// little-endian IEEE floats and class_id track_id as big-endian int32. Appends to `out`.
+void serialize_boxes(std::span<const MetadataBox> boxes, std::vector<std::uint8_t>& out);
+// The inverse; false (and `boxes` unspecified) when the bytes are not a complete box list.
+bool parse_boxes(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes);
+
+// bm::base64_enc: standard alphabet, '=' padding, "\r\n" after every 76 characters. Appends to `out`.
+void base64_encode(std::span<const std::uint8_t> bytes, std::string& out);
+// Accepts what base64_encode writes (line breaks anywhere); false on any other character or bad padding.
+bool base64_decode(std::string_view text, std::vector<std::uint8_t>& out);
+
+// --- NAL units ---
+
+// Appends a complete SEI NAL unit carrying `user_data` after the UUID (H.264: nal_unit_type 6; H.265:
+// prefix SEI, type 39), framed as `framing` says (start code 00 00 00 01, or a length prefix), with
+// emulation prevention bytes inserted where the RBSP holds 00 00 0x (x <= 3).
+void append_sei_nal(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> user_data,
+                    std::vector<std::uint8_t>& out);
+
+// Appends `access_unit` with `sei_nal` (framed like the access unit) inserted at the front of the access
+// unit, after an access unit delimiter if one leads: before every VCL NAL as H.264 7.4.1.2.3 and H.265
+// 7.4.2.4.4 require, and first in the packet, which is where sophon-pipeline's reader looks
+// (stream_decode.cpp checks that the packet starts with an SEI). A broken access unit is copied unchanged
+// after the SEI.
+void insert_sei(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> access_unit,
+                std::span<const std::uint8_t> sei_nal, std::vector<std::uint8_t>& out);
+
+// Finds the first SEI message with our UUID and copies its user data (after the UUID, emulation
+// prevention removed) into `user_data`. kNone when found.
+SeiError read_user_data(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet,
+                        std::vector<std::uint8_t>& user_data);
+
+// Finds our metadata SEI in a packet or access unit (every SEI NAL and every SEI message in it is tried;
+// other SEI, such as x264's version string, are skipped).
+SeiReadResult read_metadata(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet);
+
+// Per-channel writer for the passthrough output: reuses its buffers, so a stream of similar frames does
+// not allocate after the first ones. Not thread-safe (one per channel).
+class SeiInserter {
+ public:
+  SeiInserter(VideoCodec codec, NalFraming framing) : codec_(codec), framing_(framing) {}
+
+  // `access_unit` with the metadata SEI for `boxes` inserted; valid until the next call. More than
+  // kMaxMetadataBoxes boxes: the first kMaxMetadataBoxes are written.
+  std::span<const std::uint8_t> insert(std::span<const std::uint8_t> access_unit,
+                                       std::span<const MetadataBox> boxes);
+  // The SEI NAL unit alone (framed), valid until the next call.
+  std::span<const std::uint8_t> make_nal(std::span<const MetadataBox> boxes);
+
+  VideoCodec codec() const { return codec_; }
+  NalFraming framing() const { return framing_; }
+
+ private:
+  VideoCodec codec_;
+  NalFraming framing_;
+  std::vector<std::uint8_t> bytes_;
+  std::string text_;
+  std::vector<std::uint8_t> nal_;
+  std::vector<std::uint8_t> out_;
+};
+
+}  // namespace vapipe::io

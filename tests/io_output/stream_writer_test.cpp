@@ -1,0 +1,496 @@
+// Encoder and writer against real FFmpeg tools: files are checked with ffprobe and read back with
+// libavformat; pushes go to ffmpeg listening on loopback, started as a child process with a time bound.
+#include "io/stream_writer.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+#include "io/sei_codec.hpp"
+#include "io/video_encoder.hpp"
+#include "support/test_data.hpp"
+
+namespace vapipe::io {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string run_capture(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return output;
+  char buffer[512];
+  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+  pclose(pipe);
+  return output;
+}
+
+struct Probe {
+  std::string codec;
+  int frames = -1;
+};
+
+// ffprobe decodes every frame (-count_frames), so a broken stream shows up as a short count.
+Probe probe(const fs::path& file) {
+  const std::string output = run_capture(
+      "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+      "stream=codec_name,nb_read_frames -of default=nw=1 '" +
+      file.string() + "' 2>/dev/null");
+  Probe result;
+  std::size_t at = output.find("codec_name=");
+  if (at != std::string::npos) result.codec = output.substr(at + 11, output.find('\n', at) - at - 11);
+  at = output.find("nb_read_frames=");
+  if (at != std::string::npos) result.frames = std::atoi(output.c_str() + at + 15);
+  return result;
+}
+
+// A child process (ffmpeg) that is always reaped: killed on destruction if it is still running.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const fs::path& log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      const int null_fd = ::open("/dev/null", O_RDONLY);
+      if (null_fd >= 0) dup2(null_fd, 0);  // ffmpeg must not read keys from the terminal
+      std::vector<char*> args;
+      for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Waits up to `timeout` for the child to exit by itself.
+  bool wait_for(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (waitpid(pid_, &status_, WNOHANG) == pid_) return exited_ = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child process, not syncing
+    }
+    return false;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+};
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// A raw H.264 elementary stream made from vtest.avi with the ffmpeg CLI (key frame every 25 frames).
+// Raw streams carry no timestamps: with B-frames the writer can only number packets in decode order, so
+// the live-push tests use a camera-like stream without them.
+fs::path make_h264_clip(const fs::path& dir, int frames, bool b_frames = true) {
+  const fs::path clip = dir / "clip.h264";
+  const std::string command = "ffmpeg -v error -y -i '" + (test::opencv_data_dir() / "vtest.avi").string() +
+                              "' -frames:v " + std::to_string(frames) +
+                              " -vf scale=384:288 -c:v libx264 -preset veryfast -g 25 -pix_fmt yuv420p " +
+                              (b_frames ? "" : "-bf 0 ") + "'" + clip.string() + "' </dev/null";
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+  return clip;
+}
+
+// Demuxes a file with libavformat; every packet of its video stream.
+struct Demuxed {
+  AVCodecParameters* codec = nullptr;  // owned by `format`
+  AVRational time_base{1, 1};
+  AVRational frame_rate{0, 1};
+  std::vector<PacketPtr> packets;
+  FormatContextPtr format;
+};
+
+Demuxed demux(const fs::path& file) {
+  Demuxed result;
+  AVFormatContext* raw = nullptr;
+  if (avformat_open_input(&raw, file.c_str(), nullptr, nullptr) < 0) {
+    ADD_FAILURE() << "cannot open " << file;
+    return result;
+  }
+  result.format.reset(raw);
+  EXPECT_GE(avformat_find_stream_info(raw, nullptr), 0);
+  const int index = av_find_best_stream(raw, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (index < 0) {
+    ADD_FAILURE() << "no video in " << file;
+    return result;
+  }
+  AVStream* stream = raw->streams[index];
+  result.codec = stream->codecpar;
+  result.time_base = stream->time_base;
+  result.frame_rate = stream->avg_frame_rate;
+  while (true) {
+    PacketPtr packet = make_packet();
+    if (av_read_frame(raw, packet.get()) < 0) break;
+    if (packet->stream_index == index) result.packets.push_back(std::move(packet));
+  }
+  return result;
+}
+
+// What the passthrough writes into frame `index`.
+std::vector<MetadataBox> boxes_for(int index) {
+  std::vector<MetadataBox> boxes;
+  for (int i = 0; i < index % 4; ++i) {
+    const auto f = static_cast<float>(index * 10 + i);
+    boxes.push_back({f, f + 1, f + 20, f + 40, 0.25f + 0.125f * static_cast<float>(i), i, index});
+  }
+  return boxes;
+}
+
+PacketPtr with_sei(SeiInserter& inserter, const AVPacket& source, std::span<const MetadataBox> boxes) {
+  const auto bytes = inserter.insert(std::span(source.data, static_cast<std::size_t>(source.size)), boxes);
+  PacketPtr packet = make_packet();
+  EXPECT_EQ(av_new_packet(packet.get(), static_cast<int>(bytes.size())), 0);
+  std::memcpy(packet->data, bytes.data(), bytes.size());
+  av_packet_copy_props(packet.get(), &source);
+  return packet;
+}
+
+// Every packet's metadata, in file order; frames without our SEI give an empty optional.
+std::vector<std::optional<std::vector<MetadataBox>>> read_back(const fs::path& file) {
+  const Demuxed demuxed = demux(file);
+  std::vector<std::optional<std::vector<MetadataBox>>> result;
+  if (demuxed.codec == nullptr) return result;
+  const VideoCodec codec = sei_codec_of(*demuxed.codec);
+  const NalFraming framing = framing_of(*demuxed.codec);
+  for (const auto& packet : demuxed.packets) {
+    SeiReadResult read =
+        read_metadata(codec, framing, std::span(packet->data, static_cast<std::size_t>(packet->size)));
+    if (read.ok()) {
+      result.emplace_back(std::move(read.boxes));
+    } else {
+      result.emplace_back();
+    }
+  }
+  return result;
+}
+
+// Synthetic BGR frames with motion (a bright square moving over a gradient).
+std::vector<std::uint8_t> bgr_frame(int width, int height, int index) {
+  std::vector<std::uint8_t> pixels(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const bool inside = x >= index * 4 && x < index * 4 + 40 && y >= 60 && y < 100;
+      std::uint8_t* p = &pixels[(static_cast<std::size_t>(y) * static_cast<std::size_t>(width) +
+                                 static_cast<std::size_t>(x)) *
+                                3];
+      p[0] = static_cast<std::uint8_t>(inside ? 255 : x);
+      p[1] = static_cast<std::uint8_t>(inside ? 255 : y);
+      p[2] = static_cast<std::uint8_t>(inside ? 255 : (x + y) / 2);
+    }
+  }
+  return pixels;
+}
+
+void drain(VideoEncoder& encoder, StreamWriter& writer, AVPacket& packet) {
+  while (encoder.receive(packet) == EncodeStatus::kOk) writer.write(packet);
+}
+
+void encode_bgr(const fs::path& output, int frames) {
+  constexpr int kWidth = 320;
+  constexpr int kHeight = 240;
+  EncoderOptions options;
+  options.width = kWidth;
+  options.height = kHeight;
+  options.gop_size = 25;
+  options.global_header = StreamWriter::needs_global_header(output.string());
+  VideoEncoder encoder(options);
+  AVCodecParameters* parameters = avcodec_parameters_alloc();
+  ASSERT_GE(avcodec_parameters_from_context(parameters, &encoder.context()), 0);
+  StreamWriter writer(output.string(), *parameters, encoder.time_base(), {25, 1});
+  avcodec_parameters_free(&parameters);
+  PacketPtr packet = make_packet();
+  for (int i = 0; i < frames; ++i) {
+    const auto pixels = bgr_frame(kWidth, kHeight, i);
+    EncoderFrame frame;
+    frame.width = kWidth;
+    frame.height = kHeight;
+    frame.planes[0] = pixels.data();
+    frame.strides[0] = kWidth * 3;
+    ASSERT_EQ(encoder.send(&frame), EncodeStatus::kOk);
+    drain(encoder, writer, *packet);
+  }
+  encoder.send(nullptr);
+  drain(encoder, writer, *packet);
+  writer.close();
+  EXPECT_EQ(writer.stats().packets_written, frames);
+  EXPECT_EQ(writer.stats().packets_dropped, 0);
+}
+
+TEST(VideoEncoder, FiftyBgrFramesBecomeAnH264Mp4) {
+  const fs::path output = test::scratch_dir() / "encoded.mp4";
+  encode_bgr(output, 50);
+  const Probe result = probe(output);
+  EXPECT_EQ(result.codec, "h264");
+  EXPECT_EQ(result.frames, 50);
+}
+
+TEST(VideoEncoder, Nv12FramesBecomeARawH264Stream) {
+  const fs::path output = test::scratch_dir() / "encoded.h264";
+  constexpr int kWidth = 160;
+  constexpr int kHeight = 96;
+  EncoderOptions options;
+  options.width = kWidth;
+  options.height = kHeight;
+  options.bitrate_kbps = 300;
+  VideoEncoder encoder(options);
+  AVCodecParameters* parameters = avcodec_parameters_alloc();
+  ASSERT_GE(avcodec_parameters_from_context(parameters, &encoder.context()), 0);
+  StreamWriter writer(output.string(), *parameters, encoder.time_base(), {25, 1});
+  avcodec_parameters_free(&parameters);
+  std::vector<std::uint8_t> y(kWidth * kHeight), uv(kWidth * kHeight / 2, 128);
+  PacketPtr packet = make_packet();
+  for (int i = 0; i < 12; ++i) {
+    for (std::size_t p = 0; p < y.size(); ++p)
+      y[p] = static_cast<std::uint8_t>(p + static_cast<std::size_t>(i) * 7);
+    EncoderFrame frame;
+    frame.format = EncoderPixelFormat::kNv12;
+    frame.width = kWidth;
+    frame.height = kHeight;
+    frame.planes[0] = y.data();
+    frame.planes[1] = uv.data();
+    frame.strides[0] = kWidth;
+    frame.strides[1] = kWidth;
+    ASSERT_EQ(encoder.send(&frame), EncodeStatus::kOk);
+    drain(encoder, writer, *packet);
+  }
+  encoder.send(nullptr);
+  drain(encoder, writer, *packet);
+  writer.close();
+  const Probe result = probe(output);
+  EXPECT_EQ(result.codec, "h264");
+  EXPECT_EQ(result.frames, 12);
+}
+
+TEST(VideoEncoder, BadOptionsAndFramesThrow) {
+  EncoderOptions options;
+  options.width = 321;
+  options.height = 240;
+  EXPECT_THROW(VideoEncoder{options}, Error);
+  options.width = 320;
+  options.preset = "no-such-preset";
+  EXPECT_THROW(VideoEncoder{options}, Error);
+  options.preset = "veryfast";
+  VideoEncoder encoder(options);
+  EncoderFrame empty;
+  EXPECT_THROW(encoder.send(&empty), Error);
+}
+
+class Passthrough : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Passthrough, EveryFrameCarriesItsDetections) {
+  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "vtest.avi");
+  const fs::path dir = test::scratch_dir();
+  constexpr int kFrames = 60;
+  const Demuxed source = demux(make_h264_clip(dir, kFrames));
+  ASSERT_NE(source.codec, nullptr);
+  ASSERT_EQ(source.packets.size(), static_cast<std::size_t>(kFrames));
+
+  const fs::path output = dir / (std::string("passthrough") + GetParam());
+  {
+    SeiInserter inserter(sei_codec_of(*source.codec), framing_of(*source.codec));
+    StreamWriter writer(output.string(), *source.codec, source.time_base, source.frame_rate);
+    for (int i = 0; i < kFrames; ++i) {
+      const auto boxes = boxes_for(i);
+      EXPECT_TRUE(writer.write(*with_sei(inserter, *source.packets[static_cast<std::size_t>(i)], boxes)));
+    }
+  }  // the destructor writes the trailer
+
+  const Probe result = probe(output);
+  EXPECT_EQ(result.codec, "h264");
+  EXPECT_EQ(result.frames, kFrames);
+  const auto metadata = read_back(output);
+  ASSERT_EQ(metadata.size(), static_cast<std::size_t>(kFrames));
+  for (int i = 0; i < kFrames; ++i) {
+    ASSERT_TRUE(metadata[static_cast<std::size_t>(i)].has_value()) << "frame " << i;
+    EXPECT_EQ(*metadata[static_cast<std::size_t>(i)], boxes_for(i)) << "frame " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Containers, Passthrough, ::testing::Values(".h264", ".mp4", ".mkv", ".ts"),
+                         [](const auto& param_info) { return std::string(param_info.param + 1); });
+
+// Feeds the clip (looped, SEI per frame) until `done` says so or `timeout` passes; returns the boxes
+// written, in order.
+template <typename Done>
+std::vector<std::vector<MetadataBox>> push_until(StreamWriter& writer, const Demuxed& source, Done done,
+                                                 std::chrono::milliseconds timeout) {
+  SeiInserter inserter(sei_codec_of(*source.codec), framing_of(*source.codec));
+  std::vector<std::vector<MetadataBox>> written;
+  const auto deadline = Clock::now() + timeout;
+  for (int sent = 0; !done() && Clock::now() < deadline; ++sent) {
+    const auto& packet = *source.packets[static_cast<std::size_t>(sent) % source.packets.size()];
+    const auto boxes = boxes_for(sent);
+    const auto start = Clock::now();
+    if (writer.write(*with_sei(inserter, packet, boxes))) written.push_back(boxes);
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(4)) << "write blocked";
+    if (writer.stats().packets_written == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return written;
+}
+
+TEST(StreamWriter, RtspPushReachesAListeningServer) {
+  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "vtest.avi");
+  const fs::path dir = test::scratch_dir();
+  const Demuxed source = demux(make_h264_clip(dir, 50, false));
+  ASSERT_NE(source.codec, nullptr);
+  const int port = free_port();
+  const std::string url = "rtsp://127.0.0.1:" + std::to_string(port) + "/live";
+  const fs::path received = dir / "received.mp4";
+  Child server({"ffmpeg", "-v", "error", "-y", "-rtsp_flags", "listen", "-i", url, "-c", "copy", "-t", "10",
+                received.string()},
+               dir / "ffmpeg.log");
+
+  StreamWriterOptions options;
+  options.reconnect.initial_delay = std::chrono::milliseconds(50);
+  options.reconnect.max_delay = std::chrono::milliseconds(200);
+  std::vector<std::vector<MetadataBox>> written;
+  {
+    StreamWriter writer(url, *source.codec, source.time_base, source.frame_rate, options);
+    // Until ffmpeg listens, opens are refused and retried at the next key frames.
+    written = push_until(
+        writer, source, [&] { return writer.stats().packets_written >= 100; }, std::chrono::seconds(20));
+    EXPECT_EQ(writer.stats().packets_written, 100);
+    EXPECT_EQ(writer.stats().opens, 1);
+  }  // TEARDOWN: ffmpeg finishes the file
+  ASSERT_TRUE(server.wait_for(std::chrono::seconds(20))) << "ffmpeg did not finish";
+
+  const Probe result = probe(received);
+  EXPECT_EQ(result.codec, "h264");
+  EXPECT_EQ(result.frames, 100);
+  const auto metadata = read_back(received);
+  ASSERT_EQ(metadata.size(), written.size());
+  for (std::size_t i = 0; i < metadata.size(); ++i) {
+    ASSERT_TRUE(metadata[i].has_value()) << "frame " << i;
+    EXPECT_EQ(*metadata[i], written[i]) << "frame " << i;
+  }
+}
+
+TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
+  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "vtest.avi");
+  const fs::path dir = test::scratch_dir();
+  const Demuxed source = demux(make_h264_clip(dir, 50));
+  ASSERT_NE(source.codec, nullptr);
+  StreamWriterOptions options;
+  options.reconnect.initial_delay = std::chrono::milliseconds(50);
+  options.reconnect.max_delay = std::chrono::milliseconds(200);
+
+  // Nothing listens: every open is refused at once, nothing throws, drops are counted.
+  for (const std::string scheme : {"rtsp", "tcp", "rtmp"}) {
+    const std::string url = scheme + "://127.0.0.1:" + std::to_string(free_port()) + "/live";
+    StreamWriter writer(url, *source.codec, source.time_base, source.frame_rate, options);
+    std::size_t count = 0;
+    push_until(
+        writer, source, [&] { return ++count > 150; }, std::chrono::seconds(10));
+    EXPECT_EQ(writer.stats().packets_written, 0) << url;
+    EXPECT_EQ(writer.stats().packets_dropped, 150) << url;
+    EXPECT_GE(writer.stats().open_failures, 2) << url;  // retried at later key frames
+    EXPECT_EQ(writer.state(), ConnectionState::kWaiting) << url;
+  }
+  {
+    StreamWriter writer((dir / "no-such-dir" / "out.mp4").string(), *source.codec, source.time_base,
+                        source.frame_rate, options);
+    EXPECT_FALSE(writer.write(*source.packets[0]));
+    EXPECT_EQ(writer.stats().open_failures, 1);
+  }
+
+  // A server that appears later gets the stream from the next key frame on ; the server leaves by
+  // itself after 4 s of stream (-t 4, 100 of the 200 packets sent), and the writer notices.
+  const int port = free_port();
+  const std::string url = "tcp://127.0.0.1:" + std::to_string(port);
+  StreamWriter writer(url, *source.codec, source.time_base, source.frame_rate, options);
+  std::size_t count = 0;
+  push_until(
+      writer, source, [&] { return ++count > 60; }, std::chrono::seconds(10));
+  EXPECT_EQ(writer.stats().packets_written, 0);
+  const fs::path received = dir / "received.ts";
+  Child server({"ffmpeg", "-v", "error", "-y", "-f", "mpegts", "-i", url + "?listen=1&listen_timeout=20000",
+                "-t", "4", "-c", "copy", received.string()},
+               dir / "ffmpeg.log");
+  const auto written = push_until(
+      writer, source, [&] { return writer.stats().packets_written >= 200; }, std::chrono::seconds(20));
+  EXPECT_EQ(writer.stats().packets_written, 200);
+  EXPECT_EQ(writer.stats().opens, 1);
+  {
+    // The server goes away mid-stream: writes start failing (counted, nothing thrown), and a new server is
+    // fed again from a key frame.
+    ASSERT_TRUE(server.wait_for(std::chrono::seconds(20))) << "ffmpeg did not stop after -t 4";
+    push_until(
+        writer, source, [&] { return writer.stats().write_failures >= 1; }, std::chrono::seconds(20));
+    EXPECT_GE(writer.stats().write_failures, 1);
+    const fs::path again = dir / "again.ts";
+    Child restarted({"ffmpeg", "-v", "error", "-y", "-f", "mpegts", "-i",
+                     url + "?listen=1&listen_timeout=20000", "-c", "copy", again.string()},
+                    dir / "ffmpeg-again.log");
+    const std::int64_t before = writer.stats().packets_written;
+    push_until(
+        writer, source, [&] { return writer.stats().packets_written >= before + 50; },
+        std::chrono::seconds(20));
+    EXPECT_EQ(writer.stats().opens, 2);
+    writer.close();
+    ASSERT_TRUE(restarted.wait_for(std::chrono::seconds(20))) << "ffmpeg did not finish";
+    const Probe result = probe(again);
+    EXPECT_EQ(result.codec, "h264");
+    EXPECT_EQ(result.frames, 50);
+  }
+
+  const Probe result = probe(received);
+  EXPECT_EQ(result.codec, "h264");
+  EXPECT_GE(result.frames, 25);  // ffmpeg -t counts from its own (MPEG-TS shifted) start
+  const auto metadata = read_back(received);
+  ASSERT_EQ(metadata.size(), static_cast<std::size_t>(result.frames));
+  for (std::size_t i = 0; i < metadata.size() && i < written.size(); ++i) {
+    ASSERT_TRUE(metadata[i].has_value()) << "frame " << i;
+    EXPECT_EQ(*metadata[i], written[i]) << "frame " << i;
+  }
+}
+
+TEST(StreamWriter, UnknownContainerThrowsAtConstruction) {
+  AVCodecParameters* parameters = avcodec_parameters_alloc();
+  parameters->codec_type = AVMEDIA_TYPE_VIDEO;
+  parameters->codec_id = AV_CODEC_ID_H264;
+  EXPECT_THROW(StreamWriter("out.unknown-extension", *parameters, {1, 25}), Error);
+  EXPECT_EQ(StreamWriter::guess_format("rtsp://h:8554/a"), "rtsp");
+  EXPECT_EQ(StreamWriter::guess_format("rtmp://h/app/a"), "flv");
+  EXPECT_EQ(StreamWriter::guess_format("udp://127.0.0.1:5000"), "mpegts");
+  EXPECT_EQ(StreamWriter::guess_format("a/b.H265"), "hevc");
+  EXPECT_TRUE(StreamWriter::needs_global_header("x.mp4"));
+  EXPECT_FALSE(StreamWriter::needs_global_header("x.h264"));
+  avcodec_parameters_free(&parameters);
+}
+
+}  // namespace
+}  // namespace vapipe::io

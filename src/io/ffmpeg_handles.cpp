@@ -16,6 +16,13 @@ FramePtr make_frame() {
   return frame;
 }
 
+CodecParametersPtr copy_codec_parameters(const AVCodecParameters& source) {
+  CodecParametersPtr copy(avcodec_parameters_alloc());
+  if (!copy || avcodec_parameters_copy(copy.get(), &source) < 0)
+    fail("avcodec_parameters_copy: out of memory");
+  return copy;
+}
+
 std::string av_error_text(int error) {
   char text[AV_ERROR_MAX_STRING_SIZE] = {};
   if (av_strerror(error, text, sizeof(text)) < 0) return "FFmpeg error " + std::to_string(error);

@@ -30,6 +30,9 @@ struct FrameDeleter {
 struct SwsContextDeleter {
   void operator()(SwsContext* context) const { sws_freeContext(context); }
 };
+struct CodecParametersDeleter {
+  void operator()(AVCodecParameters* parameters) const { avcodec_parameters_free(&parameters); }
+};
 struct DictionaryDeleter {
   void operator()(AVDictionary* dictionary) const { av_dict_free(&dictionary); }
 };
@@ -39,10 +42,13 @@ using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextDeleter>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
 using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
 using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextDeleter>;
+using CodecParametersPtr = std::unique_ptr<AVCodecParameters, CodecParametersDeleter>;
 
 // Allocating constructors that throw vapipe::Error when FFmpeg is out of memory.
 PacketPtr make_packet();
 FramePtr make_frame();
+// A copy of `source` (extradata included).
+CodecParametersPtr copy_codec_parameters(const AVCodecParameters& source);
 
 // FFmpeg's text for an AVERROR code ("Connection refused", "Invalid data found when processing input").
 std::string av_error_text(int error);

@@ -25,6 +25,10 @@ std::optional<vision::ImageView> direct_view(const AVFrame& frame) {
 
 vision::ImageView FrameViewer::view(const AVFrame& frame) {
   if (auto direct = direct_view(frame)) return *direct;
+  return bgr(frame);
+}
+
+vision::ImageView FrameViewer::bgr(const AVFrame& frame) {
   if (frame.width <= 0 || frame.height <= 0)
     fail("frame view: empty frame ({}x{})", frame.width, frame.height);
   if (!sws_ || frame.width != width_ || frame.height != height_ || frame.format != format_) {

@@ -22,6 +22,10 @@ class FrameViewer {
   // A view of `frame`: direct when possible, else a BGR conversion into this viewer's buffer (valid
   // until the next call). Throws vapipe::Error for frames swscale cannot convert.
   vision::ImageView view(const AVFrame& frame);
+  // Always a BGR copy in this viewer's buffer (valid until the next call): for drawing on the picture.
+  vision::ImageView bgr(const AVFrame& frame);
+  // The buffer behind the last BGR view, writable (OSD draws into it before encoding).
+  std::uint8_t* bgr_pixels() { return bgr_.data(); }
 
  private:
   SwsContextPtr sws_;

@@ -27,9 +27,10 @@ VideoDecoder::VideoDecoder(const AVCodecParameters& parameters, DecoderOptions o
   }
 }
 
-DecodeStatus VideoDecoder::send(const AVPacket* packet) {
+DecodeStatus VideoDecoder::send(const AVPacket* packet, std::int64_t tag) {
   const bool flush = packet == nullptr || (packet->data == nullptr && packet->side_data_elems == 0);
   if (draining_) return flush ? DecodeStatus::kOk : DecodeStatus::kAgain;
+  context_->reordered_opaque = tag;
   const int error = avcodec_send_packet(context_.get(), flush ? nullptr : packet);
   if (flush) draining_ = true;
   if (error == 0) return DecodeStatus::kOk;

@@ -29,7 +29,9 @@ class VideoDecoder {
 
   // Sends one packet; nullptr (or an empty packet) starts the flush at end of stream. A corrupt packet
   // is counted in errors() and dropped (kOk). kAgain: the decoder is full, call receive() then resend.
-  DecodeStatus send(const AVPacket* packet);
+  // `tag` comes back as the AVFrame::reordered_opaque of the frame(s) decoded from this packet, so a
+  // caller can pair frames with their packets across B-frame reordering.
+  DecodeStatus send(const AVPacket* packet, std::int64_t tag = 0);
   // Unreferences `frame`, then fills it with the next decoded frame if there is one. Frame size and
   // format come from the frame itself (frame.width/height/format): they may change mid-stream.
   DecodeStatus receive(AVFrame& frame);

@@ -456,6 +456,13 @@ std::vector<ChannelConfig> expand_channels(const PipelineConfig& config) {
   return channels;
 }
 
+std::string_view model_family(std::string_view model_type) {
+  for (const auto& [prefix, family] : kModelTypePrefixes) {
+    if (model_type.starts_with(prefix)) return family;
+  }
+  return {};
+}
+
 std::string_view to_string(OutputMode mode) {
   for (const auto& [name, m] : kOutputModes) {
     if (m == mode) return name;

@@ -11,66 +11,14 @@
 #include <gtest/gtest.h>
 
 #include "io/test_clips.hpp"
+#include "support/rtsp_server.hpp"
 
 namespace vapipe::io {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-GstRTSPFilterResult remove_client(GstRTSPServer*, GstRTSPClient*, gpointer) { return GST_RTSP_FILTER_REMOVE; }
-
-class LoopbackRtspServer {
- public:
-  // Serves `launch` at rtsp://127.0.0.1:<free port>/test.
-  explicit LoopbackRtspServer(const std::string& launch) {
-    gst_init(nullptr, nullptr);
-    context_ = g_main_context_new();
-    loop_ = g_main_loop_new(context_, FALSE);
-    server_ = gst_rtsp_server_new();
-    gst_rtsp_server_set_address(server_, "127.0.0.1");
-    gst_rtsp_server_set_service(server_, "0");  // the kernel picks a free port
-    GstRTSPMountPoints* mounts = gst_rtsp_server_get_mount_points(server_);
-    GstRTSPMediaFactory* factory = gst_rtsp_media_factory_new();
-    gst_rtsp_media_factory_set_launch(factory, launch.c_str());
-    gst_rtsp_media_factory_set_shared(factory, TRUE);
-    gst_rtsp_mount_points_add_factory(mounts, "/test", factory);
-    g_object_unref(mounts);
-    source_id_ = gst_rtsp_server_attach(server_, context_);
-    port_ = gst_rtsp_server_get_bound_port(server_);
-    thread_ = std::thread([this] { g_main_loop_run(loop_); });
-  }
-  ~LoopbackRtspServer() {
-    stop();
-    g_main_loop_unref(loop_);
-    g_main_context_unref(context_);
-  }
-  LoopbackRtspServer(const LoopbackRtspServer&) = delete;
-  LoopbackRtspServer& operator=(const LoopbackRtspServer&) = delete;
-
-  std::string url() const { return fmt::format("rtsp://127.0.0.1:{}/test", port_); }
-  bool running() const { return source_id_ != 0 && port_ > 0; }
-
-  // Closes the listening socket and every client connection, as a camera that is switched off.
-  void stop() {
-    if (server_ == nullptr) return;
-    if (GSource* source = g_main_context_find_source_by_id(context_, source_id_); source != nullptr) {
-      g_source_destroy(source);
-    }
-    gst_rtsp_server_client_filter(server_, remove_client, nullptr);
-    g_main_loop_quit(loop_);
-    if (thread_.joinable()) thread_.join();
-    g_object_unref(server_);
-    server_ = nullptr;
-  }
-
- private:
-  GMainContext* context_ = nullptr;
-  GMainLoop* loop_ = nullptr;
-  GstRTSPServer* server_ = nullptr;
-  guint source_id_ = 0;
-  int port_ = 0;
-  std::thread thread_;
-};
+using vapipe::test::LoopbackRtspServer;
 
 TEST(RtspSource, DecodesFromALoopbackServerAndNoticesItsEnd) {
   const auto clip = test::mp4_clip();  // 60 frames at 10 fps: 6 s of stream

@@ -20,6 +20,8 @@
 #include "core/error.hpp"
 #include "io/sei_codec.hpp"
 #include "io/video_encoder.hpp"
+#include "support/media.hpp"
+#include "support/process.hpp"
 #include "support/test_data.hpp"
 
 namespace vapipe::io {
@@ -27,90 +29,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-std::string run_capture(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return output;
-  char buffer[512];
-  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-  pclose(pipe);
-  return output;
-}
-
-struct Probe {
-  std::string codec;
-  int frames = -1;
-};
-
-// ffprobe decodes every frame (-count_frames), so a broken stream shows up as a short count.
-Probe probe(const fs::path& file) {
-  const std::string output = run_capture(
-      "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
-      "stream=codec_name,nb_read_frames -of default=nw=1 '" +
-      file.string() + "' 2>/dev/null");
-  Probe result;
-  std::size_t at = output.find("codec_name=");
-  if (at != std::string::npos) result.codec = output.substr(at + 11, output.find('\n', at) - at - 11);
-  at = output.find("nb_read_frames=");
-  if (at != std::string::npos) result.frames = std::atoi(output.c_str() + at + 15);
-  return result;
-}
-
-// A child process (ffmpeg) that is always reaped: killed on destruction if it is still running.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const fs::path& log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      const int null_fd = ::open("/dev/null", O_RDONLY);
-      if (null_fd >= 0) dup2(null_fd, 0);  // ffmpeg must not read keys from the terminal
-      std::vector<char*> args;
-      for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-      args.push_back(nullptr);
-      execvp(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Waits up to `timeout` for the child to exit by itself.
-  bool wait_for(std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      if (waitpid(pid_, &status_, WNOHANG) == pid_) return exited_ = true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child process, not syncing
-    }
-    return false;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = 0;
-  bool exited_ = false;
-};
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
+using test::Child;
+using test::demux;
+using test::Demuxed;
+using test::free_port;
+using test::probe;
+using test::Probe;
+using test::read_back;
+using test::run_capture;
 
 // A raw H.264 elementary stream made from vtest.avi with the ffmpeg CLI (key frame every 25 frames).
 // Raw streams carry no timestamps: with B-frames the writer can only number packets in decode order, so
@@ -123,41 +49,6 @@ fs::path make_h264_clip(const fs::path& dir, int frames, bool b_frames = true) {
                               (b_frames ? "" : "-bf 0 ") + "'" + clip.string() + "' </dev/null";
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
   return clip;
-}
-
-// Demuxes a file with libavformat; every packet of its video stream.
-struct Demuxed {
-  AVCodecParameters* codec = nullptr;  // owned by `format`
-  AVRational time_base{1, 1};
-  AVRational frame_rate{0, 1};
-  std::vector<PacketPtr> packets;
-  FormatContextPtr format;
-};
-
-Demuxed demux(const fs::path& file) {
-  Demuxed result;
-  AVFormatContext* raw = nullptr;
-  if (avformat_open_input(&raw, file.c_str(), nullptr, nullptr) < 0) {
-    ADD_FAILURE() << "cannot open " << file;
-    return result;
-  }
-  result.format.reset(raw);
-  EXPECT_GE(avformat_find_stream_info(raw, nullptr), 0);
-  const int index = av_find_best_stream(raw, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
-  if (index < 0) {
-    ADD_FAILURE() << "no video in " << file;
-    return result;
-  }
-  AVStream* stream = raw->streams[index];
-  result.codec = stream->codecpar;
-  result.time_base = stream->time_base;
-  result.frame_rate = stream->avg_frame_rate;
-  while (true) {
-    PacketPtr packet = make_packet();
-    if (av_read_frame(raw, packet.get()) < 0) break;
-    if (packet->stream_index == index) result.packets.push_back(std::move(packet));
-  }
-  return result;
 }
 
 // What the passthrough writes into frame `index`.
@@ -177,25 +68,6 @@ PacketPtr with_sei(SeiInserter& inserter, const AVPacket& source, std::span<cons
   std::memcpy(packet->data, bytes.data(), bytes.size());
   av_packet_copy_props(packet.get(), &source);
   return packet;
-}
-
-// Every packet's metadata, in file order; frames without our SEI give an empty optional.
-std::vector<std::optional<std::vector<MetadataBox>>> read_back(const fs::path& file) {
-  const Demuxed demuxed = demux(file);
-  std::vector<std::optional<std::vector<MetadataBox>>> result;
-  if (demuxed.codec == nullptr) return result;
-  const VideoCodec codec = sei_codec_of(*demuxed.codec);
-  const NalFraming framing = framing_of(*demuxed.codec);
-  for (const auto& packet : demuxed.packets) {
-    SeiReadResult read =
-        read_metadata(codec, framing, std::span(packet->data, static_cast<std::size_t>(packet->size)));
-    if (read.ok()) {
-      result.emplace_back(std::move(read.boxes));
-    } else {
-      result.emplace_back();
-    }
-  }
-  return result;
 }
 
 // Synthetic BGR frames with motion (a bright square moving over a gradient).

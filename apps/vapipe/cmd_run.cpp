@@ -1,0 +1,133 @@
+// `vapipe run --config cameras.json`: the video pipeline (sophon-pipeline's yolov5s_demo --config=...).
+// Ctrl-C or SIGTERM drains and closes every output; a second one exits at once.
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "apps/vapipe/commands.hpp"
+#include "core/error.hpp"
+#include "pipeline/config.hpp"
+#include "pipeline/pipeline.hpp"
+
+namespace vapipe::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string config;
+  std::string stats = "line";
+  double duration_s = 0.0;
+  std::string cache_dir;
+  int threads = 0;
+};
+
+void print_summary(const pipeline::RunSummary& summary) {
+  std::string text =
+      fmt::format("vapipe run: {:.1f} s, {} channel(s), {} frames output ({:.1f} fps)\n", summary.seconds,
+                  summary.channels.size(), summary.frames_output(),
+                  summary.seconds > 0 ? static_cast<double>(summary.frames_output()) / summary.seconds : 0.0);
+  text += fmt::format("{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9}  {}\n", "ch", "state",
+                      "decoded", "output", "inferred", "skipped", "dropped", "dec_errors", "reconnect",
+                      "pkt_drop", "address");
+  for (const auto& c : summary.channels) {
+    text += fmt::format("{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9}  {}\n", c.channel,
+                        c.state, c.decoded, c.output, c.inferred, c.skipped, c.dropped, c.decode_errors,
+                        c.reconnects, c.packets_dropped, c.address);
+  }
+  std::fputs(text.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+void run_pipeline(const RunArgs& args) {
+  if (args.stats != "line" && args.stats != "all" && args.stats != "none")
+    fail("--stats '{}' must be line, all or none", args.stats);
+  // Everything is checked before a thread starts: config, then models and outputs.
+  pipeline::PipelineConfig config = pipeline::load_config(args.config);
+  pipeline::RunOptions options;
+  options.stats_line = args.stats != "none";
+  options.stats_table = args.stats == "all" || (config.stats.table && args.stats != "none");
+  if (args.duration_s > 0) {
+    options.duration = std::chrono::milliseconds(static_cast<std::int64_t>(args.duration_s * 1000.0));
+  }
+  options.cache_dir = args.cache_dir;
+  options.context_threads = args.threads;
+
+  // Signals are taken by one thread with sigwait (no work in a signal handler); every other thread,
+  // created after this, inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto pipeline = std::make_unique<pipeline::Pipeline>(std::move(config), options);
+  std::atomic<bool> finished{false};
+  std::thread signal_thread([&] {
+    int interrupts = 0;
+    for (;;) {
+      int signal = 0;
+      if (sigwait(&signals, &signal) != 0 || finished.load()) return;
+      if (++interrupts == 1) {
+        spdlog::warn("{}: draining and closing outputs (again to exit at once)",
+                     signal == SIGINT ? "SIGINT" : "SIGTERM");
+        pipeline->request_stop();
+      } else {
+        std::fputs("vapipe: interrupted twice: exiting without draining\n", stderr);
+        std::_Exit(130);
+      }
+    }
+  });
+  pipeline::RunSummary summary;
+  try {
+    summary = pipeline->run();
+  } catch (...) {
+    finished = true;
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+    throw;
+  }
+  finished = true;
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  pipeline.reset();
+  print_summary(summary);
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  auto* command =
+      app.add_subcommand("run", "Run the video pipeline of a camera config (sophon-pipeline's JSON)");
+  command
+      ->add_option("-c,--config", args->config, "Camera config (cameras_yolov5.json schema, docs/config.md)")
+      ->required();
+  command
+      ->add_option("--stats", args->stats,
+                   "Statistics every interval: line (sophon's line), all (+ table), none")
+      ->capture_default_str();
+  command
+      ->add_option("--duration", args->duration_s,
+                   "Stop after this many seconds (0: until Ctrl-C or the end)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--cache-dir", args->cache_dir,
+                      "Where .onnx models are compiled to (default ~/.cache/vapipe)");
+  command
+      ->add_option("--threads", args->threads, "oneDNN threads per inference context (0: cores / contexts)")
+      ->check(CLI::NonNegativeNumber);
+  command->callback([args] {
+    // State changes of channels are the operator's view of a run: info level unless -v asked for more.
+    if (spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
+    run_pipeline(*args);
+  });
+}
+
+}  // namespace vapipe::cli

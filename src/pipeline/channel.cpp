@@ -1,0 +1,559 @@
+#include "pipeline/channel.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <set>
+#include <utility>
+
+#include <fmt/format.h>
+#include <opencv2/imgproc.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/error.hpp"
+#include "core/fps_meter.hpp"
+#include "io/frame_view.hpp"
+#include "io/sei_codec.hpp"
+#include "io/stream_writer.hpp"
+#include "io/video_decoder.hpp"
+#include "io/video_encoder.hpp"
+#include "models/tracker.hpp"
+#include "vision/osd.hpp"
+
+namespace vapipe::pipeline {
+
+namespace {
+
+// Packets held for their frame's metadata before they are sent without it: deeper than any H.264/H.265
+// reordering (16 frames), so only a packet that never yields a frame (corrupt) waits this long.
+constexpr std::size_t kMaxPendingPackets = 64;
+
+// rtsp://user:secret@host/ -> rtsp://user:***@host/ : camera passwords never reach the log.
+std::string redact(const std::string& address) {
+  const std::size_t scheme = address.find("://");
+  if (scheme == std::string::npos) return address;
+  const std::size_t at = address.find('@', scheme + 3);
+  const std::size_t slash = address.find('/', scheme + 3);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return address;
+  const std::size_t colon = address.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return address;
+  return address.substr(0, colon + 1) + "***" + address.substr(at);
+}
+
+std::uint64_t to_us(double ms) { return static_cast<std::uint64_t>(std::max(0.0, ms) * 1000.0); }
+
+}  // namespace
+
+bool is_network_address(const std::string& address) {
+  return address.find("://") != std::string::npos && address.rfind("file:", 0) != 0;
+}
+
+const char* to_string(ChannelState state) {
+  switch (state) {
+    case ChannelState::kStarting:
+      return "starting";
+    case ChannelState::kStreaming:
+      return "streaming";
+    case ChannelState::kWaiting:
+      return "waiting";
+    case ChannelState::kEnded:
+      return "ended";
+    case ChannelState::kFailed:
+      return "failed";
+  }
+  return "?";
+}
+
+struct Channel::OutputState {
+  std::map<std::int64_t, FrameTaskPtr> reorder;
+  std::int64_t next_emit = 0;
+  std::int64_t total_frames = -1;  // known once the source ended
+  bool closed = false;
+  models::Tracker tracker;
+  std::vector<models::Detection> last_detections;
+
+  io::CodecParametersPtr codec;  // of the current source connection
+  AVRational time_base{1, 90000};
+  AVRational frame_rate{0, 1};
+
+  std::string video_url;
+  bool video_disabled = false;
+  std::unique_ptr<io::StreamWriter> writer;
+  // Passthrough: source packets waiting for their frame's detections, and detections waiting to be sent.
+  std::deque<std::pair<std::int64_t, io::PacketPtr>> pending;
+  std::map<std::int64_t, std::vector<io::MetadataBox>> done;
+  std::set<std::int64_t> lost;
+  std::unique_ptr<io::SeiInserter> inserter;
+  io::PacketPtr scratch = io::make_packet();
+  std::vector<io::MetadataBox> boxes;
+  // Annotated.
+  std::unique_ptr<io::VideoEncoder> encoder;
+  io::FrameViewer viewer;
+  FpsMeter fps{std::chrono::seconds(2)};
+  std::vector<vision::OsdBox> osd;
+};
+
+Channel::Channel(ChannelSetup setup)
+    : setup_(std::move(setup)),
+      label_(fmt::format("channel {} ({})", setup_.channel, redact(setup_.address))),
+      events_(256) {
+  wants_packets_ = setup_.model->output_path && setup_.model->output_mode == OutputMode::kPassthrough;
+}
+
+Channel::~Channel() {
+  stop_source();
+  join_source();
+  events_.close();
+  if (output_thread_.joinable()) output_thread_.join();
+}
+
+void Channel::start() {
+  output_thread_ = std::thread([this] { output_loop(); });
+  source_thread_ = std::thread([this] { source_loop(); });
+}
+
+void Channel::stop_source() {
+  stop_ = true;
+  {
+    std::lock_guard lock(source_mutex_);
+    if (current_source_ != nullptr) current_source_->interrupt();
+  }
+  source_wake_.notify_all();
+}
+
+void Channel::join_source() {
+  if (source_thread_.joinable()) source_thread_.join();
+}
+
+void Channel::finish_output() {
+  events_.close();
+  if (output_thread_.joinable()) output_thread_.join();
+}
+
+void Channel::deliver(FrameTaskPtr task) {
+  ChannelEvent event;
+  event.kind = ChannelEvent::Kind::kFrame;
+  event.frame = std::move(task);
+  events_.push(std::move(event));
+}
+
+void Channel::set_state(ChannelState state) { state_.store(state); }
+
+bool Channel::wait_for_retry(Clock::time_point until) {
+  std::unique_lock lock(source_mutex_);
+  source_wake_.wait_until(lock, until, [&] { return stop_.load(); });
+  return !stop_.load();
+}
+
+// --- source side -------------------------------------------------------------------------------------------
+
+void Channel::source_loop() {
+  const bool live = is_network_address(setup_.address);
+  io::SourceOptions options;
+  options.loop = setup_.camera->loop;
+  options.pace = setup_.camera->pace;
+  options.rtsp_transport = std::string(to_string(setup_.camera->rtsp_transport));
+  options.timeout_ms = 5000;
+  io::ReconnectPolicy policy(setup_.reconnect,
+                             [this](io::ConnectionState, io::ConnectionState to, const std::string& detail) {
+                               if (to == io::ConnectionState::kWaiting) {
+                                 spdlog::warn("{}: {}", label_, detail);
+                                 set_state(ChannelState::kWaiting);
+                               } else {
+                                 spdlog::info("{}: {}", label_, detail);
+                               }
+                             });
+
+  while (!stop_) {
+    if (!policy.should_attempt(Clock::now()) && !wait_for_retry(policy.retry_at())) break;
+    std::unique_ptr<io::VideoSource> source;
+    try {
+      source = std::make_unique<io::VideoSource>(setup_.address, options);
+    } catch (const Error& error) {
+      if (!live) {
+        spdlog::error("{}: {}; the channel stops, the others go on", label_, error.what());
+        set_state(ChannelState::kFailed);
+        break;
+      }
+      policy.on_failure(Clock::now(), error.what());
+      continue;
+    }
+    {
+      std::lock_guard lock(source_mutex_);
+      current_source_ = source.get();
+      if (stop_) source->interrupt();
+    }
+    policy.on_connected(Clock::now());
+    counters_.reconnects.store(static_cast<std::uint64_t>(policy.reconnects()), std::memory_order_relaxed);
+    set_state(ChannelState::kStreaming);
+    {
+      ChannelEvent start;
+      start.kind = ChannelEvent::Kind::kStreamStart;
+      start.codec = io::copy_codec_parameters(source->codec_parameters());
+      start.time_base = source->info().time_base;
+      start.frame_rate = source->info().frame_rate;
+      events_.push(std::move(start));
+    }
+    std::string failure;
+    const bool ended_cleanly = run_source(*source, failure);
+    {
+      std::lock_guard lock(source_mutex_);
+      current_source_ = nullptr;
+    }
+    if (stop_) break;
+    if (!live) {
+      if (ended_cleanly) {
+        spdlog::info("{}: end of file after {} frames", label_, next_frame_);
+        set_state(ChannelState::kEnded);
+      } else {
+        spdlog::error("{}: {}; the channel stops, the others go on", label_, failure);
+        set_state(ChannelState::kFailed);
+      }
+      break;
+    }
+    policy.on_failure(Clock::now(), ended_cleanly ? "the stream ended" : failure);
+  }
+  if (state_.load() == ChannelState::kStreaming || state_.load() == ChannelState::kWaiting ||
+      state_.load() == ChannelState::kStarting) {
+    set_state(ChannelState::kEnded);
+  }
+  ChannelEvent end;
+  end.kind = ChannelEvent::Kind::kEnd;
+  end.total_frames = next_frame_;
+  events_.push(std::move(end));
+  source_done_ = true;
+  if (on_source_done_) on_source_done_();
+}
+
+bool Channel::run_source(io::VideoSource& source, std::string& failure) {
+  std::unique_ptr<io::VideoDecoder> decoder;
+  try {
+    decoder = std::make_unique<io::VideoDecoder>(
+        source.codec_parameters(), io::DecoderOptions{.threads = 1, .low_delay = source.is_live()}, label_);
+  } catch (const Error& error) {
+    failure = error.what();
+    return false;
+  }
+  const std::uint64_t errors_before = counters_.decode_errors.load();
+  io::PacketPtr packet = io::make_packet();
+  io::FramePtr frame = io::make_frame();
+  double pending_decode_ms = 0.0;  // decode time not yet attributed to a frame
+
+  auto drain_frames = [&] {
+    for (;;) {
+      const auto started = Clock::now();
+      const io::DecodeStatus status = decoder->receive(*frame);
+      pending_decode_ms += elapsed_ms(started);
+      if (status != io::DecodeStatus::kOk) return;
+      auto task = std::make_unique<FrameTask>();
+      task->channel = setup_.channel;
+      task->frame_index = next_frame_++;
+      task->packet_tag = frame->reordered_opaque;
+      task->pts = frame->best_effort_timestamp;
+      task->width = frame->width;
+      task->height = frame->height;
+      task->decoded_at = Clock::now();
+      task->decode_ms = pending_decode_ms;
+      pending_decode_ms = 0.0;
+      task->keep_pixels = setup_.model->output_path && setup_.model->output_mode == OutputMode::kAnnotated;
+      task->frame = io::make_frame();
+      av_frame_move_ref(task->frame.get(), frame.get());
+      counters_.decoded.fetch_add(1, std::memory_order_relaxed);
+      route_frame(std::move(task));
+    }
+  };
+
+  bool ok = true;
+  try {
+    while (!stop_ && source.read(*packet)) {
+      const std::int64_t tag = next_tag_++;
+      if (wants_packets_) {
+        ChannelEvent event;
+        event.kind = ChannelEvent::Kind::kPacket;
+        event.tag = tag;
+        event.packet = io::make_packet();
+        if (av_packet_ref(event.packet.get(), packet.get()) < 0) fail("out of memory referencing a packet");
+        events_.push(std::move(event));
+      }
+      const std::int64_t errors = decoder->errors();
+      for (;;) {
+        const auto started = Clock::now();
+        const io::DecodeStatus status = decoder->send(packet.get(), tag);
+        pending_decode_ms += elapsed_ms(started);
+        if (status != io::DecodeStatus::kAgain) break;
+        drain_frames();
+      }
+      if (decoder->errors() > errors && wants_packets_) {
+        ChannelEvent lost;
+        lost.kind = ChannelEvent::Kind::kPacketLost;
+        lost.tag = tag;
+        events_.push(std::move(lost));
+      }
+      counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
+                                    std::memory_order_relaxed);
+      drain_frames();
+    }
+  } catch (const Error& error) {
+    failure = error.what();
+    ok = false;
+  }
+  // Frames still inside the decoder (reordering, frame threads) belong to this connection: get them out.
+  decoder->send(nullptr);
+  drain_frames();
+  counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
+                                std::memory_order_relaxed);
+  return ok;
+}
+
+void Channel::route_frame(FrameTaskPtr task) {
+  const int every = setup_.model->skip_frame_num + 1;
+  if (task->frame_index % every != 0) {
+    task->outcome = FrameOutcome::kSkipped;
+    if (!task->keep_pixels) task->frame.reset();
+    deliver(std::move(task));
+    return;
+  }
+  setup_.detector->submit(std::move(task), setup_.drop_when_full);
+}
+
+// --- output side -------------------------------------------------------------------------------------------
+
+void Channel::output_loop() {
+  OutputState out;
+  if (setup_.model->output_path)
+    out.video_url = channel_output_url(*setup_.model->output_path, setup_.channel);
+  while (auto event = events_.pop()) handle(out, std::move(*event));
+  // Closed before the end arrived (shutdown): whatever is left goes out in order.
+  while (!out.reorder.empty()) {
+    auto node = out.reorder.extract(out.reorder.begin());
+    emit(out, std::move(node.mapped()));
+  }
+  close_outputs(out);
+}
+
+void Channel::handle(OutputState& out, ChannelEvent event) {
+  if (out.closed) return;
+  switch (event.kind) {
+    case ChannelEvent::Kind::kStreamStart: {
+      out.tracker.reset();
+      out.last_detections.clear();
+      const bool changed =
+          out.codec && (out.codec->codec_id != event.codec->codec_id ||
+                        out.codec->width != event.codec->width || out.codec->height != event.codec->height);
+      out.codec = std::move(event.codec);
+      out.time_base = event.time_base;
+      out.frame_rate = event.frame_rate;
+      if (wants_packets_ && changed && out.writer) {
+        write_passthrough(out, true);
+        spdlog::warn("{}: the stream changed codec or size; output {} starts again", label_, out.video_url);
+        out.writer->close();
+        out.writer.reset();
+        out.video_disabled = false;
+      }
+      return;
+    }
+    case ChannelEvent::Kind::kPacket:
+      if (!wants_packets_ || out.video_disabled) return;
+      if (!out.writer && out.codec) {
+        FrameTask none;
+        open_video_output(out, none);
+      }
+      if (!out.writer) return;
+      out.pending.emplace_back(event.tag, std::move(event.packet));
+      write_passthrough(out, false);
+      return;
+    case ChannelEvent::Kind::kPacketLost:
+      out.lost.insert(event.tag);
+      write_passthrough(out, false);
+      return;
+    case ChannelEvent::Kind::kFrame: {
+      const std::int64_t index = event.frame->frame_index;
+      out.reorder.emplace(index, std::move(event.frame));
+      while (!out.reorder.empty() && out.reorder.begin()->first == out.next_emit) {
+        auto node = out.reorder.extract(out.reorder.begin());
+        emit(out, std::move(node.mapped()));
+      }
+      break;
+    }
+    case ChannelEvent::Kind::kEnd:
+      out.total_frames = event.total_frames;
+      break;
+  }
+  if (out.total_frames >= 0 && out.next_emit >= out.total_frames && out.reorder.empty()) close_outputs(out);
+}
+
+void Channel::emit(OutputState& out, FrameTaskPtr task) {
+  const auto started = Clock::now();
+  const Clock::time_point decoded_at = task->decoded_at;
+  out.next_emit = task->frame_index + 1;
+  if (task->outcome == FrameOutcome::kInferred) {
+    out.tracker.update(task->detections);
+    out.last_detections = task->detections;
+    counters_.inferred.fetch_add(1, std::memory_order_relaxed);
+    counters_.decode_us.fetch_add(to_us(task->decode_ms), std::memory_order_relaxed);
+    counters_.preprocess_us.fetch_add(to_us(task->preprocess_ms), std::memory_order_relaxed);
+    counters_.infer_us.fetch_add(to_us(task->infer_ms), std::memory_order_relaxed);
+    counters_.postprocess_us.fetch_add(to_us(task->postprocess_ms), std::memory_order_relaxed);
+  } else {
+    task->detections = out.last_detections;
+    auto& counter = task->outcome == FrameOutcome::kSkipped ? counters_.skipped : counters_.dropped;
+    counter.fetch_add(1, std::memory_order_relaxed);
+  }
+  const auto& labels = setup_.detector->labels();
+
+  if (setup_.results != nullptr) {
+    FrameRecord record;
+    record.channel = setup_.channel;
+    record.frame = task->frame_index;
+    record.pts = task->pts == AV_NOPTS_VALUE ? -1 : task->pts;
+    record.pts_seconds = task->pts == AV_NOPTS_VALUE || out.time_base.num == 0
+                             ? -1.0
+                             : static_cast<double>(task->pts) * av_q2d(out.time_base);
+    record.width = task->width;
+    record.height = task->height;
+    record.inferred = task->outcome == FrameOutcome::kInferred;
+    record.detections = task->detections;
+    setup_.results->write_line(format_record(record, [&](int id) { return labels.label(id); }));
+  }
+
+  if (setup_.model->output_path && setup_.model->output_mode == OutputMode::kAnnotated &&
+      !out.video_disabled && task->frame) {
+    if (!out.encoder) open_video_output(out, *task);
+    if (out.encoder && out.writer) {
+      out.fps.sample(static_cast<std::uint64_t>(task->frame_index), Clock::now());
+      const vision::ImageView bgr = out.viewer.bgr(*task->frame);
+      cv::Mat image(bgr.height, bgr.width, CV_8UC3, out.viewer.bgr_pixels(),
+                    static_cast<std::size_t>(bgr.strides[0]));
+      out.osd.clear();
+      for (const auto& d : task->detections) {
+        out.osd.push_back({d.x1, d.y1, d.x2, d.y2, d.track_id >= 0 ? d.track_id : d.class_id,
+                           d.track_id >= 0
+                               ? fmt::format("{} {:.2f} #{}", labels.label(d.class_id), d.score, d.track_id)
+                               : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score)});
+      }
+      vision::draw_boxes(image, out.osd);
+      cv::putText(image, fmt::format("ch {}  {:.1f} fps", setup_.channel, out.fps.fps()), cv::Point(8, 24),
+                  cv::FONT_HERSHEY_SIMPLEX, 0.7, cv::Scalar(0, 255, 255), 2, cv::LINE_AA);
+      io::EncoderFrame frame;
+      frame.format = io::EncoderPixelFormat::kBgr24;
+      frame.width = bgr.width;
+      frame.height = bgr.height;
+      frame.planes[0] = out.viewer.bgr_pixels();
+      frame.strides[0] = static_cast<int>(bgr.strides[0]);
+      try {
+        out.encoder->send(&frame);
+        while (out.encoder->receive(*out.scratch) == io::EncodeStatus::kOk) out.writer->write(*out.scratch);
+      } catch (const Error& error) {
+        spdlog::error("{}: encoding failed, video output off: {}", label_, error.what());
+        out.video_disabled = true;
+      }
+      counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
+      counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
+    }
+  }
+
+  if (out.writer && out.inserter && !out.pending.empty() && task->packet_tag >= out.pending.front().first) {
+    auto& boxes = out.done[task->packet_tag];
+    boxes.clear();
+    for (const auto& d : task->detections)
+      boxes.push_back({d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
+    write_passthrough(out, false);
+  }
+
+  task.reset();  // pixels back to the decoder before counting the frame as done
+  const auto now = Clock::now();
+  counters_.output_us.fetch_add(to_us(elapsed_ms(started, now)), std::memory_order_relaxed);
+  counters_.latency_us.fetch_add(to_us(elapsed_ms(decoded_at, now)), std::memory_order_relaxed);
+  counters_.output.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Channel::open_video_output(OutputState& out, const FrameTask& first) {
+  try {
+    io::StreamWriterOptions options;
+    options.rtsp_tcp = true;
+    if (setup_.model->output_mode == OutputMode::kPassthrough) {
+      const io::VideoCodec codec = io::sei_codec_of(*out.codec);  // throws for codecs without SEI
+      out.inserter = std::make_unique<io::SeiInserter>(codec, io::framing_of(*out.codec));
+      out.writer = std::make_unique<io::StreamWriter>(out.video_url, *out.codec, out.time_base,
+                                                      out.frame_rate, options);
+    } else {
+      io::EncoderOptions encoder;
+      encoder.width = first.width & ~1;
+      encoder.height = first.height & ~1;
+      const bool known_rate = out.frame_rate.num > 0 && out.frame_rate.den > 0;
+      encoder.fps_num = known_rate ? out.frame_rate.num : 25;
+      encoder.fps_den = known_rate ? out.frame_rate.den : 1;
+      encoder.gop_size = std::max(1, static_cast<int>(2 * encoder.fps_num / encoder.fps_den));
+      encoder.threads = setup_.encoder_threads;
+      encoder.global_header = io::StreamWriter::needs_global_header(out.video_url);
+      out.encoder = std::make_unique<io::VideoEncoder>(encoder, label_);
+      io::CodecParametersPtr parameters(avcodec_parameters_alloc());
+      if (!parameters || avcodec_parameters_from_context(parameters.get(), &out.encoder->context()) < 0)
+        fail("out of memory");
+      out.writer = std::make_unique<io::StreamWriter>(out.video_url, *parameters, out.encoder->time_base(),
+                                                      AVRational{encoder.fps_num, encoder.fps_den}, options);
+    }
+    spdlog::info("{}: {} video to {}", label_, to_string(setup_.model->output_mode), out.video_url);
+  } catch (const Error& error) {
+    spdlog::error("{}: no video output: {}", label_, error.what());
+    out.video_disabled = true;
+    out.writer.reset();
+    out.encoder.reset();
+    out.inserter.reset();
+  }
+}
+
+void Channel::write_passthrough(OutputState& out, bool flush_all) {
+  while (!out.pending.empty()) {
+    const std::int64_t tag = out.pending.front().first;
+    const io::PacketPtr& packet = out.pending.front().second;
+    const auto found = out.done.find(tag);
+    if (found != out.done.end()) {
+      const auto bytes = out.inserter->insert(std::span(packet->data, static_cast<std::size_t>(packet->size)),
+                                              found->second);
+      av_packet_unref(out.scratch.get());
+      if (av_new_packet(out.scratch.get(), static_cast<int>(bytes.size())) < 0) fail("out of memory");
+      std::memcpy(out.scratch->data, bytes.data(), bytes.size());
+      av_packet_copy_props(out.scratch.get(), packet.get());
+      out.writer->write(*out.scratch);
+    } else if (flush_all || out.lost.contains(tag) || out.pending.size() > kMaxPendingPackets) {
+      out.writer->write(*packet);  // no frame will carry metadata for it: sent as it came
+    } else {
+      break;
+    }
+    out.lost.erase(tag);
+    out.pending.pop_front();
+    // Metadata of tags already sent can go.
+    const std::int64_t front = out.pending.empty() ? tag + 1 : out.pending.front().first;
+    out.done.erase(out.done.begin(), out.done.lower_bound(front));
+    out.lost.erase(out.lost.begin(), out.lost.lower_bound(front));
+  }
+  if (out.writer) {
+    counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
+    counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
+  }
+}
+
+void Channel::close_outputs(OutputState& out) {
+  if (out.closed) return;
+  out.closed = true;
+  if (out.writer && out.inserter) write_passthrough(out, true);
+  if (out.encoder && out.writer) {
+    try {
+      out.encoder->send(nullptr);
+      while (out.encoder->receive(*out.scratch) == io::EncodeStatus::kOk) out.writer->write(*out.scratch);
+    } catch (const Error& error) {
+      spdlog::error("{}: flushing the encoder: {}", label_, error.what());
+    }
+  }
+  if (out.writer) {
+    out.writer->close();
+    counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
+    counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
+    spdlog::info("{}: output {} closed ({} packets written, {} dropped)", label_, out.video_url,
+                 out.writer->stats().packets_written, out.writer->stats().packets_dropped);
+  }
+}
+
+}  // namespace vapipe::pipeline

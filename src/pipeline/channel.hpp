@@ -1,0 +1,151 @@
+#pragma once
+// One channel of `vapipe run`: a source thread (open with reconnect back-off, demux, decode, skip rule,
+// submit to the model's Detector) and an output thread (per-channel reordering, tracker, JSON Lines,
+// passthrough with SEI or annotated re-encode to a file or server). A fault in one channel (camera gone,
+// corrupt stream, output server down) is handled and logged here and never reaches another channel.
+//
+//   source thread: VideoSource ─► VideoDecoder ─► FrameTask ─► Detector::submit ┐
+//                        │ packets (passthrough)                                  │ (skipped frames direct)
+//                        ▼                                                         ▼
+//   output thread: events_ (packets, stream starts, results in any order) ─► reorder by frame index ─►
+//                  tracker ─► results line, SEI + source packets | OSD + x264 ─► StreamWriter
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/bounded_queue.hpp"
+#include "io/ffmpeg_handles.hpp"
+#include "io/reconnect_policy.hpp"
+#include "io/video_source.hpp"
+#include "pipeline/config.hpp"
+#include "pipeline/detector.hpp"
+#include "pipeline/frame_task.hpp"
+#include "pipeline/outputs.hpp"
+
+namespace vapipe::pipeline {
+
+// Counters a channel's threads bump and the statistics printer reads (relaxed atomics: totals only).
+struct ChannelCounters {
+  std::atomic<std::uint64_t> decoded{0};
+  std::atomic<std::uint64_t> output{0};  // frames that reached the end of the channel (all outputs done)
+  std::atomic<std::uint64_t> inferred{0};
+  std::atomic<std::uint64_t> skipped{0};
+  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<std::uint64_t> decode_errors{0};
+  std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<std::uint64_t> packets_written{0};
+  std::atomic<std::uint64_t> packets_dropped{0};  // video output could not take them (server down)
+  // Sums over output frames of the per-stage times, in microseconds.
+  std::atomic<std::uint64_t> decode_us{0};
+  std::atomic<std::uint64_t> preprocess_us{0};
+  std::atomic<std::uint64_t> infer_us{0};
+  std::atomic<std::uint64_t> postprocess_us{0};
+  std::atomic<std::uint64_t> output_us{0};
+  std::atomic<std::uint64_t> latency_us{0};  // decoded -> all outputs done
+};
+
+// A network stream (rtsp://, rtmp://, http://, ...) rather than a file: reconnects, may drop frames.
+bool is_network_address(const std::string& address);
+
+enum class ChannelState : std::uint8_t { kStarting, kStreaming, kWaiting, kEnded, kFailed };
+const char* to_string(ChannelState state);
+
+struct ChannelSetup {
+  int channel = 0;
+  std::string address;
+  const CameraConfig* camera = nullptr;
+  const ModelConfig* model = nullptr;
+  Detector* detector = nullptr;
+  ResultsFile* results = nullptr;  // shared by the channels of a model; may be null
+  bool drop_when_full = false;     // live source and non-blocking queue: drop oldest instead of waiting
+  int encoder_threads = 0;
+  io::ReconnectOptions reconnect;
+};
+
+// What the output thread receives, in its queue's order. A packet always comes before the frames
+// decoded from it; results come in any order and are put back in frame order by the output thread.
+struct ChannelEvent {
+  enum class Kind : std::uint8_t {
+    kStreamStart,  // a (re)connection: codec parameters for the passthrough output; tracker restarts
+    kPacket,       // a source packet (passthrough only), tagged
+    kPacketLost,   // the packet `tag` failed to decode: no frame will carry its metadata
+    kFrame,        // a frame back from the detector (or skipped/dropped)
+    kEnd,          // the source ended; `total_frames` frames were decoded in all
+  };
+  Kind kind = Kind::kFrame;
+  std::int64_t tag = -1;
+  io::PacketPtr packet;
+  io::CodecParametersPtr codec;
+  AVRational time_base{0, 1};
+  AVRational frame_rate{0, 1};
+  FrameTaskPtr frame;
+  std::int64_t total_frames = 0;
+};
+
+class Channel {
+ public:
+  explicit Channel(ChannelSetup setup);
+  ~Channel();
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  void start();
+  // Stops reading (interrupts a blocked read or a back-off wait); frames already decoded still finish.
+  void stop_source();
+  void join_source();
+  // After every frame of this channel has been delivered (detectors joined): drains and closes outputs.
+  void finish_output();
+
+  // From the detector threads (and other channels' sources for drop-oldest): a frame of this channel.
+  void deliver(FrameTaskPtr task);
+
+  bool source_done() const { return source_done_.load(); }
+  ChannelState state() const { return state_.load(); }
+  int id() const { return setup_.channel; }
+  const std::string& address() const { return setup_.address; }
+  const ChannelCounters& counters() const { return counters_; }
+  std::size_t queue_depth() const { return events_.size(); }
+  void set_on_source_done(std::function<void()> callback) { on_source_done_ = std::move(callback); }
+
+ private:
+  struct OutputState;
+
+  void source_loop();
+  bool run_source(io::VideoSource& source, std::string& failure);
+  void route_frame(FrameTaskPtr task);
+  void output_loop();
+  void handle(OutputState& out, ChannelEvent event);
+  void emit(OutputState& out, FrameTaskPtr task);
+  void open_video_output(OutputState& out, const FrameTask& first);
+  void write_passthrough(OutputState& out, bool flush_all);
+  void close_outputs(OutputState& out);
+  void set_state(ChannelState state);
+  bool wait_for_retry(Clock::time_point until);
+
+  ChannelSetup setup_;
+  std::string label_;
+  ChannelCounters counters_;
+  std::atomic<ChannelState> state_{ChannelState::kStarting};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> source_done_{false};
+  std::function<void()> on_source_done_;
+
+  std::mutex source_mutex_;  // guards current_source_ and the back-off wait
+  std::condition_variable source_wake_;
+  io::VideoSource* current_source_ = nullptr;
+
+  std::int64_t next_frame_ = 0;  // source thread only
+  std::int64_t next_tag_ = 0;    // source thread only
+  bool wants_packets_ = false;   // passthrough output
+  BoundedQueue<ChannelEvent> events_;
+  std::thread source_thread_;
+  std::thread output_thread_;
+};
+
+}  // namespace vapipe::pipeline

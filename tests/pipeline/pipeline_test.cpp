@@ -1,0 +1,231 @@
+// The pipeline end to end on real clips and the real YOLOv5n: files in, annotated H.264 and
+// passthrough+SEI out (read back with ffprobe and libavformat), JSON Lines checked against the video,
+// per-channel order, tracking, skip_frame_num, and a live RTSP camera that goes away and comes back.
+#include <algorithm>
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "pipeline/pipeline_fixture.hpp"
+#include "support/media.hpp"
+#include "support/process.hpp"
+#include "support/rtsp_server.hpp"
+
+namespace vapipe::pipeline::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Share of frames with at least one person, and share of confirmed tracks of a frame that appear again
+// with the same id in the next frame.
+struct TrackingQuality {
+  double frames_with_people = 0.0;
+  double ids_kept = 0.0;
+};
+
+TrackingQuality tracking_quality(const std::vector<Record>& frames) {
+  int with_people = 0;
+  int kept = 0;
+  int tracked = 0;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    std::set<int> ids;
+    bool person = false;
+    for (const auto& d : frames[i].detections) {
+      person |= d.at("label") == "person";
+      if (d.at("track_id").get<int>() >= 0) ids.insert(d.at("track_id").get<int>());
+    }
+    with_people += person ? 1 : 0;
+    if (i + 1 == frames.size()) break;
+    std::set<int> next;
+    for (const auto& d : frames[i + 1].detections) next.insert(d.at("track_id").get<int>());
+    for (int id : ids) {
+      ++tracked;
+      kept += next.contains(id) ? 1 : 0;
+    }
+  }
+  return {frames.empty() ? 0.0 : static_cast<double>(with_people) / static_cast<double>(frames.size()),
+          tracked == 0 ? 0.0 : static_cast<double>(kept) / static_cast<double>(tracked)};
+}
+
+TEST(Pipeline, TwoFileChannelsGiveAnnotatedH264AndOrderedResultsWithTracks) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = io::test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  const fs::path dir = vapipe::test::scratch_dir();
+  const auto summary = run_config(make_config(clip.string(), 2,
+                                              {{"output_path", (dir / "out" / "det.mp4").string()},
+                                               {"output_mode", "annotated"},
+                                               {"results_path", (dir / "out" / "det.jsonl").string()}},
+                                              {{"loop", false}, {"pace", false}}));
+
+  ASSERT_EQ(summary.channels.size(), 2u);
+  for (const auto& channel : summary.channels) {
+    EXPECT_EQ(channel.decoded, 60u) << "channel " << channel.channel;
+    EXPECT_EQ(channel.output, 60u);
+    EXPECT_EQ(channel.inferred, 60u);
+    EXPECT_EQ(channel.dropped, 0u);
+    EXPECT_EQ(channel.state, "ended");
+    const fs::path video = dir / "out" / fmt::format("det_{}.mp4", channel.channel);
+    const auto probe = vapipe::test::probe(video);
+    EXPECT_EQ(probe.codec, "h264") << video;
+    EXPECT_EQ(probe.frames, 60) << video;
+  }
+  const auto channels = by_channel(read_records(dir / "out" / "det.jsonl"));
+  ASSERT_EQ(channels.size(), 2u);
+  for (const auto& [channel, frames] : channels) {
+    ASSERT_EQ(frames.size(), 60u) << "channel " << channel;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      EXPECT_EQ(frames[i].frame, static_cast<std::int64_t>(i)) << "channel " << channel << " out of order";
+      EXPECT_TRUE(frames[i].inferred);
+      if (i > 0) {
+        EXPECT_GT(frames[i].pts_time, frames[i - 1].pts_time);
+      }
+    }
+    const TrackingQuality quality = tracking_quality(frames);
+    EXPECT_GE(quality.frames_with_people, 0.9) << "channel " << channel;
+    // vtest.avi: pedestrians walking across; a confirmed track should almost always survive to the next
+    // frame (occlusions and people leaving the picture are the exceptions).
+    EXPECT_GE(quality.ids_kept, 0.85) << "channel " << channel;
+  }
+  // The two channels decode the same file: the same detections, frame by frame (batching across
+  // channels must not mix up which slot belongs to whom).
+  for (std::size_t i = 0; i < 60; ++i) {
+    ASSERT_EQ(channels.at(0)[i].detections.size(), channels.at(1)[i].detections.size()) << "frame " << i;
+    for (std::size_t d = 0; d < channels.at(0)[i].detections.size(); ++d) {
+      EXPECT_EQ(channels.at(0)[i].detections[d].at("box"), channels.at(1)[i].detections[d].at("box"));
+    }
+  }
+}
+
+TEST(Pipeline, PassthroughKeepsThePacketsAndCarriesTheResultsInSei) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = bframes_mp4();
+  VAPIPE_REQUIRE_CLIP(clip, "B-frame MP4");
+  const fs::path dir = vapipe::test::scratch_dir();
+  const fs::path video = dir / "pass_0.mkv";
+  const auto summary = run_config(make_config(
+      clip.string(), 1,
+      {{"output_path", (dir / "pass.mkv").string()}, {"results_path", (dir / "pass.jsonl").string()}},
+      {{"loop", false}, {"pace", false}}));
+  ASSERT_EQ(summary.channels.at(0).output, 60u);
+  EXPECT_EQ(summary.channels.at(0).packets_written, 60u);
+
+  // Same packets as the source (decode order), each with one SEI holding its own frame's detections.
+  const auto source = vapipe::test::demux(clip);
+  const auto output = vapipe::test::demux(video);
+  ASSERT_EQ(output.packets.size(), source.packets.size());
+  const auto metadata = vapipe::test::read_back(video);
+  const auto records = read_records(dir / "pass.jsonl");
+  ASSERT_EQ(records.size(), 60u);
+  // The results are in display order (frame numbers); packets in decode order. The writer may shift
+  // timestamps (each output session starts at 0), so pair them by rank in presentation order.
+  std::vector<std::size_t> display_order(output.packets.size());
+  for (std::size_t p = 0; p < display_order.size(); ++p) display_order[p] = p;
+  std::sort(display_order.begin(), display_order.end(),
+            [&](std::size_t a, std::size_t b) { return output.packets[a]->pts < output.packets[b]->pts; });
+  EXPECT_FALSE(std::is_sorted(output.packets.begin(), output.packets.end(), [](const auto& a, const auto& b) {
+    return a->pts < b->pts;
+  })) << "the clip was meant to have B-frames (decode order != display order)";
+  int matched = 0;
+  int boxes = 0;
+  for (std::size_t rank = 0; rank < display_order.size(); ++rank) {
+    const std::size_t p = display_order[rank];
+    ASSERT_TRUE(metadata[p].has_value()) << "packet " << p << " has no metadata SEI";
+    const Record& record = records[rank];
+    ASSERT_EQ(record.frame, static_cast<std::int64_t>(rank));
+    ASSERT_EQ(metadata[p]->size(), record.detections.size()) << "packet " << p << ", frame " << rank;
+    for (std::size_t d = 0; d < metadata[p]->size(); ++d) {
+      const auto& box = (*metadata[p])[d];
+      const auto& json = record.detections[d];
+      EXPECT_EQ(box.x1, json.at("box")[0].get<float>());
+      EXPECT_EQ(box.y2, json.at("box")[3].get<float>());
+      EXPECT_EQ(box.score, json.at("score").get<float>());
+      EXPECT_EQ(box.class_id, json.at("class_id").get<int>());
+      EXPECT_EQ(box.track_id, json.at("track_id").get<int>());
+      ++boxes;
+    }
+    ++matched;
+  }
+  EXPECT_EQ(matched, 60);
+  EXPECT_GT(boxes, 60 * 3);  // several pedestrians per frame
+  EXPECT_EQ(vapipe::test::probe(video).frames, 60);
+}
+
+TEST(Pipeline, SkipFrameNumRunsTheDetectorOnOneFrameInN) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = io::test::h264_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "H.264");
+  const fs::path dir = vapipe::test::scratch_dir();
+  const auto summary = run_config(make_config(
+      clip.string(), 1,
+      {{"skip_frame_num", 2}, {"output_mode", "results"}, {"results_path", (dir / "r.jsonl").string()}},
+      {{"loop", false}, {"pace", false}}));
+  EXPECT_EQ(summary.channels.at(0).inferred, 20u);
+  EXPECT_EQ(summary.channels.at(0).skipped, 40u);
+  const auto records = read_records(dir / "r.jsonl");
+  ASSERT_EQ(records.size(), 60u);
+  for (const auto& r : records) {
+    EXPECT_EQ(r.inferred, r.frame % 3 == 0) << "frame " << r.frame;
+    // Skipped frames carry the last detections over.
+    if (!r.inferred) {
+      EXPECT_EQ(r.detections, records[static_cast<std::size_t>(r.frame - r.frame % 3)].detections);
+    }
+  }
+}
+
+TEST(Pipeline, RtspCameraThatGoesAwayComesBackWhileTheFileChannelNeverStops) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = io::test::mp4_clip();  // 6 s at 10 fps
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  const std::string launch = fmt::format(
+      "( filesrc location={} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )",
+      clip.string());
+  auto camera = std::make_unique<vapipe::test::LoopbackRtspServer>(launch);
+  ASSERT_TRUE(camera->running());
+  const int port = camera->port();
+
+  const fs::path dir = vapipe::test::scratch_dir();
+  nlohmann::json config = nlohmann::json::parse(make_config(
+      camera->url(), 1, {{"output_mode", "results"}, {"results_path", (dir / "r.jsonl").string()}}));
+  config["cards"][0]["cameras"].push_back({{"address", clip.string()},
+                                           {"chan_num", 1},
+                                           {"model_names", {"det"}},
+                                           {"loop", true},
+                                           {"pace", true}});
+  RunOptions options = quiet_options();
+  Pipeline pipeline(parse_config(config.dump(), "test.json"), options);
+  std::thread runner([&] { pipeline.run(); });
+  auto wait_until = [&](auto condition, std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (!condition() && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return condition();
+  };
+  const auto& rtsp = pipeline.counters(0);
+  const auto& file = pipeline.counters(1);
+  EXPECT_TRUE(wait_until([&] { return rtsp.output.load() >= 10; }, std::chrono::seconds(30)));
+
+  camera.reset();  // the camera is switched off
+  const auto file_before = file.output.load();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const auto rtsp_while_down = rtsp.output.load();
+  EXPECT_GE(file.output.load(), file_before + 15) << "the file channel slowed down while the camera was away";
+
+  camera = std::make_unique<vapipe::test::LoopbackRtspServer>(launch, port);
+  ASSERT_TRUE(camera->running());
+  EXPECT_TRUE(wait_until([&] { return rtsp.reconnects.load() >= 1; }, std::chrono::seconds(30)))
+      << "the RTSP channel did not reconnect";
+  // Frames decoded before the camera went away may still have been on their way out: count from here.
+  const auto decoded_at_reconnect = rtsp.decoded.load();
+  EXPECT_TRUE(
+      wait_until([&] { return rtsp.decoded.load() >= decoded_at_reconnect + 10; }, std::chrono::seconds(30)))
+      << "the RTSP channel reconnected but decodes nothing";
+  EXPECT_LE(rtsp_while_down, rtsp.output.load());
+  pipeline.request_stop();
+  runner.join();
+  EXPECT_EQ(file.decoded.load(), file.output.load());
+  EXPECT_EQ(rtsp.decoded.load(), rtsp.output.load());
+}
+
+}  // namespace
+}  // namespace vapipe::pipeline::test

@@ -2,12 +2,16 @@
 #include <exception>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "apps/vapipe/commands.hpp"
 #include "core/error.hpp"
 
 int main(int argc, char** argv) {
+  // The log is for people and goes to stderr; stdout carries results (JSON Lines, statistics).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("vapipe"));
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   CLI::App app{"vapipe: compile detection models and run them on video streams"};
   app.require_subcommand(1);
   bool verbose = false;

@@ -5,6 +5,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
 #include "models/nms.hpp"
 #include "vision/fused_preprocess.hpp"
 
@@ -48,6 +51,49 @@ void BM_PreprocessFused(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_PreprocessFused)
+    ->Args({1920, 1080, 0, 1})
+    ->Args({1920, 1080, 0, 2})
+    ->Args({768, 576, 0, 1})
+    ->Args({1920, 1080, 1, 1})
+    ->Unit(benchmark::kMicrosecond);
+
+// The peer: the same letterbox with OpenCV as YOLOv5's Python code and most C++ deployments write it
+// (cvtColor for NV12, resize, copyMakeBorder, cvtColor BGR->RGB, convertTo float, split into planes).
+void BM_PreprocessOpenCv(benchmark::State& state) {
+  const bool nv12 = state.range(2) != 0;
+  const Frame frame = make_frame(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), nv12);
+  cv::setNumThreads(static_cast<int>(state.range(3)));
+  const auto transform = vapipe::vision::compute_letterbox(frame.width, frame.height, 640, 640);
+  std::vector<float> output(3u * 640 * 640);
+  cv::Mat bgr;
+  cv::Mat resized;
+  cv::Mat padded;
+  cv::Mat rgb;
+  cv::Mat as_float;
+  for (auto _ : state) {
+    if (nv12) {
+      const cv::Mat yuv(frame.height * 3 / 2, frame.width, CV_8UC1,
+                        const_cast<std::uint8_t*>(frame.pixels.data()));
+      cv::cvtColor(yuv, bgr, cv::COLOR_YUV2BGR_NV12);
+    } else {
+      bgr = cv::Mat(frame.height, frame.width, CV_8UC3, const_cast<std::uint8_t*>(frame.pixels.data()));
+    }
+    cv::resize(bgr, resized, cv::Size(transform.resized_width, transform.resized_height), 0, 0,
+               cv::INTER_LINEAR);
+    cv::copyMakeBorder(resized, padded, transform.pad_y, 640 - transform.resized_height - transform.pad_y,
+                       transform.pad_x, 640 - transform.resized_width - transform.pad_x, cv::BORDER_CONSTANT,
+                       cv::Scalar(114, 114, 114));
+    cv::cvtColor(padded, rgb, cv::COLOR_BGR2RGB);
+    rgb.convertTo(as_float, CV_32FC3, 1.0 / 255.0);
+    std::vector<cv::Mat> planes;
+    for (int c = 0; c < 3; ++c) planes.emplace_back(640, 640, CV_32FC1, output.data() + c * 640 * 640);
+    cv::split(as_float, planes);
+    benchmark::DoNotOptimize(output.data());
+  }
+  cv::setNumThreads(-1);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PreprocessOpenCv)
     ->Args({1920, 1080, 0, 1})
     ->Args({1920, 1080, 0, 2})
     ->Args({768, 576, 0, 1})

@@ -79,6 +79,7 @@ struct Channel::OutputState {
 
   std::string video_url;
   bool video_disabled = false;
+  bool reencode = false;  // passthrough of a codec without SEI: x264 + SEI
   std::unique_ptr<io::StreamWriter> writer;
   // Passthrough: source packets waiting for their frame's detections, and detections waiting to be sent.
   std::deque<std::pair<std::int64_t, io::PacketPtr>> pending;
@@ -193,6 +194,9 @@ void Channel::source_loop() {
       start.codec = io::copy_codec_parameters(source->codec_parameters());
       start.time_base = source->info().time_base;
       start.frame_rate = source->info().frame_rate;
+      reencode_ = wants_packets_ && start.codec->codec_id != AV_CODEC_ID_H264 &&
+                  start.codec->codec_id != AV_CODEC_ID_HEVC;
+      start.reencode = reencode_;
       events_.push(std::move(start));
     }
     std::string failure;
@@ -256,7 +260,8 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
       task->decoded_at = Clock::now();
       task->decode_ms = pending_decode_ms;
       pending_decode_ms = 0.0;
-      task->keep_pixels = setup_.model->output_path && setup_.model->output_mode == OutputMode::kAnnotated;
+      task->keep_pixels =
+          reencode_ || (setup_.model->output_path && setup_.model->output_mode == OutputMode::kAnnotated);
       task->frame = io::make_frame();
       av_frame_move_ref(task->frame.get(), frame.get());
       counters_.decoded.fetch_add(1, std::memory_order_relaxed);
@@ -268,7 +273,7 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
   try {
     while (!stop_ && source.read(*packet)) {
       const std::int64_t tag = next_tag_++;
-      if (wants_packets_) {
+      if (wants_packets_ && !reencode_) {
         ChannelEvent event;
         event.kind = ChannelEvent::Kind::kPacket;
         event.tag = tag;
@@ -284,7 +289,7 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
         if (status != io::DecodeStatus::kAgain) break;
         drain_frames();
       }
-      if (decoder->errors() > errors && wants_packets_) {
+      if (decoder->errors() > errors && wants_packets_ && !reencode_) {
         ChannelEvent lost;
         lost.kind = ChannelEvent::Kind::kPacketLost;
         lost.tag = tag;
@@ -344,6 +349,13 @@ void Channel::handle(OutputState& out, ChannelEvent event) {
       out.codec = std::move(event.codec);
       out.time_base = event.time_base;
       out.frame_rate = event.frame_rate;
+      if (event.reencode && !out.reencode) {
+        spdlog::warn(
+            "{}: the source is {}, which cannot carry SEI: passthrough encodes it with x264 to carry "
+            "the detections",
+            label_, avcodec_get_name(out.codec->codec_id));
+      }
+      out.reencode = event.reencode;
       if (wants_packets_ && changed && out.writer) {
         write_passthrough(out, true);
         spdlog::warn("{}: the stream changed codec or size; output {} starts again", label_, out.video_url);
@@ -354,7 +366,7 @@ void Channel::handle(OutputState& out, ChannelEvent event) {
       return;
     }
     case ChannelEvent::Kind::kPacket:
-      if (!wants_packets_ || out.video_disabled) return;
+      if (!wants_packets_ || out.reencode || out.video_disabled) return;
       if (!out.writer && out.codec) {
         FrameTask none;
         open_video_output(out, none);
@@ -417,40 +429,10 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
     setup_.results->write_line(format_record(record, [&](int id) { return labels.label(id); }));
   }
 
-  if (setup_.model->output_path && setup_.model->output_mode == OutputMode::kAnnotated &&
-      !out.video_disabled && task->frame) {
+  const bool annotated = setup_.model->output_mode == OutputMode::kAnnotated;
+  if (setup_.model->output_path && (annotated || out.reencode) && !out.video_disabled && task->frame) {
     if (!out.encoder) open_video_output(out, *task);
-    if (out.encoder && out.writer) {
-      out.fps.sample(static_cast<std::uint64_t>(task->frame_index), Clock::now());
-      const vision::ImageView bgr = out.viewer.bgr(*task->frame);
-      cv::Mat image(bgr.height, bgr.width, CV_8UC3, out.viewer.bgr_pixels(),
-                    static_cast<std::size_t>(bgr.strides[0]));
-      out.osd.clear();
-      for (const auto& d : task->detections) {
-        out.osd.push_back({d.x1, d.y1, d.x2, d.y2, d.track_id >= 0 ? d.track_id : d.class_id,
-                           d.track_id >= 0
-                               ? fmt::format("{} {:.2f} #{}", labels.label(d.class_id), d.score, d.track_id)
-                               : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score)});
-      }
-      vision::draw_boxes(image, out.osd);
-      cv::putText(image, fmt::format("ch {}  {:.1f} fps", setup_.channel, out.fps.fps()), cv::Point(8, 24),
-                  cv::FONT_HERSHEY_SIMPLEX, 0.7, cv::Scalar(0, 255, 255), 2, cv::LINE_AA);
-      io::EncoderFrame frame;
-      frame.format = io::EncoderPixelFormat::kBgr24;
-      frame.width = bgr.width;
-      frame.height = bgr.height;
-      frame.planes[0] = out.viewer.bgr_pixels();
-      frame.strides[0] = static_cast<int>(bgr.strides[0]);
-      try {
-        out.encoder->send(&frame);
-        while (out.encoder->receive(*out.scratch) == io::EncodeStatus::kOk) out.writer->write(*out.scratch);
-      } catch (const Error& error) {
-        spdlog::error("{}: encoding failed, video output off: {}", label_, error.what());
-        out.video_disabled = true;
-      }
-      counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
-      counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
-    }
+    if (out.encoder && out.writer) encode_frame(out, *task, annotated);
   }
 
   if (out.writer && out.inserter && !out.pending.empty() && task->packet_tag >= out.pending.front().first) {
@@ -468,11 +450,62 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
   counters_.output.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
+  const auto& labels = setup_.detector->labels();
+  const vision::ImageView bgr = out.viewer.bgr(*task.frame);
+  if (draw) {
+    out.fps.sample(static_cast<std::uint64_t>(task.frame_index), Clock::now());
+    cv::Mat image(bgr.height, bgr.width, CV_8UC3, out.viewer.bgr_pixels(),
+                  static_cast<std::size_t>(bgr.strides[0]));
+    out.osd.clear();
+    for (const auto& d : task.detections) {
+      out.osd.push_back({d.x1, d.y1, d.x2, d.y2, d.track_id >= 0 ? d.track_id : d.class_id,
+                         d.track_id >= 0
+                             ? fmt::format("{} {:.2f} #{}", labels.label(d.class_id), d.score, d.track_id)
+                             : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score)});
+    }
+    vision::draw_boxes(image, out.osd);
+    cv::putText(image, fmt::format("ch {}  {:.1f} fps", setup_.channel, out.fps.fps()), cv::Point(8, 24),
+                cv::FONT_HERSHEY_SIMPLEX, 0.7, cv::Scalar(0, 255, 255), 2, cv::LINE_AA);
+  }
+  io::EncoderFrame frame;
+  frame.format = io::EncoderPixelFormat::kBgr24;
+  frame.width = bgr.width;
+  frame.height = bgr.height;
+  frame.planes[0] = out.viewer.bgr_pixels();
+  frame.strides[0] = static_cast<int>(bgr.strides[0]);
+  out.boxes.clear();
+  for (const auto& d : task.detections)
+    out.boxes.push_back({d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
+  try {
+    out.encoder->send(&frame);
+    // zerolatency: no look-ahead, no B-frames, so the packets coming out now are this frame's.
+    while (out.encoder->receive(*out.scratch) == io::EncodeStatus::kOk) {
+      if (!out.inserter) {
+        out.writer->write(*out.scratch);
+        continue;
+      }
+      const auto bytes = out.inserter->insert(
+          std::span(out.scratch->data, static_cast<std::size_t>(out.scratch->size)), out.boxes);
+      io::PacketPtr with_sei = io::make_packet();
+      if (av_new_packet(with_sei.get(), static_cast<int>(bytes.size())) < 0) fail("out of memory");
+      std::memcpy(with_sei->data, bytes.data(), bytes.size());
+      av_packet_copy_props(with_sei.get(), out.scratch.get());
+      out.writer->write(*with_sei);
+    }
+  } catch (const Error& error) {
+    spdlog::error("{}: encoding failed, video output off: {}", label_, error.what());
+    out.video_disabled = true;
+  }
+  counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
+  counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
+}
+
 void Channel::open_video_output(OutputState& out, const FrameTask& first) {
   try {
     io::StreamWriterOptions options;
     options.rtsp_tcp = true;
-    if (setup_.model->output_mode == OutputMode::kPassthrough) {
+    if (setup_.model->output_mode == OutputMode::kPassthrough && !out.reencode) {
       const io::VideoCodec codec = io::sei_codec_of(*out.codec);  // throws for codecs without SEI
       out.inserter = std::make_unique<io::SeiInserter>(codec, io::framing_of(*out.codec));
       out.writer = std::make_unique<io::StreamWriter>(out.video_url, *out.codec, out.time_base,
@@ -493,8 +526,13 @@ void Channel::open_video_output(OutputState& out, const FrameTask& first) {
         fail("out of memory");
       out.writer = std::make_unique<io::StreamWriter>(out.video_url, *parameters, out.encoder->time_base(),
                                                       AVRational{encoder.fps_num, encoder.fps_den}, options);
+      // libx264 emits Annex-B packets whatever the container (muxers convert): SEI goes in with start codes.
+      if (out.reencode)
+        out.inserter = std::make_unique<io::SeiInserter>(io::VideoCodec::kH264, io::NalFraming::annexb());
     }
-    spdlog::info("{}: {} video to {}", label_, to_string(setup_.model->output_mode), out.video_url);
+    spdlog::info("{}: {} video to {}", label_,
+                 out.reencode ? "re-encoded passthrough" : to_string(setup_.model->output_mode),
+                 out.video_url);
   } catch (const Error& error) {
     spdlog::error("{}: no video output: {}", label_, error.what());
     out.video_disabled = true;

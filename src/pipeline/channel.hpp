@@ -86,6 +86,9 @@ struct ChannelEvent {
   AVRational frame_rate{0, 1};
   FrameTaskPtr frame;
   std::int64_t total_frames = 0;
+  // kStreamStart, passthrough only: the source codec cannot carry SEI (not H.264/H.265), so the frames are
+  // encoded with x264 instead and the SEI goes into the encoded stream.
+  bool reencode = false;
 };
 
 class Channel {
@@ -123,6 +126,7 @@ class Channel {
   void handle(OutputState& out, ChannelEvent event);
   void emit(OutputState& out, FrameTaskPtr task);
   void open_video_output(OutputState& out, const FrameTask& first);
+  void encode_frame(OutputState& out, FrameTask& task, bool draw);
   void write_passthrough(OutputState& out, bool flush_all);
   void close_outputs(OutputState& out);
   void set_state(ChannelState state);
@@ -143,6 +147,7 @@ class Channel {
   std::int64_t next_frame_ = 0;  // source thread only
   std::int64_t next_tag_ = 0;    // source thread only
   bool wants_packets_ = false;   // passthrough output
+  bool reencode_ = false;        // source thread only: passthrough of a codec without SEI (ChannelEvent)
   BoundedQueue<ChannelEvent> events_;
   std::thread source_thread_;
   std::thread output_thread_;

@@ -229,3 +229,31 @@ TEST(Pipeline, RtspCameraThatGoesAwayComesBackWhileTheFileChannelNeverStops) {
 
 }  // namespace
 }  // namespace vapipe::pipeline::test
+
+namespace vapipe::pipeline::test {
+namespace {
+
+TEST(Pipeline, PassthroughOfACodecWithoutSeiIsReencodedAndStillCarriesTheResults) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = io::test::make_clip("mpeg4.avi", "-an -c:v mpeg4 -q:v 4");  // like vtest.avi itself
+  VAPIPE_REQUIRE_CLIP(clip, "MPEG-4 AVI");
+  const fs::path dir = vapipe::test::scratch_dir();
+  const auto summary = run_config(make_config(
+      clip.string(), 1,
+      {{"output_path", (dir / "pass.mp4").string()}, {"results_path", (dir / "pass.jsonl").string()}},
+      {{"loop", false}, {"pace", false}}));
+  ASSERT_EQ(summary.channels.at(0).output, 60u);
+  const fs::path video = dir / "pass_0.mp4";
+  EXPECT_EQ(vapipe::test::probe(video).codec, "h264");
+  const auto metadata = vapipe::test::read_back(video);
+  const auto records = read_records(dir / "pass.jsonl");
+  ASSERT_EQ(metadata.size(), 60u);
+  ASSERT_EQ(records.size(), 60u);
+  for (std::size_t i = 0; i < 60; ++i) {  // x264 zerolatency: no B-frames, packet order is frame order
+    ASSERT_TRUE(metadata[i].has_value()) << "packet " << i;
+    EXPECT_EQ(metadata[i]->size(), records[i].detections.size()) << "frame " << i;
+  }
+}
+
+}  // namespace
+}  // namespace vapipe::pipeline::test

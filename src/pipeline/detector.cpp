@@ -130,13 +130,10 @@ void Detector::submit(FrameTaskPtr task, bool may_drop) {
     counters_.dropped.fetch_add(1, std::memory_order_relaxed);
     deliver_(std::move(dropped));
   };
-  if (may_drop) {
-    auto result = frames_.push_drop_oldest(std::move(task));
-    if (result.dropped) give_back(std::move(*result.dropped));
-    if (!result.pushed) give_back(std::move(task));
-    return;
-  }
-  if (!frames_.push(std::move(task))) give_back(std::move(task));  // push leaves the task with us on failure
+  const int channel = task->channel;
+  auto result = frames_.push(channel, std::move(task), may_drop);
+  if (result.dropped) give_back(std::move(*result.dropped));
+  if (!result.pushed) give_back(std::move(task));  // closed: push leaves the task with us
 }
 
 void Detector::close() { frames_.close(); }

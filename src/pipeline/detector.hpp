@@ -6,7 +6,7 @@
 // its own ExecutionContext, and post-processing threads (decode + NMS + map back to source pixels) that
 // hand every frame back to its channel.
 //
-//   channels ─► frames_ ─► batcher ─► [pooled Batch] ─► inference_ ─► inference ─► post_ ─► post ─► deliver
+//   channels ─► frames_ (per channel, round robin) ─► batcher ─► [pooled Batch] ─► inference_ ─► inference ─► post_ ─► post ─► deliver
 //                                  ◄──────────────────── free_ (batches return to the pool) ◄───────┘
 #include <atomic>
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include "core/bounded_queue.hpp"
 #include "models/post_processor.hpp"
 #include "pipeline/config.hpp"
+#include "pipeline/fair_queue.hpp"
 #include "pipeline/frame_task.hpp"
 #include "vapipe/runtime.hpp"
 #include "vision/fused_preprocess.hpp"
@@ -86,7 +87,7 @@ class Detector {
   vision::PreprocessOptions preprocess_;
   std::unique_ptr<models::PostProcessor> labels_;  // class names for outputs; never run
 
-  BoundedQueue<FrameTaskPtr> frames_;
+  FairQueue<FrameTaskPtr> frames_;  // per channel, round robin
   BoundedQueue<BatchPtr> free_;
   BoundedQueue<BatchPtr> inference_;
   BoundedQueue<BatchPtr> post_;

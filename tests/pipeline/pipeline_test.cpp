@@ -257,3 +257,27 @@ TEST(Pipeline, PassthroughOfACodecWithoutSeiIsReencodedAndStillCarriesTheResults
 
 }  // namespace
 }  // namespace vapipe::pipeline::test
+
+namespace vapipe::pipeline::test {
+namespace {
+
+TEST(Pipeline, AnAbsentOutputServerCostsVideoPacketsNotDetections) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = io::test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  const fs::path dir = vapipe::test::scratch_dir();
+  const int port = vapipe::test::free_port();  // nothing listens there
+  const auto summary = run_config(make_config(clip.string(), 1,
+                                              {{"output_path", fmt::format("rtsp://127.0.0.1:{}/live", port)},
+                                               {"results_path", (dir / "r.jsonl").string()}},
+                                              {{"loop", false}, {"pace", false}}));
+  const auto& channel = summary.channels.at(0);
+  EXPECT_EQ(channel.output, 60u);
+  EXPECT_EQ(channel.inferred, 60u);
+  EXPECT_EQ(channel.packets_written, 0u);
+  EXPECT_EQ(channel.packets_dropped, 60u);
+  EXPECT_EQ(read_records(dir / "r.jsonl").size(), 60u);
+}
+
+}  // namespace
+}  // namespace vapipe::pipeline::test

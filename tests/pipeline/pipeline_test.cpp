@@ -206,10 +206,13 @@ TEST(Pipeline, RtspCameraThatGoesAwayComesBackWhileTheFileChannelNeverStops) {
   EXPECT_TRUE(wait_until([&] { return rtsp.output.load() >= 10; }, std::chrono::seconds(30)));
 
   camera.reset();  // the camera is switched off
+  // While the camera is away (and its channel retries), the file channel keeps producing. Progress, not a
+  // rate: the machine may be busy with other tests.
   const auto file_before = file.output.load();
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_TRUE(wait_until([&] { return file.output.load() >= file_before + 10; }, std::chrono::seconds(30)))
+      << "the file channel stopped while the camera was away";
+  EXPECT_EQ(rtsp.reconnects.load(), 0u) << "the camera is still off";
   const auto rtsp_while_down = rtsp.output.load();
-  EXPECT_GE(file.output.load(), file_before + 15) << "the file channel slowed down while the camera was away";
 
   camera = std::make_unique<vapipe::test::LoopbackRtspServer>(launch, port);
   ASSERT_TRUE(camera->running());

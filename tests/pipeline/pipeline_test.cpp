@@ -206,17 +206,19 @@ TEST(Pipeline, RtspCameraThatGoesAwayComesBackWhileTheFileChannelNeverStops) {
   EXPECT_TRUE(wait_until([&] { return rtsp.output.load() >= 10; }, std::chrono::seconds(30)));
 
   camera.reset();  // the camera is switched off
+  // The served clip is finite (6 s): the channel may already have reconnected once to replay it.
+  const auto reconnects_before = rtsp.reconnects.load();
   // While the camera is away (and its channel retries), the file channel keeps producing. Progress, not a
   // rate: the machine may be busy with other tests.
   const auto file_before = file.output.load();
   EXPECT_TRUE(wait_until([&] { return file.output.load() >= file_before + 10; }, std::chrono::seconds(30)))
       << "the file channel stopped while the camera was away";
-  EXPECT_EQ(rtsp.reconnects.load(), 0u) << "the camera is still off";
   const auto rtsp_while_down = rtsp.output.load();
 
   camera = std::make_unique<vapipe::test::LoopbackRtspServer>(launch, port);
   ASSERT_TRUE(camera->running());
-  EXPECT_TRUE(wait_until([&] { return rtsp.reconnects.load() >= 1; }, std::chrono::seconds(30)))
+  EXPECT_TRUE(
+      wait_until([&] { return rtsp.reconnects.load() > reconnects_before; }, std::chrono::seconds(30)))
       << "the RTSP channel did not reconnect";
   // Frames decoded before the camera went away may still have been on their way out: count from here.
   const auto decoded_at_reconnect = rtsp.decoded.load();

@@ -390,7 +390,9 @@ class PlanBuilder {
     // A convolution feeding only a graph output writes it plain (NCHW) itself: reordering a channels-last
     // head output afterwards costs more than the convolution (YOLO heads have 255 channels).
     // (Measured on yolov5n: equal to or slightly faster than brgconv + a tiled transpose, and simpler.)
-    const bool output_only = is_graph_output(y) && consumers_[y] == 0;
+    // (Not int8: oneDNN 2.6 has no fast int8 kernel writing NCHW from NHWC (ref_int8, 100x slower); those go
+    // channels-last and through the tiled transpose.)
+    const bool output_only = is_graph_output(y) && consumers_[y] == 0 && !is_quantized(precision.src);
     const memory::desc any_dst(Dims(y_shape.begin(), y_shape.end()), precision.dst,
                                output_only ? Tag::abcd : Tag::any);
     const memory::desc bias_md = b >= 0 ? memory::desc({y_shape[1]}, kF32, Tag::a) : memory::desc();

@@ -1,0 +1,33 @@
+#pragma once
+// Runs calibration images through a network's own preprocessing (vision's fused letterbox) and the FP32
+// runtime, observing every activation, and turns the observations into a calibration table.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/calibration.hpp"
+#include "core/graph.hpp"
+
+namespace vapipe::compiler {
+
+struct CalibrationOptions {
+  std::string images_dir;
+  std::size_t count = 0;  // the first `count` images by file name; 0 = all
+  CalibrationMethod method = CalibrationMethod::kKl;
+  double percentile = 99.99;
+  int threads = 0;  // runtime threads; 0 = every core
+  bool show_progress = false;
+};
+
+// Image files (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp) directly in `dir`, sorted by name, at most
+// `count` (0 = all). Throws vapipe::Error when the folder is missing or holds no image.
+std::vector<std::string> list_calibration_images(const std::string& dir, std::size_t count);
+
+// `graph`: a batch-1 FP32 graph with one image input [1, 3, H, W]; `metadata`: the network's (for the
+// preprocessing). Deterministic: the same images, order and thread count give the same table.
+CalibrationTable calibrate(const ir::Graph& graph, const nlohmann::json& metadata,
+                           const CalibrationOptions& options);
+
+}  // namespace vapipe::compiler

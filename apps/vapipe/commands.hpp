@@ -10,5 +10,6 @@ void register_combine(CLI::App& app);
 void register_info(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_detect(CLI::App& app);
+void register_compare(CLI::App& app);
 
 }  // namespace vapipe::cli

@@ -1,8 +1,6 @@
 #include "compiler/calibration_run.hpp"
 
 #include <algorithm>
-#include <cctype>
-#include <filesystem>
 #include <optional>
 
 #include "core/error.hpp"
@@ -13,33 +11,9 @@
 
 namespace vapipe::compiler {
 
-std::vector<std::string> list_calibration_images(const std::string& dir, std::size_t count) {
-  namespace fs = std::filesystem;
-  std::error_code error;
-  if (!fs::is_directory(dir, error)) fail("--calib-images '{}': not a folder", dir);
-  std::vector<std::string> images;
-  for (const auto& entry : fs::directory_iterator(dir, error)) {
-    if (!entry.is_regular_file()) continue;
-    std::string extension = entry.path().extension().string();
-    std::transform(extension.begin(), extension.end(), extension.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    static const std::vector<std::string> kImageExtensions = {".jpg", ".jpeg", ".png", ".bmp",
-                                                              ".tif", ".tiff", ".webp"};
-    if (std::find(kImageExtensions.begin(), kImageExtensions.end(), extension) != kImageExtensions.end())
-      images.push_back(entry.path().string());
-  }
-  if (error) fail("--calib-images '{}': cannot list the folder: {}", dir, error.message());
-  if (images.empty())
-    fail("--calib-images '{}': no images found (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp)",
-         dir);
-  std::sort(images.begin(), images.end());
-  if (count > 0 && images.size() > count) images.resize(count);
-  return images;
-}
-
 CalibrationTable calibrate(const ir::Graph& graph, const nlohmann::json& metadata,
                            const CalibrationOptions& options) {
-  const auto images = list_calibration_images(options.images_dir, options.count);
+  const auto images = vision::list_image_files(options.images_dir, options.count, "--calib-images");
   if (graph.inputs.size() != 1) fail("calibration needs a network with one image input");
   const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
   if (input_shape.size() != 4 || input_shape[0] != 1 || input_shape[1] != 3)

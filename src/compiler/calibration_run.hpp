@@ -21,10 +21,6 @@ struct CalibrationOptions {
   bool show_progress = false;
 };
 
-// Image files (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp) directly in `dir`, sorted by name, at most
-// `count` (0 = all). Throws vapipe::Error when the folder is missing or holds no image.
-std::vector<std::string> list_calibration_images(const std::string& dir, std::size_t count);
-
 // `graph`: a batch-1 FP32 graph with one image input [1, 3, H, W]; `metadata`: the network's (for the
 // preprocessing). Deterministic: the same images, order and thread count give the same table.
 CalibrationTable calibrate(const ir::Graph& graph, const nlohmann::json& metadata,

@@ -118,16 +118,16 @@ TEST(Calibration, CorruptTablesAreClearErrors) {
 
 TEST(Calibration, ImageFolderRules) {
   const auto dir = test::scratch_dir();
-  EXPECT_THROW(list_calibration_images((dir / "nope").string(), 0), Error);
+  EXPECT_THROW(vision::list_image_files((dir / "nope").string(), 0, "--calib-images"), Error);
   std::ofstream(dir / "notes.txt") << "not an image";
   try {
-    list_calibration_images(dir.string(), 0);
+    vision::list_image_files(dir.string(), 0, "--calib-images");
     ADD_FAILURE() << "an image folder without images was accepted";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("no images found"), std::string::npos) << error.what();
   }
   for (const char* name : {"b.PNG", "a.jpg", "c.jpeg"}) std::ofstream(dir / name) << "x";
-  const auto images = list_calibration_images(dir.string(), 2);
+  const auto images = vision::list_image_files(dir.string(), 2, "--calib-images");
   ASSERT_EQ(images.size(), 2U);
   EXPECT_EQ(std::filesystem::path(images[0]).filename(), "a.jpg");
   EXPECT_EQ(std::filesystem::path(images[1]).filename(), "b.PNG");

@@ -34,6 +34,7 @@ struct CompileArgs {
   std::string calib_method = "kl";
   double percentile = 99.99;
   std::vector<std::string> keep_float;
+  bool int8_head = false;
   std::string calib_table;
   int threads = 0;
 };
@@ -105,6 +106,7 @@ void run_compile(const CompileArgs& args) {
   options.calib_method = args.calib_method;
   options.percentile = args.percentile;
   options.keep_float = args.keep_float;
+  options.int8_head = args.int8_head;
   options.threads = args.threads;
   const std::string precision = compiler::resolve_precision(options);
   if (precision == "int8") set_calibration_table(args, options);
@@ -172,6 +174,9 @@ void register_compile(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--keep-float", args->keep_float,
                       "int8: node names that stay f32 (see vapipe info --layers)");
+  command->add_flag(
+      "--int8-head", args->int8_head,
+      "int8: quantize the convolutions writing the outputs (detection heads) too; default float");
   command->add_option("--calib-table", args->calib_table,
                       "int8: calibration table; read when it exists (calibration skipped), else written");
   command->add_option("--threads", args->threads, "Calibration threads (0 = every core)")

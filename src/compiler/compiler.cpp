@@ -111,6 +111,7 @@ void apply_network_precision(ir::Network& network, const std::string& precision,
   PrecisionOptions precision_options;
   precision_options.precision = precision;
   precision_options.keep_float.insert(options.keep_float.begin(), options.keep_float.end());
+  precision_options.quantize_outputs = options.int8_head;
   if (precision == "int8") {
     const CalibrationTable table = calibration_table(model, plan, options, network.metadata);
     const ir::Graph& graph = network.stages.front().graph;
@@ -125,7 +126,8 @@ void apply_network_precision(ir::Network& network, const std::string& precision,
     precision_options.ranges = table.ranges;
     network.metadata["quantization"] = {{"method", calibration_method_name(table.method)},
                                         {"images", table.images},
-                                        {"keep_float", options.keep_float}};
+                                        {"keep_float", options.keep_float},
+                                        {"int8_head", options.int8_head}};
     if (table.method == CalibrationMethod::kPercentile)
       network.metadata["quantization"]["percentile"] = table.percentile;
   }

@@ -101,6 +101,8 @@ class PrecisionPass {
       if (!weights.is_constant() || weights.dtype != DType::kF32 || weights.shape.size() != 4) continue;
       // int8 needs the input's range to quantize it; without calibration data the layer stays float.
       if (int8_ && range_of(node.inputs[0]) == nullptr) continue;
+      if (int8_ && !options_.quantize_outputs && boundary_[static_cast<std::size_t>(node.outputs.at(0))])
+        continue;
       low_node_[n] = true;
     }
   }

@@ -114,6 +114,7 @@ TEST_P(LowPrecision, RuntimeMatchesSimulatedReference) {
       compiler::PrecisionOptions options;
       options.precision = param.precision;
       options.ranges = ranges_of(graph, inputs);
+      options.quantize_outputs = true;  // int8 heads with f32 outputs are part of what is tested
       const auto float_outputs = compiler::run_reference(graph, inputs);
       const std::size_t converted = compiler::apply_precision(graph, options);
       EXPECT_EQ(converted, 9U);  // every convolution
@@ -155,6 +156,16 @@ TEST(LowPrecision, TensorsAndScalesChosenByConsumers) {
   compiler::PrecisionOptions options;
   options.precision = "int8";
   options.ranges = ranges_of(graph, inputs);
+  ir::Graph default_heads = graph;
+  compiler::apply_precision(default_heads, options);
+  for (int output : default_heads.outputs) {  // by default the convolutions writing outputs stay float
+    for (const auto& node : default_heads.nodes) {
+      if (node.outputs[0] == output) {
+        EXPECT_FALSE(node.attrs.contains("precision")) << node.name;
+      }
+    }
+  }
+  options.quantize_outputs = true;
   compiler::apply_precision(graph, options);
   int s8_tensors = 0;
   for (const auto& node : graph.nodes) {
@@ -186,6 +197,7 @@ TEST(LowPrecision, KeepFloatLeavesNamedLayersAndRejectsUnknownNames) {
   options.precision = "int8";
   options.ranges = ranges_of(graph, {random_values(graph.tensors[0].shape, 7, 0.0F, 1.0F)});
   options.keep_float = {graph.nodes[1].name};
+  options.quantize_outputs = true;
   const std::string kept = graph.nodes[1].name;
   EXPECT_EQ(compiler::apply_precision(graph, options), 8U);
   for (const auto& node : graph.nodes) {

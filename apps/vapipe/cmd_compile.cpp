@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "apps/vapipe/commands.hpp"
 #include "compiler/compiler.hpp"
 #include "core/error.hpp"
@@ -108,8 +110,8 @@ void run_compile(const CompileArgs& args) {
   options.keep_float = args.keep_float;
   options.int8_head = args.int8_head;
   options.threads = args.threads;
+  if (args.precision == "int8" || args.precision == "auto") set_calibration_table(args, options);
   const std::string precision = compiler::resolve_precision(options);
-  if (precision == "int8") set_calibration_table(args, options);
   if (args.precision == "auto")
     std::fprintf(stderr, "vapipe: --precision auto: %s (CPU: %s)\n", precision.c_str(), cpu_isa().c_str());
   if ((precision == "int8" || precision == "bf16") && !cpu_has_native(precision)) {
@@ -139,12 +141,13 @@ void run_compile(const CompileArgs& args) {
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf(
-      "%s: network '%s' (%s), 1 network, %zu stage(s), %zu nodes, %s (%zu %s layers), %.2f MB weights, %.2f "
-      "s\n",
-      args.output.c_str(), network.name.c_str(), network.metadata.value("model_type", "raw").c_str(),
-      network.stages.size(), nodes, network.precision.c_str(), low_layers, network.precision.c_str(),
-      static_cast<double>(weight_bytes) / 1e6, seconds);
+  std::printf("%s: network '%s' (%s), 1 network, %zu stage(s), %zu nodes, %s%s, %.2f MB weights, %.2f s\n",
+              args.output.c_str(), network.name.c_str(), network.metadata.value("model_type", "raw").c_str(),
+              network.stages.size(), nodes, network.precision.c_str(),
+              network.precision == "f32"
+                  ? ""
+                  : fmt::format(" ({} {} convolutions)", low_layers, network.precision).c_str(),
+              static_cast<double>(weight_bytes) / 1e6, seconds);
   if (!options.calib_table_out.empty() && std::filesystem::exists(options.calib_table_out))
     std::printf("calibration table: %s\n", options.calib_table_out.c_str());
 }

@@ -131,6 +131,16 @@ TEST(CliErrors, CompileInt8EmptyImageFolderOrCorruptTable) {
                         "--precision 'int4'");
 }
 
+TEST(CliErrors, CompileAutoPrecisionSaysWhatItChose) {
+  // Without calibration data auto never picks int8; what it picks depends on the CPU, and it says so.
+  const auto path = write_model(fixture_dir() / "relu.onnx", "Relu", "relu_1", {1, 4});
+  const auto result = run_cli("compile '" + path + "' -o /tmp/x.vpk --precision auto");
+  EXPECT_EQ(result.exit_code, 0);
+  ASSERT_FALSE(result.stderr_lines.empty());
+  EXPECT_EQ(result.stderr_lines[0].rfind("vapipe: --precision auto: ", 0), 0U) << result.stderr_lines[0];
+  EXPECT_EQ(result.stderr_lines[0].find("int8"), std::string::npos) << result.stderr_lines[0];
+}
+
 TEST(CliErrors, InfoTruncatedPackage) {
   const auto path = fixture_dir() / "truncated.vpk";
   std::ofstream(path, std::ios::binary) << "VPK";

@@ -9,12 +9,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
+#include "compiler/compiler.hpp"
 #include "compiler/precision.hpp"
 #include "compiler/reference_executor.hpp"
 #include "core/error.hpp"
 #include "infer/graph_builder.hpp"
+#include "support/test_data.hpp"
 #include "vapipe/runtime.hpp"
 
 namespace vapipe {
@@ -219,6 +222,48 @@ TEST(LowPrecision, WeightQuantizationIsPerChannelAndSymmetric) {
   EXPECT_FLOAT_EQ(scales[1], 1.0F);  // an all-zero channel
   EXPECT_FLOAT_EQ(scales[2], 2.0F / 127.0F);
   EXPECT_EQ(q, (std::vector<std::int8_t>{64, -127, 32, 0, 0, 0, 127, -127, 64}));
+}
+
+// The real YOLOv5n (C3 residual sums, SPPF pooling, concatenation scale groups, upsampling) compiled to
+// int8 at 160x160 so the reference executor stays fast: the oneDNN path against the simulation. Deeper than
+// the trunk, so rounding flips could accumulate further; bounds: one quantization step (1/127) at the worst
+// element and a mean 100x below the int8 error itself (measured: mean 2e-8 against 1e-2).
+TEST(LowPrecisionModels, Int8YoloMatchesSimulatedReference) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "messi5.jpg");
+  const auto images = std::filesystem::temp_directory_path() / "vapipe-tests" / "low-precision-images";
+  std::filesystem::create_directories(images);
+  for (const char* name : {"messi5.jpg", "baboon.jpg"}) {
+    if (!std::filesystem::exists(images / name))
+      std::filesystem::copy_file(test::opencv_data_dir() / name, images / name);
+  }
+  compiler::CompileOptions options;
+  options.onnx_path = (test::models_dir() / "yolov5n.onnx").string();
+  options.input_size = std::make_pair(160, 160);
+  options.precision = "int8";
+  options.calib_images = images.string();
+  options.calib_method = "max";
+  options.threads = 2;
+  const ir::Network int8 = compiler::compile_onnx(options);
+  options.precision = "f32";
+  const ir::Network fp32 = compiler::compile_onnx(options);
+
+  const ir::Graph& graph = int8.stages.front().graph;
+  const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
+  const std::vector<std::vector<float>> inputs{random_values(input_shape, 11, 0.0F, 1.0F)};
+  const auto expected = compiler::run_reference(graph, inputs);
+  const auto float_outputs = compiler::run_reference(fp32.stages.front().graph, inputs);
+  ExecutionContext context(std::make_shared<const Network>(std::make_shared<const ir::Network>(int8)),
+                           {.threads = 2});
+  context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
+  ASSERT_EQ(expected.size(), 3U);
+  for (std::size_t o = 0; o < expected.size(); ++o) {
+    const auto* actual = static_cast<const float*>(context.output(o).data);
+    const Comparison to_reference = compare(expected[o], actual);
+    const Comparison to_float = compare(float_outputs[o], actual);
+    EXPECT_LE(to_reference.mean_error, 0.01 * to_float.mean_error) << "output " << o;
+    EXPECT_LE(to_reference.max_error, 0.008) << "output " << o;
+  }
 }
 
 }  // namespace

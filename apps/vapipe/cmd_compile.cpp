@@ -37,6 +37,7 @@ struct CompileArgs {
   double percentile = 99.99;
   std::vector<std::string> keep_float;
   bool int8_head = false;
+  double int8_tolerance = 0.0;
   std::string calib_table;
   int threads = 0;
 };
@@ -109,6 +110,7 @@ void run_compile(const CompileArgs& args) {
   options.percentile = args.percentile;
   options.keep_float = args.keep_float;
   options.int8_head = args.int8_head;
+  options.int8_tolerance = args.int8_tolerance;
   options.threads = args.threads;
   if (args.precision == "int8" || args.precision == "auto") set_calibration_table(args, options);
   const std::string precision = compiler::resolve_precision(options);
@@ -148,6 +150,12 @@ void run_compile(const CompileArgs& args) {
                   ? ""
                   : fmt::format(" ({} {} convolutions)", low_layers, network.precision).c_str(),
               static_cast<double>(weight_bytes) / 1e6, seconds);
+  const auto quantization = network.metadata.value("quantization", nlohmann::json::object());
+  if (quantization.contains("sensitive_layers")) {
+    std::printf("--int8-tolerance %g: %zu layer(s) kept float: %s\n", args.int8_tolerance,
+                quantization.at("sensitive_layers").size(),
+                quantization.at("sensitive_layers").dump().c_str());
+  }
   if (!options.calib_table_out.empty() && std::filesystem::exists(options.calib_table_out))
     std::printf("calibration table: %s\n", options.calib_table_out.c_str());
 }
@@ -180,6 +188,8 @@ void register_compile(CLI::App& app) {
   command->add_flag(
       "--int8-head", args->int8_head,
       "int8: quantize the convolutions writing the outputs (detection heads) too; default float");
+  command->add_option("--int8-tolerance", args->int8_tolerance,
+                      "int8: keep float the layers whose output cosine to FP32 is below COS (e.g. 0.99)");
   command->add_option("--calib-table", args->calib_table,
                       "int8: calibration table; read when it exists (calibration skipped), else written");
   command->add_option("--threads", args->threads, "Calibration threads (0 = every core)")

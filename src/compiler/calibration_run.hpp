@@ -26,4 +26,11 @@ struct CalibrationOptions {
 CalibrationTable calibrate(const ir::Graph& graph, const nlohmann::json& metadata,
                            const CalibrationOptions& options);
 
+// The int8 convolutions of `int8` (the same batch-1 graph after apply_precision) whose output's cosine
+// similarity to `fp32`'s, over `images`, is below `min_cosine` (--int8-tolerance): the layers to keep float.
+std::vector<std::string> sensitive_layers(const ir::Graph& fp32, const ir::Graph& int8,
+                                          const nlohmann::json& metadata,
+                                          const std::vector<std::string>& images, double min_cosine,
+                                          int threads);
+
 }  // namespace vapipe::compiler

@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/progress_bar.hpp"
 #include "vapipe/runtime.hpp"
+#include "vision/image_io.hpp"
 
 namespace vapipe::compiler {
 namespace {
@@ -39,6 +40,8 @@ void check_options(const CompileOptions& options) {
     fail("--percentile {} is outside (0, 100]", options.percentile);
   if (p == "int8" && options.calib_images.empty() && options.calib_table_in.empty())
     fail("--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE");
+  if (!(options.int8_tolerance >= 0.0 && options.int8_tolerance <= 1.0))
+    fail("--int8-tolerance {} is outside [0, 1]", options.int8_tolerance);
   if (p != "int8" && p != "auto" && !options.keep_float.empty())
     fail("--keep-float applies to --precision int8 only");
 }
@@ -124,10 +127,29 @@ void apply_network_precision(ir::Network& network, const std::string& precision,
       }
     }
     precision_options.ranges = table.ranges;
+    std::vector<std::string> sensitive;
+    if (options.int8_tolerance > 0.0) {
+      // Sensitive-layer search: compare every int8 convolution's output with FP32's on (up to 16 of) the
+      // calibration images; those below the tolerance stay float.
+      if (options.calib_images.empty()) fail("--int8-tolerance needs --calib-images (it runs the images)");
+      auto images = vision::list_image_files(options.calib_images, options.calib_count, "--calib-images");
+      if (images.size() > 16) images.resize(16);
+      ir::Graph fp32 = import_stage(model, plan, options, 1);
+      if (options.optimize) optimize_graph(fp32);
+      ir::Graph int8 = fp32;
+      apply_precision(int8, precision_options);
+      sensitive =
+          sensitive_layers(fp32, int8, network.metadata, images, options.int8_tolerance, options.threads);
+      precision_options.keep_float.insert(sensitive.begin(), sensitive.end());
+    }
     network.metadata["quantization"] = {{"method", calibration_method_name(table.method)},
                                         {"images", table.images},
                                         {"keep_float", options.keep_float},
                                         {"int8_head", options.int8_head}};
+    if (options.int8_tolerance > 0.0) {
+      network.metadata["quantization"]["int8_tolerance"] = options.int8_tolerance;
+      network.metadata["quantization"]["sensitive_layers"] = sensitive;
+    }
     if (table.method == CalibrationMethod::kPercentile)
       network.metadata["quantization"]["percentile"] = table.percentile;
   }

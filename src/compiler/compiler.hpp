@@ -32,9 +32,10 @@ struct CompileOptions {
   double percentile = 99.99;            // for calib_method percentile
   std::vector<std::string> keep_float;  // node names kept f32
   bool int8_head = false;               // int8: quantize the convolutions writing graph outputs too
-  std::string calib_table_in;           // an existing table: calibration is skipped
-  std::string calib_table_out;          // where the table made by calibration is written (may be empty)
-  int threads = 0;                      // calibration runtime threads; 0 = every core
+  double int8_tolerance = 0.0;  // int8: keep float the convolutions whose output cosine to FP32 is below it
+  std::string calib_table_in;   // an existing table: calibration is skipped
+  std::string calib_table_out;  // where the table made by calibration is written (may be empty)
+  int threads = 0;              // calibration runtime threads; 0 = every core
 };
 
 // The precision `auto` resolves to on this CPU (see CompileOptions::precision); others are returned as given.

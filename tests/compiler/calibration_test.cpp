@@ -202,6 +202,34 @@ TEST(CalibrationModels, TableOfAnotherModelIsRefused) {
   }
 }
 
+TEST(CalibrationModels, Int8ToleranceKeepsSensitiveLayersFloat) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "baboon.jpg");
+  CompileOptions options = yolo_options("max");
+  options.input_size = std::make_pair(160, 160);
+  options.calib_count = 2;
+  const auto int8_convs = [](const ir::Network& network) {
+    int count = 0;
+    for (const auto& node : network.stages.front().graph.nodes)
+      count += node.attrs.contains("precision") ? 1 : 0;
+    return count;
+  };
+  const int all = int8_convs(compile_onnx(options));
+  EXPECT_GE(all, 50);
+  // Any int8 layer differs from FP32 a little: a tolerance of 1 keeps every one float ...
+  options.int8_tolerance = 1.0;
+  const ir::Network strict = compile_onnx(options);
+  EXPECT_EQ(int8_convs(strict), 0);
+  EXPECT_EQ(strict.metadata.at("quantization").at("sensitive_layers").size(), static_cast<std::size_t>(all));
+  // ... and a loose one none; a realistic one some, named in the metadata.
+  options.int8_tolerance = 0.5;
+  EXPECT_EQ(int8_convs(compile_onnx(options)), all);
+  options.int8_tolerance = 0.99;
+  const ir::Network some = compile_onnx(options);
+  const auto& sensitive = some.metadata.at("quantization").at("sensitive_layers");
+  EXPECT_EQ(int8_convs(some), all - static_cast<int>(sensitive.size()));
+}
+
 // Persons found by a compiled network in an opencv-doc photo, as `vapipe detect` would (conf 0.25).
 std::vector<models::Detection> persons_in(const ir::Network& compiled, const std::string& file) {
   auto network = std::make_shared<const Network>(std::make_shared<const ir::Network>(compiled));

@@ -6,8 +6,10 @@
 # tracking, outputs) keeps.
 #
 #   bash bench/pipeline.sh [--channels "1 4"] [--modes "results passthrough annotated"] [--size 768x576]
+#                          [--frames N]
 #
-# Clip: vtest.avi (opencv-doc) transcoded once to H.264 at --size (bench/results/pipeline-clip-SIZE.mp4).
+# Clip: the first --frames frames of vtest.avi (opencv-doc) transcoded once to H.264 at --size
+# (bench/results/pipeline-clip-SIZE-FRAMES.mp4). The load average before the run is printed with the table.
 # Results: a table on stdout and bench/results/pipeline-latest.md.
 set -euo pipefail
 
@@ -18,12 +20,14 @@ VAPIPE=$BUILD_DIR/apps/vapipe/vapipe
 channel_list="1 4"
 mode_list="results passthrough annotated"
 size=768x576
+frames=795
 die() { echo "bench: error: $*" >&2; exit 1; }
 while (($#)); do
   case $1 in
     --channels) channel_list=$2; shift 2 ;;
     --modes) mode_list=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
+    --frames) frames=$2; shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -33,9 +37,9 @@ mkdir -p bench/results
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-clip=bench/results/pipeline-clip-$size.mp4
+clip=bench/results/pipeline-clip-$size-$frames.mp4
 if [[ ! -s $clip ]]; then
-  ffmpeg -nostdin -v error -y -i /usr/share/doc/opencv-doc/examples/data/vtest.avi -an \
+  ffmpeg -nostdin -v error -y -i /usr/share/doc/opencv-doc/examples/data/vtest.avi -an -frames:v "$frames" \
     -vf "scale=${size/x/:}" -c:v libx264 -preset veryfast -g 20 "$clip"
 fi
 "$VAPIPE" compile "$MODELS/yolov5n.onnx" --batch 1,4 -o "$work/yolov5n.vpk" >/dev/null
@@ -45,7 +49,7 @@ ceiling_fps=$(awk -v ms="$ceiling_ms" 'BEGIN { printf "%.1f", 1000 / ms }')
 {
   echo "# vapipe pipeline throughput ($(date -u +%Y-%m-%d), $(nproc) CPUs, clip $size H.264, $(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$clip") frames)"
   echo
-  echo "Ceiling (runtime alone, batch 4): ${ceiling_ms} ms/image = ${ceiling_fps} fps"
+  echo "Ceiling (runtime alone, batch 4): ${ceiling_ms} ms/image = ${ceiling_fps} fps; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "| channels | mode | frames | seconds | pipeline fps | / ceiling |"
   echo "|---|---|---|---|---|---|"

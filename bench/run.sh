@@ -4,7 +4,8 @@
 # batch and thread count, on this machine. One command:
 #
 #   bash bench/run.sh [--runs R] [--warmup W] [--rounds N] [--threads "1 2"] [--batches "1 4"] [--model F.onnx]
-#                     [--ort-only] [--wait-idle MAX_S] [--cut-head]
+#                     [--ort-only] [--wait-idle MAX_S] [--cut-head] [--precisions "f32 int8 bf16"]
+#                     [--calib-images DIR]
 #
 # Method: `vapipe compile` builds a .vpk with stages for every batch; then for each (threads, batch) the two
 # tools run alternately, N rounds (vapipe, ORT, vapipe, ORT, ...) so drift of the machine (clock, other load)
@@ -19,6 +20,8 @@
 # --cut-head measures the deployed form instead (graph cut at the raw head, decode done in post-processing).
 # --wait-idle MAX_S: on a shared machine, wait before each process (up to MAX_S seconds) until the CPUs have
 # been at least 90 % idle for 2 s; the idle share seen is kept with each raw result.
+# --precisions: vapipe packages to measure against the same ORT FP32 runs (int8 is calibrated on
+# --calib-images, default the opencv-doc photos; KL, heads float); one row per precision, same interleaving.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +36,8 @@ model=$MODELS/yolov5n.onnx
 ort_only=0
 wait_idle_s=0
 graph_flag=--full-graph
+precision_list=f32
+calib_images=/usr/share/doc/opencv-doc/examples/data
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
@@ -47,7 +52,9 @@ while (($#)); do
     --ort-only) ort_only=1; shift ;;
     --wait-idle) wait_idle_s=$2; shift 2 ;;
     --cut-head) graph_flag=""; shift ;;
-    -h|--help) sed -n '3,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --precisions) precision_list=$2; shift 2 ;;
+    --calib-images) calib_images=$2; shift 2 ;;
+    -h|--help) sed -n '3,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -63,19 +70,27 @@ out_dir=$BUILD_DIR/bench
 results=bench/results
 mkdir -p "$out_dir" "$results"
 name=$(basename "$model" .onnx)
-vpk=$out_dir/$name.vpk
 vapipe=$BUILD_DIR/apps/vapipe/vapipe
+# The package of one precision (f32 keeps the historical name).
+vpk_of() { if [[ $1 == f32 ]]; then echo "$out_dir/$name.vpk"; else echo "$out_dir/$name-$1.vpk"; fi; }
+# The tool label of one precision in the raw results and the table.
+tool_of() { if [[ $1 == f32 ]]; then echo vapipe; else echo "vapipe-$1"; fi; }
 vapipe_note=""
 if ((!ort_only)); then
   if [[ ! -x $vapipe ]]; then
     ort_only=1 vapipe_note="$vapipe not built (run scripts/setup.sh)"
   else
     batches_csv=$(tr ' ' '\n' <<<"$batch_list" | sort -n | paste -sd, -)
-    note "$vapipe compile $model --batch $batches_csv $graph_flag -o $vpk"
-    # shellcheck disable=SC2086  # an empty $graph_flag must vanish
-    if ! "$vapipe" compile "$model" --batch "$batches_csv" $graph_flag -o "$vpk" >&2; then
-      ort_only=1 vapipe_note="'vapipe compile' failed (see above)"
-    fi
+    for precision in $precision_list; do
+      precision_flags=(--precision "$precision")
+      [[ $precision != int8 ]] || precision_flags+=(--calib-images "$calib_images")
+      note "$vapipe compile $model --batch $batches_csv $graph_flag ${precision_flags[*]} -o $(vpk_of "$precision")"
+      # shellcheck disable=SC2086  # an empty $graph_flag must vanish
+      if ! "$vapipe" compile "$model" --batch "$batches_csv" $graph_flag "${precision_flags[@]}" \
+        -o "$(vpk_of "$precision")" >&2; then
+        ort_only=1 vapipe_note="'vapipe compile --precision $precision' failed (see above)"
+      fi
+    done
   fi
   [[ -z $vapipe_note ]] || note "WARNING: running ONNX Runtime only: $vapipe_note"
 fi
@@ -134,8 +149,10 @@ for threads in $thread_list; do
     ort_refused=0
     for ((round = 1; round <= rounds; ++round)); do
       if ((!ort_only)); then
-        record vapipe "$threads" "$batch" "$round" \
-          "$vapipe" bench "$vpk" --batch "$batch" --threads "$threads" --runs "$runs" --warmup "$warmup" --json
+        for precision in $precision_list; do
+          record "$(tool_of "$precision")" "$threads" "$batch" "$round" "$vapipe" bench "$(vpk_of "$precision")" \
+            --batch "$batch" --threads "$threads" --runs "$runs" --warmup "$warmup" --json
+        done
       fi
       if ((!ort_refused)); then
         record ort "$threads" "$batch" "$round" \
@@ -155,7 +172,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 vapipe_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 node - "$raw" "$results" "$model" "$cpu" "$(nproc)" "$vapipe_rev" "$runs" "$rounds" "${vapipe_note:-}" \
   "$load_before -> $load_after" \
-  "bash bench/run.sh --runs $runs --warmup $warmup --rounds $rounds --threads '$thread_list' --batches '$batch_list'$( ((wait_idle_s)) && echo " --wait-idle $wait_idle_s")$( ((ort_only)) && echo " --ort-only")$( [[ -z $graph_flag ]] && echo " --cut-head")" <<'EOF'
+  "bash bench/run.sh --runs $runs --warmup $warmup --rounds $rounds --threads '$thread_list' --batches '$batch_list'$( ((wait_idle_s)) && echo " --wait-idle $wait_idle_s")$( ((ort_only)) && echo " --ort-only")$( [[ -z $graph_flag ]] && echo " --cut-head")$( [[ $precision_list != f32 ]] && echo " --precisions '$precision_list'")" <<'EOF'
 const fs = require('fs');
 const [raw, results, model, cpu, cores, rev, runs, rounds, vapipeNote, load, command] = process.argv.slice(2);
 const records = fs.readFileSync(raw, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -184,8 +201,10 @@ const ortVersion = records.find((r) => r.tool === 'ort' && r.runtime)?.runtime ?
 const f = (x, d = 2) => (x === null || x === undefined ? 'n/a' : x.toFixed(d));
 const rows = [];
 const notes = [];
-for (const [threads, batch] of keys) {
-  const v = cell('vapipe', threads, batch);
+const vapipeTools = [...new Set(records.map((r) => r.tool).filter((t) => t.startsWith('vapipe')))];
+if (!vapipeTools.length) vapipeTools.push('vapipe');
+for (const [threads, batch] of keys) for (const tool of vapipeTools) {
+  const v = cell(tool, threads, batch);
   let o = cell('ort', threads, batch);
   let ortLabel = `${batch}`;
   const refused = failure('ort', threads, batch);
@@ -196,13 +215,13 @@ for (const [threads, batch] of keys) {
                `(ORT: "${(refused.error || '').split('): ').pop().replace(/ Please fix.*/, '').slice(0, 160).trim()}"); this row compares ` +
                `vapipe's batch-${batch} per-image time with ORT's batch-1 per-image time at the same threads.`);
   }
-  const vFail = failure('vapipe', threads, batch);
-  if (!v && vFail) notes.push(`vapipe threads=${threads} batch=${batch} failed: ${vFail.error.slice(0, 200)}`);
-  rows.push([threads, batch, f(v?.per_image_ms), v ? `${f(v.median_ms)} / ${f(v.p90_ms)}` : 'n/a',
+  const vFail = failure(tool, threads, batch);
+  if (!v && vFail) notes.push(`${tool} threads=${threads} batch=${batch} failed: ${vFail.error.slice(0, 200)}`);
+  rows.push([threads, batch, tool === 'vapipe' ? 'f32' : tool.slice(7), f(v?.per_image_ms), v ? `${f(v.median_ms)} / ${f(v.p90_ms)}` : 'n/a',
              f(v?.peak_rss_mb, 0), ortLabel, f(o?.per_image_ms), o ? `${f(o.median_ms)} / ${f(o.p90_ms)}` : 'n/a',
              f(o?.peak_rss_mb, 0), v && o ? f(v.per_image_ms / o.per_image_ms) : 'n/a']);
 }
-const header = ['threads', 'batch', 'vapipe ms/img', 'vapipe median / p90 ms', 'vapipe RSS MB', 'ORT batch',
+const header = ['threads', 'batch', 'precision', 'vapipe ms/img', 'vapipe median / p90 ms', 'vapipe RSS MB', 'ORT batch',
                 'ORT ms/img', 'ORT median / p90 ms', 'ORT RSS MB', 'vapipe/ORT'];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
 const line = (r) => r.map((c, i) => String(c).padStart(widths[i])).join('  ');

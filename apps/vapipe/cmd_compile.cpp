@@ -3,16 +3,20 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "apps/vapipe/commands.hpp"
 #include "compiler/compiler.hpp"
 #include "core/error.hpp"
 #include "core/package.hpp"
+#include "vapipe/runtime.hpp"
 
 namespace vapipe::cli {
 namespace {
@@ -26,7 +30,32 @@ struct CompileArgs {
   std::string input_size;
   std::string model_type = "auto";
   bool full_graph = false;
+  std::string precision = "f32";
+  std::string calib_images;
+  std::size_t calib_count = 0;
+  std::string calib_method = "kl";
+  double percentile = 99.99;
+  std::vector<std::string> keep_float;
+  bool int8_head = false;
+  double int8_tolerance = 0.0;
+  std::string calib_table;
+  int threads = 0;
 };
+
+// --calib-table FILE reads FILE when it exists (calibration skipped) and is where a new table goes
+// otherwise; without it the table is written beside the package (OUT.calib), never read back implicitly.
+void set_calibration_table(const CompileArgs& args, compiler::CompileOptions& options) {
+  if (!args.calib_table.empty() && std::filesystem::exists(args.calib_table)) {
+    options.calib_table_in = args.calib_table;
+    return;
+  }
+  if (!args.calib_table.empty()) {
+    options.calib_table_out = args.calib_table;
+    return;
+  }
+  std::filesystem::path out(args.output);
+  options.calib_table_out = out.replace_extension(".calib").string();
+}
 
 std::int64_t parse_positive(const std::string& text, const std::string& what) {
   std::int64_t value = 0;
@@ -74,17 +103,38 @@ void run_compile(const CompileArgs& args) {
   options.model_type = args.model_type;
   options.full_graph = args.full_graph;
   options.show_progress = ::isatty(STDERR_FILENO) == 1;
+  options.precision = args.precision;
+  options.calib_images = args.calib_images;
+  options.calib_count = args.calib_count;
+  options.calib_method = args.calib_method;
+  options.percentile = args.percentile;
+  options.keep_float = args.keep_float;
+  options.int8_head = args.int8_head;
+  options.int8_tolerance = args.int8_tolerance;
+  options.threads = args.threads;
+  if (args.precision == "int8" || args.precision == "auto") set_calibration_table(args, options);
+  const std::string precision = compiler::resolve_precision(options);
+  if (args.precision == "auto")
+    std::fprintf(stderr, "vapipe: --precision auto: %s (CPU: %s)\n", precision.c_str(), cpu_isa().c_str());
+  if ((precision == "int8" || precision == "bf16") && !cpu_has_native(precision)) {
+    std::fprintf(stderr,
+                 "vapipe: warning: this CPU (%s) has no native %s kernels; the package is portable, but here "
+                 "oneDNN falls back to slower ones\n",
+                 cpu_isa().c_str(), precision.c_str());
+  }
   ir::Package package;
   package.networks.push_back(compiler::compile_onnx(options));
   ir::write_package(package, args.output);
 
   std::size_t nodes = 0;
+  std::size_t low_layers = 0;
   std::size_t weight_bytes = 0;
   // Stages repeat the same weights; the package stores identical blobs once, so count them once.
   std::set<std::pair<std::size_t, std::size_t>> counted;
   const auto& network = package.networks.front();
   for (const auto& stage : network.stages) {
     nodes += stage.graph.nodes.size();
+    for (const auto& node : stage.graph.nodes) low_layers += node.attrs.contains("precision") ? 1 : 0;
     for (const auto& tensor : stage.graph.tensors) {
       if (!tensor.data) continue;
       const std::string_view bytes(reinterpret_cast<const char*>(tensor.data->data), tensor.data->size);
@@ -93,9 +143,21 @@ void run_compile(const CompileArgs& args) {
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("%s: network '%s' (%s), 1 network, %zu stage(s), %zu nodes, %.2f MB weights, %.2f s\n",
+  std::printf("%s: network '%s' (%s), 1 network, %zu stage(s), %zu nodes, %s%s, %.2f MB weights, %.2f s\n",
               args.output.c_str(), network.name.c_str(), network.metadata.value("model_type", "raw").c_str(),
-              network.stages.size(), nodes, static_cast<double>(weight_bytes) / 1e6, seconds);
+              network.stages.size(), nodes, network.precision.c_str(),
+              network.precision == "f32"
+                  ? ""
+                  : fmt::format(" ({} {} convolutions)", low_layers, network.precision).c_str(),
+              static_cast<double>(weight_bytes) / 1e6, seconds);
+  const auto quantization = network.metadata.value("quantization", nlohmann::json::object());
+  if (quantization.contains("sensitive_layers")) {
+    std::printf("--int8-tolerance %g: %zu layer(s) kept float: %s\n", args.int8_tolerance,
+                quantization.at("sensitive_layers").size(),
+                quantization.at("sensitive_layers").dump().c_str());
+  }
+  if (!options.calib_table_out.empty() && std::filesystem::exists(options.calib_table_out))
+    std::printf("calibration table: %s\n", options.calib_table_out.c_str());
 }
 
 }  // namespace
@@ -112,6 +174,26 @@ void register_compile(CLI::App& app) {
   command->add_option("--model-type", args->model_type, "yolov5 | yolov8 | yolofastestv2 | raw | auto");
   command->add_flag("--full-graph", args->full_graph,
                     "Keep the YOLO decode instead of cutting at the raw head");
+  command->add_option("--precision", args->precision, "f32 | int8 | bf16 | auto (best the CPU runs natively)")
+      ->capture_default_str();
+  command->add_option("--calib-images", args->calib_images, "int8: folder of calibration images");
+  command->add_option("--calib-count", args->calib_count, "int8: use the first N images by name (0 = all)");
+  command->add_option("--calib-method", args->calib_method, "int8: kl (entropy) | max | percentile")
+      ->capture_default_str();
+  command
+      ->add_option("--percentile", args->percentile, "int8: percentile of |x| for --calib-method percentile")
+      ->capture_default_str();
+  command->add_option("--keep-float", args->keep_float,
+                      "int8: node names that stay f32 (see vapipe info --layers)");
+  command->add_flag(
+      "--int8-head", args->int8_head,
+      "int8: quantize the convolutions writing the outputs (detection heads) too; default float");
+  command->add_option("--int8-tolerance", args->int8_tolerance,
+                      "int8: keep float the layers whose output cosine to FP32 is below COS (e.g. 0.99)");
+  command->add_option("--calib-table", args->calib_table,
+                      "int8: calibration table; read when it exists (calibration skipped), else written");
+  command->add_option("--threads", args->threads, "Calibration threads (0 = every core)")
+      ->check(CLI::NonNegativeNumber);
   command->callback([args] { run_compile(*args); });
 }
 

@@ -11,5 +11,6 @@ void register_info(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_detect(CLI::App& app);
 void register_run(CLI::App& app);
+void register_compare(CLI::App& app);
 
 }  // namespace vapipe::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   vapipe::cli::register_bench(app);
   vapipe::cli::register_detect(app);
   vapipe::cli::register_run(app);
+  vapipe::cli::register_compare(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -25,6 +25,13 @@ namespace ir {
 struct Network;
 }
 
+// The instruction set oneDNN dispatches to on this CPU ("avx512_core_bf16", "avx2", ...).
+std::string cpu_isa();
+// Whether this CPU has native kernels for a precision: "f32" always; "int8" with VNNI
+// (avx512_core_vnni, avx2_vnni or later); "bf16" with avx512_core_bf16 or AMX. Elsewhere oneDNN runs int8
+// on slower non-VNNI kernels and emulates bf16 (much slower) or refuses it.
+bool cpu_has_native(std::string_view precision);
+
 struct TensorInfo {
   std::string name;
   DType dtype = DType::kF32;

@@ -5,12 +5,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "compiler/calibration_run.hpp"
 #include "compiler/graph_passes.hpp"
 #include "compiler/head_cut.hpp"
 #include "compiler/metadata.hpp"
 #include "compiler/onnx_importer.hpp"
+#include "compiler/precision.hpp"
 #include "core/error.hpp"
 #include "core/progress_bar.hpp"
+#include "vapipe/runtime.hpp"
+#include "vision/image_io.hpp"
 
 namespace vapipe::compiler {
 namespace {
@@ -28,6 +32,18 @@ void check_options(const CompileOptions& options) {
   if (options.input_size && (options.input_size->first <= 0 || options.input_size->second <= 0)) {
     fail("input size {}x{} is invalid", options.input_size->first, options.input_size->second);
   }
+  const auto& p = options.precision;
+  if (p != "f32" && p != "int8" && p != "bf16" && p != "auto")
+    fail("--precision '{}' is unknown (expected f32, int8, bf16 or auto)", p);
+  calibration_method_from_name(options.calib_method);
+  if (!(options.percentile > 0.0 && options.percentile <= 100.0))
+    fail("--percentile {} is outside (0, 100]", options.percentile);
+  if (p == "int8" && options.calib_images.empty() && options.calib_table_in.empty())
+    fail("--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE");
+  if (!(options.int8_tolerance >= 0.0 && options.int8_tolerance <= 1.0))
+    fail("--int8-tolerance {} is outside [0, 1]", options.int8_tolerance);
+  if (p != "int8" && p != "auto" && !options.keep_float.empty())
+    fail("--keep-float applies to --precision int8 only");
 }
 
 // The declared output shape when it is fully static; otherwise the shape of a batch-1 full import.
@@ -73,7 +89,82 @@ ir::Graph import_stage(const OnnxModel& model, const Plan& plan, const CompileOp
   return graph;
 }
 
+// Activation ranges for int8: from the given table, else by calibrating a batch-1 graph on the images.
+CalibrationTable calibration_table(const OnnxModel& model, const Plan& plan, const CompileOptions& options,
+                                   const nlohmann::json& metadata) {
+  if (!options.calib_table_in.empty()) return read_calibration_table(options.calib_table_in);
+  ir::Graph graph = import_stage(model, plan, options, 1);
+  if (options.optimize) optimize_graph(graph);
+  CalibrationOptions calibration;
+  calibration.images_dir = options.calib_images;
+  calibration.count = options.calib_count;
+  calibration.method = calibration_method_from_name(options.calib_method);
+  calibration.percentile = options.percentile;
+  calibration.threads = options.threads;
+  calibration.show_progress = options.show_progress;
+  CalibrationTable table = calibrate(graph, metadata, calibration);
+  if (!options.calib_table_out.empty()) write_calibration_table(table, options.calib_table_out);
+  return table;
+}
+
+void apply_network_precision(ir::Network& network, const std::string& precision, const OnnxModel& model,
+                             const Plan& plan, const CompileOptions& options) {
+  network.precision = precision;
+  if (precision == "f32") return;
+  PrecisionOptions precision_options;
+  precision_options.precision = precision;
+  precision_options.keep_float.insert(options.keep_float.begin(), options.keep_float.end());
+  precision_options.quantize_outputs = options.int8_head;
+  if (precision == "int8") {
+    const CalibrationTable table = calibration_table(model, plan, options, network.metadata);
+    const ir::Graph& graph = network.stages.front().graph;
+    for (const auto& [name, range] : table.ranges) {
+      if (!graph.find_tensor(name)) {
+        fail(
+            "calibration table '{}': tensor '{}' is not in this model (a table made for another model or "
+            "other compile options?)",
+            options.calib_table_in.empty() ? options.calib_table_out : options.calib_table_in, name);
+      }
+    }
+    precision_options.ranges = table.ranges;
+    std::vector<std::string> sensitive;
+    if (options.int8_tolerance > 0.0) {
+      // Sensitive-layer search: compare every int8 convolution's output with FP32's on (up to 16 of) the
+      // calibration images; those below the tolerance stay float.
+      if (options.calib_images.empty()) fail("--int8-tolerance needs --calib-images (it runs the images)");
+      auto images = vision::list_image_files(options.calib_images, options.calib_count, "--calib-images");
+      if (images.size() > 16) images.resize(16);
+      ir::Graph fp32 = import_stage(model, plan, options, 1);
+      if (options.optimize) optimize_graph(fp32);
+      ir::Graph int8 = fp32;
+      apply_precision(int8, precision_options);
+      sensitive =
+          sensitive_layers(fp32, int8, network.metadata, images, options.int8_tolerance, options.threads);
+      precision_options.keep_float.insert(sensitive.begin(), sensitive.end());
+    }
+    network.metadata["quantization"] = {{"method", calibration_method_name(table.method)},
+                                        {"images", table.images},
+                                        {"keep_float", options.keep_float},
+                                        {"int8_head", options.int8_head}};
+    if (options.int8_tolerance > 0.0) {
+      network.metadata["quantization"]["int8_tolerance"] = options.int8_tolerance;
+      network.metadata["quantization"]["sensitive_layers"] = sensitive;
+    }
+    if (table.method == CalibrationMethod::kPercentile)
+      network.metadata["quantization"]["percentile"] = table.percentile;
+  }
+  for (auto& stage : network.stages) apply_precision(stage.graph, precision_options);
+}
+
 }  // namespace
+
+std::string resolve_precision(const CompileOptions& options) {
+  if (options.precision != "auto") return options.precision;
+  const bool calibration = !options.calib_images.empty() || !options.calib_table_in.empty();
+  if (calibration && cpu_has_native("int8")) return "int8";
+  if (cpu_has_native("bf16")) return "bf16";
+  return "f32";
+}
 
 ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
   check_options(options);
@@ -107,6 +198,8 @@ ir::Network compile_onnx(const CompileOptions& options) {
   }
   network.metadata = build_metadata(model, plan.model_type, plan.cut, network.stages.front().graph);
   if (progress) progress->finish();
+  progress.reset();
+  apply_network_precision(network, resolve_precision(options), model, plan, options);
   return network;
 }
 

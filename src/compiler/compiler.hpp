@@ -1,6 +1,7 @@
 #pragma once
 // The model compiler's entry points: ONNX file -> ir::Network (one stage per batch size), ready for
 // ir::write_package. See docs/compiler.md for lowering rules, passes and the metadata contract.
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,7 +22,24 @@ struct CompileOptions {
   bool full_graph = false;                        // false: YOLO graphs are cut at the raw head
   bool optimize = true;                           // false: lowered graph only, no fusion passes
   bool show_progress = false;
+
+  // Reduced precision (docs/compiler.md, "Precision"). "auto": int8 when the CPU has VNNI and calibration
+  // data is given, else bf16 when the CPU has native bf16, else f32.
+  std::string precision = "f32";        // f32 | int8 | bf16 | auto
+  std::string calib_images;             // int8: folder of calibration images
+  std::size_t calib_count = 0;          // the first N images by name; 0 = all
+  std::string calib_method = "kl";      // kl | max | percentile
+  double percentile = 99.99;            // for calib_method percentile
+  std::vector<std::string> keep_float;  // node names kept f32
+  bool int8_head = false;               // int8: quantize the convolutions writing graph outputs too
+  double int8_tolerance = 0.0;  // int8: keep float the convolutions whose output cosine to FP32 is below it
+  std::string calib_table_in;   // an existing table: calibration is skipped
+  std::string calib_table_out;  // where the table made by calibration is written (may be empty)
+  int threads = 0;              // calibration runtime threads; 0 = every core
 };
+
+// The precision `auto` resolves to on this CPU (see CompileOptions::precision); others are returned as given.
+std::string resolve_precision(const CompileOptions& options);
 
 // Compiles every stage and fills the metadata. Throws vapipe::Error naming the file and node.
 ir::Network compile_onnx(const CompileOptions& options);

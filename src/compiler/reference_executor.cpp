@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -34,6 +35,25 @@ void for_each_index(const Shape& shape, Visit visit) {
 }
 
 float sigmoid(float x) { return 1.0F / (1.0F + std::exp(-x)); }
+
+// Reduced precision simulated in float (docs/model-format.md, "Precision"): values are rounded to what
+// the int8/bf16 runtime path stores, with round-half-to-even and saturation as oneDNN converts.
+void fake_quantize(std::vector<float>& values, float scale, float lowest, float highest) {
+  for (auto& v : values) v = std::clamp(std::nearbyint(v / scale), lowest, highest) * scale;
+}
+
+float round_to_bf16(float value) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(bits));
+  bits += 0x7FFFU + ((bits >> 16) & 1U);
+  bits &= 0xFFFF0000U;
+  std::memcpy(&value, &bits, sizeof(bits));
+  return value;
+}
+
+void round_to_bf16(std::vector<float>& values) {
+  for (auto& v : values) v = round_to_bf16(v);
+}
 
 float apply_eltwise(const std::string& alg, float x, float alpha, float beta, const Node& node) {
   if (alg == "relu") return x > 0.0F ? x : 0.0F;
@@ -77,8 +97,22 @@ struct Context {
 };
 
 void run_conv(Context& ctx, const Node& node) {
-  const auto& x = ctx.in(node, 0);
-  const auto& w = ctx.in(node, 1);
+  const std::string precision = node.attrs.value("precision", std::string("f32"));
+  std::vector<float> x = ctx.in(node, 0);
+  std::vector<float> w = ctx.in(node, 1);
+  if (precision == "int8") {
+    const auto& x_tensor = ctx.graph.tensors[static_cast<std::size_t>(node.inputs[0])];
+    const bool x_quantized = x_tensor.dtype == DType::kS8;
+    const bool unsigned_input = !x_quantized && node.attrs.value("input_type", std::string("s8")) == "u8";
+    const float input_scale = x_quantized ? x_tensor.scale : node.attrs.at("input_scale").get<float>();
+    fake_quantize(x, input_scale, unsigned_input ? 0.0F : -128.0F, unsigned_input ? 255.0F : 127.0F);
+    const auto weight_scales = node.attrs.at("weight_scales").get<std::vector<float>>();
+    const std::size_t per_channel = w.size() / weight_scales.size();
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] *= weight_scales[i / per_channel];
+  } else if (precision == "bf16") {
+    round_to_bf16(x);
+    round_to_bf16(w);
+  }
   const Shape& xs = ctx.shape(node.inputs[0]);
   const Shape& ws = ctx.shape(node.inputs[1]);
   const Shape ys = ctx.shape(node.outputs[0]);
@@ -422,13 +456,20 @@ std::vector<std::vector<float>> run_reference(const Graph& graph,
   for (std::size_t i = 0; i < graph.tensors.size(); ++i) {
     const auto& tensor = graph.tensors[i];
     if (!tensor.data) continue;
-    if (tensor.dtype != DType::kF32) fail("reference executor: constant '{}' is not f32", tensor.name);
-    const auto values = tensor.data->as<float>();
-    if (static_cast<std::int64_t>(values.size()) != shape_volume(tensor.shape)) {
-      fail("reference executor: constant '{}' has {} values for shape {}", tensor.name, values.size(),
+    if (tensor.dtype != DType::kF32 && tensor.dtype != DType::kS8)
+      fail("reference executor: constant '{}' is neither f32 nor s8", tensor.name);
+    const std::size_t count = tensor.data->size / dtype_size(tensor.dtype);
+    if (static_cast<std::int64_t>(count) != shape_volume(tensor.shape)) {
+      fail("reference executor: constant '{}' has {} values for shape {}", tensor.name, count,
            shape_to_string(tensor.shape));
     }
-    ctx.values[i].assign(values.begin(), values.end());
+    if (tensor.dtype == DType::kS8) {  // int8 weights: the integers; the Conv applies weight_scales
+      const auto values = tensor.data->as<std::int8_t>();
+      ctx.values[i].assign(values.begin(), values.end());
+    } else {
+      const auto values = tensor.data->as<float>();
+      ctx.values[i].assign(values.begin(), values.end());
+    }
   }
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const auto index = static_cast<std::size_t>(graph.inputs[i]);
@@ -475,6 +516,12 @@ std::vector<std::vector<float>> run_reference(const Graph& graph,
       run_gather(ctx, node);
     } else {
       fail("reference executor: node '{}' has unknown op '{}'", node.name, op);
+    }
+    for (int output : node.outputs) {
+      const auto& tensor = graph.tensors[static_cast<std::size_t>(output)];
+      auto& value = ctx.values[static_cast<std::size_t>(output)];
+      if (tensor.dtype == DType::kS8) fake_quantize(value, tensor.scale, -128.0F, 127.0F);
+      if (tensor.dtype == DType::kBF16) round_to_bf16(value);
     }
   }
   std::vector<std::vector<float>> outputs;

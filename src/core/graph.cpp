@@ -1,5 +1,6 @@
 #include "core/graph.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -31,6 +32,7 @@ nlohmann::json graph_to_json(const Graph& graph,
     nlohmann::json entry = {
         {"name", tensor.name}, {"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}};
     if (tensor.data) entry["data"] = place_data(*tensor.data);
+    if (tensor.scale != 0.0F) entry["scale"] = tensor.scale;
     tensors.push_back(std::move(entry));
   }
   nlohmann::json nodes = nlohmann::json::array();
@@ -56,6 +58,10 @@ Graph graph_from_json(const nlohmann::json& json,
     tensor.dtype = dtype_from_name(entry.at("dtype").get<std::string>());
     tensor.shape = entry.at("shape").get<Shape>();
     if (entry.contains("data")) tensor.data = find_data(entry.at("data"));
+    tensor.scale = entry.value("scale", 0.0F);
+    if (!(tensor.scale >= 0.0F) || !std::isfinite(tensor.scale))
+      fail("tensor '{}': quantization scale {} is not a finite non-negative number", tensor.name,
+           tensor.scale);
     graph.tensors.push_back(std::move(tensor));
   }
   const auto tensor_count = static_cast<int>(graph.tensors.size());

@@ -24,6 +24,15 @@
 //   Transpose   in [X]                   perm[]
 //   Softmax     in [X]                   axis (opset-13 semantics: along one axis)
 //   Gather      in [X]                   axis, indices[] (constant), indices_shape[]
+//
+// Reduced precision (docs/model-format.md, "Precision"): a Conv may carry "precision": "int8" | "bf16".
+//   int8: W is an s8 constant (OIHW) with "weight_scales" [O] (real = q * scale, per output channel);
+//         "input_scale" and "input_type" ("s8" | "u8") say how an f32 input X is quantized (an s8 input
+//         tensor carries its own scale). The output is s8 (its tensor's scale) or f32; a sum addend has
+//         the output's dtype. Bias stays f32 (real units).
+//   bf16: W stays f32 (converted at load); X and the output are bf16 or f32 tensors.
+// Activation tensors may then be s8 (with `scale`) or bf16; MaxPool, Resize, Concat, Split, Slice and
+// Reshape pass them through unchanged (all inputs and outputs of such a node share dtype and scale).
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -63,6 +72,7 @@ struct Tensor {
   DType dtype = DType::kF32;
   Shape shape;
   std::optional<ConstBytes> data;  // set for constants (weights, biases, grids)
+  float scale = 0.0F;              // s8 activations: real value = q * scale (0 = not quantized)
 
   bool is_constant() const { return data.has_value(); }
 };
@@ -93,9 +103,9 @@ struct Stage {
 
 struct Network {
   std::string name;
-  std::string precision = "f32";
-  bool dynamic_shape = false;  // true: inputs may be smaller than the compiled shape (up to it)
-  std::vector<Stage> stages;   // ascending batch
+  std::string precision = "f32";  // f32 | int8 | bf16 (the mode compiled for; nodes carry their own)
+  bool dynamic_shape = false;     // true: inputs may be smaller than the compiled shape (up to it)
+  std::vector<Stage> stages;      // ascending batch
   nlohmann::json metadata = nlohmann::json::object();  // model_type, class names, preprocessing, heads
 };
 

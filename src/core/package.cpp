@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -96,13 +97,16 @@ void write_package(const Package& package, const std::string& path) {
                         {"metadata", network.metadata},
                         {"stages", std::move(stages)}});
   }
+  const bool all_f32 = std::all_of(package.networks.begin(), package.networks.end(),
+                                   [](const Network& network) { return network.precision == "f32"; });
+  const std::uint32_t version = all_f32 ? kOldestPackageFormatVersion : kPackageFormatVersion;
   const nlohmann::json manifest = {
-      {"format", "vapipe-package"}, {"version", kPackageFormatVersion}, {"networks", std::move(networks)}};
+      {"format", "vapipe-package"}, {"version", version}, {"networks", std::move(networks)}};
   const std::string manifest_text = manifest.dump();
 
   Header header{};
   header.magic = kMagic;
-  header.version = kPackageFormatVersion;
+  header.version = version;
   header.header_size = kHeaderSize;
   header.manifest_offset = kHeaderSize;
   header.manifest_size = manifest_text.size();
@@ -138,9 +142,9 @@ Package read_package(const std::string& path) {
   if (header.magic != kMagic) fail("{}: not a vapipe package (bad magic)", path);
   if (header.header_crc != crc32_of(&header, offsetof(Header, header_crc)))
     fail("{}: header checksum mismatch", path);
-  if (header.version != kPackageFormatVersion) {
-    fail("{}: package format version {} is not supported (this build reads version {})", path, header.version,
-         kPackageFormatVersion);
+  if (header.version < kOldestPackageFormatVersion || header.version > kPackageFormatVersion) {
+    fail("{}: package format version {} is not supported (this build reads versions {} to {})", path,
+         header.version, kOldestPackageFormatVersion, kPackageFormatVersion);
   }
   const std::uint64_t expected_size = header.blob_offset + header.blob_size;
   if (header.manifest_offset + header.manifest_size > header.blob_offset ||

@@ -7,7 +7,10 @@
 
 namespace vapipe::ir {
 
-inline constexpr std::uint32_t kPackageFormatVersion = 1;
+// Version 2 adds reduced precision (s8/bf16 tensors, per-layer precision and scales). A package whose
+// networks are all f32 is still written as version 1, so older runtimes keep reading FP32 packages.
+inline constexpr std::uint32_t kPackageFormatVersion = 2;
+inline constexpr std::uint32_t kOldestPackageFormatVersion = 1;
 
 // Writes atomically (temporary file + rename). Identical constant blobs (the same weights in several
 // stages) are stored once.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -102,17 +103,18 @@ void gather_rows(const float* input, std::int64_t outer, std::int64_t axis_size,
 }
 
 void concat_plain(const std::vector<void*>& buffers, const std::vector<std::int64_t>& chunk_sizes,
-                  std::int64_t outer) {
-  auto* output = static_cast<float*>(buffers[chunk_sizes.size()]);
+                  std::int64_t outer, std::size_t element_bytes) {
+  auto* output = static_cast<std::byte*>(buffers[chunk_sizes.size()]);
   std::int64_t row = 0;
   for (auto size : chunk_sizes) row += size;
+  const auto bytes = static_cast<std::int64_t>(element_bytes);
 #pragma omp parallel for schedule(static)
   for (std::int64_t o = 0; o < outer; ++o) {
-    float* target = output + o * row;
+    std::byte* target = output + o * row * bytes;
     for (std::size_t i = 0; i < chunk_sizes.size(); ++i) {
-      std::memcpy(target, static_cast<const float*>(buffers[i]) + o * chunk_sizes[i],
-                  static_cast<std::size_t>(chunk_sizes[i]) * sizeof(float));
-      target += chunk_sizes[i];
+      std::memcpy(target, static_cast<const std::byte*>(buffers[i]) + o * chunk_sizes[i] * bytes,
+                  static_cast<std::size_t>(chunk_sizes[i] * bytes));
+      target += chunk_sizes[i] * bytes;
     }
   }
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Kernels for the few ops oneDNN has no primitive for; they run on dense row-major (plain) tensors and
 // only appear in heads and shape shuffles, never in the convolution trunk.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,10 +23,10 @@ void gather_rows(const float* input, std::int64_t outer, std::int64_t axis_size,
                  const std::vector<std::int64_t>& indices, float* output);
 
 // Concatenation of dense row-major tensors along one axis: buffers[i] (i < chunk_sizes.size()) are the
-// inputs, each `outer` chunks of chunk_sizes[i] floats; the last buffer is the output. oneDNN 2.6's concat
-// takes 3-4 ms on the YOLOv5 decode's [1, N, 85] tensors; this is memcpy.
+// inputs, each `outer` chunks of chunk_sizes[i] elements of `element_bytes`; the last buffer is the
+// output. oneDNN 2.6's concat takes 3-4 ms on the YOLOv5 decode's [1, N, 85] tensors; this is memcpy.
 void concat_plain(const std::vector<void*>& buffers, const std::vector<std::int64_t>& chunk_sizes,
-                  std::int64_t outer);
+                  std::int64_t outer, std::size_t element_bytes = sizeof(float));
 
 // Channels-last [N, HW, C] -> channels-first [N, C, HW]. oneDNN 2.6's jit reorder crawls on odd channel
 // counts such as YOLO heads' 255 (measured 5-20 ms for 1x255x80x80); this tiled transpose stays near

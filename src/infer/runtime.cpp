@@ -21,6 +21,40 @@
 
 namespace vapipe {
 
+// ---- CPU --------------------------------------------------------------------------------------------
+
+std::string cpu_isa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
+  }
+}
+
+bool cpu_has_native(std::string_view precision) {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  const bool bf16 = isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+  if (precision == "bf16") return bf16;
+  if (precision == "int8")
+    return bf16 || isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx2_vnni;
+  return precision == "f32";
+}
+
 // ---- Network ----------------------------------------------------------------------------------------
 
 Network::Network(std::shared_ptr<const ir::Network> network) : network_(std::move(network)) {
@@ -113,6 +147,11 @@ class ExecutionContext::Impl {
       : network_(std::move(network)), threads_(options.threads > 0 ? options.threads : omp_get_num_procs()) {
     const char* profile = std::getenv("VAPIPE_PROFILE");
     profile_ = profile != nullptr && *profile != '\0' && *profile != '0';
+    if (!cpu_has_native(network_->precision())) {
+      spdlog::warn(
+          "network '{}' is {}, but this CPU ({}) has no native {} kernels: oneDNN falls back to slower ones",
+          network_->name(), network_->precision(), cpu_isa(), network_->precision());
+    }
     omp_set_num_threads(threads_);
     std::size_t arena_bytes = 0;
     std::size_t scratchpad_bytes = 0;

@@ -30,6 +30,23 @@ dnnl::memory::desc plain_md(const Shape& shape, memory::data_type type) {
 namespace {
 
 constexpr memory::data_type kF32 = memory::data_type::f32;
+constexpr memory::data_type kS8 = memory::data_type::s8;
+constexpr memory::data_type kU8 = memory::data_type::u8;
+constexpr memory::data_type kBf16 = memory::data_type::bf16;
+
+bool is_quantized(memory::data_type type) { return type == kS8 || type == kU8; }
+
+std::size_t element_bytes(memory::data_type type) {
+  switch (type) {
+    case kS8:
+    case kU8:
+      return 1;
+    case kBf16:
+      return 2;
+    default:
+      return 4;
+  }
+}
 
 std::vector<std::int64_t> ints(const nlohmann::json& attrs, const char* key,
                                std::vector<std::int64_t> fallback = {}) {
@@ -110,7 +127,7 @@ class PlanBuilder {
       }
       const int value = add_value(plain_md(tensor.shape));
       plan_.values[value].external = true;
-      add_reorder(source, value, "output " + tensor.name);
+      add_reorder(source, value, "output " + tensor.name, conversion_scale(output, source, 1.0F));
       plan_.output_values.push_back(value);
       plan_.output_names.push_back(tensor.name);
       plan_.output_shapes.push_back(tensor.shape);
@@ -142,9 +159,27 @@ class PlanBuilder {
     return value;
   }
 
+  // The factor a reorder from `source` (a value of `tensor`) to a value of dtype/scale `target_scale`
+  // multiplies by: real = q * scale on both sides; float values have scale 1. `target_scale` 0 means the
+  // tensor's own scale.
+  float conversion_scale(int tensor, int source, float target_scale, bool target_quantized = false) const {
+    const auto& info = graph_.tensors[tensor];
+    const auto scale_of_tensor = [&] {
+      if (!(info.scale > 0.0F))
+        fail("network '{}': tensor '{}' is stored as int8 but has no quantization scale", network_,
+             info.name);
+      return info.scale;
+    };
+    const float from = is_quantized(plan_.values[source].md.data_type()) ? scale_of_tensor() : 1.0F;
+    float to = 1.0F;
+    if (target_quantized) to = target_scale > 0.0F ? target_scale : scale_of_tensor();
+    return from / to;
+  }
+
   // The tensor in layout `md`: the value itself when it already has that layout, else a reordered copy
-  // (made once per tensor and layout, shared by every consumer).
-  int value_as(int tensor, const memory::desc& md) {
+  // (made once per tensor and layout, shared by every consumer). Conversions between f32, bf16 and
+  // s8/u8 dequantize with the tensor's scale and quantize with `target_scale` (0: the tensor's own).
+  int value_as(int tensor, const memory::desc& md, float target_scale = 0.0F) {
     const int source = value_of(tensor);
     if (plan_.values[source].md == md) return source;
     for (const auto& [key, value] : converted_) {
@@ -154,13 +189,30 @@ class PlanBuilder {
     if (plan_.values[source].constant != nullptr) {
       pack_constant(source, value);
     } else {
-      add_reorder(source, value, graph_.tensors[tensor].name);
+      add_reorder(source, value, graph_.tensors[tensor].name,
+                  conversion_scale(tensor, source, target_scale, is_quantized(md.data_type())));
     }
     converted_.emplace_back(tensor, value);
     return value;
   }
 
+  // Dense row-major f32 (for kernels and primitives that only compute in float).
   int plain_value(int tensor) { return value_as(tensor, plain_md(graph_.tensors[tensor].shape)); }
+
+  // Dense row-major in the value's own data type (shape views and copies of quantized tensors).
+  int own_plain_value(int tensor) {
+    const auto type = plan_.values[value_of(tensor)].md.data_type();
+    return value_as(tensor, plain_md(graph_.tensors[tensor].shape, type));
+  }
+
+  // f32 in the value's own layout (elementwise ops on a bf16/s8 tensor compute in float).
+  int float_value(int tensor) {
+    const memory::desc& md = plan_.values[value_of(tensor)].md;
+    if (md.data_type() == kF32) return value_of(tensor);
+    const auto tag = tag_of(md);
+    return value_as(tensor,
+                    tag ? memory::desc(md.dims(), kF32, *tag) : plain_md(graph_.tensors[tensor].shape));
+  }
 
   void pack_constant(int source, int target) {
     const auto& target_md = plan_.values[target].md;
@@ -188,9 +240,11 @@ class PlanBuilder {
 
   // ---- steps ----------------------------------------------------------------------------------
   template <typename PrimitiveDesc>
-  void add_primitive(const PrimitiveDesc& pd, std::vector<std::pair<int, int>> args) {
+  void add_primitive(const PrimitiveDesc& pd, std::vector<std::pair<int, int>> args,
+                     const std::string& what = {}) {
     Step step;
     step.node_name = current_node_ >= 0 ? graph_.nodes[current_node_].name : "";
+    if (!what.empty()) step.node_name += (step.node_name.empty() ? "" : ": ") + what;
     step.primitive = dnnl::primitive(pd.get());
     step.args = std::move(args);
     step.scratchpad_md = pd.scratchpad_desc();
@@ -198,11 +252,12 @@ class PlanBuilder {
     plan_.steps.push_back(std::move(step));
   }
 
-  void add_reorder(int source, int target, const std::string& what) {
-    (void)what;
+  // `scale` multiplies the values on the way (quantization and dequantization).
+  void add_reorder(int source, int target, const std::string& what, float scale = 1.0F) {
     const memory::desc& from = plan_.values[source].md;
     const memory::desc& to = plan_.values[target].md;
-    if (from.data.ndims == 4 && tag_of(from) == Tag::acdb && to == plain_md(from.dims())) {
+    if (scale == 1.0F && from.data_type() == kF32 && from.data.ndims == 4 && tag_of(from) == Tag::acdb &&
+        to == plain_md(from.dims())) {
       const Dims dims = from.dims();
       Step step;
       step.node_name = what;
@@ -213,9 +268,12 @@ class PlanBuilder {
       plan_.steps.push_back(std::move(step));
       return;
     }
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (scale != 1.0F) attr.set_output_scales(0, {scale});
     auto pd = dnnl::reorder::primitive_desc(engine_, plan_.values[source].md, engine_,
-                                            plan_.values[target].md, attr_);
-    add_primitive(pd, {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, target}});
+                                            plan_.values[target].md, attr);
+    add_primitive(pd, {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, target}}, what);
   }
 
   void add_kernel(std::function<void(const std::vector<void*>&)> kernel, std::vector<int> values) {
@@ -239,8 +297,8 @@ class PlanBuilder {
 
   static memory::desc like(const memory::desc& reference, const Shape& shape) {
     const auto tag = tag_of(reference);
-    if (!tag || shape.size() != 4) return plain_md(shape);
-    return {Dims(shape.begin(), shape.end()), kF32, *tag};
+    if (!tag || shape.size() != 4) return plain_md(shape, reference.data_type());
+    return {Dims(shape.begin(), shape.end()), reference.data_type(), *tag};
   }
 
   // ---- ops ------------------------------------------------------------------------------------
@@ -262,6 +320,46 @@ class PlanBuilder {
   }
 
   const Shape& shape(int tensor) const { return graph_.tensors[tensor].shape; }
+
+  // How a convolution computes: data types of its operands and, for int8, the scales that map its
+  // integers back to real values (real = q * scale).
+  struct ConvPrecision {
+    memory::data_type src = kF32, weights = kF32, dst = kF32;
+    float input_scale = 1.0F;   // int8: scale of the quantized input
+    float output_scale = 1.0F;  // int8 with an s8 output: scale of the output
+    std::vector<float> weight_scales;
+  };
+
+  ConvPrecision conv_precision(const ir::Node& node, std::int64_t out_channels) const {
+    const auto& attrs = node.attrs;
+    const std::string precision = attrs.value("precision", std::string("f32"));
+    const auto& x_info = graph_.tensors[node.inputs[0]];
+    const auto& y_info = graph_.tensors[node.outputs[0]];
+    ConvPrecision p;
+    if (precision == "f32") return p;
+    if (precision == "bf16") {
+      p.src = p.weights = kBf16;
+      p.dst = y_info.dtype == DType::kBF16 ? kBf16 : kF32;
+      return p;
+    }
+    if (precision != "int8")
+      fail("network '{}': node '{}': precision '{}' is not supported", network_, node.name, precision);
+    const bool x_quantized = x_info.dtype == DType::kS8;
+    p.src = x_quantized || attrs.value("input_type", std::string("s8")) == "s8" ? kS8 : kU8;
+    p.weights = kS8;
+    p.dst = y_info.dtype == DType::kS8 ? kS8 : kF32;
+    p.input_scale = x_quantized ? x_info.scale : attrs.at("input_scale").get<float>();
+    if (p.dst == kS8) p.output_scale = y_info.scale;
+    p.weight_scales = attrs.at("weight_scales").get<std::vector<float>>();
+    const auto positive = [](float v) { return v > 0.0F && std::isfinite(v); };
+    if (static_cast<std::int64_t>(p.weight_scales.size()) != out_channels ||
+        !std::all_of(p.weight_scales.begin(), p.weight_scales.end(), positive) || !positive(p.input_scale) ||
+        !positive(p.output_scale)) {
+      fail("network '{}': node '{}': int8 scales are missing or invalid (need {} positive weight scales)",
+           network_, node.name, out_channels);
+    }
+    return p;
+  }
 
   void lower_conv(const ir::Node& node) {
     const auto& attrs = node.attrs;
@@ -285,35 +383,57 @@ class PlanBuilder {
     auto dilations = ints(attrs, "dilations", {1, 1});
     for (auto& d : dilations) d -= 1;  // oneDNN counts the gaps, ONNX the step
     const Shape& y_shape = shape(y);
-    const memory::desc any_src(Dims(shape(x).begin(), shape(x).end()), kF32, Tag::any);
-    const memory::desc any_weights(weight_dims, kF32, Tag::any);
+    const ConvPrecision precision = conv_precision(node, y_shape[1]);
+    const bool int8 = precision.weights == kS8;
+    const memory::desc any_src(Dims(shape(x).begin(), shape(x).end()), precision.src, Tag::any);
+    const memory::desc any_weights(weight_dims, precision.weights, Tag::any);
     // A convolution feeding only a graph output writes it plain (NCHW) itself: reordering a channels-last
     // head output afterwards costs more than the convolution (YOLO heads have 255 channels).
     // (Measured on yolov5n: equal to or slightly faster than brgconv + a tiled transpose, and simpler.)
-    const bool output_only = is_graph_output(y) && consumers_[y] == 0;
-    const memory::desc any_dst(Dims(y_shape.begin(), y_shape.end()), kF32,
+    // (Not int8: oneDNN 2.6 has no fast int8 kernel writing NCHW from NHWC (ref_int8, 100x slower); those go
+    // channels-last and through the tiled transpose.)
+    const bool output_only = is_graph_output(y) && consumers_[y] == 0 && !is_quantized(precision.src);
+    const memory::desc any_dst(Dims(y_shape.begin(), y_shape.end()), precision.dst,
                                output_only ? Tag::abcd : Tag::any);
     const memory::desc bias_md = b >= 0 ? memory::desc({y_shape[1]}, kF32, Tag::a) : memory::desc();
 
+    // int8: the accumulator times input_scale * weight_scale[oc] (output scales) is the real value; the
+    // last eltwise post-op (or the output scales, without one) also divides by the output's scale, so
+    // oneDNN rounds and saturates to s8 in the output's units. A sum adds the addend's integers times
+    // addend_scale / (scale of the domain it lands in).
+    const auto posts = attrs.value("post_ops", nlohmann::json::array());
+    int last_eltwise = -1;
+    for (int i = 0; i < static_cast<int>(posts.size()); ++i) {
+      if (posts[static_cast<std::size_t>(i)].at("op").get<std::string>() != "sum") last_eltwise = i;
+    }
+    float addend_scale = 1.0F;
+    if (int8 && precision.dst == kS8 && sum >= 0) {
+      addend_scale = graph_.tensors[sum].scale;
+      if (!(addend_scale > 0.0F))
+        fail("network '{}': node '{}': the int8 sum addend has no scale", network_, node.name);
+    }
     dnnl::post_ops post_ops;
     bool has_sum = false;
-    for (const auto& post : attrs.value("post_ops", nlohmann::json::array())) {
+    for (int i = 0; i < static_cast<int>(posts.size()); ++i) {
+      const auto& post = posts[static_cast<std::size_t>(i)];
       const std::string kind = post.at("op").get<std::string>();
       const float alpha = post.value("alpha", 0.0F);
       const float beta = post.value("beta", 0.0F);
+      const float domain = last_eltwise < i ? precision.output_scale : 1.0F;
+      const float scale = i == last_eltwise ? 1.0F / precision.output_scale : 1.0F;
       if (kind == "sum") {
-        post_ops.append_sum(1.0F);
+        post_ops.append_sum(addend_scale / domain);
         has_sum = true;
       } else if (kind == "relu") {
-        post_ops.append_eltwise(1.0F, algorithm::eltwise_relu, 0.0F, 0.0F);
+        post_ops.append_eltwise(scale, algorithm::eltwise_relu, 0.0F, 0.0F);
       } else if (kind == "leaky_relu") {
-        post_ops.append_eltwise(1.0F, algorithm::eltwise_relu, alpha, 0.0F);
+        post_ops.append_eltwise(scale, algorithm::eltwise_relu, alpha, 0.0F);
       } else if (kind == "sigmoid") {
-        post_ops.append_eltwise(1.0F, algorithm::eltwise_logistic, 0.0F, 0.0F);
+        post_ops.append_eltwise(scale, algorithm::eltwise_logistic, 0.0F, 0.0F);
       } else if (kind == "swish") {
-        post_ops.append_eltwise(1.0F, algorithm::eltwise_swish, post.value("alpha", 1.0F), 0.0F);
+        post_ops.append_eltwise(scale, algorithm::eltwise_swish, post.value("alpha", 1.0F), 0.0F);
       } else if (kind == "clip") {
-        post_ops.append_eltwise(1.0F, algorithm::eltwise_clip, alpha, beta);
+        post_ops.append_eltwise(scale, algorithm::eltwise_clip, alpha, beta);
       } else {
         fail("network '{}': node '{}': post-op '{}' is not supported", network_, node.name, kind);
       }
@@ -324,22 +444,34 @@ class PlanBuilder {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_post_ops(post_ops);
+    std::vector<float> accumulator_scales;  // int8: real = accumulator * accumulator_scales[oc]
+    if (int8) {
+      const float divide = last_eltwise < 0 ? precision.output_scale : 1.0F;
+      for (float weight_scale : precision.weight_scales) {
+        accumulator_scales.push_back(precision.input_scale * weight_scale);
+      }
+      std::vector<float> output_scales;
+      for (float scale : accumulator_scales) output_scales.push_back(scale / divide);
+      attr.set_output_scales(1 << 1, output_scales);
+    }
     const dnnl::convolution_forward::desc desc(
         prop_kind::forward_inference, algorithm::convolution_direct, any_src, any_weights, bias_md, any_dst,
         Dims(strides.begin(), strides.end()), Dims(dilations.begin(), dilations.end()),
         Dims{pads[0], pads[1]}, Dims{pads[2], pads[3]});
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
 
-    const int src = value_as(x, pd.src_desc());
-    const int weights = weight_value(w, memory::desc(weight_dims, kF32, weight_tag), pd.weights_desc());
+    const int src = value_as(x, pd.src_desc(), precision.input_scale);
+    const int weights =
+        weight_value(w, memory::desc(weight_dims, int8 ? kS8 : kF32, weight_tag), pd.weights_desc());
     int dst = -1;
     if (has_sum) {
       // The sum post-op accumulates into dst: reuse the addend's bytes when nobody reads them later,
       // otherwise copy the addend into a fresh dst first.
       const int addend = value_as(sum, pd.dst_desc());
-      const bool addend_dies_here = last_use_[sum] == current_node_ && !aliased_[root_of(addend)] &&
-                                    plan_.values[root_of(addend)].constant == nullptr &&
-                                    !plan_.values[root_of(addend)].external;
+      // (Not when the addend is also the source: the convolution would read what it already wrote.)
+      const bool addend_dies_here =
+          last_use_[sum] == current_node_ && root_of(addend) != root_of(src) && !aliased_[root_of(addend)] &&
+          plan_.values[root_of(addend)].constant == nullptr && !plan_.values[root_of(addend)].external;
       dst = define_output(y, pd.dst_desc());
       if (addend_dies_here) {
         plan_.values[dst].alias_of = addend;
@@ -352,8 +484,29 @@ class PlanBuilder {
     }
     std::vector<std::pair<int, int>> args{
         {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-    if (b >= 0) args.emplace_back(DNNL_ARG_BIAS, value_as(b, bias_md));
+    if (b >= 0) {
+      // oneDNN 2.x adds an int8 convolution's f32 bias to the accumulator before the output scales:
+      // store it in accumulator units (bias / (input_scale * weight_scale)).
+      args.emplace_back(DNNL_ARG_BIAS, int8 ? scaled_bias(b, accumulator_scales) : value_as(b, bias_md));
+    }
     add_primitive(pd, std::move(args));
+  }
+
+  int scaled_bias(int tensor, const std::vector<float>& accumulator_scales) {
+    const auto& info = graph_.tensors[tensor];
+    if (!info.is_constant() || info.dtype != DType::kF32 ||
+        info.data->size != accumulator_scales.size() * sizeof(float)) {
+      fail("network '{}': bias '{}' must be an f32 constant with one value per output channel", network_,
+           info.name);
+    }
+    auto buffer = std::make_shared<AlignedBuffer>(info.data->size);
+    const auto bias = info.data->as<float>();
+    auto* scaled = reinterpret_cast<float*>(buffer->data());
+    for (std::size_t c = 0; c < bias.size(); ++c) scaled[c] = bias[c] / accumulator_scales[c];
+    const int value = add_value(memory::desc({static_cast<memory::dim>(bias.size())}, kF32, Tag::a));
+    plan_.values[value].constant = buffer->data();
+    plan_.packed_constants.push_back(std::move(buffer));
+    return value;
   }
 
   int weight_value(int tensor, const memory::desc& stored_md, const memory::desc& wanted_md) {
@@ -363,6 +516,11 @@ class PlanBuilder {
     const auto& info = graph_.tensors[tensor];
     if (!info.is_constant())
       fail("network '{}': convolution weights '{}' must be constant", network_, info.name);
+    const auto expected = stored_md.data_type() == kS8 ? DType::kS8 : DType::kF32;
+    if (info.dtype != expected || info.data->size != stored_md.get_size()) {
+      fail("network '{}': convolution weights '{}' must be a {} constant of {} bytes", network_, info.name,
+           dtype_name(expected), stored_md.get_size());
+    }
     const int stored = add_value(stored_md);
     plan_.values[stored].constant = info.data->data;
     if (stored_md == wanted_md) return stored;
@@ -397,9 +555,12 @@ class PlanBuilder {
   void lower_concat(const ir::Node& node) {
     const int axis = node.attrs.at("axis").get<int>();
     const int y = node.outputs.at(0);
-    // All inputs in the first input's layout (blocked when channels allow), so the copy stays a copy.
-    memory::desc layout = plain_md(shape(node.inputs.at(0)));
+    // All inputs in the first input's layout and data type (blocked when channels allow), so the copy
+    // stays a copy. Quantized inputs share the output's scale (the compiler unifies them).
     const memory::desc first = plan_.values[value_of(node.inputs[0])].md;
+    const memory::data_type type = first.data_type();
+    const float scale = graph_.tensors[y].scale;
+    memory::desc layout = plain_md(shape(node.inputs.at(0)), type);
     if (tag_of(first)) {
       const Tag tag = *tag_of(first);
       const int block = tag == Tag::aBcd16b ? 16 : tag == Tag::aBcd8b ? 8 : tag == Tag::aBcd4b ? 4 : 1;
@@ -421,17 +582,18 @@ class PlanBuilder {
         const Shape& in = shape(input);
         chunks.push_back(std::accumulate(in.begin() + static_cast<std::ptrdiff_t>(normalized), in.end(),
                                          std::int64_t{1}, std::multiplies<>()));
-        values.push_back(plain_value(input));
+        values.push_back(value_as(input, plain_md(in, type), scale));
       }
-      values.push_back(define_output(y, plain_md(out)));
-      add_kernel([chunks, outer](const std::vector<void*>& data) { concat_plain(data, chunks, outer); },
+      values.push_back(define_output(y, plain_md(out, type)));
+      add_kernel([chunks, outer, bytes = element_bytes(type)](
+                     const std::vector<void*>& data) { concat_plain(data, chunks, outer, bytes); },
                  values);
       return;
     }
     std::vector<memory::desc> sources;
     std::vector<std::pair<int, int>> args;
     for (std::size_t i = 0; i < node.inputs.size(); ++i) {
-      const int value = value_as(node.inputs[i], like(layout, shape(node.inputs[i])));
+      const int value = value_as(node.inputs[i], like(layout, shape(node.inputs[i])), scale);
       sources.push_back(plan_.values[value].md);
       args.emplace_back(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), value);
     }
@@ -466,7 +628,7 @@ class PlanBuilder {
     const int x = node.inputs.at(0);
     const int y = node.outputs.at(0);
     if (alg_name == "hardsigmoid") {  // oneDNN 2.6 has no hardsigmoid: clip(alpha * x + beta, 0, 1)
-      const int src = value_of(x);
+      const int src = float_value(x);
       const memory::desc md = plan_.values[src].md;
       const int middle = add_value(md);
       add_eltwise(src, middle, algorithm::eltwise_linear, alpha, beta);
@@ -474,7 +636,7 @@ class PlanBuilder {
       return;
     }
     const algorithm alg = eltwise_algorithm(alg_name);
-    const int src = value_of(x);
+    const int src = float_value(x);
     add_eltwise(src, define_output(y, plan_.values[src].md), alg, alpha, beta);
   }
 
@@ -503,7 +665,7 @@ class PlanBuilder {
       fail("network '{}': node '{}': broadcasting the first operand of '{}' is not supported", network_,
            node.name, alg_name);
     }
-    const int src0 = value_of(a);
+    const int src0 = float_value(a);
     const memory::desc src0_md = plan_.values[src0].md;
     Shape b_shape = shape(b);
     while (b_shape.size() < y_shape.size()) b_shape.insert(b_shape.begin(), 1);
@@ -568,8 +730,8 @@ class PlanBuilder {
   void lower_reshape(const ir::Node& node) {
     const int x = node.inputs.at(0);
     const int y = node.outputs.at(0);
-    const int src = plain_value(x);
-    const int dst = define_output(y, plain_md(shape(y)));
+    const int src = own_plain_value(x);
+    const int dst = define_output(y, plain_md(shape(y), plan_.values[src].md.data_type()));
     plan_.values[dst].alias_of = src;
     aliased_[root_of(src)] = true;
   }
@@ -621,7 +783,10 @@ class PlanBuilder {
     const int x = node.inputs.at(0);
     const auto starts = ints(node.attrs, "starts");
     const auto steps = ints(node.attrs, "steps", std::vector<std::int64_t>(starts.size(), 1));
-    add_slice_copy(plain_value(x), shape(x), starts, steps, node.outputs.at(0));
+    // Unit steps are a view plus a copy in any data type; strided steps use the f32 kernel.
+    const bool unit_steps = std::all_of(steps.begin(), steps.end(), [](std::int64_t s) { return s == 1; });
+    add_slice_copy(unit_steps ? own_plain_value(x) : plain_value(x), shape(x), starts, steps,
+                   node.outputs.at(0));
   }
 
   void lower_split(const ir::Node& node) {
@@ -636,7 +801,7 @@ class PlanBuilder {
       const std::int64_t block = *tag == Tag::aBcd16b ? 16 : *tag == Tag::aBcd8b ? 8 : 4;
       for (int output : node.outputs) blocked_ok = blocked_ok && (axis != 1 || shape(output)[1] % block == 0);
     }
-    if (!blocked_ok) src = plain_value(x);
+    if (!blocked_ok) src = own_plain_value(x);
     std::vector<std::int64_t> starts(in.size(), 0);
     for (int output : node.outputs) {
       add_slice_copy(src, in, starts, std::vector<std::int64_t>(in.size(), 1), output);

@@ -114,6 +114,33 @@ TEST(CliErrors, CompileBadBatch) {
                         "--input-size");
 }
 
+TEST(CliErrors, CompileInt8EmptyImageFolderOrCorruptTable) {
+  const auto path = write_model(fixture_dir() / "relu.onnx", "Relu", "relu_1", {1, 4});
+  const auto empty = fixture_dir() / "empty-images";
+  std::filesystem::create_directories(empty);
+  expect_one_error_line(run_cli("compile '" + path + "' -o /tmp/x.vpk --precision int8 --calib-images '" +
+                                empty.string() + "'"),
+                        "no images found");
+  expect_one_error_line(run_cli("compile '" + path + "' -o /tmp/x.vpk --precision int8"), "--calib-images");
+  const auto table = fixture_dir() / "corrupt.calib";
+  std::ofstream(table) << "vapipe-calibration 1\nmethod kl\ntensor x 1.0 0 nan?\n";
+  expect_one_error_line(
+      run_cli("compile '" + path + "' -o /tmp/x.vpk --precision int8 --calib-table '" + table.string() + "'"),
+      "corrupt.calib' line 3: max 'nan?' is not a number");
+  expect_one_error_line(run_cli("compile '" + path + "' -o /tmp/x.vpk --precision int4"),
+                        "--precision 'int4'");
+}
+
+TEST(CliErrors, CompileAutoPrecisionSaysWhatItChose) {
+  // Without calibration data auto never picks int8; what it picks depends on the CPU, and it says so.
+  const auto path = write_model(fixture_dir() / "relu.onnx", "Relu", "relu_1", {1, 4});
+  const auto result = run_cli("compile '" + path + "' -o /tmp/x.vpk --precision auto");
+  EXPECT_EQ(result.exit_code, 0);
+  ASSERT_FALSE(result.stderr_lines.empty());
+  EXPECT_EQ(result.stderr_lines[0].rfind("vapipe: --precision auto: ", 0), 0U) << result.stderr_lines[0];
+  EXPECT_EQ(result.stderr_lines[0].find("int8"), std::string::npos) << result.stderr_lines[0];
+}
+
 TEST(CliErrors, InfoTruncatedPackage) {
   const auto path = fixture_dir() / "truncated.vpk";
   std::ofstream(path, std::ios::binary) << "VPK";

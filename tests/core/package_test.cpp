@@ -34,6 +34,31 @@ Package make_package() {
   return package;
 }
 
+std::uint32_t version_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint32_t version = 0;
+  in.seekg(8);
+  in.read(reinterpret_cast<char*>(&version), sizeof(version));
+  return version;
+}
+
+TEST(Package, ReducedPrecisionIsVersionTwoAndKeepsScales) {
+  const auto dir = test::scratch_dir();
+  write_package(make_package(), (dir / "f32.vpk").string());
+  EXPECT_EQ(version_of((dir / "f32.vpk").string()), 1U);  // FP32 packages stay readable by older builds
+  Package package = make_package();
+  package.networks[0].precision = "int8";
+  package.networks[0].stages[0].graph.tensors[2].dtype = DType::kS8;
+  package.networks[0].stages[0].graph.tensors[2].scale = 0.25F;
+  write_package(package, (dir / "int8.vpk").string());
+  EXPECT_EQ(version_of((dir / "int8.vpk").string()), 2U);
+  const Package loaded = read_package((dir / "int8.vpk").string());
+  EXPECT_EQ(loaded.networks[0].precision, "int8");
+  EXPECT_EQ(loaded.networks[0].stages[0].graph.tensors[2].dtype, DType::kS8);
+  EXPECT_FLOAT_EQ(loaded.networks[0].stages[0].graph.tensors[2].scale, 0.25F);
+  EXPECT_FLOAT_EQ(loaded.networks[0].stages[0].graph.tensors[0].scale, 0.0F);
+}
+
 TEST(Package, RoundTripKeepsGraphAndWeights) {
   const auto path = (test::scratch_dir() / "tiny.vpk").string();
   write_package(make_package(), path);

@@ -1,0 +1,257 @@
+#include "compiler/precision.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "compiler/graph_passes.hpp"
+#include "core/error.hpp"
+
+namespace vapipe::compiler {
+namespace {
+
+using ir::Graph;
+using ir::Node;
+
+// Ops that move values without arithmetic: a quantized tensor passes through them unchanged (same
+// integers, same scale), so their inputs and outputs form one scale group. The conditions mirror what the
+// runtime runs on oneDNN in any data type (its f32-only plain kernels are excluded).
+bool passes_through(const Graph& graph, const Node& node) {
+  const std::string& op = node.op;
+  if (op == "MaxPool" || op == "Concat" || op == "Split" || op == "Reshape") return true;
+  if (op == "Slice") {
+    const auto steps = node.attrs.value("steps", std::vector<std::int64_t>{});
+    return std::all_of(steps.begin(), steps.end(), [](std::int64_t s) { return s == 1; });
+  }
+  if (op == "Resize") {
+    const Shape& in = graph.tensors[static_cast<std::size_t>(node.inputs.at(0))].shape;
+    const Shape& out = graph.tensors[static_cast<std::size_t>(node.outputs.at(0))].shape;
+    const std::string coordinates =
+        node.attrs.value("coordinate_transformation_mode", std::string("asymmetric"));
+    bool integer_upscale = in.size() == 4 && out.size() == 4 && in[0] == out[0] && in[1] == out[1];
+    for (std::size_t d = 2; d < in.size() && integer_upscale; ++d)
+      integer_upscale = out[d] >= in[d] && out[d] % in[d] == 0;
+    return integer_upscale && node.attrs.value("mode", std::string("nearest")) == "nearest" &&
+           coordinates != "align_corners" && coordinates != "tf_crop_and_resize";
+  }
+  return false;
+}
+
+struct UnionFind {
+  std::vector<int> parent;
+  explicit UnionFind(std::size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  int find(int i) {
+    while (parent[static_cast<std::size_t>(i)] != i) {
+      parent[static_cast<std::size_t>(i)] =
+          parent[static_cast<std::size_t>(parent[static_cast<std::size_t>(i)])];
+      i = parent[static_cast<std::size_t>(i)];
+    }
+    return i;
+  }
+  void join(int a, int b) { parent[static_cast<std::size_t>(find(a))] = find(b); }
+};
+
+class PrecisionPass {
+ public:
+  PrecisionPass(Graph& graph, const PrecisionOptions& options)
+      : graph_(graph), options_(options), int8_(options.precision == "int8") {
+    const std::size_t count = graph.tensors.size();
+    producer_.assign(count, -1);
+    for (std::size_t n = 0; n < graph.nodes.size(); ++n) {
+      for (int output : graph.nodes[n].outputs)
+        producer_[static_cast<std::size_t>(output)] = static_cast<int>(n);
+    }
+    boundary_.assign(count, false);
+    for (int t : graph.inputs) boundary_[static_cast<std::size_t>(t)] = true;
+    for (int t : graph.outputs) boundary_[static_cast<std::size_t>(t)] = true;
+  }
+
+  std::size_t run() {
+    choose_nodes();
+    choose_tensors();
+    if (int8_) assign_scales();
+    std::size_t converted = 0;
+    for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
+      if (!low_node_[n]) continue;
+      rewrite_conv(graph_.nodes[n]);
+      ++converted;
+    }
+    const DType low_type = int8_ ? DType::kS8 : DType::kBF16;
+    for (std::size_t t = 0; t < low_.size(); ++t) {
+      if (low_[t]) graph_.tensors[t].dtype = low_type;
+    }
+    eliminate_dead_code(graph_);  // the f32 weights replaced by s8 ones
+    return converted;
+  }
+
+ private:
+  const TensorRange* range_of(int tensor) const {
+    const auto found = options_.ranges.find(graph_.tensors[static_cast<std::size_t>(tensor)].name);
+    if (found == options_.ranges.end() || !(found->second.threshold > 0.0F)) return nullptr;
+    return &found->second;
+  }
+
+  void choose_nodes() {
+    low_node_.assign(graph_.nodes.size(), false);
+    for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
+      const Node& node = graph_.nodes[n];
+      if (node.op != "Conv" || options_.keep_float.count(node.name) != 0) continue;
+      const auto& weights = graph_.tensors[static_cast<std::size_t>(node.inputs.at(1))];
+      if (!weights.is_constant() || weights.dtype != DType::kF32 || weights.shape.size() != 4) continue;
+      // int8 needs the input's range to quantize it; without calibration data the layer stays float.
+      if (int8_ && range_of(node.inputs[0]) == nullptr) continue;
+      if (int8_ && !options_.quantize_outputs && boundary_[static_cast<std::size_t>(node.outputs.at(0))])
+        continue;
+      low_node_[n] = true;
+    }
+  }
+
+  // A tensor is stored low when its producer makes it low (a low conv or a pass-through of low tensors)
+  // and every consumer takes it low; demotions propagate until nothing changes.
+  void choose_tensors() {
+    const std::size_t count = graph_.tensors.size();
+    low_.assign(count, false);
+    for (std::size_t t = 0; t < count; ++t) {
+      const int p = producer_[t];
+      if (p < 0 || boundary_[t] || graph_.tensors[t].is_constant()) continue;
+      if (int8_ && range_of(static_cast<int>(t)) == nullptr) continue;
+      low_[t] = low_node_[static_cast<std::size_t>(p)] ||
+                passes_through(graph_, graph_.nodes[static_cast<std::size_t>(p)]);
+    }
+    bool changed = true;
+    auto demote = [&](int t) {
+      if (t >= 0 && low_[static_cast<std::size_t>(t)]) {
+        low_[static_cast<std::size_t>(t)] = false;
+        changed = true;
+      }
+    };
+    while (changed) {
+      changed = false;
+      for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
+        const Node& node = graph_.nodes[n];
+        if (low_node_[n]) {
+          for (std::size_t slot = 0; slot < node.inputs.size(); ++slot) {
+            if (slot == 1 || slot == 2) demote(node.inputs[slot]);  // weights and bias stay as they are
+          }
+          // The sum post-op reads its addend in the output's data type.
+          if (node.inputs.size() > 3 && node.inputs[3] >= 0) {
+            const int addend = node.inputs[3];
+            const int output = node.outputs[0];
+            if (low_[static_cast<std::size_t>(addend)] != low_[static_cast<std::size_t>(output)]) {
+              demote(addend);
+              demote(output);
+            }
+          }
+        } else if (passes_through(graph_, node)) {
+          bool all_low = true;
+          for (int t : node.inputs) all_low = all_low && t >= 0 && low_[static_cast<std::size_t>(t)];
+          for (int t : node.outputs) all_low = all_low && low_[static_cast<std::size_t>(t)];
+          if (!all_low) {
+            for (int t : node.inputs) demote(t);
+            for (int t : node.outputs) demote(t);
+          }
+        } else {
+          for (int t : node.inputs) demote(t);  // float-only consumer
+        }
+      }
+    }
+  }
+
+  // Tensors joined by pass-through nodes share one scale: the widest threshold of the group (a Concat's
+  // output covers all its inputs), so the integers are copied, never rescaled.
+  void assign_scales() {
+    UnionFind groups(graph_.tensors.size());
+    for (const Node& node : graph_.nodes) {
+      if (!passes_through(graph_, node) || node.outputs.empty() ||
+          !low_[static_cast<std::size_t>(node.outputs[0])])
+        continue;
+      for (int t : node.inputs) groups.join(t, node.outputs[0]);
+      for (int t : node.outputs) groups.join(t, node.outputs[0]);
+    }
+    std::map<int, float> threshold;
+    for (std::size_t t = 0; t < low_.size(); ++t) {
+      if (!low_[t]) continue;
+      float& group = threshold[groups.find(static_cast<int>(t))];
+      group = std::max(group, range_of(static_cast<int>(t))->threshold);
+    }
+    for (std::size_t t = 0; t < low_.size(); ++t) {
+      if (low_[t]) graph_.tensors[t].scale = threshold[groups.find(static_cast<int>(t))] / 127.0F;
+    }
+  }
+
+  void rewrite_conv(Node& node) {
+    if (!int8_) {
+      node.attrs["precision"] = "bf16";
+      return;
+    }
+    const int x = node.inputs[0];
+    node.attrs["precision"] = "int8";
+    if (!low_[static_cast<std::size_t>(x)]) {
+      // An f32 input is quantized by the convolution: u8 when it is never negative (an image: 255 steps
+      // instead of 127), s8 otherwise.
+      const TensorRange& range = *range_of(x);
+      const bool unsigned_input = range.min >= 0.0F;
+      node.attrs["input_type"] = unsigned_input ? "u8" : "s8";
+      node.attrs["input_scale"] = range.threshold / (unsigned_input ? 255.0F : 127.0F);
+    } else {
+      node.attrs["input_type"] = "s8";
+      node.attrs["input_scale"] = graph_.tensors[static_cast<std::size_t>(x)].scale;
+    }
+    const ir::Tensor& weights = graph_.tensors[static_cast<std::size_t>(node.inputs[1])];
+    std::vector<std::int8_t> q;
+    std::vector<float> scales;
+    quantize_weights(weights.data->as<float>(), static_cast<std::size_t>(weights.shape[0]), q, scales);
+    ir::Tensor quantized;
+    quantized.name = weights.name + ".s8";
+    quantized.dtype = DType::kS8;
+    quantized.shape = weights.shape;
+    quantized.data = ir::ConstBytes::from_vector(std::move(q));
+    node.attrs["weight_scales"] = scales;
+    node.inputs[1] = graph_.add_tensor(std::move(quantized));
+  }
+
+  Graph& graph_;
+  const PrecisionOptions& options_;
+  bool int8_;
+  std::vector<int> producer_;
+  std::vector<bool> boundary_;
+  std::vector<bool> low_node_;
+  std::vector<bool> low_;
+};
+
+}  // namespace
+
+void quantize_weights(std::span<const float> weights, std::size_t out_channels, std::vector<std::int8_t>& q,
+                      std::vector<float>& scales) {
+  if (out_channels == 0 || weights.size() % out_channels != 0)
+    fail("quantize_weights: {} weights do not split into {} output channels", weights.size(), out_channels);
+  const std::size_t per_channel = weights.size() / out_channels;
+  q.resize(weights.size());
+  scales.assign(out_channels, 1.0F);
+  for (std::size_t o = 0; o < out_channels; ++o) {
+    const auto channel = weights.subspan(o * per_channel, per_channel);
+    float max_abs = 0.0F;
+    for (float w : channel) max_abs = std::max(max_abs, std::fabs(w));
+    if (max_abs > 0.0F) scales[o] = max_abs / 127.0F;
+    for (std::size_t i = 0; i < per_channel; ++i) {
+      const float v = std::nearbyint(channel[i] / scales[o]);
+      q[o * per_channel + i] = static_cast<std::int8_t>(std::clamp(v, -127.0F, 127.0F));
+    }
+  }
+}
+
+std::size_t apply_precision(ir::Graph& graph, const PrecisionOptions& options) {
+  if (options.precision != "f32" && options.precision != "int8" && options.precision != "bf16")
+    fail("unknown precision '{}' (expected f32, int8 or bf16)", options.precision);
+  for (const auto& name : options.keep_float) {
+    const bool found = std::any_of(graph.nodes.begin(), graph.nodes.end(),
+                                   [&](const Node& node) { return node.name == name; });
+    if (!found)
+      fail("--keep-float '{}': the compiled graph has no node of that name (see vapipe info --layers)", name);
+  }
+  if (options.precision == "f32") return 0;
+  return PrecisionPass(graph, options).run();
+}
+
+}  // namespace vapipe::compiler

@@ -1,0 +1,270 @@
+// Seeded differential tests of the int8 and bf16 runtime paths (oneDNN) against the reference executor,
+// which simulates the same quantization in float (compiler/reference_executor.cpp: fake_quantize,
+// round_to_bf16). Both compute the same integer accumulations; they may differ only where float rounding
+// in the scale/post-op chain (oneDNN's vectorized exp in swish, fused multiply order) flips a
+// round-to-nearest decision of a value within ~1e-6 of a .5 boundary. Such a flip moves one element by
+// one quantization step (1/127 of its tensor's range) and is diluted by later layers, so a correct path
+// has a few elements off by about one step and a mean error far below one step; a wrong scale, bias or
+// post-op order moves most elements by many steps.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "compiler/compiler.hpp"
+#include "compiler/precision.hpp"
+#include "compiler/reference_executor.hpp"
+#include "core/error.hpp"
+#include "infer/graph_builder.hpp"
+#include "support/test_data.hpp"
+#include "vapipe/runtime.hpp"
+
+namespace vapipe {
+namespace {
+
+std::vector<float> random_values(const Shape& shape, unsigned seed, float low, float high) {
+  std::mt19937 generator(seed);
+  std::uniform_real_distribution<float> distribution(low, high);
+  std::vector<float> values(static_cast<std::size_t>(shape_volume(shape)));
+  for (auto& value : values) value = distribution(generator);
+  return values;
+}
+
+// A YOLO-like trunk: image input (u8 quantization), stride-2 convolutions with swish, a residual
+// bottleneck (sum post-op), a depthwise conv, max pooling, nearest upsampling, concatenations of
+// differently ranged branches (one scale group), a float-only op (sigmoid eltwise) forcing an f32
+// boundary, and two float head outputs.
+ir::Graph trunk(std::int64_t batch, unsigned seed) {
+  test::GraphBuilder g(seed);
+  const nlohmann::json swish = {{{"op", "swish"}, {"alpha", 1.0}}};
+  const int x = g.input({batch, 3, 30, 46});
+  const int a = g.conv(x, 16, 6, 2, swish);
+  const int b = g.conv(a, 32, 3, 2, swish);
+  const int c = g.conv(b, 16, 1, 1, swish);
+  const int d = g.conv(c, 16, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}, {{"op", "sum"}}}, c);
+  const int e = g.conv(d, 16, 3, 1, swish, -1, 16);
+  const int pooled = g.node("MaxPool", {e}, {g.shape(e)},
+                            {{"kernel", {5, 5}}, {"strides", {1, 1}}, {"pads", {2, 2, 2, 2}}})[0];
+  const Shape cat_shape{batch, 48, g.shape(b)[2], g.shape(b)[3]};
+  const int cat = g.node("Concat", {b, pooled}, {cat_shape}, {{"axis", 1}})[0];
+  const int f = g.conv(cat, 32, 3, 2, swish);
+  const Shape up_shape{batch, 32, g.shape(f)[2] * 2, g.shape(f)[3] * 2};
+  const int up = g.node("Resize", {f}, {up_shape}, {{"mode", "nearest"}})[0];
+  const int cat2 = g.node("Concat", {up, d}, {{batch, 48, up_shape[2], up_shape[3]}}, {{"axis", 1}})[0];
+  const int h = g.conv(cat2, 24, 3, 1, swish);
+  const int gate = g.node("Eltwise", {h}, {g.shape(h)}, {{"alg", "sigmoid"}})[0];
+  const int head1 = g.conv(gate, 18, 1, 1);
+  const int head2 = g.conv(f, 18, 1, 1);
+  return g.finish({head1, head2});
+}
+
+// Max calibration over the reference executor's FP32 values of every activation (a plain stand-in for
+// calibration.cpp, which is tested on its own).
+std::map<std::string, compiler::TensorRange> ranges_of(const ir::Graph& graph,
+                                                       const std::vector<std::vector<float>>& inputs) {
+  ir::Graph everything = graph;
+  everything.outputs.clear();
+  for (std::size_t t = 0; t < graph.tensors.size(); ++t) {
+    if (!graph.tensors[t].is_constant()) everything.outputs.push_back(static_cast<int>(t));
+  }
+  const auto values = compiler::run_reference(everything, inputs);
+  std::map<std::string, compiler::TensorRange> ranges;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    compiler::TensorRange range;
+    range.min = *std::min_element(values[i].begin(), values[i].end());
+    range.max = *std::max_element(values[i].begin(), values[i].end());
+    range.threshold = std::max(std::fabs(range.min), std::fabs(range.max));
+    ranges[everything.tensors[static_cast<std::size_t>(everything.outputs[i])].name] = range;
+  }
+  return ranges;
+}
+
+struct Comparison {
+  double max_error = 0.0;   // relative to max|reference|
+  double mean_error = 0.0;  // relative to max|reference|
+};
+
+Comparison compare(const std::vector<float>& reference, const float* actual) {
+  double max_reference = 1e-12;
+  for (float v : reference) max_reference = std::max(max_reference, static_cast<double>(std::fabs(v)));
+  Comparison result;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    const double error = std::fabs(static_cast<double>(actual[i]) - static_cast<double>(reference[i]));
+    result.max_error = std::max(result.max_error, error / max_reference);
+    result.mean_error += error / max_reference;
+  }
+  result.mean_error /= static_cast<double>(reference.size());
+  return result;
+}
+
+struct Case {
+  std::string precision;
+  double max_error;
+  double mean_error;
+};
+
+class LowPrecision : public ::testing::TestWithParam<Case> {};
+
+TEST_P(LowPrecision, RuntimeMatchesSimulatedReference) {
+  const Case& param = GetParam();
+  for (unsigned seed : {1U, 2U, 3U}) {
+    for (std::int64_t batch : {1, 2}) {
+      SCOPED_TRACE(testing::Message() << "seed " << seed << " batch " << batch);
+      ir::Graph graph = trunk(batch, seed);
+      const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
+      const std::vector<std::vector<float>> inputs{random_values(input_shape, 100 + seed, 0.0F, 1.0F)};
+      compiler::PrecisionOptions options;
+      options.precision = param.precision;
+      options.ranges = ranges_of(graph, inputs);
+      options.quantize_outputs = true;  // int8 heads with f32 outputs are part of what is tested
+      const auto float_outputs = compiler::run_reference(graph, inputs);
+      const std::size_t converted = compiler::apply_precision(graph, options);
+      EXPECT_EQ(converted, 9U);  // every convolution
+      const auto expected = compiler::run_reference(graph, inputs);
+
+      auto network = std::make_shared<ir::Network>();
+      network->name = "trunk";
+      network->precision = param.precision;
+      network->stages.push_back({batch, graph});
+      ExecutionContext context(std::make_shared<const Network>(network), {.threads = 2});
+      context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
+      for (std::size_t o = 0; o < expected.size(); ++o) {
+        const auto* actual = static_cast<const float*>(context.output(o).data);
+        const Comparison to_reference = compare(expected[o], actual);
+        EXPECT_LE(to_reference.max_error, param.max_error) << "output " << o;
+        EXPECT_LE(to_reference.mean_error, param.mean_error) << "output " << o;
+        // The simulation is not trivially equal to float: the reduced-precision error is much larger
+        // than the runtime's distance from the simulation.
+        const Comparison to_float = compare(float_outputs[o], actual);
+        EXPECT_GT(to_float.mean_error, 4.0 * to_reference.mean_error) << "output " << o;
+      }
+    }
+  }
+}
+
+// int8: one step of a stored activation is 1/127 (0.008) of its range; the worst element may be off by
+// about one step, the mean must stay 100x below that (measured: max ~1e-7, flips are rare at this size).
+// bf16: one ulp is 2^-8 (0.004) relative; oneDNN accumulates in f32 in another order than the double
+// reference, which flips bf16 roundings of stored activations (measured: max ~1e-3, mean ~2e-5). The
+// reduced-precision error itself (runtime vs float) is 0.002-0.006 (int8) and ~0.001 (bf16) in mean.
+INSTANTIATE_TEST_SUITE_P(Precisions, LowPrecision,
+                         ::testing::Values(Case{"int8", 0.008, 1e-4}, Case{"bf16", 0.004, 1e-4}),
+                         [](const auto& test_info) { return test_info.param.precision; });
+
+TEST(LowPrecision, TensorsAndScalesChosenByConsumers) {
+  ir::Graph graph = trunk(1, 1);
+  const std::vector<std::vector<float>> inputs{
+      random_values(graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape, 7, 0.0F, 1.0F)};
+  compiler::PrecisionOptions options;
+  options.precision = "int8";
+  options.ranges = ranges_of(graph, inputs);
+  ir::Graph default_heads = graph;
+  compiler::apply_precision(default_heads, options);
+  for (int output : default_heads.outputs) {  // by default the convolutions writing outputs stay float
+    for (const auto& node : default_heads.nodes) {
+      if (node.outputs[0] == output) {
+        EXPECT_FALSE(node.attrs.contains("precision")) << node.name;
+      }
+    }
+  }
+  options.quantize_outputs = true;
+  compiler::apply_precision(graph, options);
+  int s8_tensors = 0;
+  for (const auto& node : graph.nodes) {
+    const auto& out = graph.tensors[static_cast<std::size_t>(node.outputs[0])];
+    if (node.op == "Conv") {
+      EXPECT_EQ(node.attrs.at("precision"), "int8") << node.name;
+      EXPECT_EQ(graph.tensors[static_cast<std::size_t>(node.inputs[1])].dtype, DType::kS8);
+    }
+    if (node.op == "Concat") {  // a scale group: inputs and output share one scale
+      for (int input : node.inputs)
+        EXPECT_EQ(graph.tensors[static_cast<std::size_t>(input)].scale, out.scale) << node.name;
+    }
+    if (node.op == "Eltwise") {  // float-only consumer: its input and output stay f32
+      EXPECT_EQ(graph.tensors[static_cast<std::size_t>(node.inputs[0])].dtype, DType::kF32);
+      EXPECT_EQ(out.dtype, DType::kF32);
+    }
+    if (out.dtype == DType::kS8) ++s8_tensors;
+  }
+  EXPECT_GE(s8_tensors, 8);
+  for (int output : graph.outputs)
+    EXPECT_EQ(graph.tensors[static_cast<std::size_t>(output)].dtype, DType::kF32);
+  // The image input is never negative: the first convolution quantizes it to u8.
+  EXPECT_EQ(graph.nodes.front().attrs.at("input_type"), "u8");
+}
+
+TEST(LowPrecision, KeepFloatLeavesNamedLayersAndRejectsUnknownNames) {
+  ir::Graph graph = trunk(1, 1);
+  compiler::PrecisionOptions options;
+  options.precision = "int8";
+  options.ranges = ranges_of(graph, {random_values(graph.tensors[0].shape, 7, 0.0F, 1.0F)});
+  options.keep_float = {graph.nodes[1].name};
+  options.quantize_outputs = true;
+  const std::string kept = graph.nodes[1].name;
+  EXPECT_EQ(compiler::apply_precision(graph, options), 8U);
+  for (const auto& node : graph.nodes) {
+    if (node.name == kept) {
+      EXPECT_FALSE(node.attrs.contains("precision"));
+    }
+  }
+  ir::Graph other = trunk(1, 1);
+  options.keep_float = {"no-such-node"};
+  EXPECT_THROW(compiler::apply_precision(other, options), Error);
+}
+
+TEST(LowPrecision, WeightQuantizationIsPerChannelAndSymmetric) {
+  const std::vector<float> weights{0.5F, -1.0F, 0.25F, 0.0F, 0.0F, 0.0F, 2.0F, -2.0F, 1.0F};
+  std::vector<std::int8_t> q;
+  std::vector<float> scales;
+  compiler::quantize_weights(weights, 3, q, scales);
+  EXPECT_FLOAT_EQ(scales[0], 1.0F / 127.0F);
+  EXPECT_FLOAT_EQ(scales[1], 1.0F);  // an all-zero channel
+  EXPECT_FLOAT_EQ(scales[2], 2.0F / 127.0F);
+  EXPECT_EQ(q, (std::vector<std::int8_t>{64, -127, 32, 0, 0, 0, 127, -127, 64}));
+}
+
+// The real YOLOv5n (C3 residual sums, SPPF pooling, concatenation scale groups, upsampling) compiled to
+// int8 at 160x160 so the reference executor stays fast: the oneDNN path against the simulation. Deeper than
+// the trunk, so rounding flips could accumulate further; bounds: one quantization step (1/127) at the worst
+// element and a mean 100x below the int8 error itself (measured: mean 2e-8 against 1e-2).
+TEST(LowPrecisionModels, Int8YoloMatchesSimulatedReference) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "messi5.jpg");
+  const auto images = std::filesystem::temp_directory_path() / "vapipe-tests" / "low-precision-images";
+  std::filesystem::create_directories(images);
+  for (const char* name : {"messi5.jpg", "baboon.jpg"}) {
+    if (!std::filesystem::exists(images / name))
+      std::filesystem::copy_file(test::opencv_data_dir() / name, images / name);
+  }
+  compiler::CompileOptions options;
+  options.onnx_path = (test::models_dir() / "yolov5n.onnx").string();
+  options.input_size = std::make_pair(160, 160);
+  options.precision = "int8";
+  options.calib_images = images.string();
+  options.calib_method = "max";
+  options.threads = 2;
+  const ir::Network int8 = compiler::compile_onnx(options);
+  options.precision = "f32";
+  const ir::Network fp32 = compiler::compile_onnx(options);
+
+  const ir::Graph& graph = int8.stages.front().graph;
+  const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
+  const std::vector<std::vector<float>> inputs{random_values(input_shape, 11, 0.0F, 1.0F)};
+  const auto expected = compiler::run_reference(graph, inputs);
+  const auto float_outputs = compiler::run_reference(fp32.stages.front().graph, inputs);
+  ExecutionContext context(std::make_shared<const Network>(std::make_shared<const ir::Network>(int8)),
+                           {.threads = 2});
+  context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
+  ASSERT_EQ(expected.size(), 3U);
+  for (std::size_t o = 0; o < expected.size(); ++o) {
+    const auto* actual = static_cast<const float*>(context.output(o).data);
+    const Comparison to_reference = compare(expected[o], actual);
+    const Comparison to_float = compare(float_outputs[o], actual);
+    EXPECT_LE(to_reference.mean_error, 0.01 * to_float.mean_error) << "output " << o;
+    EXPECT_LE(to_reference.max_error, 0.008) << "output " << o;
+  }
+}
+
+}  // namespace
+}  // namespace vapipe

@@ -55,6 +55,7 @@ BENCHMARK(BM_PreprocessFused)
     ->Args({1920, 1080, 0, 2})
     ->Args({768, 576, 0, 1})
     ->Args({1920, 1080, 1, 1})
+    ->Args({1920, 1080, 1, 2})
     ->Unit(benchmark::kMicrosecond);
 
 // The peer: the same letterbox with OpenCV as YOLOv5's Python code and most C++ deployments write it
@@ -98,6 +99,7 @@ BENCHMARK(BM_PreprocessOpenCv)
     ->Args({1920, 1080, 0, 2})
     ->Args({768, 576, 0, 1})
     ->Args({1920, 1080, 1, 1})
+    ->Args({1920, 1080, 1, 2})
     ->Unit(benchmark::kMicrosecond);
 
 void BM_PreprocessReference(benchmark::State& state) {

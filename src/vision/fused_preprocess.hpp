@@ -5,6 +5,7 @@
 // No intermediate full-size image is made.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -36,9 +37,15 @@ struct PreprocessOptions {
 // owns its scratch rows, so run() allocates nothing: make one per video channel (source size) and worker.
 class FusedPreprocessor {
  public:
-  // threads > 1 splits the output rows into bands processed in parallel (OpenMP).
+  // threads > 1 starts threads - 1 helper threads (kept for the preprocessor's lifetime) that share the
+  // output rows with the caller in small chunks taken from a counter: a helper the OS schedules late simply
+  // takes fewer chunks, and run() never waits for one that has taken none. run() times itself and keeps
+  // to the caller alone when that is faster (a busy machine), retrying the helpers every 16th run.
   FusedPreprocessor(PixelFormat format, int source_width, int source_height, const PreprocessOptions& options,
                     int threads = 1);
+  ~FusedPreprocessor();
+  FusedPreprocessor(const FusedPreprocessor&) = delete;
+  FusedPreprocessor& operator=(const FusedPreprocessor&) = delete;
 
   const LetterboxTransform& transform() const { return transform_; }
   const PreprocessOptions& options() const { return options_; }
@@ -48,8 +55,23 @@ class FusedPreprocessor {
   void run(const ImageView& source, float* output);
 
  private:
-  void run_band(const ImageView& source, float* output, int band, int first_row, int end_row);
-  void horizontal_pass(const ImageView& source, int source_row, float* planes) const;
+  // Per band: two horizontally resized source rows (planar, 3 x resized_width floats each) and the
+  // gathered source taps of the row being resized, laid out contiguously so the arithmetic vectorizes.
+  struct Scratch {
+    std::vector<float> rows;
+    std::vector<std::uint32_t> left;  // BGR: the 4 bytes at each column's left / right tap; YUV: luma
+    std::vector<std::uint32_t> right;
+    std::vector<std::uint32_t> chroma_left;  // YUV: U | V << 8 of each column's left / right tap
+    std::vector<std::uint32_t> chroma_right;
+    int chroma_row = -1;  // source chroma row held in chroma_left / chroma_right
+  };
+
+  class Helpers;
+
+  void run_band(const ImageView& source, float* output, Scratch& scratch, int first_row, int end_row);
+  // Output rows [first_row, end_row): padding rows filled, image rows resized.
+  void run_rows(const ImageView& source, float* output, Scratch& scratch, int first_row, int end_row);
+  void horizontal_pass(const ImageView& source, int source_row, Scratch& scratch, float* planes) const;
 
   PixelFormat format_;
   PreprocessOptions options_;
@@ -58,14 +80,19 @@ class FusedPreprocessor {
   std::array<float, 3> multiplier_{};    // scale / std
   std::array<float, 3> offset_{};        // -mean / std
   std::array<int, 3> source_plane_{};    // for source channel B, G, R: the output plane it feeds
-  std::vector<std::int32_t> column_x0_;  // per resized column: left and right source tap (pixels)
-  std::vector<std::int32_t> column_x1_;
+  std::vector<std::int32_t> column_x0_;  // per resized column: left and right source tap (byte offset
+  std::vector<std::int32_t> column_x1_;  // in a BGR row, pixel in a luma row)
+  std::vector<std::int32_t> chroma_x0_;  // YUV: byte offset of the taps' U sample in a chroma row
+  std::vector<std::int32_t> chroma_x1_;
   std::vector<float> column_weight_;  // weight of the right tap
+  int wide_columns_ = 0;              // BGR: leading columns whose taps can be read as 4 bytes in the row
   std::vector<std::int32_t> row_y0_;
   std::vector<std::int32_t> row_y1_;
   std::vector<float> row_weight_;
-  // Per band: two horizontally resized source rows, planar (3 x resized_width each).
-  std::vector<std::vector<float>> scratch_;
+  std::vector<Scratch> scratch_;  // one per thread (the caller's first)
+  std::unique_ptr<Helpers> helpers_;
+  std::array<double, 2> seconds_{};  // with helpers: moving average of run() alone (0) and with helpers (1)
+  unsigned runs_ = 0;
 };
 
 // Convenience: builds a FusedPreprocessor for this source and runs it once (allocates its tables).

@@ -69,7 +69,7 @@ TEST(FusedPreprocess, MatchesTheReferenceOverManySeededShapes) {
   std::uniform_int_distribution<int> target_size(8, 200);
   std::uniform_real_distribution<float> unit(0.2f, 1.0f);
   const PixelFormat formats[] = {PixelFormat::kBgr24, PixelFormat::kNv12, PixelFormat::kI420};
-  for (int trial = 0; trial < 240; ++trial) {
+  for (int trial = 0; trial < 360; ++trial) {
     const PixelFormat format = formats[trial % 3];
     const TestImage image = random_image(rng, format, source_size(rng), source_size(rng));
     PreprocessOptions options;
@@ -85,7 +85,7 @@ TEST(FusedPreprocess, MatchesTheReferenceOverManySeededShapes) {
     }
     const std::size_t size = 3u * static_cast<std::size_t>(options.width) * options.height;
     std::vector<float> fast(size, -1000.0f), reference(size, 1000.0f);
-    FusedPreprocessor preprocessor(format, image.width, image.height, options, 1 + trial % 3);
+    FusedPreprocessor preprocessor(format, image.width, image.height, options, 1 + trial % 4);
     preprocessor.run(image.view(), fast.data());
     const LetterboxTransform t = preprocess_reference(image.view(), options, reference.data());
     EXPECT_EQ(t.pad_x, preprocessor.transform().pad_x);
@@ -103,6 +103,59 @@ TEST(FusedPreprocess, MatchesTheReferenceOverManySeededShapes) {
   }
 }
 
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float worst = 0.0f;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+// The threaded path (helper threads taking chunks of rows) and repeated runs of one preprocessor on different
+// frames (cached chroma rows must not leak between frames) give exactly the single-threaded output.
+TEST(FusedPreprocess, ThreadsAndRepeatedRunsMatchOneThread) {
+  std::mt19937 rng(99);
+  const PixelFormat formats[] = {PixelFormat::kBgr24, PixelFormat::kNv12, PixelFormat::kI420};
+  for (const PixelFormat format : formats) {
+    for (auto [w, h] : {std::pair{1920, 1080}, std::pair{301, 517}, std::pair{700, 40}}) {
+      PreprocessOptions options;
+      options.width = 320;
+      options.height = 288;
+      FusedPreprocessor single(format, w, h, options, 1);
+      for (const int threads : {2, 3, 4}) {
+        FusedPreprocessor threaded(format, w, h, options, threads);
+        for (int frame = 0; frame < 3; ++frame) {
+          const TestImage image = random_image(rng, format, w, h);
+          const std::size_t size = 3u * 320 * 288;
+          std::vector<float> expected(size, -1.0f), got(size, -2.0f);
+          single.run(image.view(), expected.data());
+          threaded.run(image.view(), got.data());
+          ASSERT_EQ(expected, got) << static_cast<int>(format) << " " << w << "x" << h << " threads "
+                                   << threads << " frame " << frame;
+        }
+      }
+    }
+  }
+}
+
+// A BGR frame whose buffer ends exactly at its last pixel (stride 3 * width): the fast path reads taps as
+// 4 bytes and must not read past the buffer on the last pixel (ASan builds check this).
+TEST(FusedPreprocess, TightBgrBufferMatchesTheReference) {
+  for (auto [w, h] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{641, 479}, std::pair{1920, 1080}}) {
+    std::vector<std::uint8_t> pixels(static_cast<std::size_t>(3 * w) * h);
+    for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(i * 31 + (i >> 7));
+    const ImageView view = ImageView::bgr(pixels.data(), w, h, 3 * w);
+    for (auto [ow, oh] : {std::pair{640, 640}, std::pair{97, 1500}}) {
+      PreprocessOptions options;
+      options.width = ow;
+      options.height = oh;
+      const std::size_t size = 3u * static_cast<std::size_t>(ow) * oh;
+      std::vector<float> fast(size), reference(size);
+      preprocess(view, options, fast.data());
+      preprocess_reference(view, options, reference.data());
+      EXPECT_LE(max_abs_diff(fast, reference), 0.02f / 255.0f) << w << "x" << h << " -> " << ow << "x" << oh;
+    }
+  }
+}
+
 // What a Python YOLOv5 user does: letterbox with cv::resize + copyMakeBorder, BGR->RGB, /255, HWC->CHW.
 std::vector<float> opencv_letterbox(const cv::Mat& bgr, const LetterboxTransform& t, int width, int height) {
   cv::Mat resized, padded, rgb, floats;
@@ -116,12 +169,6 @@ std::vector<float> opencv_letterbox(const cv::Mat& bgr, const LetterboxTransform
   for (int c = 0; c < 3; ++c) planes.emplace_back(height, width, CV_32F, chw.data() + c * width * height);
   cv::split(floats, planes);
   return chw;
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  float worst = 0.0f;
-  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
-  return worst;
 }
 
 TEST(FusedPreprocess, MatchesOpenCvResizeBorderAndConversionOnPhotos) {

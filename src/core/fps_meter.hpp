@@ -62,7 +62,7 @@ struct ChannelStats {
   std::uint64_t dropped = 0;  // frames dropped by the live-source policy or skipped on errors
   std::size_t queue_depth = 0;
   std::vector<double> stage_ms;  // mean time per frame in each stage, in the order of the table's stage names
-  double latency_ms = 0.0;       // decode -> output, median over the window
+  double latency_ms = 0.0;       // decode -> output, mean over the last interval
 };
 
 // A fixed-width text table, one header line then one line per channel, each line ending in '\n':

@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <span>
 #include <utility>
 
 #include <fmt/format.h>
@@ -42,6 +43,19 @@ std::string redact(const std::string& address) {
 }
 
 std::uint64_t to_us(double ms) { return static_cast<std::uint64_t>(std::max(0.0, ms) * 1000.0); }
+
+void to_metadata_boxes(std::span<const models::Detection> detections, std::vector<io::MetadataBox>& boxes) {
+  boxes.clear();
+  for (const auto& d : detections) boxes.push_back({d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
+}
+
+// `packet` refilled with `bytes` (the access unit with its SEI) and the timestamps and flags of `source`.
+void fill_packet(AVPacket& packet, std::span<const std::uint8_t> bytes, const AVPacket& source) {
+  av_packet_unref(&packet);
+  if (av_new_packet(&packet, static_cast<int>(bytes.size())) < 0) fail("out of memory");
+  std::memcpy(packet.data, bytes.data(), bytes.size());
+  av_packet_copy_props(&packet, &source);
+}
 
 }  // namespace
 
@@ -86,7 +100,8 @@ struct Channel::OutputState {
   std::map<std::int64_t, std::vector<io::MetadataBox>> done;
   std::set<std::int64_t> lost;
   std::unique_ptr<io::SeiInserter> inserter;
-  io::PacketPtr scratch = io::make_packet();
+  io::PacketPtr scratch = io::make_packet();     // encoder output
+  io::PacketPtr sei_packet = io::make_packet();  // a packet with its SEI inserted, reused
   std::vector<io::MetadataBox> boxes;
   // Annotated.
   std::unique_ptr<io::VideoEncoder> encoder;
@@ -436,10 +451,7 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
   }
 
   if (out.writer && out.inserter && !out.pending.empty() && task->packet_tag >= out.pending.front().first) {
-    auto& boxes = out.done[task->packet_tag];
-    boxes.clear();
-    for (const auto& d : task->detections)
-      boxes.push_back({d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
+    to_metadata_boxes(task->detections, out.done[task->packet_tag]);
     write_passthrough(out, false);
   }
 
@@ -474,9 +486,7 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
   frame.height = bgr.height;
   frame.planes[0] = out.viewer.bgr_pixels();
   frame.strides[0] = static_cast<int>(bgr.strides[0]);
-  out.boxes.clear();
-  for (const auto& d : task.detections)
-    out.boxes.push_back({d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
+  to_metadata_boxes(task.detections, out.boxes);
   try {
     out.encoder->send(&frame);
     // zerolatency: no look-ahead, no B-frames, so the packets coming out now are this frame's.
@@ -487,16 +497,18 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
       }
       const auto bytes = out.inserter->insert(
           std::span(out.scratch->data, static_cast<std::size_t>(out.scratch->size)), out.boxes);
-      io::PacketPtr with_sei = io::make_packet();
-      if (av_new_packet(with_sei.get(), static_cast<int>(bytes.size())) < 0) fail("out of memory");
-      std::memcpy(with_sei->data, bytes.data(), bytes.size());
-      av_packet_copy_props(with_sei.get(), out.scratch.get());
-      out.writer->write(*with_sei);
+      fill_packet(*out.sei_packet, bytes, *out.scratch);
+      out.writer->write(*out.sei_packet);
     }
   } catch (const Error& error) {
     spdlog::error("{}: encoding failed, video output off: {}", label_, error.what());
     out.video_disabled = true;
   }
+  publish_writer_stats(out);
+}
+
+void Channel::publish_writer_stats(const OutputState& out) {
+  if (!out.writer) return;
   counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
   counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
 }
@@ -550,11 +562,8 @@ void Channel::write_passthrough(OutputState& out, bool flush_all) {
     if (found != out.done.end()) {
       const auto bytes = out.inserter->insert(std::span(packet->data, static_cast<std::size_t>(packet->size)),
                                               found->second);
-      av_packet_unref(out.scratch.get());
-      if (av_new_packet(out.scratch.get(), static_cast<int>(bytes.size())) < 0) fail("out of memory");
-      std::memcpy(out.scratch->data, bytes.data(), bytes.size());
-      av_packet_copy_props(out.scratch.get(), packet.get());
-      out.writer->write(*out.scratch);
+      fill_packet(*out.sei_packet, bytes, *packet);
+      out.writer->write(*out.sei_packet);
     } else if (flush_all || out.lost.contains(tag) || out.pending.size() > kMaxPendingPackets) {
       out.writer->write(*packet);  // no frame will carry metadata for it: sent as it came
     } else {
@@ -567,10 +576,7 @@ void Channel::write_passthrough(OutputState& out, bool flush_all) {
     out.done.erase(out.done.begin(), out.done.lower_bound(front));
     out.lost.erase(out.lost.begin(), out.lost.lower_bound(front));
   }
-  if (out.writer) {
-    counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
-    counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
-  }
+  publish_writer_stats(out);
 }
 
 void Channel::close_outputs(OutputState& out) {
@@ -587,8 +593,7 @@ void Channel::close_outputs(OutputState& out) {
   }
   if (out.writer) {
     out.writer->close();
-    counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
-    counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
+    publish_writer_stats(out);
     spdlog::info("{}: output {} closed ({} packets written, {} dropped)", label_, out.video_url,
                  out.writer->stats().packets_written, out.writer->stats().packets_dropped);
   }

@@ -129,6 +129,7 @@ class Channel {
   void encode_frame(OutputState& out, FrameTask& task, bool draw);
   void write_passthrough(OutputState& out, bool flush_all);
   void close_outputs(OutputState& out);
+  void publish_writer_stats(const OutputState& out);
   void set_state(ChannelState state);
   bool wait_for_retry(Clock::time_point until);
 

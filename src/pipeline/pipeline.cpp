@@ -34,14 +34,12 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
   // Models: load each used model once, in config order (errors name models[i]).
   std::map<std::string, Detector*> detector_by_name;
   std::map<std::string, ResultsFile*> results_by_path;
-  int inference_threads = 0;
-  for (std::size_t i = 0; i < config_.models.size(); ++i) {
-    const ModelConfig& model = config_.models[i];
-    const bool used =
-        std::any_of(channels.begin(), channels.end(), [&](const auto& c) { return c.model == &model; });
-    if (!used) continue;
-    inference_threads += config_.inference.thread_num;
+  std::vector<bool> model_used(config_.models.size(), false);
+  for (const auto& channel : channels) {
+    model_used[static_cast<std::size_t>(channel.model - config_.models.data())] = true;
   }
+  const int inference_threads =
+      config_.inference.thread_num * static_cast<int>(std::count(model_used.begin(), model_used.end(), true));
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int context_threads = options_.context_threads > 0
                                   ? options_.context_threads
@@ -50,9 +48,7 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
   for (std::size_t i = 0; i < config_.models.size(); ++i) {
     const ModelConfig& model = config_.models[i];
     const std::string key = fmt::format("models[{}]", i);
-    const bool used =
-        std::any_of(channels.begin(), channels.end(), [&](const auto& c) { return c.model == &model; });
-    if (!used) {
+    if (!model_used[i]) {
       spdlog::warn("{} ('{}'): no camera uses it; not loaded", key, model.name);
       continue;
     }

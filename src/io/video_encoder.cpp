@@ -38,6 +38,9 @@ VideoEncoder::VideoEncoder(const EncoderOptions& options, std::string label) : l
   AVDictionary* raw = nullptr;
   av_dict_set(&raw, "preset", options.preset.c_str(), 0);
   if (!options.tune.empty()) av_dict_set(&raw, "tune", options.tune.c_str(), 0);
+  // FFmpeg turns x264's repeat-headers off for global headers; x264-params are applied after that.
+  if (options.global_header && options.repeat_headers)
+    av_dict_set(&raw, "x264-params", "repeat-headers=1", 0);
   if (options.bitrate_kbps <= 0) av_dict_set_int(&raw, "crf", options.crf, 0);
   const int error = avcodec_open2(context_.get(), codec, &raw);
   std::string unused;

@@ -26,6 +26,9 @@ struct EncoderOptions {
   // SPS/PPS in the extradata only (MP4, MKV, FLV, RTSP want that: StreamWriter::needs_global_header);
   // otherwise repeated in-band before every key frame (raw .h264, MPEG-TS).
   bool global_header = false;
+  // With global_header: SPS/PPS also in-band before every key frame (live outputs that clients join at any
+  // key frame, and containers that want the extradata).
+  bool repeat_headers = false;
 };
 
 // One input picture. BGR: planes[0]/strides[0] (bytes per row, e.g. cv::Mat::step). NV12: Y in plane 0,

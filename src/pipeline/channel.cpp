@@ -91,7 +91,8 @@ struct Channel::OutputState {
   AVRational time_base{1, 90000};
   AVRational frame_rate{0, 1};
 
-  std::string video_url;
+  std::string video_url;    // empty: no output_path, the video goes to taps only
+  bool video_open = false;  // the writer (if any) and the taps take packets
   bool video_disabled = false;
   bool reencode = false;  // passthrough of a codec without SEI: x264 + SEI
   std::unique_ptr<io::StreamWriter> writer;
@@ -114,7 +115,34 @@ Channel::Channel(ChannelSetup setup)
     : setup_(std::move(setup)),
       label_(fmt::format("channel {} ({})", setup_.channel, redact(setup_.address))),
       events_(256) {
-  wants_packets_ = setup_.model->output_path && setup_.model->output_mode == OutputMode::kPassthrough;
+  video_wanted_ = setup_.model->output_path && setup_.model->output_mode != OutputMode::kResults;
+  wants_packets_ = video_wanted_ && setup_.model->output_mode == OutputMode::kPassthrough;
+}
+
+void Channel::add_tap(std::shared_ptr<ChannelTap> tap) {
+  if (!tap) return;
+  if (tap->wants_video() && setup_.model->output_mode != OutputMode::kResults) video_wanted_ = true;
+  taps_want_pixels_ = taps_want_pixels_ || tap->wants_pixels();
+  wants_packets_ = video_wanted_ && setup_.model->output_mode == OutputMode::kPassthrough;
+  taps_.push_back(std::move(tap));
+}
+
+ChannelInfo Channel::info() const {
+  return ChannelInfo{setup_.channel, fmt::format("{}_{}", setup_.model->name, setup_.channel),
+                     setup_.model->name, redact(setup_.address), setup_.model->output_mode};
+}
+
+template <typename Call>
+void Channel::notify_taps(Call&& call) {
+  for (auto it = taps_.begin(); it != taps_.end();) {
+    try {
+      call(**it);
+      ++it;
+    } catch (const std::exception& error) {
+      spdlog::error("{}: a live output failed and is detached: {}", label_, error.what());
+      it = taps_.erase(it);
+    }
+  }
 }
 
 Channel::~Channel() {
@@ -275,8 +303,8 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
       task->decoded_at = Clock::now();
       task->decode_ms = pending_decode_ms;
       pending_decode_ms = 0.0;
-      task->keep_pixels =
-          reencode_ || (setup_.model->output_path && setup_.model->output_mode == OutputMode::kAnnotated);
+      task->keep_pixels = reencode_ || taps_want_pixels_ ||
+                          (video_wanted_ && setup_.model->output_mode == OutputMode::kAnnotated);
       task->frame = io::make_frame();
       av_frame_move_ref(task->frame.get(), frame.get());
       counters_.decoded.fetch_add(1, std::memory_order_relaxed);
@@ -371,22 +399,22 @@ void Channel::handle(OutputState& out, ChannelEvent event) {
             label_, avcodec_get_name(out.codec->codec_id));
       }
       out.reencode = event.reencode;
-      if (wants_packets_ && changed && out.writer) {
+      if (wants_packets_ && changed && out.video_open) {
         write_passthrough(out, true);
-        spdlog::warn("{}: the stream changed codec or size; output {} starts again", label_, out.video_url);
-        out.writer->close();
-        out.writer.reset();
+        spdlog::warn("{}: the stream changed codec or size; output {} starts again", label_,
+                     out.video_url.empty() ? std::string("(live only)") : out.video_url);
+        stop_video(out);
         out.video_disabled = false;
       }
       return;
     }
     case ChannelEvent::Kind::kPacket:
       if (!wants_packets_ || out.reencode || out.video_disabled) return;
-      if (!out.writer && out.codec) {
+      if (!out.video_open && out.codec) {
         FrameTask none;
         open_video_output(out, none);
       }
-      if (!out.writer) return;
+      if (!out.video_open) return;
       out.pending.emplace_back(event.tag, std::move(event.packet));
       write_passthrough(out, false);
       return;
@@ -429,7 +457,7 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
   }
   const auto& labels = setup_.detector->labels();
 
-  if (setup_.results != nullptr) {
+  if (setup_.results != nullptr || !taps_.empty()) {
     FrameRecord record;
     record.channel = setup_.channel;
     record.frame = task->frame_index;
@@ -441,16 +469,20 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
     record.height = task->height;
     record.inferred = task->outcome == FrameOutcome::kInferred;
     record.detections = task->detections;
-    setup_.results->write_line(format_record(record, [&](int id) { return labels.label(id); }));
+    const std::string line = format_record(record, [&](int id) { return labels.label(id); });
+    if (setup_.results != nullptr) setup_.results->write_line(line);
+    const AVFrame* picture = taps_want_pixels_ ? task->frame.get() : nullptr;
+    notify_taps([&](ChannelTap& tap) { tap.frame_done(record, line, picture); });
   }
 
   const bool annotated = setup_.model->output_mode == OutputMode::kAnnotated;
-  if (setup_.model->output_path && (annotated || out.reencode) && !out.video_disabled && task->frame) {
+  if (video_wanted_ && (annotated || out.reencode) && !out.video_disabled && task->frame) {
     if (!out.encoder) open_video_output(out, *task);
-    if (out.encoder && out.writer) encode_frame(out, *task, annotated);
+    if (out.encoder && out.video_open) encode_frame(out, *task, annotated);
   }
 
-  if (out.writer && out.inserter && !out.pending.empty() && task->packet_tag >= out.pending.front().first) {
+  if (out.video_open && out.inserter && !out.pending.empty() &&
+      task->packet_tag >= out.pending.front().first) {
     to_metadata_boxes(task->detections, out.done[task->packet_tag]);
     write_passthrough(out, false);
   }
@@ -492,19 +524,41 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
     // zerolatency: no look-ahead, no B-frames, so the packets coming out now are this frame's.
     while (out.encoder->receive(*out.scratch) == io::EncodeStatus::kOk) {
       if (!out.inserter) {
-        out.writer->write(*out.scratch);
+        send_video(out, *out.scratch);
         continue;
       }
       const auto bytes = out.inserter->insert(
           std::span(out.scratch->data, static_cast<std::size_t>(out.scratch->size)), out.boxes);
       fill_packet(*out.sei_packet, bytes, *out.scratch);
-      out.writer->write(*out.sei_packet);
+      send_video(out, *out.sei_packet);
     }
   } catch (const Error& error) {
     spdlog::error("{}: encoding failed, video output off: {}", label_, error.what());
     out.video_disabled = true;
   }
   publish_writer_stats(out);
+}
+
+void Channel::send_video(OutputState& out, const AVPacket& packet) {
+  if (out.writer) {
+    out.writer->write(packet);
+  } else {
+    counters_.packets_written.fetch_add(1, std::memory_order_relaxed);  // live outputs only
+  }
+  notify_taps([&](ChannelTap& tap) { tap.video_packet(packet); });
+}
+
+void Channel::stop_video(OutputState& out) {
+  if (!out.video_open) return;
+  out.video_open = false;
+  if (out.writer) {
+    out.writer->close();
+    publish_writer_stats(out);
+    spdlog::info("{}: output {} closed ({} packets written, {} dropped)", label_, out.video_url,
+                 out.writer->stats().packets_written, out.writer->stats().packets_dropped);
+    out.writer.reset();
+  }
+  notify_taps([](ChannelTap& tap) { tap.video_stopped(); });
 }
 
 void Channel::publish_writer_stats(const OutputState& out) {
@@ -514,14 +568,18 @@ void Channel::publish_writer_stats(const OutputState& out) {
 }
 
 void Channel::open_video_output(OutputState& out, const FrameTask& first) {
+  const bool live_taps =
+      std::any_of(taps_.begin(), taps_.end(), [](const auto& tap) { return tap->wants_video(); });
   try {
     io::StreamWriterOptions options;
     options.rtsp_tcp = true;
+    io::CodecParametersPtr parameters;
+    AVRational time_base = out.time_base;
+    AVRational frame_rate = out.frame_rate;
     if (setup_.model->output_mode == OutputMode::kPassthrough && !out.reencode) {
       const io::VideoCodec codec = io::sei_codec_of(*out.codec);  // throws for codecs without SEI
       out.inserter = std::make_unique<io::SeiInserter>(codec, io::framing_of(*out.codec));
-      out.writer = std::make_unique<io::StreamWriter>(out.video_url, *out.codec, out.time_base,
-                                                      out.frame_rate, options);
+      parameters = io::copy_codec_parameters(*out.codec);
     } else {
       io::EncoderOptions encoder;
       encoder.width = first.width & ~1;
@@ -531,23 +589,35 @@ void Channel::open_video_output(OutputState& out, const FrameTask& first) {
       encoder.fps_den = known_rate ? out.frame_rate.den : 1;
       encoder.gop_size = std::max(1, static_cast<int>(2 * encoder.fps_num / encoder.fps_den));
       encoder.threads = setup_.encoder_threads;
-      encoder.global_header = io::StreamWriter::needs_global_header(out.video_url);
+      // Live outputs get both: extradata for containers (fMP4) and SPS/PPS before every key frame for
+      // clients that join mid-stream.
+      encoder.global_header =
+          live_taps || (!out.video_url.empty() && io::StreamWriter::needs_global_header(out.video_url));
+      encoder.repeat_headers = live_taps;
       out.encoder = std::make_unique<io::VideoEncoder>(encoder, label_);
-      io::CodecParametersPtr parameters(avcodec_parameters_alloc());
+      parameters.reset(avcodec_parameters_alloc());
       if (!parameters || avcodec_parameters_from_context(parameters.get(), &out.encoder->context()) < 0)
         fail("out of memory");
-      out.writer = std::make_unique<io::StreamWriter>(out.video_url, *parameters, out.encoder->time_base(),
-                                                      AVRational{encoder.fps_num, encoder.fps_den}, options);
+      time_base = out.encoder->time_base();
+      frame_rate = AVRational{encoder.fps_num, encoder.fps_den};
+      // Annotated video carries the detections too (clients that draw their own overlay, the viewer).
       // libx264 emits Annex-B packets whatever the container (muxers convert): SEI goes in with start codes.
-      if (out.reencode)
-        out.inserter = std::make_unique<io::SeiInserter>(io::VideoCodec::kH264, io::NalFraming::annexb());
+      out.inserter = std::make_unique<io::SeiInserter>(io::VideoCodec::kH264, io::NalFraming::annexb());
     }
-    spdlog::info("{}: {} video to {}", label_,
+    if (!out.video_url.empty()) {
+      out.writer =
+          std::make_unique<io::StreamWriter>(out.video_url, *parameters, time_base, frame_rate, options);
+    }
+    out.video_open = true;
+    notify_taps([&](ChannelTap& tap) { tap.video_started(*parameters, time_base, frame_rate); });
+    spdlog::info("{}: {} video to {}{}", label_,
                  out.reencode ? "re-encoded passthrough" : to_string(setup_.model->output_mode),
-                 out.video_url);
+                 out.video_url.empty() ? std::string("live outputs") : out.video_url,
+                 !out.video_url.empty() && live_taps ? " and live outputs" : "");
   } catch (const Error& error) {
     spdlog::error("{}: no video output: {}", label_, error.what());
     out.video_disabled = true;
+    out.video_open = false;
     out.writer.reset();
     out.encoder.reset();
     out.inserter.reset();
@@ -563,9 +633,9 @@ void Channel::write_passthrough(OutputState& out, bool flush_all) {
       const auto bytes = out.inserter->insert(std::span(packet->data, static_cast<std::size_t>(packet->size)),
                                               found->second);
       fill_packet(*out.sei_packet, bytes, *packet);
-      out.writer->write(*out.sei_packet);
+      send_video(out, *out.sei_packet);
     } else if (flush_all || out.lost.contains(tag) || out.pending.size() > kMaxPendingPackets) {
-      out.writer->write(*packet);  // no frame will carry metadata for it: sent as it came
+      send_video(out, *packet);  // no frame will carry metadata for it: sent as it came
     } else {
       break;
     }
@@ -582,21 +652,17 @@ void Channel::write_passthrough(OutputState& out, bool flush_all) {
 void Channel::close_outputs(OutputState& out) {
   if (out.closed) return;
   out.closed = true;
-  if (out.writer && out.inserter) write_passthrough(out, true);
-  if (out.encoder && out.writer) {
+  if (out.video_open && out.inserter) write_passthrough(out, true);
+  if (out.encoder && out.video_open) {
     try {
       out.encoder->send(nullptr);
-      while (out.encoder->receive(*out.scratch) == io::EncodeStatus::kOk) out.writer->write(*out.scratch);
+      while (out.encoder->receive(*out.scratch) == io::EncodeStatus::kOk) send_video(out, *out.scratch);
     } catch (const Error& error) {
       spdlog::error("{}: flushing the encoder: {}", label_, error.what());
     }
   }
-  if (out.writer) {
-    out.writer->close();
-    publish_writer_stats(out);
-    spdlog::info("{}: output {} closed ({} packets written, {} dropped)", label_, out.video_url,
-                 out.writer->stats().packets_written, out.writer->stats().packets_dropped);
-  }
+  stop_video(out);
+  notify_taps([](ChannelTap& tap) { tap.closed(); });
 }
 
 }  // namespace vapipe::pipeline

@@ -23,6 +23,7 @@
 #include "io/ffmpeg_handles.hpp"
 #include "io/reconnect_policy.hpp"
 #include "io/video_source.hpp"
+#include "pipeline/channel_tap.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/detector.hpp"
 #include "pipeline/frame_task.hpp"
@@ -98,6 +99,10 @@ class Channel {
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
+  // Before start(): attaches a live consumer of this channel's outputs (see channel_tap.hpp).
+  void add_tap(std::shared_ptr<ChannelTap> tap);
+  ChannelInfo info() const;
+
   void start();
   // Stops reading (interrupts a blocked read or a back-off wait); frames already decoded still finish.
   void stop_source();
@@ -129,6 +134,10 @@ class Channel {
   void encode_frame(OutputState& out, FrameTask& task, bool draw);
   void write_passthrough(OutputState& out, bool flush_all);
   void close_outputs(OutputState& out);
+  void send_video(OutputState& out, const AVPacket& packet);
+  void stop_video(OutputState& out);
+  template <typename Call>
+  void notify_taps(Call&& call);
   void publish_writer_stats(const OutputState& out);
   void set_state(ChannelState state);
   bool wait_for_retry(Clock::time_point until);
@@ -145,10 +154,13 @@ class Channel {
   std::condition_variable source_wake_;
   io::VideoSource* current_source_ = nullptr;
 
-  std::int64_t next_frame_ = 0;  // source thread only
-  std::int64_t next_tag_ = 0;    // source thread only
-  bool wants_packets_ = false;   // passthrough output
-  bool reencode_ = false;        // source thread only: passthrough of a codec without SEI (ChannelEvent)
+  std::int64_t next_frame_ = 0;                    // source thread only
+  std::int64_t next_tag_ = 0;                      // source thread only
+  std::vector<std::shared_ptr<ChannelTap>> taps_;  // fixed once started; output thread only
+  bool video_wanted_ = false;  // a video output (file/server from output_path, or a tap) exists
+  bool taps_want_pixels_ = false;
+  bool wants_packets_ = false;  // passthrough output
+  bool reencode_ = false;       // source thread only: passthrough of a codec without SEI (ChannelEvent)
   BoundedQueue<ChannelEvent> events_;
   std::thread source_thread_;
   std::thread output_thread_;

@@ -233,11 +233,9 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
   }
   const json* mode = Reader::optional(value, "output_mode");
   if (mode != nullptr) model.output_mode = r.choice(*mode, child(path, "output_mode"), kOutputModes);
+  model.output_mode_given = mode != nullptr;
   if (const auto* v = Reader::optional(value, "results_path"))
     model.results_path = r.string(*v, child(path, "results_path"));
-  if (mode != nullptr && model.output_mode != OutputMode::kResults && !model.output_path) {
-    r.error(child(path, "output_mode"), "\"{}\" needs output_path", to_string(model.output_mode));
-  }
   if (model.output_mode == OutputMode::kResults && !model.results_path) {
     r.error(child(path, "output_mode"), "\"results\" needs results_path");
   }
@@ -368,7 +366,8 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
     r.error("", "not valid JSON: {}", what);
   }
 
-  static constexpr std::array<std::string_view, 4> kRootKeys{"cards", "pipeline", "models", "stats"};
+  static constexpr std::array<std::string_view, 7> kRootKeys{"cards", "pipeline",    "models", "stats",
+                                                             "http",  "rtsp_server", "mqtt"};
   r.object(root, "", kRootKeys);
   PipelineConfig config;
 
@@ -420,7 +419,72 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
     }
     if (const auto* v = Reader::optional(*stats, "table")) config.stats.table = r.boolean(*v, "stats.table");
   }
+
+  if (const auto* http = Reader::optional(root, "http")) {
+    static constexpr std::array<std::string_view, 4> kHttpKeys{"bind", "port", "token", "web_root"};
+    r.object(*http, "http", kHttpKeys);
+    HttpConfig section;
+    if (const auto* v = Reader::optional(*http, "bind")) section.bind = r.string(*v, "http.bind");
+    if (const auto* v = Reader::optional(*http, "port")) section.port = r.integer(*v, "http.port", 0, 65535);
+    if (const auto* v = Reader::optional(*http, "token")) section.token = r.string(*v, "http.token");
+    if (const auto* v = Reader::optional(*http, "web_root")) section.web_root = r.string(*v, "http.web_root");
+    if (!is_loopback_address(section.bind) && !section.token) {
+      r.error("http.token",
+              "required when http.bind ({}) is not a loopback address: the control API can add "
+              "and remove cameras",
+              section.bind);
+    }
+    config.http = std::move(section);
+  }
+
+  if (const auto* rtsp = Reader::optional(root, "rtsp_server")) {
+    static constexpr std::array<std::string_view, 2> kRtspKeys{"bind", "port"};
+    r.object(*rtsp, "rtsp_server", kRtspKeys);
+    RtspServerConfig section;
+    if (const auto* v = Reader::optional(*rtsp, "bind")) section.bind = r.string(*v, "rtsp_server.bind");
+    if (const auto* v = Reader::optional(*rtsp, "port"))
+      section.port = r.integer(*v, "rtsp_server.port", 0, 65535);
+    config.rtsp_server = std::move(section);
+  }
+
+  if (const auto* mqtt = Reader::optional(root, "mqtt")) {
+    static constexpr std::array<std::string_view, 8> kMqttKeys{
+        "host", "port", "topic", "qos", "client_id", "username", "password", "keepalive_s"};
+    r.object(*mqtt, "mqtt", kMqttKeys);
+    MqttConfig section;
+    section.host = r.string(r.required(*mqtt, "mqtt", "host"), "mqtt.host");
+    if (const auto* v = Reader::optional(*mqtt, "port")) section.port = r.integer(*v, "mqtt.port", 1, 65535);
+    if (const auto* v = Reader::optional(*mqtt, "topic")) {
+      section.topic = r.string(*v, "mqtt.topic");
+      if (section.topic.find_first_of("+#") != std::string::npos)
+        r.error("mqtt.topic", "wildcards (+, #) cannot be published to, got \"{}\"", section.topic);
+    }
+    if (const auto* v = Reader::optional(*mqtt, "qos")) section.qos = r.integer(*v, "mqtt.qos", 0, 2);
+    if (const auto* v = Reader::optional(*mqtt, "client_id"))
+      section.client_id = r.string(*v, "mqtt.client_id");
+    if (const auto* v = Reader::optional(*mqtt, "username")) section.username = r.string(*v, "mqtt.username");
+    if (const auto* v = Reader::optional(*mqtt, "password")) section.password = r.string(*v, "mqtt.password");
+    if (const auto* v = Reader::optional(*mqtt, "keepalive_s"))
+      section.keepalive_s = r.integer(*v, "mqtt.keepalive_s", 5, 3600);
+    config.mqtt = std::move(section);
+  }
+
+  // A video mode needs somewhere to show the video: a file/server, or the embedded RTSP server or viewer.
+  if (!config.rtsp_server && !config.http) {
+    for (std::size_t i = 0; i < config.models.size(); ++i) {
+      const ModelConfig& model = config.models[i];
+      if (model.output_mode_given && model.output_mode != OutputMode::kResults && !model.output_path) {
+        r.error(child(element("models", i), "output_mode"),
+                "\"{}\" needs output_path (or an rtsp_server or http section to serve it live)",
+                to_string(model.output_mode));
+      }
+    }
+  }
   return config;
+}
+
+bool is_loopback_address(std::string_view address) {
+  return address == "localhost" || address == "::1" || address.starts_with("127.");
 }
 
 PipelineConfig load_config(const std::filesystem::path& file) {

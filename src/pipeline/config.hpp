@@ -65,6 +65,7 @@ struct ModelConfig {
   std::vector<std::pair<std::string, float>> class_thresholds_by_name;  // {"person": 0.4}
   int batch_timeout_ms = 5;
   OutputMode output_mode = OutputMode::kPassthrough;
+  bool output_mode_given = false;           // written in the config (not the default)
   std::optional<std::string> results_path;  // JSON Lines; "-" is stdout
 
   // obj_threshold / class_threshold / class_thresholds as the decoders take them. Names in
@@ -78,6 +79,35 @@ struct StatsConfig {
   bool table = false;  // also print the per-channel table (like --stats all)
 };
 
+// `http`: the web viewer, REST control API and /metrics (src/server). Off unless the section is present.
+struct HttpConfig {
+  std::string bind = "127.0.0.1";       // loopback unless configured; other addresses need a token
+  int port = 8080;                      // 0: any free port (tests)
+  std::optional<std::string> token;     // required by /api and WebSockets when set
+  std::optional<std::string> web_root;  // the viewer's static files; absent: the installed/build-tree web/
+};
+
+// `rtsp_server`: every video channel served at rtsp://HOST:PORT/<model>_<ch> (gst-rtsp-server).
+struct RtspServerConfig {
+  std::string bind = "127.0.0.1";
+  int port = 8554;
+};
+
+// `mqtt`: each frame's results record published as JSON (libmosquitto); never blocks the pipeline.
+struct MqttConfig {
+  std::string host;
+  int port = 1883;
+  std::string topic = "vapipe/detections";  // published to "<topic>/<model>_<ch>"
+  int qos = 0;
+  std::optional<std::string> client_id;
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  int keepalive_s = 30;
+};
+
+// True for 127.0.0.0/8, ::1 and "localhost": listeners there are not reachable from other hosts.
+bool is_loopback_address(std::string_view address);
+
 struct PipelineConfig {
   std::vector<CardConfig> cards;
   StageConfig preprocess;
@@ -85,6 +115,9 @@ struct PipelineConfig {
   StageConfig postprocess;
   std::vector<ModelConfig> models;
   StatsConfig stats;
+  std::optional<HttpConfig> http;
+  std::optional<RtspServerConfig> rtsp_server;
+  std::optional<MqttConfig> mqtt;
 
   const ModelConfig* find_model(std::string_view name) const;
 };

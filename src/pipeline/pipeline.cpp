@@ -125,8 +125,15 @@ void Pipeline::request_stop() {
   wake_.notify_all();
 }
 
+void Pipeline::add_tap_factory(TapFactory factory) {
+  if (started_) fail("Pipeline::add_tap_factory: the pipeline is already running");
+  for (auto& channel : channels_) channel->add_tap(factory(channel->info()));
+  tap_factories_.push_back(std::move(factory));
+}
+
 RunSummary Pipeline::run() {
   const auto started = Clock::now();
+  started_ = true;
   for (auto& detector : detectors_) detector->start();
   for (auto& channel : channels_) channel->start();
 

@@ -17,6 +17,7 @@
 
 #include "core/fps_meter.hpp"
 #include "pipeline/channel.hpp"
+#include "pipeline/channel_tap.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/detector.hpp"
 #include "pipeline/outputs.hpp"
@@ -63,6 +64,12 @@ class Pipeline {
   // Thread-safe; returns at once. run() then drains and returns.
   void request_stop();
 
+  // Before run(): every channel gets a tap from `factory` (a null result: none for that channel). The
+  // embedded servers and publishers (src/server) attach this way; see channel_tap.hpp.
+  void add_tap_factory(TapFactory factory);
+  ChannelInfo channel_info(std::size_t channel) const { return channels_.at(channel)->info(); }
+  const PipelineConfig& config() const { return config_; }
+
   // Live totals of a channel (by channel id), for the embedding code and tests.
   const ChannelCounters& counters(std::size_t channel) const { return channels_.at(channel)->counters(); }
   std::size_t channel_count() const { return channels_.size(); }
@@ -76,6 +83,8 @@ class Pipeline {
   std::vector<std::unique_ptr<ResultsFile>> results_files_;
   std::vector<std::unique_ptr<Detector>> detectors_;
   std::vector<std::unique_ptr<Channel>> channels_;
+  std::vector<TapFactory> tap_factories_;
+  bool started_ = false;
 
   std::mutex mutex_;
   std::condition_variable wake_;

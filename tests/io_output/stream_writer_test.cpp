@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -165,6 +166,51 @@ TEST(VideoEncoder, Nv12FramesBecomeARawH264Stream) {
   const Probe result = probe(output);
   EXPECT_EQ(result.codec, "h264");
   EXPECT_EQ(result.frames, 12);
+}
+
+// NAL unit types (H.264) of an Annex-B packet, in order.
+std::vector<int> nal_types(const AVPacket& packet) {
+  std::vector<int> types;
+  for (int i = 0; i + 3 < packet.size; ++i) {
+    if (packet.data[i] == 0 && packet.data[i + 1] == 0 && packet.data[i + 2] == 1) {
+      types.push_back(packet.data[i + 3] & 0x1f);
+      i += 3;
+    }
+  }
+  return types;
+}
+
+// Live outputs need both: extradata for fMP4/RTSP SDP and SPS/PPS in-band for clients joining later.
+TEST(VideoEncoder, GlobalHeaderWithRepeatedHeadersHasSpsInExtradataAndBeforeEveryKeyFrame) {
+  for (const bool repeat : {false, true}) {
+    EncoderOptions options;
+    options.width = 160;
+    options.height = 96;
+    options.gop_size = 5;
+    options.global_header = true;
+    options.repeat_headers = repeat;
+    VideoEncoder encoder(options);
+    EXPECT_GT(encoder.context().extradata_size, 0) << "repeat=" << repeat;
+    std::vector<std::uint8_t> bgr = bgr_frame(160, 96, 0);
+    PacketPtr packet = make_packet();
+    int key_frames = 0, key_frames_with_sps = 0;
+    for (int i = 0; i < 15; ++i) {
+      EncoderFrame frame;
+      frame.width = 160;
+      frame.height = 96;
+      frame.planes[0] = bgr.data();
+      frame.strides[0] = 160 * 3;
+      ASSERT_EQ(encoder.send(&frame), EncodeStatus::kOk);
+      while (encoder.receive(*packet) == EncodeStatus::kOk) {
+        if ((packet->flags & AV_PKT_FLAG_KEY) == 0) continue;
+        ++key_frames;
+        const auto types = nal_types(*packet);
+        if (std::find(types.begin(), types.end(), 7) != types.end()) ++key_frames_with_sps;
+      }
+    }
+    EXPECT_EQ(key_frames, 3) << "repeat=" << repeat;
+    EXPECT_EQ(key_frames_with_sps, repeat ? 3 : 0) << "repeat=" << repeat;
+  }
 }
 
 TEST(VideoEncoder, BadOptionsAndFramesThrow) {

@@ -263,6 +263,72 @@ TEST(PipelineConfigErrors, ClassThresholds) {
             "cameras.json: models[0].class_thresholds: has 2 entries but class_num is 1");
 }
 
+TEST(PipelineConfig, ServiceSectionsDefaultsAndValues) {
+  auto json = nlohmann::json::parse(kSophonYolov5);
+  EXPECT_FALSE(parse_config(json.dump(), "c.json").http);
+  json["http"] = nlohmann::json::object();
+  json["rtsp_server"] = {{"port", 8555}};
+  json["mqtt"] = {{"host", "127.0.0.1"}, {"topic", "site/cams"}, {"qos", 1}};
+  const PipelineConfig config = parse_config(json.dump(), "c.json");
+  ASSERT_TRUE(config.http && config.rtsp_server && config.mqtt);
+  EXPECT_EQ(config.http->bind, "127.0.0.1");  // loopback unless configured
+  EXPECT_EQ(config.http->port, 8080);
+  EXPECT_FALSE(config.http->token);
+  EXPECT_EQ(config.rtsp_server->bind, "127.0.0.1");
+  EXPECT_EQ(config.rtsp_server->port, 8555);
+  EXPECT_EQ(config.mqtt->topic, "site/cams");
+  EXPECT_EQ(config.mqtt->port, 1883);
+  EXPECT_EQ(config.mqtt->qos, 1);
+  json["http"] = {{"bind", "0.0.0.0"}, {"token", "s3cret"}};
+  EXPECT_EQ(parse_config(json.dump(), "c.json").http->token, "s3cret");
+}
+
+TEST(PipelineConfigErrors, ServiceSections) {
+  EXPECT_EQ(error_of([](auto& j) {
+              j["http"] = {{"bind", "0.0.0.0"}};
+            }),
+            "cameras.json: http.token: required when http.bind (0.0.0.0) is not a loopback address: the "
+            "control API can add and remove cameras");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["http"] = {{"port", 70000}};
+            }),
+            "cameras.json: http.port: expected an integer in [0, 65535], got 70000");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["rtsp_server"] = {{"prot", 8554}};
+            }),
+            "cameras.json: rtsp_server.prot: unknown key (allowed here: bind, port)");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["mqtt"] = {{"port", 1883}};
+            }),
+            "cameras.json: mqtt.host: required key is missing");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["mqtt"] = {{"host", "h"}, {"topic", "a/#"}};
+            }),
+            R"(cameras.json: mqtt.topic: wildcards (+, #) cannot be published to, got "a/#")");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["mqtt"] = {{"host", "h"}, {"qos", 3}};
+            }),
+            "cameras.json: mqtt.qos: expected an integer in [0, 2], got 3");
+  // A video mode without output_path is fine only when something serves the video live.
+  EXPECT_EQ(error_of([](auto& j) {
+              j["models"][0].erase("output_path");
+              j["models"][0]["output_mode"] = "annotated";
+            }),
+            "cameras.json: models[0].output_mode: \"annotated\" needs output_path (or an rtsp_server or http "
+            "section to serve it live)");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["models"][0].erase("output_path");
+              j["models"][0]["output_mode"] = "annotated";
+              j["rtsp_server"] = nlohmann::json::object();
+            }),
+            "");
+  EXPECT_TRUE(is_loopback_address("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_address("::1"));
+  EXPECT_TRUE(is_loopback_address("localhost"));
+  EXPECT_FALSE(is_loopback_address("0.0.0.0"));
+  EXPECT_FALSE(is_loopback_address("192.168.1.5"));
+}
+
 TEST(PipelineConfigErrors, DuplicateJsonKey) {
   const std::string text = R"({"cards": [{"devid": 0, "devid": 1, "cameras": []}], "models": []})";
   try {

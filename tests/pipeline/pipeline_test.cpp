@@ -284,5 +284,97 @@ TEST(Pipeline, AnAbsentOutputServerCostsVideoPacketsNotDetections) {
   EXPECT_EQ(read_records(dir / "r.jsonl").size(), 60u);
 }
 
+// Records what a channel hands to its live outputs (the embedded servers' view of a channel).
+class RecordingTap : public ChannelTap {
+ public:
+  RecordingTap(ChannelInfo channel, bool pixels) : info(std::move(channel)), pixels_(pixels) {}
+  bool wants_video() const override { return true; }
+  bool wants_pixels() const override { return pixels_; }
+  void video_started(const AVCodecParameters& codec, AVRational, AVRational) override {
+    ++starts;
+    codec_id = codec.codec_id;
+    framing = io::framing_of(codec);
+    extradata_size = codec.extradata_size;
+  }
+  void video_packet(const AVPacket& packet) override {
+    EXPECT_FALSE(closed_called);
+    const io::SeiReadResult read = io::read_metadata(
+        io::VideoCodec::kH264, framing, std::span(packet.data, static_cast<std::size_t>(packet.size)));
+    packets_with_sei += read.ok() ? 1 : 0;
+    key_packets += (packet.flags & AV_PKT_FLAG_KEY) != 0 ? 1 : 0;
+    ++packets;
+  }
+  void video_stopped() override { ++stops; }
+  void frame_done(const FrameRecord& record, std::string_view json_line, const AVFrame* picture) override {
+    EXPECT_FALSE(closed_called);
+    lines.emplace_back(json_line);
+    frames.push_back(record.frame);
+    if (picture != nullptr && picture->width == record.width && picture->height == record.height) ++pictures;
+  }
+  void closed() override { closed_called = true; }
+
+  ChannelInfo info;
+  int starts = 0, stops = 0, packets = 0, packets_with_sei = 0, key_packets = 0, pictures = 0;
+  AVCodecID codec_id = AV_CODEC_ID_NONE;
+  io::NalFraming framing = io::NalFraming::annexb();
+  int extradata_size = 0;
+  std::vector<std::string> lines;
+  std::vector<std::int64_t> frames;
+  bool closed_called = false;
+
+ private:
+  bool pixels_;
+};
+
+// Live outputs (RTSP server, viewer, MQTT) get the channel's video and results without any output_path:
+// passthrough packets with their SEI, or annotated x264 packets; the same JSON lines as the results file.
+TEST(Pipeline, TapsGetTheVideoAndResultsOfEveryFrameWithoutAnOutputPath) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = bframes_mp4();
+  VAPIPE_REQUIRE_CLIP(clip, "B-frame MP4");
+  const fs::path dir = vapipe::test::scratch_dir();
+  for (const std::string mode : {"passthrough", "annotated"}) {
+    SCOPED_TRACE(mode);
+    const fs::path results = dir / (mode + ".jsonl");
+    // The rtsp_server section only makes the config valid without output_path: servers are started by
+    // the server module, not by Pipeline, so nothing listens here.
+    auto config = nlohmann::json::parse(
+        make_config(clip.string(), 1, {{"output_mode", mode}, {"results_path", results.string()}},
+                    {{"loop", false}, {"pace", false}}));
+    config["rtsp_server"] = nlohmann::json::object();
+    Pipeline pipeline(parse_config(config.dump(), "test.json"), quiet_options());
+    std::shared_ptr<RecordingTap> tap;
+    pipeline.add_tap_factory([&](const ChannelInfo& info) {
+      tap = std::make_shared<RecordingTap>(info, mode == "annotated");
+      return tap;
+    });
+    const auto summary = pipeline.run();
+    ASSERT_TRUE(tap);
+    EXPECT_EQ(tap->info.name, "det_0");
+    EXPECT_EQ(summary.channels.at(0).output, 60u);
+    EXPECT_EQ(tap->starts, 1);
+    EXPECT_EQ(tap->stops, 1);
+    EXPECT_TRUE(tap->closed_called);
+    EXPECT_EQ(tap->codec_id, AV_CODEC_ID_H264);
+    EXPECT_EQ(tap->packets, 60);
+    EXPECT_EQ(tap->packets_with_sei, 60) << "every packet carries its frame's detections";
+    EXPECT_GE(tap->key_packets, 1);
+    if (mode == "annotated") {
+      EXPECT_GT(tap->extradata_size, 0) << "live outputs need SPS/PPS as extradata";
+      EXPECT_EQ(tap->pictures, 60);
+    } else {
+      EXPECT_EQ(tap->pictures, 0);
+    }
+    // The same lines as the results file, in frame order.
+    std::ifstream in(results);
+    std::vector<std::string> file_lines;
+    for (std::string line; std::getline(in, line);) file_lines.push_back(line);
+    EXPECT_EQ(tap->lines, file_lines);
+    ASSERT_EQ(tap->frames.size(), 60u);
+    for (std::size_t i = 0; i < tap->frames.size(); ++i)
+      EXPECT_EQ(tap->frames[i], static_cast<std::int64_t>(i));
+  }
+}
+
 }  // namespace
 }  // namespace vapipe::pipeline::test

@@ -26,12 +26,16 @@ die() { printf '%s[setup] error:%s %s\n' "$c_err" "$c_off" "$*" >&2; exit 1; }
 packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
+  # Debian's dnnl-config.cmake looks for OpenCL (its GPU runtime) and fails without these on a fresh machine.
+  ocl-icd-opencl-dev opencl-headers
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopencv-dev opencv-doc zlib1g-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
   libgstrtspserver-1.0-dev gstreamer1.0-rtsp gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  # src/server: HTTP/WebSocket (Boost.Beast), MQTT (libmosquitto); tests start mosquitto and chromium.
+  libboost1.81-dev libmosquitto-dev mosquitto mosquitto-clients chromium
   clang-format clang-tidy
   ffmpeg
 )

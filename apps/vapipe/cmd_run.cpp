@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/pipeline.hpp"
+#include "server/services.hpp"
 
 namespace vapipe::cli {
 
@@ -69,6 +70,8 @@ void run_pipeline(const RunArgs& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto pipeline = std::make_unique<pipeline::Pipeline>(std::move(config), options);
+  // The RTSP server, HTTP (viewer, API, metrics) and MQTT of the config, attached before the run starts.
+  auto services = std::make_unique<server::Services>(*pipeline);
   std::atomic<bool> finished{false};
   std::thread signal_thread([&] {
     int interrupts = 0;
@@ -97,6 +100,7 @@ void run_pipeline(const RunArgs& args) {
   finished = true;
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  services.reset();
   pipeline.reset();
   print_summary(summary);
 }

@@ -1,0 +1,25 @@
+#pragma once
+// The live services a config asks for (`rtsp_server`, `http`, `mqtt`), started around one Pipeline:
+// constructed after the Pipeline and before Pipeline::run(), destroyed after run() returned. Each service
+// attaches to the channels through Pipeline::add_tap_factory and runs on threads of its own, so none of
+// them can slow the pipeline down.
+#include <memory>
+
+#include "pipeline/pipeline.hpp"
+
+namespace vapipe::server {
+
+class Services {
+ public:
+  // Throws vapipe::Error naming the config key (e.g. "rtsp_server.port: 8554 is in use") when a service
+  // cannot start; nothing is left running then.
+  explicit Services(pipeline::Pipeline& pipeline);
+  ~Services();
+  Services(const Services&) = delete;
+  Services& operator=(const Services&) = delete;
+
+ private:
+  pipeline::Pipeline& pipeline_;
+};
+
+}  // namespace vapipe::server

@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "io/ffmpeg_log.hpp"
+#include "io/url_redaction.hpp"
 #include "pipeline/model_loader.hpp"
 
 namespace vapipe::pipeline {
@@ -234,7 +235,7 @@ RunSummary Pipeline::summarize(double seconds) const {
     const ChannelCounters& c = channel->counters();
     ChannelSummary row;
     row.channel = channel->id();
-    row.address = channel->address();
+    row.address = io::redact_credentials(channel->address());
     row.state = to_string(channel->state());
     row.decoded = c.decoded.load();
     row.output = c.output.load();

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "pipeline/pipeline.hpp"
+#include "server/mqtt_publisher.hpp"
 
 namespace vapipe::server {
 
@@ -18,8 +19,12 @@ class Services {
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
+  // The `mqtt` section's publisher (null without one): its counters, for /metrics.
+  const MqttPublisher* mqtt() const { return mqtt_.get(); }
+
  private:
   pipeline::Pipeline& pipeline_;
+  std::unique_ptr<MqttPublisher> mqtt_;
 };
 
 }  // namespace vapipe::server

@@ -198,7 +198,9 @@ MqttPublisher::MqttPublisher(pipeline::MqttConfig config) : config_(std::move(co
   if (mosquitto_pub_topic_check(config_.topic.c_str()) != MOSQ_ERR_SUCCESS) {
     fail("mqtt.topic: \"{}\" is not a topic that can be published to", config_.topic);
   }
-  if (config_.password && !config_.username) fail("mqtt.password: needs mqtt.username");
+  if (config_.password && !config_.username) {
+    fail("mqtt.password: needs mqtt.username (MQTT sends a password only with a user name)");
+  }
   const std::string where = config_.host.find(':') != std::string::npos
                                 ? fmt::format("[{}]:{}", config_.host, config_.port)
                                 : fmt::format("{}:{}", config_.host, config_.port);

@@ -150,6 +150,31 @@ TEST(MqttPublisher, BadValuesAreErrorsNamingTheKey) {
   }
 }
 
+// A broker that refuses the credentials: logged, retried in the background, messages dropped; the
+// right password is accepted.
+TEST(MqttPublisher, RefusedCredentialsAreNotFatalAndTheRightOnesConnect) {
+  const auto dir = vapipe::test::scratch_dir();
+  const int port = vapipe::test::free_port();
+  MosquittoBroker broker(dir, port);
+  ASSERT_TRUE(broker.require_password("camera-site", "right"));
+  ASSERT_TRUE(broker.start());
+
+  pipeline::MqttConfig config = mqtt_config(port);
+  config.username = "camera-site";
+  config.password = "wrong";
+  {
+    MqttPublisher refused(config);
+    const auto tap = tap_for(refused, 0);
+    for (int frame = 0; frame < 50; ++frame) send_frame(*tap, 0, frame);
+    ASSERT_TRUE(eventually([&] { return refused.counters().dropped == 50; }, std::chrono::seconds(10)));
+    EXPECT_FALSE(refused.counters().connected);
+    EXPECT_EQ(refused.counters().connects, 0u);
+  }
+  config.password = "right";
+  MqttPublisher accepted(config);
+  EXPECT_TRUE(eventually([&] { return accepted.counters().connected; }, std::chrono::seconds(20)));
+}
+
 // A broker that stops answering (SIGSTOP) with the connection still open: QoS 1 messages wait for their
 // PUBACK, and libmosquitto would queue every later one. The publisher stops handing messages over at
 // kMaxUnconfirmed, so memory stays bounded; every frame is either published or counted as dropped.

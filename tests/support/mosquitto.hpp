@@ -43,6 +43,18 @@ class MosquittoBroker {
                                            << "allow_anonymous true\n"
                                            << "persistence false\n";
   }
+  // Only `user` with `password` may connect (mosquitto_passwd writes the hashed password file).
+  bool require_password(const std::string& user, const std::string& password) {
+    const fs::path file = dir_ / "passwords";
+    const std::string command = "timeout 30 mosquitto_passwd -b -c '" + file.string() + "' '" + user + "' '" +
+                                password + "' >/dev/null 2>&1";
+    if (std::system(command.c_str()) != 0) return false;
+    std::ofstream(dir_ / "mosquitto.conf") << "listener " << port_ << " 127.0.0.1\n"
+                                           << "allow_anonymous false\n"
+                                           << "password_file " << file.string() << "\n"
+                                           << "persistence false\n";
+    return true;
+  }
   // Starts the broker and waits (bounded) until it accepts connections; false when it did not.
   bool start() {
     stop();

@@ -74,18 +74,24 @@ void send_frame(pipeline::ChannelTap& tap, int channel, int frame) {
   tap.frame_done(record, line, nullptr);
 }
 
+// Offers `frames` frames on a new tap of `publisher`: all of them must come back as dropped, none published.
+void expect_every_frame_dropped(MqttPublisher& publisher, int channel, int frames) {
+  const auto tap = tap_for(publisher, channel);
+  for (int frame = 0; frame < frames; ++frame) send_frame(*tap, channel, frame);
+  EXPECT_TRUE(eventually([&] { return publisher.counters().dropped == static_cast<std::uint64_t>(frames); },
+                         std::chrono::seconds(10)))
+      << "dropped " << publisher.counters().dropped;
+  EXPECT_EQ(publisher.counters().published, 0u);
+  EXPECT_FALSE(publisher.counters().connected);
+}
+
 TEST(MqttPublisher, ABrokerThatIsNotThereYetCostsMessagesThenIsConnectedToWhenItStarts) {
   const auto dir = vapipe::test::scratch_dir();
   const int port = vapipe::test::free_port();
   MqttPublisher publisher(mqtt_config(port));
-  const auto tap = tap_for(publisher, 0);
-
   // Nobody listens: every frame is dropped and counted, none waits.
-  for (int frame = 0; frame < 2000; ++frame) send_frame(*tap, 0, frame);
-  ASSERT_TRUE(eventually([&] { return publisher.counters().dropped == 2000; }, std::chrono::seconds(10)))
-      << "dropped " << publisher.counters().dropped;
-  EXPECT_FALSE(publisher.counters().connected);
-  EXPECT_EQ(publisher.counters().published, 0u);
+  expect_every_frame_dropped(publisher, 0, 2000);
+  const auto tap = tap_for(publisher, 0);
 
   // The broker comes up on that port: the back-off reconnects and frames flow.
   MosquittoBroker broker(dir, port);
@@ -119,10 +125,7 @@ TEST(MqttPublisher, AHostThatDoesNotResolveIsNotFatal) {
   pipeline::MqttConfig config = mqtt_config(1883);
   config.host = "no-such-broker.invalid";
   MqttPublisher publisher(config);
-  const auto tap = tap_for(publisher, 3);
-  for (int frame = 0; frame < 100; ++frame) send_frame(*tap, 3, frame);
-  ASSERT_TRUE(eventually([&] { return publisher.counters().dropped == 100; }, std::chrono::seconds(10)));
-  EXPECT_FALSE(publisher.counters().connected);
+  expect_every_frame_dropped(publisher, 3, 100);
   // Destruction stops the retrying network thread (the test would hang, then time out, otherwise).
 }
 
@@ -164,10 +167,7 @@ TEST(MqttPublisher, RefusedCredentialsAreNotFatalAndTheRightOnesConnect) {
   config.password = "wrong";
   {
     MqttPublisher refused(config);
-    const auto tap = tap_for(refused, 0);
-    for (int frame = 0; frame < 50; ++frame) send_frame(*tap, 0, frame);
-    ASSERT_TRUE(eventually([&] { return refused.counters().dropped == 50; }, std::chrono::seconds(10)));
-    EXPECT_FALSE(refused.counters().connected);
+    expect_every_frame_dropped(refused, 0, 50);
     EXPECT_EQ(refused.counters().connects, 0u);
   }
   config.password = "right";

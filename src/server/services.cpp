@@ -2,8 +2,19 @@
 
 namespace vapipe::server {
 
-Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {}
+Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
+  // RTSP server: one mount per video channel, attached as a tap before the run starts.
+  if (const auto& rtsp = pipeline_.config().rtsp_server) {
+    rtsp_server_ = std::make_unique<RtspServer>(RtspServerOptions{.bind = rtsp->bind, .port = rtsp->port});
+    pipeline_.add_tap_factory([server = rtsp_server_.get()](const pipeline::ChannelInfo& channel) {
+      return server->make_tap(channel);
+    });
+  }
+}
 
-Services::~Services() = default;
+Services::~Services() {
+  // Channels have closed (run() returned): their EOS reaches the RTSP clients before connections close.
+  if (rtsp_server_) rtsp_server_->stop();
+}
 
 }  // namespace vapipe::server

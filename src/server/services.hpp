@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "pipeline/pipeline.hpp"
+#include "server/rtsp_server.hpp"
 
 namespace vapipe::server {
 
@@ -18,8 +19,12 @@ class Services {
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
+  // The embedded RTSP server (`rtsp_server` section); null without one.
+  RtspServer* rtsp_server() const { return rtsp_server_.get(); }
+
  private:
   pipeline::Pipeline& pipeline_;
+  std::unique_ptr<RtspServer> rtsp_server_;
 };
 
 }  // namespace vapipe::server

@@ -11,6 +11,8 @@
 #include <set>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include <fmt/format.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -142,6 +144,9 @@ const char* launch_for(StreamCodec codec) {
              ? "( appsrc name=src ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1 )"
              : "( appsrc name=src ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )";
 }
+
+// SO_SNDBUF of each client connection (Linux doubles it): ~2 s of a 1 Mbit/s stream.
+constexpr int kClientSendBufferBytes = 128 * 1024;
 
 // A mid-stream re-anchor of the timeline happens when timestamps and the media's clock drift this far
 // apart (a source that loops, reconnects or stalls).
@@ -301,6 +306,11 @@ class Mount : public std::enable_shared_from_this<Mount> {
     drained_changed_.notify_all();
   }
 
+  bool has_media() const {
+    std::lock_guard lock(mutex_);
+    return appsrc_ != nullptr;
+  }
+
   void detach_all() {
     std::lock_guard lock(mutex_);
     appsrc_.reset();
@@ -399,6 +409,7 @@ struct Registry {
   std::mutex mutex;
   GObjectPtr<GstRTSPMountPoints> mount_points;
   std::map<std::string, std::shared_ptr<Mount>> mounts;
+  std::vector<std::shared_ptr<Mount>> ended;  // removed while a media of theirs may still be draining
 
   // A tap's mount goes when its channel closes, unless a newer one took the path meanwhile.
   void remove(const std::shared_ptr<Mount>& mount) {
@@ -407,6 +418,9 @@ struct Registry {
     if (found == mounts.end() || found->second != mount) return;
     mounts.erase(found);
     gst_rtsp_mount_points_remove_factory(mount_points.get(), mount->path().c_str());
+    // Its clients may still be getting the EOS: stop() waits for that too.
+    std::erase_if(ended, [](const std::shared_ptr<Mount>& m) { return !m->has_media(); });
+    ended.push_back(mount);
   }
 
   std::shared_ptr<Mount> find_for(std::string_view request_path) {
@@ -478,6 +492,13 @@ struct RtspServer::Impl {
     // Drop data, never control messages, when a client's RTSP backlog is full (the default, made explicit:
     // with FALSE a client that stops reading makes the media wait for it).
     g_object_set(client, "drop-backlog", TRUE, nullptr);
+    // The kernel's send buffer is the first backlog of a client that stops reading; autotuned on loopback it
+    // holds ~20 s of video (measured: 2.8 MB) before gst-rtsp-server notices. Bounded, a stall reaches the
+    // per-transport backlog (and its 10 s cut-off) within seconds, and costs the host little memory.
+    if (GstRTSPConnection* connection = gst_rtsp_client_get_connection(client); connection != nullptr) {
+      if (GSocket* socket = gst_rtsp_connection_get_write_socket(connection); socket != nullptr)
+        g_socket_set_option(socket, SOL_SOCKET, SO_SNDBUF, kClientSendBufferBytes, nullptr);
+    }
     g_signal_connect(client, "play-request", G_CALLBACK(&Impl::on_play), data);
     g_signal_connect(client, "teardown-request", G_CALLBACK(&Impl::on_teardown), data);
     g_signal_connect(client, "closed", G_CALLBACK(&Impl::on_closed), data);
@@ -593,6 +614,7 @@ void RtspServer::stop() {
   {
     std::lock_guard lock(impl.registry->mutex);
     for (const auto& [path, mount] : impl.registry->mounts) mounts.push_back(mount);
+    mounts.insert(mounts.end(), impl.registry->ended.begin(), impl.registry->ended.end());
   }
   // EOS first, so clients get the end of the stream (RTCP BYE) rather than a cut connection.
   for (const auto& mount : mounts) mount->end();
@@ -608,10 +630,11 @@ void RtspServer::stop() {
   for (const auto& mount : mounts) mount->detach_all();
   {
     std::lock_guard lock(impl.registry->mutex);
-    for (const auto& mount : mounts) {
-      gst_rtsp_mount_points_remove_factory(impl.registry->mount_points.get(), mount->path().c_str());
+    for (const auto& [path, mount] : impl.registry->mounts) {
+      gst_rtsp_mount_points_remove_factory(impl.registry->mount_points.get(), path.c_str());
     }
     impl.registry->mounts.clear();
+    impl.registry->ended.clear();
   }
   spdlog::info("rtsp_server: stopped");
 }

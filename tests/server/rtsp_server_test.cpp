@@ -19,6 +19,7 @@
 #include "support/media.hpp"
 #include "support/process.hpp"
 #include "support/rtsp_client.hpp"
+#include "support/rtsp_server.hpp"
 
 namespace vapipe::server::test {
 namespace {
@@ -313,27 +314,69 @@ TEST_F(RtspServerOneChannel, StalledTcpClientLowersNeitherThePipelineFpsNorAnoth
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     return static_cast<double>(counters.output.load() - start_frames) / seconds;
   };
-  const double baseline = fps_over(5s);
+  const double baseline = fps_over(8s);
   ASSERT_GT(baseline, 2.0);
 
-  // A client that plays over TCP and never reads, then a normal one beside it for 12 s: past the 10 s after
-  // which gst-rtsp-server gives up on the stalled transport.
+  // A client that plays over TCP and never reads, then a normal one beside it for 20 s: its backlog fills
+  // the kernel's send buffer in ~2 s, then gst-rtsp-server's per-transport backlog, which is cut off after
+  // 10 s ("Dropping slow transport"). A tap or a media that waited for it would bring the rate near 0; the
+  // margins are for a machine shared with other work.
   vapipe::test::StalledRtspClient stalled(port, "det_0", 30s);
   ASSERT_TRUE(stalled.ok()) << "the stalled client could not start playing";
-  auto watcher = copy_client(url(port, "det_0"), dir / "watcher.es", "h264", 12);
-  const double with_stalled = fps_over(14s);
+  auto watcher = copy_client(url(port, "det_0"), dir / "watcher.es", "h264", 20);
+  const double with_stalled = fps_over(22s);
   EXPECT_TRUE(watcher->wait_for(60s));
-  EXPECT_GE(with_stalled, 0.7 * baseline) << "baseline " << baseline << " fps";
+  EXPECT_GE(with_stalled, 0.5 * baseline) << "baseline " << baseline << " fps";
   std::printf("pipeline fps: %.1f alone, %.1f with a stalled TCP client and a watcher\n", baseline,
               with_stalled);
   const Received r = inspect(dir / "watcher.es");
-  EXPECT_GE(r.frames, static_cast<int>(0.5 * 12 * baseline))
+  EXPECT_GE(r.frames, static_cast<int>(0.4 * 20 * baseline))
       << "the other client starved (baseline " << baseline << " fps): " << log_of(dir / "watcher.es");
   EXPECT_EQ(decode_errors(dir / "watcher.es"), "");
   // And shutting down with the stalled connection still open is bounded.
   const auto stop_started = Clock::now();
   run->stop();
   EXPECT_LT(Clock::now() - stop_started, 30s);
+}
+
+// A camera (an RTSP source: Annex-B, parameter sets only in its SDP) that goes away and comes back: the
+// channel reconnects, the mount stays, and a client after the restart gets a clean stream with detections.
+TEST(RtspServer, MountOutlivesACameraThatGoesAwayAndComesBack) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const fs::path h264 = h264_clip();
+  if (h264.empty()) GTEST_SKIP() << "ffmpeg cannot make the H.264 clip";
+  const std::string launch = fmt::format(
+      "( filesrc location={} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )", h264.string());
+  auto camera = std::make_unique<vapipe::test::LoopbackRtspServer>(launch);
+  ASSERT_TRUE(camera->running());
+  const int camera_port = camera->port();
+  const fs::path dir = vapipe::test::scratch_dir();
+  const int port = vapipe::test::free_port();
+  nlohmann::json config = served_config({{h264, "det"}}, port);
+  config["cards"][0]["cameras"][0]["address"] = camera->url();
+  InProcessRun run(config);
+  const auto& counters = run.pipeline.counters(0);
+  ASSERT_TRUE(wait_until([&] { return counters.output.load() >= 10; }, 120s));
+
+  auto before = copy_client(url(port, "det_0"), dir / "before.es", "h264", 3);
+  EXPECT_TRUE(before->wait_for(60s));
+  EXPECT_GE(inspect(dir / "before.es").frames, 10) << log_of(dir / "before.es");
+
+  camera.reset();  // switched off
+  const auto reconnects = counters.reconnects.load();
+  camera = std::make_unique<vapipe::test::LoopbackRtspServer>(launch, camera_port);
+  ASSERT_TRUE(camera->running());
+  ASSERT_TRUE(wait_until([&] { return counters.reconnects.load() > reconnects; }, 60s)) << "no reconnect";
+  const auto decoded = counters.decoded.load();
+  ASSERT_TRUE(wait_until([&] { return counters.decoded.load() >= decoded + 10; }, 60s));
+  EXPECT_TRUE(run.mount("/det_0").streaming) << "the mount did not come back to life";
+
+  auto after = copy_client(url(port, "det_0"), dir / "after.es", "h264", 3);
+  EXPECT_TRUE(after->wait_for(60s));
+  const Received r = inspect(dir / "after.es");
+  EXPECT_GE(r.frames, 10) << log_of(dir / "after.es");
+  EXPECT_EQ(decode_errors(dir / "after.es"), "");
+  EXPECT_GT(r.with_boxes, 0u);
 }
 
 TEST(RtspServer, PortInUseIsAnErrorNamingTheConfigKey) {

@@ -139,10 +139,10 @@ void run_on(GMainContext* context, const std::function<void()>& work) {
 enum class StreamCodec { kNone, kH264, kH265 };
 
 const char* launch_for(StreamCodec codec) {
-  // config-interval=-1: SPS/PPS (VPS) before every IDR, in-band, for clients that join a running media.
-  return codec == StreamCodec::kH265
-             ? "( appsrc name=src ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1 )"
-             : "( appsrc name=src ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )";
+  // The payloader's config-interval stays off: AnnexBFilter already puts the parameter sets in front of
+  // every key frame (the payloader would add a second copy).
+  return codec == StreamCodec::kH265 ? "( appsrc name=src ! h265parse ! rtph265pay name=pay0 pt=96 )"
+                                     : "( appsrc name=src ! h264parse ! rtph264pay name=pay0 pt=96 )";
 }
 
 // SO_SNDBUF of each client connection (Linux doubles it): ~2 s of a 1 Mbit/s stream.
@@ -364,13 +364,17 @@ class Mount : public std::enable_shared_from_this<Mount> {
       now = static_cast<std::int64_t>(gst_clock_get_time(clock.get()) -
                                       gst_element_get_base_time(GST_ELEMENT(&appsrc)));
     }
-    const bool drifted =
-        anchored_ && now >= 0 && std::llabs(dts + offset_ - now) > static_cast<std::int64_t>(kMaxClockDrift);
-    if (!anchored_ || drifted) {
+    // A jump in the source's own timestamps (a reconnect or loop restarting them) or a drift from the
+    // clock (a source that stalled, a pipeline that fell behind) starts a new anchor, 1 ms after the last.
+    const auto max_drift = static_cast<std::int64_t>(kMaxClockDrift);
+    const bool jumped = anchored_ && (dts < last_in_dts_ || dts - last_in_dts_ > max_drift);
+    const bool drifted = anchored_ && now >= 0 && std::llabs(dts + offset_ - now) > max_drift;
+    if (!anchored_ || jumped || drifted) {
       offset_ = std::max<std::int64_t>(now, 0) - dts;
-      if (anchored_) offset_ = std::max(offset_, last_dts_ + 1 - dts);
+      if (anchored_) offset_ = std::max(offset_, last_dts_ + static_cast<std::int64_t>(GST_MSECOND) - dts);
       anchored_ = true;
     }
+    last_in_dts_ = dts;
     const std::int64_t out_dts = std::max(dts + offset_, last_dts_ + 1);
     last_dts_ = out_dts;
     GST_BUFFER_DTS(&buffer) = static_cast<GstClockTime>(out_dts);
@@ -398,7 +402,8 @@ class Mount : public std::enable_shared_from_this<Mount> {
   bool resyncing_ = false;  // waiting for a key frame after a drop: what is skipped counts as dropped
   bool anchored_ = false;
   std::int64_t offset_ = 0;
-  std::int64_t last_dts_ = -1;
+  std::int64_t last_dts_ = -1;    // the last DTS given out (running time, ns)
+  std::int64_t last_in_dts_ = 0;  // the source's last DTS (ns)
 
   std::atomic<std::uint64_t> packets_served_{0};
   std::atomic<std::uint64_t> packets_dropped_{0};

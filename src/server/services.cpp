@@ -1,9 +1,11 @@
 #include "server/services.hpp"
 
+#include "server/rtsp_server.hpp"
+
 namespace vapipe::server {
 
 Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
-  // RTSP server: one mount per video channel, attached as a tap before the run starts.
+  // --- rtsp_server: one mount per video channel, each fed by the channel's tap ---
   if (const auto& rtsp = pipeline_.config().rtsp_server) {
     rtsp_server_ = std::make_unique<RtspServer>(RtspServerOptions{.bind = rtsp->bind, .port = rtsp->port});
     pipeline_.add_tap_factory([server = rtsp_server_.get()](const pipeline::ChannelInfo& channel) {

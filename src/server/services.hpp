@@ -6,9 +6,10 @@
 #include <memory>
 
 #include "pipeline/pipeline.hpp"
-#include "server/rtsp_server.hpp"
 
 namespace vapipe::server {
+
+class RtspServer;
 
 class Services {
  public:
@@ -19,11 +20,12 @@ class Services {
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
-  // The embedded RTSP server (`rtsp_server` section); null without one.
+  // The embedded RTSP server of the `rtsp_server` section (null without one): its counters for /metrics.
   RtspServer* rtsp_server() const { return rtsp_server_.get(); }
 
  private:
   pipeline::Pipeline& pipeline_;
+  // --- rtsp_server (every video channel at rtsp://BIND:PORT/<model>_<ch>) ---
   std::unique_ptr<RtspServer> rtsp_server_;
 };
 

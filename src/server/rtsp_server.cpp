@@ -185,12 +185,13 @@ class Mount : public std::enable_shared_from_this<Mount> {
                                      G_TYPE_STRING, "au", nullptr));
 
     GObjectPtr<GstRTSPMedia> ended;
+    bool new_launch = false;
     {
       std::lock_guard lock(mutex_);
       if (kind != launch_codec_) {
         // Another codec needs another pipeline: the media of the old one ends (its clients get EOS) and
         // the next client gets one built for this codec.
-        gst_rtsp_media_factory_set_launch(factory_.get(), launch_for(kind));
+        new_launch = true;
         launch_codec_ = kind;
         if (appsrc_) {
           gst_app_src_end_of_stream(GST_APP_SRC(appsrc_.get()));
@@ -207,6 +208,8 @@ class Mount : public std::enable_shared_from_this<Mount> {
       restart_timeline();
       streaming_ = true;
     }
+    // Outside mutex_: the factory's own lock is never taken while holding ours.
+    if (new_launch) gst_rtsp_media_factory_set_launch(factory_.get(), launch_for(kind));
     if (ended) {
       // Unprepared on the server thread, so the factory forgets it and builds a new one.
       g_main_context_invoke_full(

@@ -21,6 +21,6 @@ if(VAPIPE_BUILD_BENCH)
 endif()
 # src/server: embedded RTSP server (gst-rtsp-server + appsrc), HTTP/WebSocket (Boost.Beast, header-only),
 # MQTT results (libmosquitto).
-pkg_check_modules(GST_SERVER REQUIRED IMPORTED_TARGET gstreamer-rtsp-server-1.0 gstreamer-app-1.0)
+pkg_check_modules(GST_SERVER REQUIRED IMPORTED_TARGET gstreamer-rtsp-server-1.0 gstreamer-rtsp-1.0 gstreamer-app-1.0 gio-2.0)
 find_package(Boost 1.81 REQUIRED)
 pkg_check_modules(MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)

@@ -6,6 +6,7 @@
 
 extern "C" {
 #include <libavcodec/avcodec.h>
+#include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
 #include <libavutil/frame.h>
@@ -33,6 +34,9 @@ struct SwsContextDeleter {
 struct CodecParametersDeleter {
   void operator()(AVCodecParameters* parameters) const { avcodec_parameters_free(&parameters); }
 };
+struct BsfContextDeleter {
+  void operator()(AVBSFContext* context) const { av_bsf_free(&context); }
+};
 struct DictionaryDeleter {
   void operator()(AVDictionary* dictionary) const { av_dict_free(&dictionary); }
 };
@@ -43,6 +47,7 @@ using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
 using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
 using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextDeleter>;
 using CodecParametersPtr = std::unique_ptr<AVCodecParameters, CodecParametersDeleter>;
+using BsfContextPtr = std::unique_ptr<AVBSFContext, BsfContextDeleter>;
 
 // Allocating constructors that throw vapipe::Error when FFmpeg is out of memory.
 PacketPtr make_packet();

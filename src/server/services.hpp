@@ -10,6 +10,8 @@
 
 namespace vapipe::server {
 
+class RtspServer;
+
 class Services {
  public:
   // Throws vapipe::Error naming the config key (e.g. "rtsp_server.port: 8554 is in use") when a service
@@ -21,9 +23,14 @@ class Services {
 
   // The `mqtt` section's publisher (null without one): its counters, for /metrics.
   const MqttPublisher* mqtt() const { return mqtt_.get(); }
+  // The embedded RTSP server of the `rtsp_server` section (null without one): its counters for /metrics.
+  RtspServer* rtsp_server() const { return rtsp_server_.get(); }
 
  private:
   pipeline::Pipeline& pipeline_;
+  // --- rtsp_server (every video channel at rtsp://BIND:PORT/<model>_<ch>) ---
+  std::unique_ptr<RtspServer> rtsp_server_;
+  // --- mqtt ---
   std::unique_ptr<MqttPublisher> mqtt_;
 };
 

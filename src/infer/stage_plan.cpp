@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <numeric>
@@ -88,6 +89,17 @@ class PlanBuilder {
       if (is_to_channels_last(node) && consumers_[x] == 1 && !is_graph_output(x))
         read_channels_last_[x] = true;
     }
+  }
+
+  // VAPIPE_RESIDUAL=binary forces the binary-add form of residual convolutions everywhere (so the
+  // differential tests exercise it on CPUs that never need it), =sum forbids it (to compare the two). Read
+  // once per plan (at load), never per run.
+  enum class ResidualMode : std::uint8_t { kAuto, kBinary, kSumOnly };
+  static ResidualMode residual_mode_from_environment() {
+    const char* value = std::getenv("VAPIPE_RESIDUAL");
+    const std::string name = value != nullptr ? value : "";
+    if (name == "binary") return ResidualMode::kBinary;
+    return name == "sum" ? ResidualMode::kSumOnly : ResidualMode::kAuto;
   }
 
   // oneDNN's reference implementations ("ref:any"): correct, but 10-100x slower than any jit kernel.
@@ -516,7 +528,8 @@ class PlanBuilder {
     // for one 3x3 conv on a Zen 3). A binary-add post-op has no such restriction: the addend is read in the
     // layout the previous convolution gave it (as f32), into a separate dst.
     int binary_addend = -1;
-    if (has_sum && is_reference(pd)) {
+    if (has_sum && residual_mode_ != ResidualMode::kSumOnly &&
+        (is_reference(pd) || residual_mode_ == ResidualMode::kBinary)) {
       const memory::desc& produced = plan_.values[value_of(sum)].md;
       const auto tag = tag_of(produced);
       const memory::desc addend_md = tag ? memory::desc(produced.dims(), kF32, *tag) : plain_md(shape(sum));
@@ -977,6 +990,7 @@ class PlanBuilder {
   std::vector<int> tensor_value_;
   std::vector<int> last_use_;
   std::vector<int> consumers_;
+  ResidualMode residual_mode_ = residual_mode_from_environment();
   std::vector<bool> read_channels_last_;  // per tensor: its only consumer is a channels-last Transpose
   std::set<int> channels_last_views_;     // values that are such a Transpose's zero-copy view
   std::map<int, bool> aliased_;

@@ -41,6 +41,13 @@ struct TensorAgreement {
   std::string name;
   Shape shape;
   std::size_t reference_index = 0, test_index = 0;
+  // Packages compiled before raw heads became channels-last have [N, C, H, W] outputs where newer ones
+  // have [N, H, W, C]: the test tensor is permuted into the reference's layout before comparing.
+  enum class Permute : std::uint8_t {
+    kNone,
+    kTestIsChannelsLast,
+    kTestIsChannelMajor
+  } permute = Permute::kNone;
   double aa = 0.0, bb = 0.0, ab = 0.0, dd = 0.0, mm = 0.0;
 
   void add(const float* a, const float* b, std::size_t count) {
@@ -126,8 +133,22 @@ void run_compare(const CompareOptions& options) {
   const auto reference_outputs = reference.network->outputs(1);
   const auto test_outputs = test.network->outputs(1);
   for (std::size_t r = 0; r < reference_outputs.size(); ++r) {
+    const Shape& ref_shape = reference_outputs[r].shape;
+    auto permute = TensorAgreement::Permute::kNone;
     const auto match = std::find_if(test_outputs.begin(), test_outputs.end(), [&](const TensorInfo& info) {
-      return info.name == reference_outputs[r].name && info.shape == reference_outputs[r].shape;
+      if (info.name != reference_outputs[r].name) return false;
+      if (info.shape == ref_shape) return true;
+      const Shape& s = info.shape;
+      if (s.size() != 4 || ref_shape.size() != 4 || s[0] != ref_shape[0]) return false;
+      if (s == Shape{ref_shape[0], ref_shape[2], ref_shape[3], ref_shape[1]}) {
+        permute = TensorAgreement::Permute::kTestIsChannelsLast;
+        return true;
+      }
+      if (s == Shape{ref_shape[0], ref_shape[3], ref_shape[1], ref_shape[2]}) {
+        permute = TensorAgreement::Permute::kTestIsChannelMajor;
+        return true;
+      }
+      return false;
     });
     if (match == test_outputs.end() || reference.input_shape != test.input_shape) {
       skipped.push_back(reference_outputs[r].name);
@@ -138,10 +159,12 @@ void run_compare(const CompareOptions& options) {
     agreement.shape = reference_outputs[r].shape;
     agreement.reference_index = r;
     agreement.test_index = static_cast<std::size_t>(match - test_outputs.begin());
+    agreement.permute = permute;
     tensors.push_back(std::move(agreement));
   }
 
   std::vector<std::vector<models::Detection>> truth, predicted;
+  std::vector<float> permuted;
   for (const auto& path : images) {
     const cv::Mat image = vision::load_image(path);
     truth.push_back(reference.run(image));
@@ -149,8 +172,25 @@ void run_compare(const CompareOptions& options) {
     for (auto& t : tensors) {
       const auto a = reference.context->output(t.reference_index);
       const auto b = test.context->output(t.test_index);
-      t.add(static_cast<const float*>(a.data), static_cast<const float*>(b.data),
-            static_cast<std::size_t>(shape_volume(a.shape)));
+      const auto* test_data = static_cast<const float*>(b.data);
+      if (t.permute != TensorAgreement::Permute::kNone) {
+        // Element (n, c, y, x) of the channel-major side is at ((n * H + y) * W + x) * C + c channels-last.
+        const Shape& major = t.permute == TensorAgreement::Permute::kTestIsChannelsLast ? a.shape : b.shape;
+        const std::int64_t channels = major[1], plane = major[2] * major[3];
+        const bool to_major = t.permute == TensorAgreement::Permute::kTestIsChannelsLast;
+        permuted.resize(static_cast<std::size_t>(shape_volume(b.shape)));
+        for (std::int64_t n = 0; n < major[0]; ++n) {
+          for (std::int64_t c = 0; c < channels; ++c) {
+            for (std::int64_t i = 0; i < plane; ++i) {
+              const std::int64_t nchw = (n * channels + c) * plane + i;
+              const std::int64_t nhwc = (n * plane + i) * channels + c;
+              permuted[static_cast<std::size_t>(to_major ? nchw : nhwc)] = test_data[to_major ? nhwc : nchw];
+            }
+          }
+        }
+        test_data = permuted.data();
+      }
+      t.add(static_cast<const float*>(a.data), test_data, static_cast<std::size_t>(shape_volume(a.shape)));
     }
   }
   std::size_t truth_boxes = 0;

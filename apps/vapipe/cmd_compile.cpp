@@ -116,15 +116,16 @@ void run_compile(const CompileArgs& args) {
   const std::string precision = compiler::resolve_precision(options);
   if (args.precision == "auto")
     std::fprintf(stderr, "vapipe: --precision auto: %s (CPU: %s)\n", precision.c_str(), cpu_isa().c_str());
+  ir::Package package;
+  package.networks.push_back(compiler::compile_onnx(options));
+  ir::write_package(package, args.output);
+  // After the compile, so a refused command prints its one error line only.
   if ((precision == "int8" || precision == "bf16") && !cpu_has_native(precision)) {
     std::fprintf(stderr,
                  "vapipe: warning: this CPU (%s) has no native %s kernels; the package is portable, but here "
                  "oneDNN falls back to slower ones\n",
                  cpu_isa().c_str(), precision.c_str());
   }
-  ir::Package package;
-  package.networks.push_back(compiler::compile_onnx(options));
-  ir::write_package(package, args.output);
 
   std::size_t nodes = 0;
   std::size_t low_layers = 0;

@@ -77,6 +77,9 @@ Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   return plan;
 }
 
+// YOLOv5's raw heads are written channels-last (its decoder reads either layout; the metadata says which).
+bool channels_last_heads(const Plan& plan) { return plan.cut && plan.model_type == "yolov5"; }
+
 ir::Graph import_stage(const OnnxModel& model, const Plan& plan, const CompileOptions& options,
                        std::int64_t batch) {
   ImportRequest request;
@@ -169,7 +172,10 @@ std::string resolve_precision(const CompileOptions& options) {
 ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
   check_options(options);
   const OnnxModel model = load_onnx(options.onnx_path);
-  return import_stage(model, make_plan(model, options), options, batch);
+  const Plan plan = make_plan(model, options);
+  ir::Graph graph = import_stage(model, plan, options, batch);
+  if (channels_last_heads(plan)) make_outputs_channels_last(graph);  // the outputs compile_onnx writes
+  return graph;
 }
 
 ir::Network compile_onnx(const CompileOptions& options) {
@@ -200,6 +206,11 @@ ir::Network compile_onnx(const CompileOptions& options) {
   if (progress) progress->finish();
   progress.reset();
   apply_network_precision(network, resolve_precision(options), model, plan, options);
+  if (channels_last_heads(plan)) {
+    // After the precision pass, which keeps the head convolutions (graph outputs) float by default.
+    for (auto& stage : network.stages) make_outputs_channels_last(stage.graph);
+    for (auto& entry : network.metadata["head"]["outputs"]) entry["layout"] = "nhwc";
+  }
   return network;
 }
 

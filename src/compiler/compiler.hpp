@@ -44,7 +44,8 @@ std::string resolve_precision(const CompileOptions& options);
 // Compiles every stage and fills the metadata. Throws vapipe::Error naming the file and node.
 ir::Network compile_onnx(const CompileOptions& options);
 
-// One stage's graph: lowered, shapes folded, dead code removed, cut when the options ask for it; not fused.
+// One stage's graph: lowered, shapes folded, dead code removed, cut when the options ask for it (a cut
+// yolov5 gets compile_onnx's channels-last head outputs); not fused.
 ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch);
 
 }  // namespace vapipe::compiler

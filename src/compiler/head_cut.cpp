@@ -53,4 +53,26 @@ void sort_outputs_by_stride(ir::Graph& graph) {
                    [&](int a, int b) { return height(a) > height(b); });
 }
 
+void make_outputs_channels_last(ir::Graph& graph) {
+  for (int& output : graph.outputs) {
+    ir::Tensor& produced = graph.tensors.at(static_cast<std::size_t>(output));
+    if (produced.shape.size() != 4) continue;
+    ir::Tensor channels_last;
+    channels_last.name = produced.name;
+    channels_last.dtype = produced.dtype;
+    channels_last.shape = {produced.shape[0], produced.shape[2], produced.shape[3], produced.shape[1]};
+    produced.name += ":nchw";
+    const int source = output;
+    const int result = graph.add_tensor(std::move(channels_last));  // may move `produced`
+    ir::Node transpose;
+    transpose.name = graph.tensors[static_cast<std::size_t>(result)].name + ":to_nhwc";
+    transpose.op = "Transpose";
+    transpose.inputs = {source};
+    transpose.outputs = {result};
+    transpose.attrs["perm"] = std::vector<std::int64_t>{0, 2, 3, 1};
+    graph.nodes.push_back(std::move(transpose));
+    output = result;
+  }
+}
+
 }  // namespace vapipe::compiler

@@ -18,4 +18,10 @@ std::vector<std::string> find_head_outputs(const OnnxModel& model, const std::st
 // Orders graph outputs by stride ascending (largest feature map first).
 void sort_outputs_by_stride(ir::Graph& graph);
 
+// Makes every 4-D graph output channels-last: a Transpose [N, C, H, W] -> [N, H, W, C] is appended and its
+// output takes the output's name (the producer's tensor is renamed with a ":nchw" suffix). The runtime
+// then lets the head convolutions write their natural channels-last result straight into the output
+// (no transpose runs); the decoder reads it per the metadata's head.outputs[].layout.
+void make_outputs_channels_last(ir::Graph& graph);
+
 }  // namespace vapipe::compiler

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <numeric>
 #include <optional>
+#include <set>
 
 #include "core/error.hpp"
 #include "infer/memory_planner.hpp"
@@ -81,6 +83,35 @@ class PlanBuilder {
         if (input >= 0) ++consumers_[input];
       }
     }
+    read_channels_last_.assign(graph.tensors.size(), false);
+    for (const auto& node : graph.nodes) {
+      const int x = node.inputs.empty() ? -1 : node.inputs[0];
+      if (is_to_channels_last(node) && consumers_[x] == 1 && !is_graph_output(x))
+        read_channels_last_[x] = true;
+    }
+  }
+
+  // VAPIPE_RESIDUAL=binary forces the binary-add form of residual convolutions everywhere (so the
+  // differential tests exercise it on CPUs that never need it), =sum forbids it (to compare the two). Read
+  // once per plan (at load), never per run.
+  enum class ResidualMode : std::uint8_t { kAuto, kBinary, kSumOnly };
+  static ResidualMode residual_mode_from_environment() {
+    const char* value = std::getenv("VAPIPE_RESIDUAL");
+    const std::string name = value != nullptr ? value : "";
+    if (name == "binary") return ResidualMode::kBinary;
+    return name == "sum" ? ResidualMode::kSumOnly : ResidualMode::kAuto;
+  }
+
+  // oneDNN's reference implementations ("ref:any"): correct, but 10-100x slower than any jit kernel.
+  template <typename PrimitiveDesc>
+  static bool is_reference(const PrimitiveDesc& pd) {
+    return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+  }
+
+  // A Transpose [N, C, H, W] -> [N, H, W, C]: a view of a channels-last (acdb) value, no copy.
+  static bool is_to_channels_last(const ir::Node& node) {
+    return node.op == "Transpose" && node.inputs.size() == 1 &&
+           ints(node.attrs, "perm") == std::vector<std::int64_t>{0, 2, 3, 1};
   }
 
   bool is_graph_output(int tensor) const {
@@ -116,6 +147,20 @@ class PlanBuilder {
       const int source = value_of(output);
       Value& produced = plan_.values[source];
       const bool listed_once = std::count(graph_.outputs.begin(), graph_.outputs.end(), output) == 1;
+      // A channels-last view of a value nothing else views (a head convolution's acdb result read as
+      // [N, H, W, C]): the producer writes the output buffer itself, as below.
+      const int viewed = produced.alias_of;
+      const bool channels_last_view =
+          viewed >= 0 && channels_last_views_.count(source) != 0 && plan_.values[viewed].alias_of < 0 &&
+          plan_.values[viewed].constant == nullptr && !plan_.values[viewed].external && !aliased_[viewed] &&
+          produced.md == plain_md(tensor.shape);
+      if (listed_once && channels_last_view) {
+        plan_.values[viewed].external = true;
+        plan_.output_values.push_back(viewed);
+        plan_.output_names.push_back(tensor.name);
+        plan_.output_shapes.push_back(tensor.shape);
+        continue;
+      }
       if (listed_once && produced.alias_of < 0 && produced.constant == nullptr && !produced.external &&
           !aliased_[source] && produced.md == plain_md(tensor.shape)) {
         // Produced plain already: the producer writes straight into the output buffer (zero copy).
@@ -393,8 +438,10 @@ class PlanBuilder {
     // (Not int8: oneDNN 2.6 has no fast int8 kernel writing NCHW from NHWC (ref_int8, 100x slower); those go
     // channels-last and through the tiled transpose.)
     const bool output_only = is_graph_output(y) && consumers_[y] == 0 && !is_quantized(precision.src);
-    const memory::desc any_dst(Dims(y_shape.begin(), y_shape.end()), precision.dst,
-                               output_only ? Tag::abcd : Tag::any);
+    // Read only through a channels-last Transpose (the compiler's channels-last head outputs): write
+    // channels-last, which every fast convolution kernel produces, and the Transpose is a view.
+    const Tag dst_tag = read_channels_last_[y] && sum < 0 ? Tag::acdb : output_only ? Tag::abcd : Tag::any;
+    const memory::desc any_dst(Dims(y_shape.begin(), y_shape.end()), precision.dst, dst_tag);
     const memory::desc bias_md = b >= 0 ? memory::desc({y_shape[1]}, kF32, Tag::a) : memory::desc();
 
     // int8: the accumulator times input_scale * weight_scale[oc] (output scales) is the real value; the
@@ -412,59 +459,95 @@ class PlanBuilder {
       if (!(addend_scale > 0.0F))
         fail("network '{}': node '{}': the int8 sum addend has no scale", network_, node.name);
     }
-    dnnl::post_ops post_ops;
     bool has_sum = false;
-    for (int i = 0; i < static_cast<int>(posts.size()); ++i) {
-      const auto& post = posts[static_cast<std::size_t>(i)];
-      const std::string kind = post.at("op").get<std::string>();
-      const float alpha = post.value("alpha", 0.0F);
-      const float beta = post.value("beta", 0.0F);
-      const float domain = last_eltwise < i ? precision.output_scale : 1.0F;
-      const float scale = i == last_eltwise ? 1.0F / precision.output_scale : 1.0F;
-      if (kind == "sum") {
-        post_ops.append_sum(addend_scale / domain);
-        has_sum = true;
-      } else if (kind == "relu") {
-        post_ops.append_eltwise(scale, algorithm::eltwise_relu, 0.0F, 0.0F);
-      } else if (kind == "leaky_relu") {
-        post_ops.append_eltwise(scale, algorithm::eltwise_relu, alpha, 0.0F);
-      } else if (kind == "sigmoid") {
-        post_ops.append_eltwise(scale, algorithm::eltwise_logistic, 0.0F, 0.0F);
-      } else if (kind == "swish") {
-        post_ops.append_eltwise(scale, algorithm::eltwise_swish, post.value("alpha", 1.0F), 0.0F);
-      } else if (kind == "clip") {
-        post_ops.append_eltwise(scale, algorithm::eltwise_clip, alpha, beta);
-      } else {
-        fail("network '{}': node '{}': post-op '{}' is not supported", network_, node.name, kind);
-      }
-    }
+    for (const auto& post : posts) has_sum = has_sum || post.at("op").get<std::string>() == "sum";
     if (has_sum && sum < 0)
       fail("network '{}': node '{}': a sum post-op needs a fourth input", network_, node.name);
-    // A fresh attr: dnnl::primitive_attr copies share one handle, and attr_ must stay post-op free.
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    attr.set_post_ops(post_ops);
     std::vector<float> accumulator_scales;  // int8: real = accumulator * accumulator_scales[oc]
-    if (int8) {
-      const float divide = last_eltwise < 0 ? precision.output_scale : 1.0F;
-      for (float weight_scale : precision.weight_scales) {
-        accumulator_scales.push_back(precision.input_scale * weight_scale);
+    for (float weight_scale : precision.weight_scales)
+      accumulator_scales.push_back(precision.input_scale * weight_scale);
+    // `binary_residual`: the residual is a binary-add post-op reading the addend as f32 real values from
+    // `addend_md`, the whole chain computes in real units and a final linear post-op converts to the s8
+    // output's units (see below for when).
+    const auto make_attr = [&](bool binary_residual, const memory::desc& addend_md) {
+      dnnl::post_ops post_ops;
+      for (int i = 0; i < static_cast<int>(posts.size()); ++i) {
+        const auto& post = posts[static_cast<std::size_t>(i)];
+        const std::string kind = post.at("op").get<std::string>();
+        const float alpha = post.value("alpha", 0.0F);
+        const float beta = post.value("beta", 0.0F);
+        const float domain = last_eltwise < i ? precision.output_scale : 1.0F;
+        const float scale = i == last_eltwise && !binary_residual ? 1.0F / precision.output_scale : 1.0F;
+        if (kind == "sum" && binary_residual) {
+          post_ops.append_binary(algorithm::binary_add, addend_md);
+        } else if (kind == "sum") {
+          post_ops.append_sum(addend_scale / domain);
+        } else if (kind == "relu") {
+          post_ops.append_eltwise(scale, algorithm::eltwise_relu, 0.0F, 0.0F);
+        } else if (kind == "leaky_relu") {
+          post_ops.append_eltwise(scale, algorithm::eltwise_relu, alpha, 0.0F);
+        } else if (kind == "sigmoid") {
+          post_ops.append_eltwise(scale, algorithm::eltwise_logistic, 0.0F, 0.0F);
+        } else if (kind == "swish") {
+          post_ops.append_eltwise(scale, algorithm::eltwise_swish, post.value("alpha", 1.0F), 0.0F);
+        } else if (kind == "clip") {
+          post_ops.append_eltwise(scale, algorithm::eltwise_clip, alpha, beta);
+        } else {
+          fail("network '{}': node '{}': post-op '{}' is not supported", network_, node.name, kind);
+        }
       }
-      std::vector<float> output_scales;
-      for (float scale : accumulator_scales) output_scales.push_back(scale / divide);
-      attr.set_output_scales(1 << 1, output_scales);
+      if (binary_residual && precision.output_scale != 1.0F)
+        post_ops.append_eltwise(1.0F, algorithm::eltwise_linear, 1.0F / precision.output_scale, 0.0F);
+      // A fresh attr: dnnl::primitive_attr copies share one handle, and attr_ must stay post-op free.
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      attr.set_post_ops(post_ops);
+      if (int8) {
+        const float divide = last_eltwise < 0 && !binary_residual ? precision.output_scale : 1.0F;
+        std::vector<float> output_scales;
+        for (float scale : accumulator_scales) output_scales.push_back(scale / divide);
+        attr.set_output_scales(1 << 1, output_scales);
+      }
+      return attr;
+    };
+    const auto make_pd = [&](const memory::desc& dst_md, const dnnl::primitive_attr& attr) {
+      const dnnl::convolution_forward::desc desc(
+          prop_kind::forward_inference, algorithm::convolution_direct, any_src, any_weights, bias_md, dst_md,
+          Dims(strides.begin(), strides.end()), Dims(dilations.begin(), dilations.end()),
+          Dims{pads[0], pads[1]}, Dims{pads[2], pads[3]});
+      return dnnl::convolution_forward::primitive_desc(desc, attr, engine_);
+    };
+    dnnl::convolution_forward::primitive_desc pd = make_pd(any_dst, make_attr(false, {}));
+    if (dst_tag == Tag::acdb && is_reference(pd)) {
+      // No fast kernel writes channels-last here (oneDNN 2.6 without AVX-512 for f32): let the kernel
+      // choose, the Transpose then reorders once.
+      pd = make_pd(memory::desc(any_dst.dims(), precision.dst, Tag::any), make_attr(false, {}));
     }
-    const dnnl::convolution_forward::desc desc(
-        prop_kind::forward_inference, algorithm::convolution_direct, any_src, any_weights, bias_md, any_dst,
-        Dims(strides.begin(), strides.end()), Dims(dilations.begin(), dilations.end()),
-        Dims{pads[0], pads[1]}, Dims{pads[2], pads[3]});
-    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
+    // Without AVX-512 (oneDNN 2.6's jit:avx2 and sse41 kernels), a sum post-op must come first: the
+    // activation-then-residual order of YOLO's bottlenecks falls to ref:any, 100x slower (measured 2.5-3.6 s
+    // for one 3x3 conv on a Zen 3). A binary-add post-op has no such restriction: the addend is read in the
+    // layout the previous convolution gave it (as f32), into a separate dst.
+    int binary_addend = -1;
+    if (has_sum && residual_mode_ != ResidualMode::kSumOnly &&
+        (is_reference(pd) || residual_mode_ == ResidualMode::kBinary)) {
+      const memory::desc& produced = plan_.values[value_of(sum)].md;
+      const auto tag = tag_of(produced);
+      const memory::desc addend_md = tag ? memory::desc(produced.dims(), kF32, *tag) : plain_md(shape(sum));
+      auto binary_pd = make_pd(memory::desc(addend_md.dims(), precision.dst, tag ? *tag : Tag::abcd),
+                               make_attr(true, addend_md));
+      if (!is_reference(binary_pd)) {
+        pd = std::move(binary_pd);
+        binary_addend = value_as(sum, addend_md);
+      }
+    }
 
     const int src = value_as(x, pd.src_desc(), precision.input_scale);
     const int weights =
         weight_value(w, memory::desc(weight_dims, int8 ? kS8 : kF32, weight_tag), pd.weights_desc());
     int dst = -1;
-    if (has_sum) {
+    if (binary_addend >= 0) {
+      dst = define_output(y, pd.dst_desc());
+    } else if (has_sum) {
       // The sum post-op accumulates into dst: reuse the addend's bytes when nobody reads them later,
       // otherwise copy the addend into a fresh dst first.
       const int addend = value_as(sum, pd.dst_desc());
@@ -488,6 +571,12 @@ class PlanBuilder {
       // oneDNN 2.x adds an int8 convolution's f32 bias to the accumulator before the output scales:
       // store it in accumulator units (bias / (input_scale * weight_scale)).
       args.emplace_back(DNNL_ARG_BIAS, int8 ? scaled_bias(b, accumulator_scales) : value_as(b, bias_md));
+    }
+    if (binary_addend >= 0) {
+      int residual_index = 0;
+      while (posts[static_cast<std::size_t>(residual_index)].at("op").get<std::string>() != "sum")
+        ++residual_index;
+      args.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(residual_index) | DNNL_ARG_SRC_1, binary_addend);
     }
     add_primitive(pd, std::move(args));
   }
@@ -748,6 +837,18 @@ class PlanBuilder {
       view_dims.push_back(in.at(axis));
       view_strides.push_back(in_strides.at(axis));
     }
+    if (is_to_channels_last(node) && shape(x).size() == 4 && plan_.values[value_of(x)].constant == nullptr) {
+      // The bytes of an acdb [N, C, H, W] value are the dense [N, H, W, C] tensor: a view when the producer
+      // wrote acdb (the head convolutions, normally), else one reorder into acdb.
+      const int produced = value_as(x, memory::desc(Dims(shape(x).begin(), shape(x).end()), kF32, Tag::acdb));
+      {
+        const int view = define_output(y, plain_md(shape(y)));
+        plan_.values[view].alias_of = produced;
+        channels_last_views_.insert(view);
+        if (!is_graph_output(y)) aliased_[root_of(produced)] = true;
+        return;
+      }
+    }
     const int src = plain_value(x);
     // The input read through permuted strides is the output; a reorder makes it dense.
     const int view = add_value(memory::desc(view_dims, kF32, view_strides));
@@ -889,6 +990,9 @@ class PlanBuilder {
   std::vector<int> tensor_value_;
   std::vector<int> last_use_;
   std::vector<int> consumers_;
+  ResidualMode residual_mode_ = residual_mode_from_environment();
+  std::vector<bool> read_channels_last_;  // per tensor: its only consumer is a channels-last Transpose
+  std::set<int> channels_last_views_;     // values that are such a Transpose's zero-copy view
   std::map<int, bool> aliased_;
   std::vector<std::pair<int, int>> converted_;
   int current_node_ = -1;

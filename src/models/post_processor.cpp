@@ -86,19 +86,26 @@ PostProcessor::PostProcessor(const nlohmann::json& metadata, const std::vector<T
         level.output_index = output_of(entry);
         level.stride = entry.at("stride").get<float>();
         level.anchors = parse_anchors(entry.at("anchors"), "head.outputs[].anchors");
+        // Packages written before the layout key have channel-major heads.
+        const std::string layout = entry.value("layout", std::string("nchw"));
+        if (layout != "nchw" && layout != "nhwc")
+          fail("network metadata: head.outputs[].layout '{}' is unknown (expected nchw or nhwc)", layout);
+        level.channels_last = layout == "nhwc";
         const Shape& shape = outputs[level.output_index].shape;
         if (shape.size() != 4) {
-          fail("post-processing: raw yolov5 output '{}' has shape {}, expected [B, na*(5+nc), H, W]",
-               outputs[level.output_index].name, shape_to_string(shape));
+          fail("post-processing: raw yolov5 output '{}' has shape {}, expected [B, {}]",
+               outputs[level.output_index].name, shape_to_string(shape),
+               level.channels_last ? "H, W, na*(5+nc)" : "na*(5+nc), H, W");
         }
-        const auto per_anchor = shape[1] / static_cast<std::int64_t>(level.anchors.size());
+        const std::int64_t channels = shape[level.channels_last ? 3 : 1];
+        const auto per_anchor = channels / static_cast<std::int64_t>(level.anchors.size());
         if (num_classes_ <= 0) num_classes_ = static_cast<int>(per_anchor - 5);
-        if (per_anchor * static_cast<std::int64_t>(level.anchors.size()) != shape[1] ||
+        if (per_anchor * static_cast<std::int64_t>(level.anchors.size()) != channels ||
             per_anchor != 5 + num_classes_) {
           fail(
-              "post-processing: raw yolov5 output '{}' has {} channels, expected {} anchors x (5 + {} "
+              "post-processing: raw yolov5 output '{}' ({}) has {} channels, expected {} anchors x (5 + {} "
               "classes)",
-              outputs[level.output_index].name, shape[1], level.anchors.size(), num_classes_);
+              outputs[level.output_index].name, layout, channels, level.anchors.size(), num_classes_);
         }
         levels_.push_back(std::move(level));
       }
@@ -209,8 +216,10 @@ void PostProcessor::run(std::span<const ConstTensorView> outputs, std::int64_t b
       for (const Level& level : levels_) {
         const ConstTensorView& view = checked(level.output_index);
         const float* data = float_data(view, level.output_index) + image_offset(view);
-        raw_levels_.push_back({data, static_cast<int>(view.shape[2]), static_cast<int>(view.shape[3]),
-                               level.stride, level.anchors});
+        const std::size_t height_axis = level.channels_last ? 1 : 2;
+        raw_levels_.push_back({data, static_cast<int>(view.shape[height_axis]),
+                               static_cast<int>(view.shape[height_axis + 1]), level.stride, level.anchors,
+                               level.channels_last});
       }
       decode_yolov5_raw(raw_levels_, num_classes_, options_.thresholds, detections);
       break;

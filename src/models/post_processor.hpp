@@ -54,6 +54,7 @@ class PostProcessor {
     std::size_t output_index = 0;
     float stride = 0.0f;
     std::vector<Anchor> anchors;
+    bool channels_last = false;  // raw yolov5 heads: [B, H, W, C] instead of [B, C, H, W]
   };
   const float* float_data(const ConstTensorView& view, std::size_t slot);
 

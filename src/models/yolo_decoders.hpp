@@ -12,13 +12,16 @@ namespace vapipe::models {
 
 using Anchor = std::array<float, 2>;  // width, height in input pixels
 
-// One level of YOLOv5's raw Detect head: [na * (5 + nc), height, width] logits (before sigmoid).
+// One level of YOLOv5's raw Detect head: na * (5 + nc) logits (before sigmoid) per cell of a height x width
+// grid, channel-major ([C, H, W], the ONNX export) or channels-last ([H, W, C], what `vapipe compile` writes
+// since the head convolutions produce it without a transpose; the package's metadata says which).
 struct RawHeadLevel {
   const float* data = nullptr;
   int height = 0;
   int width = 0;
   float stride = 8.0f;
   std::span<const Anchor> anchors;
+  bool channels_last = false;
 };
 
 // YOLOv5 raw head: sigmoid; cx = (2 sx - 0.5 + gx) * stride; w = (2 sw)^2 * anchor_w; score = obj * cls.

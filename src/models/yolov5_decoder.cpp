@@ -12,23 +12,28 @@ void decode_yolov5_raw(std::span<const RawHeadLevel> levels, int num_classes,
   const int outputs_per_anchor = 5 + num_classes;
   for (const RawHeadLevel& level : levels) {
     const std::int64_t plane = static_cast<std::int64_t>(level.height) * level.width;
+    const auto channels = static_cast<std::int64_t>(level.anchors.size()) * outputs_per_anchor;
+    // Element (channel c, cell i) is at c * channel_step + i * cell_step in either layout.
+    const std::int64_t channel_step = level.channels_last ? 1 : plane;
+    const std::int64_t cell_step = level.channels_last ? channels : 1;
     for (std::size_t a = 0; a < level.anchors.size(); ++a) {
-      const float* base = level.data + static_cast<std::int64_t>(a) * outputs_per_anchor * plane;
-      const float* objectness = base + 4 * plane;
+      const float* base = level.data + static_cast<std::int64_t>(a) * outputs_per_anchor * channel_step;
+      const float* objectness = base + 4 * channel_step;
       for (std::int64_t i = 0; i < plane; ++i) {
+        const float* cell = base + i * cell_step;
         // Almost every cell stops here: one compare against the inverse sigmoid of the floor.
-        if (!(objectness[i] > obj_logit_floor)) continue;
-        const float obj = detail::sigmoid(objectness[i]);
+        if (!(objectness[i * cell_step] > obj_logit_floor)) continue;
+        const float obj = detail::sigmoid(objectness[i * cell_step]);
         if (!(obj > objectness_floor)) continue;
-        const int class_id = detail::argmax_strided(base + 5 * plane + i, num_classes, plane);
-        const float score = obj * detail::sigmoid(base[(5 + class_id) * plane + i]);
+        const int class_id = detail::argmax_strided(cell + 5 * channel_step, num_classes, channel_step);
+        const float score = obj * detail::sigmoid(cell[(5 + class_id) * channel_step]);
         if (!(score > thresholds.for_class(class_id))) continue;
         const auto gx = static_cast<float>(i % level.width);
         const auto gy = static_cast<float>(i / level.width);
-        const float sx = detail::sigmoid(base[i]);
-        const float sy = detail::sigmoid(base[plane + i]);
-        const float sw = 2.0f * detail::sigmoid(base[2 * plane + i]);
-        const float sh = 2.0f * detail::sigmoid(base[3 * plane + i]);
+        const float sx = detail::sigmoid(cell[0]);
+        const float sy = detail::sigmoid(cell[channel_step]);
+        const float sw = 2.0f * detail::sigmoid(cell[2 * channel_step]);
+        const float sh = 2.0f * detail::sigmoid(cell[3 * channel_step]);
         detail::push_center_box(out, class_id, score, (2.0f * sx - 0.5f + gx) * level.stride,
                                 (2.0f * sy - 0.5f + gy) * level.stride, sw * sw * level.anchors[a][0],
                                 sh * sh * level.anchors[a][1]);

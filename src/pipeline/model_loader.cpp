@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // What the pipeline compiles an .onnx with; part of the cache key, so changing it recompiles.
-constexpr const char* kCompileRecipe = "vpk1;batch=1,4;static;cut-head";
+// (nhwc-heads: packages whose raw heads are channels-last, which binaries older than that cannot decode.)
+constexpr const char* kCompileRecipe = "vpk1;batch=1,4;static;cut-head;nhwc-heads";
 
 // CRC-32 of the file's bytes (and the recipe): the cache key. A changed export gets a new entry.
 std::uint32_t content_key(const fs::path& file) {

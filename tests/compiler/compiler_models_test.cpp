@@ -2,6 +2,7 @@
 // lowered graph vs the optimized graph (every pass), and batch-4 stages vs four batch-1 runs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "compiler/compiler.hpp"
@@ -62,11 +63,18 @@ TEST(CompilerModels, Yolov5nRawHeadCutAndMetadata) {
   const auto& graph = network.stages[0].graph;
   expect_vocabulary_only(graph);
   ASSERT_EQ(graph.outputs.size(), 3U);
-  const std::vector<Shape> shapes = {{1, 255, 80, 80}, {1, 255, 40, 40}, {1, 255, 20, 20}};
+  // Channels-last heads: each output is a Transpose of the head convolution's [1, 255, H, W].
+  const std::vector<Shape> shapes = {{1, 80, 80, 255}, {1, 40, 40, 255}, {1, 20, 20, 255}};
   for (std::size_t i = 0; i < 3; ++i) {
     const auto& tensor = graph.tensors[static_cast<std::size_t>(graph.outputs[i])];
     EXPECT_EQ(tensor.shape, shapes[i]);
     EXPECT_EQ(tensor.name, "/model.24/m." + std::to_string(i) + "/Conv_output_0");
+    const auto producer = std::find_if(graph.nodes.begin(), graph.nodes.end(), [&](const ir::Node& node) {
+      return node.outputs.at(0) == graph.outputs[i];
+    });
+    ASSERT_NE(producer, graph.nodes.end());
+    EXPECT_EQ(producer->op, "Transpose");
+    EXPECT_EQ(producer->attrs["perm"], (std::vector<std::int64_t>{0, 2, 3, 1}));
   }
   EXPECT_GT(count_post_op(graph, "swish"), 40);
   EXPECT_GT(count_post_op(graph, "sum"), 3);
@@ -81,6 +89,7 @@ TEST(CompilerModels, Yolov5nRawHeadCutAndMetadata) {
   const auto& outs = meta["head"]["outputs"];
   ASSERT_EQ(outs.size(), 3U);
   EXPECT_EQ(outs[0]["stride"], 8);
+  EXPECT_EQ(outs[0]["layout"], "nhwc");
   EXPECT_EQ(outs[2]["stride"], 32);
   EXPECT_NEAR(outs[0]["anchors"][0][0].get<double>(), 10.0, 1e-3);
   EXPECT_NEAR(outs[0]["anchors"][0][1].get<double>(), 13.0, 1e-3);
@@ -108,7 +117,7 @@ TEST(CompilerModels, Yolov5nInputSizeOverrideWithCut) {
   const auto network = compile_onnx(options);
   const auto& graph = network.stages[0].graph;
   EXPECT_EQ(graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape, (Shape{1, 3, 256, 320}));
-  EXPECT_EQ(graph.tensors[static_cast<std::size_t>(graph.outputs[0])].shape, (Shape{1, 255, 32, 40}));
+  EXPECT_EQ(graph.tensors[static_cast<std::size_t>(graph.outputs[0])].shape, (Shape{1, 32, 40, 255}));
   EXPECT_EQ(network.metadata["input"]["height"], 256);
   EXPECT_EQ(network.metadata["head"]["outputs"][1]["stride"], 16);
 }

@@ -93,6 +93,42 @@ TEST(Yolov5RawDecoder, FastPathMatchesAPlainDecode) {
   EXPECT_EQ(out.size(), expected);
 }
 
+// The channels-last layout (what `vapipe compile` writes for raw heads) is the same logits transposed: the
+// same detections, in the same order, must come out.
+TEST(Yolov5RawDecoder, ChannelsLastLevelsDecodeLikeChannelMajorOnes) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(-1.0f, 2.0f);
+  const std::vector<Anchor> anchors = {{10, 13}, {16, 30}, {33, 23}};
+  RawLevel level(3, 6, 9, 11);
+  for (float& v : level.data) v = noise(rng);
+  const int channels = 3 * (5 + 6);
+  std::vector<float> channels_last(level.data.size());
+  for (int a = 0; a < 3; ++a) {
+    for (int c = 0; c < 5 + 6; ++c) {
+      for (int y = 0; y < 9; ++y) {
+        for (int x = 0; x < 11; ++x)
+          channels_last[static_cast<std::size_t>((y * 11 + x) * channels + a * (5 + 6) + c)] =
+              level.at(a, c, y, x);
+      }
+    }
+  }
+  const ScoreThresholds thresholds{0.2f, 0.3f, {}};
+  const RawHeadLevel nchw[] = {{level.data.data(), 9, 11, 8.0f, anchors, false}};
+  const RawHeadLevel nhwc[] = {{channels_last.data(), 9, 11, 8.0f, anchors, true}};
+  std::vector<Detection> expected;
+  std::vector<Detection> out;
+  decode_yolov5_raw(nchw, 6, thresholds, expected);
+  decode_yolov5_raw(nhwc, 6, thresholds, out);
+  ASSERT_GT(expected.size(), 5u);
+  ASSERT_EQ(out.size(), expected.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].class_id, expected[i].class_id);
+    EXPECT_EQ(out[i].score, expected[i].score);
+    EXPECT_EQ(out[i].x1, expected[i].x1);
+    EXPECT_EQ(out[i].y2, expected[i].y2);
+  }
+}
+
 TEST(Yolov5FullDecoder, RowsAreCentreSizeObjectnessClasses) {
   std::vector<float> rows = {
       100, 50, 20, 10, 0.9f, 0.1f, 0.8f,  // kept: class 1, 0.72

@@ -79,6 +79,12 @@ class RunningPipeline {
   std::thread thread_;
 };
 
+// Threads of this process (the pipeline runs in it).
+std::size_t thread_count() {
+  return static_cast<std::size_t>(
+      std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator()));
+}
+
 json get_json(int port, const std::string& target, int expected_status = 200) {
   const auto response = test::http_get(port, target);
   EXPECT_EQ(response.status, expected_status) << target << ": " << response.body << response.error;
@@ -154,6 +160,7 @@ TEST(ControlApi, AddsAndRemovesChannelsAtRunTimeWhileTheOthersKeepCounting) {
   EXPECT_EQ(listed["channels"][0]["model"], "det");
   EXPECT_EQ(listed["channels"][0]["address"], clip.string());
 
+  const std::size_t threads_before = thread_count();
   const auto added =
       test::http_request(port, "POST", "/api/channels",
                          json{{"address", clip.string()}, {"model", "det"}, {"loop", true}}.dump());
@@ -186,6 +193,7 @@ TEST(ControlApi, AddsAndRemovesChannelsAtRunTimeWhileTheOthersKeepCounting) {
     EXPECT_FALSE(taps.closed[0]);
   }
   EXPECT_EQ(output_of(port, 1), removed_frames) << "a removed channel counts no more frames";
+  EXPECT_EQ(thread_count(), threads_before) << "the removed channel's threads are gone";
 
   const json after = get_json(port, "/api/channels");
   ASSERT_EQ(after.at("channels").size(), 1u);

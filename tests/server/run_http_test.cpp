@@ -81,6 +81,10 @@ TEST(RunHttp, TheApiOfARunningBinaryNeverShowsCameraPasswords) {
   const std::string log = read_file(dir / "run.log");
   EXPECT_NE(log.find(fmt::format("rtsp://admin:***@127.0.0.1")), std::string::npos) << log;
   EXPECT_NE(log.find("channel 1 added"), std::string::npos);
+  // The final summary lists the channel added over HTTP, its address masked.
+  const std::size_t summary = log.find("vapipe run: ");
+  ASSERT_NE(summary, std::string::npos) << log;
+  EXPECT_NE(log.find("rtsp://admin:***@127.0.0.1", summary), std::string::npos) << log.substr(summary);
   EXPECT_EQ(log.find("hunter2secret"), std::string::npos) << "a camera password reached the log:\n" << log;
   EXPECT_EQ(responses.find("hunter2secret"), std::string::npos) << "a camera password reached a response";
 }

@@ -194,6 +194,7 @@ bool Pipeline::remove_channel(int channel) {
     const auto id = static_cast<std::size_t>(channel);
     if (channel < 0 || id >= channel_count()) fail("pipeline: no channel {}", channel);
     if (!started_) fail("pipeline: channel {} cannot be removed before the run starts", channel);
+    if (draining_) fail("pipeline: the run is stopping; every channel is draining already");
     if (removing_[id]) return false;
     removing_[id] = true;
     channels_[id]->stop_source();

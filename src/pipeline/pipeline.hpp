@@ -81,7 +81,8 @@ class Pipeline {
 
   // Before run(): every channel gets a tap from `factory` (a null result: none for that channel), and so
   // does every channel added later. The embedded servers and publishers (src/server) attach this way; see
-  // channel_tap.hpp.
+  // channel_tap.hpp. Factories run under the pipeline's channel lock: they must not call add_channel or
+  // remove_channel.
   void add_tap_factory(TapFactory factory);
   const PipelineConfig& config() const { return config_; }
 

@@ -10,7 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "io/redact.hpp"
+#include "io/url_redaction.hpp"
 
 extern "C" {
 #include <libavutil/log.h>

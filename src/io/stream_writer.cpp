@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
-#include "io/redact.hpp"
+#include "io/url_redaction.hpp"
 
 namespace vapipe::io {
 namespace {

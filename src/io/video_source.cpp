@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
-#include "io/redact.hpp"
+#include "io/url_redaction.hpp"
 
 namespace vapipe::io {
 namespace {

@@ -15,7 +15,7 @@
 #include "core/error.hpp"
 #include "core/fps_meter.hpp"
 #include "io/frame_view.hpp"
-#include "io/redact.hpp"
+#include "io/url_redaction.hpp"
 #include "io/sei_codec.hpp"
 #include "io/stream_writer.hpp"
 #include "io/video_decoder.hpp"

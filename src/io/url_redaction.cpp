@@ -1,4 +1,4 @@
-#include "io/redact.hpp"
+#include "io/url_redaction.hpp"
 
 #include <algorithm>
 

@@ -15,9 +15,9 @@
 #include "core/error.hpp"
 #include "core/fps_meter.hpp"
 #include "io/frame_view.hpp"
-#include "io/url_redaction.hpp"
 #include "io/sei_codec.hpp"
 #include "io/stream_writer.hpp"
+#include "io/url_redaction.hpp"
 #include "io/video_decoder.hpp"
 #include "io/video_encoder.hpp"
 #include "models/tracker.hpp"
@@ -30,8 +30,6 @@ namespace {
 // Packets held for their frame's metadata before they are sent without it: deeper than any H.264/H.265
 // reordering (16 frames), so only a packet that never yields a frame (corrupt) waits this long.
 constexpr std::size_t kMaxPendingPackets = 64;
-
-std::string redact(const std::string& address) { return io::redact_credentials(address); }
 
 std::uint64_t to_us(double ms) { return static_cast<std::uint64_t>(std::max(0.0, ms) * 1000.0); }
 
@@ -106,7 +104,7 @@ struct Channel::OutputState {
 
 Channel::Channel(ChannelSetup setup)
     : setup_(std::move(setup)),
-      label_(fmt::format("channel {} ({})", setup_.channel, redact(setup_.address))),
+      label_(fmt::format("channel {} ({})", setup_.channel, io::redact_credentials(setup_.address))),
       events_(256) {
   video_wanted_ = setup_.model->output_path && setup_.model->output_mode != OutputMode::kResults;
   wants_packets_ = video_wanted_ && setup_.model->output_mode == OutputMode::kPassthrough;
@@ -122,7 +120,7 @@ void Channel::add_tap(std::shared_ptr<ChannelTap> tap) {
 
 ChannelInfo Channel::info() const {
   return ChannelInfo{setup_.channel, fmt::format("{}_{}", setup_.model->name, setup_.channel),
-                     setup_.model->name, redact(setup_.address), setup_.model->output_mode};
+                     setup_.model->name, io::redact_credentials(setup_.address), setup_.model->output_mode};
 }
 
 template <typename Call>
@@ -623,7 +621,7 @@ void Channel::open_video_output(OutputState& out, const FrameTask& first) {
     notify_taps([&](ChannelTap& tap) { tap.video_started(*parameters, time_base, frame_rate); });
     spdlog::info("{}: {} video to {}{}", label_,
                  out.reencode ? "re-encoded passthrough" : to_string(setup_.model->output_mode),
-                 out.video_url.empty() ? std::string("live outputs") : out.video_url,
+                 out.video_url.empty() ? std::string("live outputs") : io::redact_credentials(out.video_url),
                  !out.video_url.empty() && live_taps ? " and live outputs" : "");
   } catch (const Error& error) {
     spdlog::error("{}: no video output: {}", label_, error.what());

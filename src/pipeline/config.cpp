@@ -464,6 +464,9 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
       section.client_id = r.string(*v, "mqtt.client_id");
     if (const auto* v = Reader::optional(*mqtt, "username")) section.username = r.string(*v, "mqtt.username");
     if (const auto* v = Reader::optional(*mqtt, "password")) section.password = r.string(*v, "mqtt.password");
+    if (section.password && !section.username) {
+      r.error("mqtt.password", "needs mqtt.username (MQTT sends a password only with a user name)");
+    }
     if (const auto* v = Reader::optional(*mqtt, "keepalive_s"))
       section.keepalive_s = r.integer(*v, "mqtt.keepalive_s", 5, 3600);
     config.mqtt = std::move(section);

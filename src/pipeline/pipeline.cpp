@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "io/ffmpeg_log.hpp"
+#include "io/url_redaction.hpp"
 #include "pipeline/model_loader.hpp"
 
 namespace vapipe::pipeline {

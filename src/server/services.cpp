@@ -8,6 +8,11 @@
 namespace vapipe::server {
 
 Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
+  // MQTT: each frame's results record to <topic>/<model>_<ch>.
+  if (pipeline_.config().mqtt) {
+    mqtt_ = std::make_unique<MqttPublisher>(*pipeline_.config().mqtt);
+    pipeline_.add_tap_factory(mqtt_->tap_factory());
+  }
   // --- http: the server, the control API and /metrics ---
   if (const auto& http = pipeline_.config().http) {
     HttpServerOptions options;

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "pipeline/pipeline.hpp"
+#include "server/mqtt_publisher.hpp"
 
 namespace vapipe::server {
 
@@ -21,12 +22,15 @@ class Services {
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
+  // The `mqtt` section's publisher (null without one): its counters, for /metrics.
+  const MqttPublisher* mqtt() const { return mqtt_.get(); }
   // The HTTP server of the `http` section (null without one), already serving the control API and
   // /metrics: other services (the viewer) register their routes and WebSockets on it.
   HttpServer* http() const { return http_.get(); }
 
  private:
   pipeline::Pipeline& pipeline_;
+  std::unique_ptr<MqttPublisher> mqtt_;
   // --- http (control API, metrics) ---
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<ControlApi> control_api_;

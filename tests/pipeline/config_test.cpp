@@ -309,6 +309,10 @@ TEST(PipelineConfigErrors, ServiceSections) {
               j["mqtt"] = {{"host", "h"}, {"qos", 3}};
             }),
             "cameras.json: mqtt.qos: expected an integer in [0, 2], got 3");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["mqtt"] = {{"host", "h"}, {"password", "pw"}};
+            }),
+            "cameras.json: mqtt.password: needs mqtt.username (MQTT sends a password only with a user name)");
   // A video mode without output_path is fine only when something serves the video live.
   EXPECT_EQ(error_of([](auto& j) {
               j["models"][0].erase("output_path");

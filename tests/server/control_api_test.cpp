@@ -225,6 +225,7 @@ TEST(ControlApi, AddsAndRemovesChannelsAtRunTimeWhileTheOthersKeepCounting) {
     for (const char* stage : {"decode", "preprocess", "infer", "postprocess", "output"})
       EXPECT_TRUE(c.at("stage_ms").contains(stage)) << stage;
   }
+  ASSERT_TRUE(eventually([&] { return get_json(port, "/api/stats/history").at("samples").size() >= 3; }));
   const json history = get_json(port, "/api/stats/history");
   EXPECT_EQ(history.at("interval_ms"), 1000);
   EXPECT_GE(history.at("samples").size(), 3u);

@@ -1,20 +1,29 @@
 #include "io/url_redaction.hpp"
 
+#include <algorithm>
+
 namespace vapipe::io {
 
-std::string redact_credentials(std::string_view address) {
-  const std::size_t scheme = address.find("://");
-  if (scheme == std::string_view::npos) return std::string(address);
-  // The user info ends at the last '@' before the path: a password may itself contain '@'.
-  const std::size_t slash = address.find('/', scheme + 3);
-  const std::size_t at = address.substr(0, slash).rfind('@');
-  if (at == std::string_view::npos || at < scheme + 3) return std::string(address);
-  const std::size_t colon = address.find(':', scheme + 3);
-  if (colon == std::string_view::npos || colon > at) return std::string(address);
-  std::string redacted(address.substr(0, colon + 1));
-  redacted += "***";
-  redacted += address.substr(at);
-  return redacted;
+std::string redact_credentials(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t copied = 0;
+  for (std::size_t scheme = text.find("://"); scheme != std::string_view::npos;
+       scheme = text.find("://", scheme + 3)) {
+    const std::size_t authority = scheme + 3;
+    // The authority ends at the path, query or fragment, or at whitespace or a quote around the URL.
+    const std::size_t end = std::min(text.find_first_of("/?# \t\r\n\"'", authority), text.size());
+    const std::string_view userinfo_host = text.substr(authority, end - authority);
+    const std::size_t at = userinfo_host.rfind('@');
+    if (at == std::string_view::npos) continue;
+    const std::size_t colon = userinfo_host.find(':');
+    if (colon == std::string_view::npos || colon > at) continue;
+    out.append(text.substr(copied, authority + colon + 1 - copied));
+    out += "***";
+    copied = authority + at;
+  }
+  out.append(text.substr(copied));
+  return out;
 }
 
 }  // namespace vapipe::io

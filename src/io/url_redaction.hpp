@@ -1,13 +1,13 @@
 #pragma once
-// Addresses as they may be logged and shown: camera and server URLs often carry a password
-// (rtsp://user:secret@host/...), which must never reach the log, the statistics or a live server's clients.
+// Camera and server URLs carry credentials (rtsp://user:secret@host/...); nothing vapipe logs, shows or
+// answers may contain them. This masks the password of every URL in a text.
 #include <string>
 #include <string_view>
 
 namespace vapipe::io {
 
-// rtsp://user:secret@host/x -> rtsp://user:***@host/x; anything without a password (files, URLs without
-// user info, or with a user name only) comes back unchanged.
-std::string redact_credentials(std::string_view address);
+// "open rtsp://admin:pw@cam/1 failed" -> "open rtsp://admin:***@cam/1 failed". The user info ends at the
+// authority's last '@' (a password may contain an unescaped '@'); URLs without a password are unchanged.
+std::string redact_credentials(std::string_view text);
 
 }  // namespace vapipe::io

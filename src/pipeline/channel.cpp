@@ -64,6 +64,8 @@ const char* to_string(ChannelState state) {
       return "ended";
     case ChannelState::kFailed:
       return "failed";
+    case ChannelState::kRemoved:
+      return "removed";
   }
   return "?";
 }
@@ -162,6 +164,16 @@ void Channel::join_source() {
 void Channel::finish_output() {
   events_.close();
   if (output_thread_.joinable()) output_thread_.join();
+}
+
+bool Channel::outputs_closed() const {
+  std::lock_guard lock(closed_mutex_);
+  return outputs_closed_;
+}
+
+void Channel::wait_outputs_closed() {
+  std::unique_lock lock(closed_mutex_);
+  closed_wake_.wait(lock, [&] { return outputs_closed_ || !output_thread_.joinable(); });
 }
 
 void Channel::deliver(FrameTaskPtr task) {
@@ -439,6 +451,10 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
     counters_.preprocess_us.fetch_add(to_us(task->preprocess_ms), std::memory_order_relaxed);
     counters_.infer_us.fetch_add(to_us(task->infer_ms), std::memory_order_relaxed);
     counters_.postprocess_us.fetch_add(to_us(task->postprocess_ms), std::memory_order_relaxed);
+    counters_.histogram(Stage::kDecode).observe(task->decode_ms);
+    counters_.histogram(Stage::kPreprocess).observe(task->preprocess_ms);
+    counters_.histogram(Stage::kInfer).observe(task->infer_ms);
+    counters_.histogram(Stage::kPostprocess).observe(task->postprocess_ms);
   } else {
     task->detections = out.last_detections;
     auto& counter = task->outcome == FrameOutcome::kSkipped ? counters_.skipped : counters_.dropped;
@@ -478,8 +494,12 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
 
   task.reset();  // pixels back to the decoder before counting the frame as done
   const auto now = Clock::now();
-  counters_.output_us.fetch_add(to_us(elapsed_ms(started, now)), std::memory_order_relaxed);
-  counters_.latency_us.fetch_add(to_us(elapsed_ms(decoded_at, now)), std::memory_order_relaxed);
+  const double output_ms = elapsed_ms(started, now);
+  const double latency_ms = elapsed_ms(decoded_at, now);
+  counters_.output_us.fetch_add(to_us(output_ms), std::memory_order_relaxed);
+  counters_.latency_us.fetch_add(to_us(latency_ms), std::memory_order_relaxed);
+  counters_.histogram(Stage::kOutput).observe(output_ms);
+  counters_.histogram(Stage::kEndToEnd).observe(latency_ms);
   counters_.output.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -652,6 +672,12 @@ void Channel::close_outputs(OutputState& out) {
   }
   stop_video(out);
   notify_taps([](ChannelTap& tap) { tap.closed(); });
+  {
+    std::lock_guard lock(closed_mutex_);
+    outputs_closed_ = true;
+  }
+  closed_wake_.notify_all();
+  if (on_outputs_closed_) on_outputs_closed_();
 }
 
 }  // namespace vapipe::pipeline

@@ -1,5 +1,9 @@
 #include "server/services.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include "server/control_api.hpp"
+#include "server/http_server.hpp"
 #include "server/rtsp_server.hpp"
 
 namespace vapipe::server {
@@ -17,11 +21,28 @@ Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
     mqtt_ = std::make_unique<MqttPublisher>(*pipeline_.config().mqtt);
     pipeline_.add_tap_factory(mqtt_->tap_factory());
   }
+  // --- http: the server, the control API and /metrics ---
+  if (const auto& http = pipeline_.config().http) {
+    HttpServerOptions options;
+    options.bind = http->bind;
+    options.port = http->port;
+    options.token = http->token;
+    if (http->web_root) options.web_root = *http->web_root;
+    http_ = std::make_unique<HttpServer>(options);
+    control_api_ = std::make_unique<ControlApi>(pipeline_, *http_);
+    http_->start();
+    spdlog::info("http: control API at http://{}:{}/api/channels, metrics at /metrics{}", options.bind,
+                 http_->port(), options.token ? " (token required)" : "");
+  }
 }
 
 Services::~Services() {
   // Channels have closed (run() returned): their EOS reaches the RTSP clients before connections close.
   if (rtsp_server_) rtsp_server_->stop();
+  // The HTTP server goes first: no handler may run once the API's state is gone.
+  if (http_) http_->stop();
+  control_api_.reset();
+  http_.reset();
 }
 
 }  // namespace vapipe::server

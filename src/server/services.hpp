@@ -11,6 +11,8 @@
 namespace vapipe::server {
 
 class RtspServer;
+class HttpServer;
+class ControlApi;
 
 class Services {
  public:
@@ -25,6 +27,9 @@ class Services {
   const MqttPublisher* mqtt() const { return mqtt_.get(); }
   // The embedded RTSP server of the `rtsp_server` section (null without one): its counters for /metrics.
   RtspServer* rtsp_server() const { return rtsp_server_.get(); }
+  // The HTTP server of the `http` section (null without one), already serving the control API and
+  // /metrics: other services (the viewer) register their routes and WebSockets on it.
+  HttpServer* http() const { return http_.get(); }
 
  private:
   pipeline::Pipeline& pipeline_;
@@ -32,6 +37,9 @@ class Services {
   std::unique_ptr<RtspServer> rtsp_server_;
   // --- mqtt ---
   std::unique_ptr<MqttPublisher> mqtt_;
+  // --- http (control API, metrics) ---
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<ControlApi> control_api_;
 };
 
 }  // namespace vapipe::server

@@ -30,6 +30,21 @@ TEST(FairQueue, ChannelsAreServedInTurnWhateverTheirBacklog) {
   EXPECT_EQ(drain(queue), expected);
 }
 
+TEST(FairQueue, AForgottenChannelLeavesTheRoundRobinOnlyOnceEmpty) {
+  FairQueue<Item> queue(8);
+  queue.push(0, {0, 0}, false);
+  queue.push(1, {1, 0}, false);
+  EXPECT_FALSE(queue.forget_channel(1)) << "its queued frame must still be served";
+  EXPECT_TRUE(queue.forget_channel(9)) << "a channel that never pushed";
+  const std::vector<Item> both = {{0, 0}, {1, 0}};
+  EXPECT_EQ(drain(queue), both);
+  EXPECT_TRUE(queue.forget_channel(1));
+  queue.push(0, {0, 1}, false);
+  queue.push(2, {2, 0}, false);
+  const std::vector<Item> rest = {{2, 0}, {0, 1}};  // turn after channel 1 (gone) is channel 2
+  EXPECT_EQ(drain(queue), rest);
+}
+
 TEST(FairQueue, DropOldestOnlyDropsFromThePushingChannel) {
   FairQueue<Item> queue(2);
   queue.push(5, {5, 0}, false);

@@ -47,13 +47,9 @@
 
   function colour(index) { return palette[((index % palette.length) + palette.length) % palette.length]; }
 
-  // The API's channel list, whatever its wrapping: [{name, channel, model, address, state}, ...].
+  // GET /api/channels: {"channels": [{"id", "name", "model", "address", "state", "counters", ...}]}.
   function channelsOf(json) {
-    const list = Array.isArray(json) ? json : (json.channels || []);
-    return list.map((c) => ({
-      ...c,
-      name: c.name || `${c.model}_${c.channel ?? c.id}`,
-    }));
+    return (json.channels || []).filter((c) => c.state !== 'removed');
   }
 
   // Results by media time; out of order is fine (B-frames arrive in decode order).
@@ -394,9 +390,11 @@
       summary.textContent = `API unavailable: ${error.message}`;
       return;
     }
-    const names = new Set(channels.map((c) => c.name));
+    latestChannels = channels;
+    for (const c of channels) names.set(c.id, c.name);
+    const listed = new Set(channels.map((c) => c.name));
     for (const [name, tile] of tiles) {
-      if (!names.has(name)) {
+      if (!listed.has(name)) {
         tile.dispose();
         tiles.delete(name);
       }
@@ -415,14 +413,17 @@
     updatePlayback();
   }
 
-  // ---- Statistics table
+  // ---- Statistics table: the channel list (state, counters, address) and the latest rates (latency).
+  let latestChannels = [];
+  const names = new Map();  // channel id -> name, for the charts
+
   function cell(row, value) {
     const td = document.createElement('td');
     td.textContent = value ?? '';
     row.append(td);
   }
 
-  function number(value, digits) { return typeof value === 'number' ? value.toFixed(digits) : value; }
+  function fixed(value, digits) { return typeof value === 'number' ? value.toFixed(digits) : value; }
 
   async function refreshStats() {
     let stats;
@@ -431,40 +432,45 @@
     } catch (error) {
       return;
     }
-    const rows = Array.isArray(stats) ? stats : (stats.channels || []);
+    const rates = new Map((stats.channels || []).map((r) => [r.id, r]));
     const body = document.querySelector('#stats tbody');
     body.replaceChildren();
-    for (const s of rows) {
+    for (const c of latestChannels) {
+      const r = rates.get(c.id) || {};
+      const counters = c.counters || {};
       const row = document.createElement('tr');
-      cell(row, s.name || `${s.model ?? ''}_${s.channel}`);
-      cell(row, s.state);
-      cell(row, number(s.fps, 1));
-      cell(row, s.decoded);
-      cell(row, s.output);
-      cell(row, s.dropped);
-      cell(row, number(s.latency_ms, 1));
-      cell(row, s.reconnects);
-      cell(row, s.address);
+      cell(row, c.name);
+      cell(row, c.state);
+      cell(row, fixed(r.fps ?? c.fps, 1));
+      cell(row, counters.decoded);
+      cell(row, counters.output);
+      cell(row, counters.dropped);
+      cell(row, fixed(r.latency_ms, 1));
+      cell(row, counters.reconnects);
+      cell(row, c.address);
       body.append(row);
     }
   }
 
-  // ---- Charts: one line per channel over the history the server keeps.
-  // History shape: {"channels":[{"name", "samples":[{"t": seconds, "fps", "latency_ms"}]}]} or a list.
-  function seriesOf(history, key) {
-    const list = Array.isArray(history) ? history : (history.channels || []);
-    return list.map((c, index) => ({
-      name: c.name || `${c.model ?? ''}_${c.channel}`,
-      colour: colour(index),
-      points: (c.samples || c.history || []).map((s) => [s.t ?? s.time_s ?? s.time, s[key]])
-        .filter(([x, y]) => typeof x === 'number' && typeof y === 'number'),
-    }));
+  // ---- Charts: one line per channel over the history the server keeps
+  // ({"interval_ms", "samples": [{"time_ms", "channels": [{"id", "fps", "latency_ms"}]}]}).
+  function seriesOf(samples, key) {
+    const byId = new Map();
+    for (const sample of samples) {
+      for (const c of sample.channels || []) {
+        if (typeof c[key] !== 'number') continue;
+        if (!byId.has(c.id)) byId.set(c.id, []);
+        byId.get(c.id).push([sample.time_ms / 1000, c[key]]);
+      }
+    }
+    return [...byId].map(([id, points]) => ({ name: names.get(id) || `channel ${id}`, colour: colour(id), points }));
   }
 
   function drawChart(canvas, series, unit) {
     const context = canvas.getContext('2d');
     const { width, height } = canvas;
     context.clearRect(0, 0, width, height);
+    context.font = '11px system-ui, sans-serif';
     const all = series.flatMap((s) => s.points);
     if (!all.length) {
       context.fillStyle = '#8a94a3';
@@ -478,7 +484,6 @@
     const bottom = height - 18;
     context.strokeStyle = '#2a313b';
     context.fillStyle = '#8a94a3';
-    context.font = '11px system-ui, sans-serif';
     for (let i = 0; i <= 4; ++i) {
       const y = bottom - (bottom - 6) * (i / 4);
       context.beginPath();
@@ -487,7 +492,7 @@
       context.stroke();
       context.fillText(`${(y1 * i / 4).toFixed(y1 < 10 ? 1 : 0)}`, 2, y + 4);
     }
-    context.fillText(`-${Math.round(x1 - x0)} s`, left, height - 4);
+    context.fillText(`last ${Math.round(x1 - x0)} s`, left, height - 4);
     context.fillText(unit, width - 30, height - 4);
     for (const s of series) {
       context.strokeStyle = s.colour;
@@ -509,9 +514,10 @@
     } catch (error) {
       return;
     }
-    const fps = seriesOf(history, 'fps');
+    const samples = history.samples || [];
+    const fps = seriesOf(samples, 'fps');
     drawChart(document.getElementById('fps-chart'), fps, 'fps');
-    drawChart(document.getElementById('latency-chart'), seriesOf(history, 'latency_ms'), 'ms');
+    drawChart(document.getElementById('latency-chart'), seriesOf(samples, 'latency_ms'), 'ms');
     const legend = document.getElementById('legend');
     legend.replaceChildren(...fps.map((s) => {
       const span = document.createElement('span');

@@ -49,7 +49,8 @@ struct Client {
 struct Event {
   enum class Kind : std::uint8_t { kPacket, kRecord };
   Kind kind = Kind::kPacket;
-  std::uint64_t stream = 0;  // video_started() count when it was made
+  std::uint64_t stream = 0;       // video_started() count when it was made
+  std::uint64_t frames_done = 0;  // frame_done() count when it was made (a record: its own number)
   io::PacketPtr packet;
   std::string record;  // the JSON Lines record
   double pts_seconds = -1.0;
@@ -57,6 +58,7 @@ struct Event {
 
 struct PendingRecord {
   double pts_seconds = -1.0;
+  std::uint64_t number = 0;  // frame_done() count
   std::string json;
 };
 
@@ -112,6 +114,7 @@ class ChannelView final : public pipeline::ChannelTap {
     Event event;
     event.kind = Event::Kind::kPacket;
     event.stream = stream_.load(std::memory_order_acquire);
+    event.frames_done = frames_done_;
     event.packet = io::make_packet();
     if (av_packet_ref(event.packet.get(), &packet) < 0) fail("out of memory");
     // A lost packet breaks every frame up to the next key frame: skip to it rather than send garbage.
@@ -119,9 +122,11 @@ class ChannelView final : public pipeline::ChannelTap {
   }
 
   void frame_done(const pipeline::FrameRecord& record, std::string_view json_line, const AVFrame*) override {
+    ++frames_done_;
     if (watchers_.load(std::memory_order_acquire) == 0) return;
     Event event;
     event.kind = Event::Kind::kRecord;
+    event.frames_done = frames_done_;
     event.record.assign(json_line);
     event.pts_seconds = record.pts_seconds;
     events_.try_push(std::move(event));  // a lost record costs one frame's boxes
@@ -164,7 +169,7 @@ class ChannelView final : public pipeline::ChannelTap {
         if (event->kind == Event::Kind::kRecord) {
           keep_record(*event);
         } else {
-          send_packet(*event->packet);
+          send_packet(*event->packet, event->frames_done);
         }
       } catch (const std::exception& error) {
         // The channel goes on; this stream restarts for its viewers at the next key frame.
@@ -197,27 +202,28 @@ class ChannelView final : public pipeline::ChannelTap {
   void keep_record(Event& event) {
     fps_.sample(++records_seen_, Clock::now());
     if (records_.size() == kMaxPendingRecords) records_.pop_front();
-    records_.push_back(PendingRecord{event.pts_seconds, std::move(event.record)});
+    records_.push_back(PendingRecord{event.pts_seconds, event.frames_done, std::move(event.record)});
   }
 
-  // The record of the frame `packet` carries: passthrough packets have their frame's pts; re-encoded ones
-  // (annotated, or passthrough of a codec without SEI) count frames from 0 in the encoder's time base,
-  // one packet per frame right after its frame's record, so the oldest record is theirs.
-  std::optional<PendingRecord> take_record(double packet_pts_seconds) {
-    for (auto it = records_.begin(); it != records_.end(); ++it) {
-      if (std::abs(it->pts_seconds - packet_pts_seconds) < 1e-4) {
-        PendingRecord found = std::move(*it);
-        records_.erase(it);
-        return found;
-      }
+  // The record of the frame a packet carries. Passthrough packets have their frame's pts (B-frames: the
+  // records come in presentation order, the packets in decode order). Re-encoded ones (annotated, or
+  // passthrough of a codec without SEI) count frames in the encoder's time base instead, and the encoder
+  // emits each frame's packet right after that frame's record: the record numbered like the packet.
+  std::optional<PendingRecord> take_record(double packet_pts_seconds, std::uint64_t frames_done) {
+    auto found = std::find_if(records_.begin(), records_.end(), [&](const PendingRecord& r) {
+      return std::abs(r.pts_seconds - packet_pts_seconds) < 1e-4;
+    });
+    if (found == records_.end()) {
+      found = std::find_if(records_.begin(), records_.end(),
+                           [&](const PendingRecord& r) { return r.number == frames_done; });
     }
-    if (records_.empty()) return std::nullopt;
-    PendingRecord oldest = std::move(records_.front());
-    records_.pop_front();
-    return oldest;
+    if (found == records_.end()) return std::nullopt;
+    PendingRecord record = std::move(*found);
+    records_.erase(found);
+    return record;
   }
 
-  void send_packet(const AVPacket& packet) {
+  void send_packet(const AVPacket& packet, std::uint64_t frames_done) {
     prune_closed_clients();
     AVRational time_base{0, 1};
     AVRational frame_rate{0, 1};
@@ -237,7 +243,7 @@ class ChannelView final : public pipeline::ChannelTap {
     }
     if (packet.pts == AV_NOPTS_VALUE) return;
     const double t = static_cast<double>(packet.pts - *origin_) * av_q2d(time_base);
-    auto record = take_record(static_cast<double>(packet.pts) * av_q2d(time_base));
+    auto record = take_record(static_cast<double>(packet.pts) * av_q2d(time_base), frames_done);
 
     if (!muxer_ && !muxer_failed_ && codec) {
       try {
@@ -395,6 +401,7 @@ class ChannelView final : public pipeline::ChannelTap {
   std::mutex clients_mutex_;
   std::vector<Client> clients_;
 
+  std::uint64_t frames_done_ = 0;  // output thread only
   // Set by the output thread (and by the viewer thread after an error): skip to the next key frame.
   std::atomic<bool> resync_{true};
   // Output thread -> viewer thread.

@@ -60,7 +60,7 @@ std::string JpegEncoder::encode(const AVFrame& picture) {
   if (error < 0) fail("out of memory");
   sws_scale(sws_.get(), picture.data, picture.linesize, 0, picture.height, scaled_->data, scaled_->linesize);
   scaled_->quality = context_->global_quality;
-  scaled_->pts = 0;
+  scaled_->pts = next_pts_++;  // the encoder wants increasing timestamps; the value means nothing here
   error = avcodec_send_frame(context_.get(), scaled_.get());
   if (error < 0) fail("mjpeg encoder: {}", av_error_text(error));
   error = avcodec_receive_packet(context_.get(), packet_.get());

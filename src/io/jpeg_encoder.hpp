@@ -2,6 +2,7 @@
 // Decoded pictures to JPEG with FFmpeg's mjpeg encoder, for viewers that cannot play the video stream
 // itself (the web viewer's fallback). Any pixel format in; scaled (never up) to at most `max_width` and
 // converted to full-range 4:2:0 by swscale into a reused frame.
+#include <cstdint>
 #include <string>
 
 #include "io/ffmpeg_handles.hpp"
@@ -28,6 +29,7 @@ class JpegEncoder {
   int source_width_ = 0;
   int source_height_ = 0;
   int source_format_ = -1;
+  std::int64_t next_pts_ = 0;
 };
 
 }  // namespace vapipe::io

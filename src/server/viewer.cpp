@@ -126,6 +126,7 @@ class ChannelView final : public pipeline::ChannelTap {
     if (watchers_.load(std::memory_order_acquire) == 0) return;
     Event event;
     event.kind = Event::Kind::kRecord;
+    event.stream = stream_.load(std::memory_order_acquire);
     event.frames_done = frames_done_;
     event.record.assign(json_line);
     event.pts_seconds = record.pts_seconds;

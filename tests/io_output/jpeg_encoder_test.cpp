@@ -43,6 +43,7 @@ TEST(JpegEncoder, DecodedPicturesBecomeJpegFilesOfTheSamePicture) {
   ASSERT_TRUE(frame);
 
   JpegEncoder encoder;
+  ASSERT_GT(encoder.encode(*frame).size(), 1000u);  // a stream of pictures, not just one
   const std::string jpeg = encoder.encode(*frame);
   ASSERT_GT(jpeg.size(), 1000u);
   EXPECT_EQ(static_cast<unsigned char>(jpeg[0]), 0xFF);  // SOI

@@ -30,14 +30,16 @@ namespace {
 // reordering (16 frames), so only a packet that never yields a frame (corrupt) waits this long.
 constexpr std::size_t kMaxPendingPackets = 64;
 
-// rtsp://user:secret@host/ -> rtsp://user:***@host/ : camera passwords never reach the log.
+// rtsp://user:secret@host/ -> rtsp://user:***@host/ : camera passwords never reach the log. The user
+// info ends at the authority's last '@' (a password may contain an unescaped '@').
 std::string redact(const std::string& address) {
   const std::size_t scheme = address.find("://");
   if (scheme == std::string::npos) return address;
-  const std::size_t at = address.find('@', scheme + 3);
-  const std::size_t slash = address.find('/', scheme + 3);
-  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return address;
-  const std::size_t colon = address.find(':', scheme + 3);
+  const std::size_t authority = scheme + 3;
+  const std::size_t authority_end = std::min(address.find_first_of("/?#", authority), address.size());
+  const std::size_t at = address.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
+  if (at == std::string::npos || at < authority) return address;
+  const std::size_t colon = address.find(':', authority);
   if (colon == std::string::npos || colon > at) return address;
   return address.substr(0, colon + 1) + "***" + address.substr(at);
 }
@@ -75,6 +77,8 @@ const char* to_string(ChannelState state) {
       return "ended";
     case ChannelState::kFailed:
       return "failed";
+    case ChannelState::kRemoved:
+      return "removed";
   }
   return "?";
 }
@@ -173,6 +177,11 @@ void Channel::join_source() {
 void Channel::finish_output() {
   events_.close();
   if (output_thread_.joinable()) output_thread_.join();
+}
+
+void Channel::wait_outputs_closed() {
+  std::unique_lock lock(closed_mutex_);
+  closed_wake_.wait(lock, [&] { return outputs_closed_ || !output_thread_.joinable(); });
 }
 
 void Channel::deliver(FrameTaskPtr task) {
@@ -450,6 +459,10 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
     counters_.preprocess_us.fetch_add(to_us(task->preprocess_ms), std::memory_order_relaxed);
     counters_.infer_us.fetch_add(to_us(task->infer_ms), std::memory_order_relaxed);
     counters_.postprocess_us.fetch_add(to_us(task->postprocess_ms), std::memory_order_relaxed);
+    counters_.histogram(Stage::kDecode).observe(task->decode_ms);
+    counters_.histogram(Stage::kPreprocess).observe(task->preprocess_ms);
+    counters_.histogram(Stage::kInfer).observe(task->infer_ms);
+    counters_.histogram(Stage::kPostprocess).observe(task->postprocess_ms);
   } else {
     task->detections = out.last_detections;
     auto& counter = task->outcome == FrameOutcome::kSkipped ? counters_.skipped : counters_.dropped;
@@ -489,8 +502,12 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
 
   task.reset();  // pixels back to the decoder before counting the frame as done
   const auto now = Clock::now();
-  counters_.output_us.fetch_add(to_us(elapsed_ms(started, now)), std::memory_order_relaxed);
-  counters_.latency_us.fetch_add(to_us(elapsed_ms(decoded_at, now)), std::memory_order_relaxed);
+  const double output_ms = elapsed_ms(started, now);
+  const double latency_ms = elapsed_ms(decoded_at, now);
+  counters_.output_us.fetch_add(to_us(output_ms), std::memory_order_relaxed);
+  counters_.latency_us.fetch_add(to_us(latency_ms), std::memory_order_relaxed);
+  counters_.histogram(Stage::kOutput).observe(output_ms);
+  counters_.histogram(Stage::kEndToEnd).observe(latency_ms);
   counters_.output.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -663,6 +680,11 @@ void Channel::close_outputs(OutputState& out) {
   }
   stop_video(out);
   notify_taps([](ChannelTap& tap) { tap.closed(); });
+  {
+    std::lock_guard lock(closed_mutex_);
+    outputs_closed_ = true;
+  }
+  closed_wake_.notify_all();
 }
 
 }  // namespace vapipe::pipeline

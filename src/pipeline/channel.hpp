@@ -9,6 +9,7 @@
 //                        ▼                                                         ▼
 //   output thread: events_ (packets, stream starts, results in any order) ─► reorder by frame index ─►
 //                  tracker ─► results line, SEI + source packets | OSD + x264 ─► StreamWriter
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -31,6 +32,25 @@
 
 namespace vapipe::pipeline {
 
+// Per-frame stage times by bucket, for the Prometheus histograms at /metrics. Upper bounds in milliseconds:
+// sub-millisecond stages (post-processing) up to seconds (a stalled output, end-to-end latency).
+inline constexpr std::array<double, 14> kLatencyBucketsMs{0.5, 1,   2,   5,    10,   20,   50,
+                                                          100, 200, 500, 1000, 2000, 5000, 10000};
+
+struct LatencyHistogram {
+  // counts[i]: observations in (bound[i-1], bound[i]]; the last one: over the largest bound.
+  std::array<std::atomic<std::uint64_t>, kLatencyBucketsMs.size() + 1> counts{};
+  void observe(double ms) {
+    std::size_t bucket = 0;
+    while (bucket < kLatencyBucketsMs.size() && ms > kLatencyBucketsMs[bucket]) ++bucket;
+    counts[bucket].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+// The stages of LatencyHistogram, in ChannelCounters::histograms.
+enum class Stage : std::uint8_t { kDecode, kPreprocess, kInfer, kPostprocess, kOutput, kEndToEnd };
+inline constexpr std::size_t kStageCount = 6;
+
 // Counters a channel's threads bump and the statistics printer reads (relaxed atomics: totals only).
 struct ChannelCounters {
   std::atomic<std::uint64_t> decoded{0};
@@ -49,12 +69,17 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> postprocess_us{0};
   std::atomic<std::uint64_t> output_us{0};
   std::atomic<std::uint64_t> latency_us{0};  // decoded -> all outputs done
+  // The same times frame by frame (decode..postprocess: inferred frames; output, end-to-end: every frame).
+  std::array<LatencyHistogram, kStageCount> histograms;
+  LatencyHistogram& histogram(Stage stage) { return histograms[static_cast<std::size_t>(stage)]; }
+  const LatencyHistogram& histogram(Stage stage) const { return histograms[static_cast<std::size_t>(stage)]; }
 };
 
 // A network stream (rtsp://, rtmp://, http://, ...) rather than a file: reconnects, may drop frames.
 bool is_network_address(const std::string& address);
 
-enum class ChannelState : std::uint8_t { kStarting, kStreaming, kWaiting, kEnded, kFailed };
+// kRemoved: taken out at run time (control API); drained, its outputs closed and its threads gone.
+enum class ChannelState : std::uint8_t { kStarting, kStreaming, kWaiting, kEnded, kFailed, kRemoved };
 const char* to_string(ChannelState state);
 
 struct ChannelSetup {
@@ -109,6 +134,11 @@ class Channel {
   void join_source();
   // After every frame of this channel has been delivered (detectors joined): drains and closes outputs.
   void finish_output();
+  // After join_source(): waits until the output thread has emitted every frame the source decoded and
+  // closed the outputs (taps got closed()). The detectors keep running: this is how one channel leaves a
+  // running pipeline. Then finish_output() ends the output thread and mark_removed() records it.
+  void wait_outputs_closed();
+  void mark_removed() { set_state(ChannelState::kRemoved); }
 
   // From the detector threads (and other channels' sources for drop-oldest): a frame of this channel.
   void deliver(FrameTaskPtr task);
@@ -149,6 +179,10 @@ class Channel {
   std::atomic<bool> stop_{false};
   std::atomic<bool> source_done_{false};
   std::function<void()> on_source_done_;
+
+  std::mutex closed_mutex_;  // outputs_closed_, set by the output thread
+  std::condition_variable closed_wake_;
+  bool outputs_closed_ = false;
 
   std::mutex source_mutex_;  // guards current_source_ and the back-off wait
   std::condition_variable source_wake_;

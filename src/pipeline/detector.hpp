@@ -60,6 +60,8 @@ class Detector {
   // No more frames: the threads finish what is queued and in flight, then end. join() waits for that.
   void close();
   void join();
+  // A channel removed at run time whose frames have all been delivered: frees its place in the queue.
+  void forget_channel(int channel) { frames_.forget_channel(channel); }
 
   const std::string& name() const { return config_.name; }
   const models::PostProcessor& labels() const { return *labels_; }

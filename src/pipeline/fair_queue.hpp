@@ -72,6 +72,16 @@ class FairQueue {
     not_empty_.notify_all();
     not_full_.notify_all();
   }
+  // A channel that left (removed at run time, never to push again): its FIFO, if empty, stops taking a
+  // turn in the round robin. Returns false when it still holds items (they will be served first).
+  bool forget_channel(int channel) {
+    std::lock_guard lock(mutex_);
+    const auto it = fifos_.find(channel);
+    if (it == fifos_.end()) return true;
+    if (!it->second.empty()) return false;
+    fifos_.erase(it);
+    return true;
+  }
   std::size_t size() const {
     std::lock_guard lock(mutex_);
     return count_;

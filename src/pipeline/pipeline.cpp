@@ -32,7 +32,6 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
   const auto channels = expand_channels(config_);
 
   // Models: load each used model once, in config order (errors name models[i]).
-  std::map<std::string, Detector*> detector_by_name;
   std::map<std::string, ResultsFile*> results_by_path;
   std::vector<bool> model_used(config_.models.size(), false);
   for (const auto& channel : channels) {
@@ -66,13 +65,14 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
         std::make_unique<Detector>(model, key, network, detector_options, [this](FrameTaskPtr task) {
           channels_[static_cast<std::size_t>(task->channel)]->deliver(std::move(task));
         });
-    detector_by_name[model.name] = detector.get();
+    detector_by_name_[model.name] = detector.get();
     if (model.results_path) {
       auto& shared = results_by_path[*model.results_path];
       if (shared == nullptr) {
         results_files_.push_back(std::make_unique<ResultsFile>(*model.results_path, key + ".results_path"));
         shared = results_files_.back().get();
       }
+      results_by_model_[model.name] = shared;
     }
     spdlog::info("model '{}': {} (stages {}), {} inference thread(s) x {} oneDNN thread(s)", model.name,
                  loaded.package_path, fmt::join(network->stage_batches(), ","), config_.inference.thread_num,
@@ -91,30 +91,51 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
       fail("models[{}].output_path: cannot create the folder '{}': {}", i, parent.string(), error.message());
   }
 
+  channel_capacity_ = channels.size() + kMaxAddedChannels;
+  channels_ = std::make_unique<std::unique_ptr<Channel>[]>(channel_capacity_);
+  removing_.assign(channel_capacity_, false);
   for (const auto& channel : channels) {
-    ChannelSetup setup;
-    setup.channel = channel.channel;
-    setup.address = channel.camera->address;
-    setup.camera = channel.camera;
-    setup.model = channel.model;
-    setup.detector = detector_by_name.at(channel.model->name);
-    setup.results = channel.model->results_path ? results_by_path.at(*channel.model->results_path) : nullptr;
-    setup.drop_when_full = is_network_address(channel.camera->address) && !config_.preprocess.blocking;
-    setup.encoder_threads = channels.size() > 1 ? 1 : 0;
-    setup.reconnect = options_.reconnect;
-    channels_.push_back(std::make_unique<Channel>(std::move(setup)));
-    channels_.back()->set_on_source_done([this] { wake_.notify_all(); });
+    channels_[static_cast<std::size_t>(channel.channel)] =
+        make_channel(channel.channel, channel.camera, channel.model, channels.size() > 1);
   }
-  windows_.resize(channels_.size());
+  channel_count_.store(channels.size(), std::memory_order_release);
+}
+
+std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* camera, const ModelConfig* model,
+                                                bool several_channels) {
+  ChannelSetup setup;
+  setup.channel = id;
+  setup.address = camera->address;
+  setup.camera = camera;
+  setup.model = model;
+  setup.detector = detector_by_name_.at(model->name);
+  const auto results = results_by_model_.find(model->name);
+  setup.results = results == results_by_model_.end() ? nullptr : results->second;
+  setup.drop_when_full = is_network_address(camera->address) && !config_.preprocess.blocking;
+  setup.encoder_threads = several_channels ? 1 : 0;
+  setup.reconnect = options_.reconnect;
+  auto created = std::make_unique<Channel>(std::move(setup));
+  created->set_on_source_done([this] { wake_.notify_all(); });
+  return created;
+}
+
+Channel& Pipeline::channel_at(std::size_t channel) const {
+  if (channel >= channel_count()) fail("pipeline: no channel {}", channel);
+  return *channels_[channel];
 }
 
 Pipeline::~Pipeline() {
   request_stop();
-  for (auto& channel : channels_) channel->stop_source();
-  for (auto& channel : channels_) channel->join_source();
+  {
+    std::lock_guard lock(channels_mutex_);
+    draining_ = true;
+  }
+  const std::size_t count = channel_count();
+  for (std::size_t i = 0; i < count; ++i) channels_[i]->stop_source();
+  for (std::size_t i = 0; i < count; ++i) channels_[i]->join_source();
   for (auto& detector : detectors_) detector->close();
   for (auto& detector : detectors_) detector->join();
-  for (auto& channel : channels_) channel->finish_output();
+  for (std::size_t i = 0; i < count; ++i) channels_[i]->finish_output();
 }
 
 void Pipeline::request_stop() {
@@ -126,33 +147,123 @@ void Pipeline::request_stop() {
 }
 
 void Pipeline::add_tap_factory(TapFactory factory) {
+  std::lock_guard lock(channels_mutex_);
   if (started_) fail("Pipeline::add_tap_factory: the pipeline is already running");
-  for (auto& channel : channels_) channel->add_tap(factory(channel->info()));
+  for (std::size_t i = 0; i < channel_count(); ++i) channels_[i]->add_tap(factory(channels_[i]->info()));
   tap_factories_.push_back(std::move(factory));
+}
+
+int Pipeline::add_channel(const ChannelRequest& request) {
+  if (request.address.empty()) fail("address: must not be empty");
+  const ModelConfig* model = config_.find_model(request.model);
+  if (model == nullptr) fail("model: '{}' is not a model of the config", request.model);
+  if (!has_model(request.model))
+    fail("model: '{}' is not loaded (no configured channel uses it, so this run did not load it)",
+         request.model);
+  if (!is_network_address(request.address)) {
+    std::error_code error;
+    const std::string file =
+        request.address.rfind("file:", 0) == 0 ? request.address.substr(5) : request.address;
+    if (!std::filesystem::is_regular_file(file, error)) fail("address: '{}' is not a file", request.address);
+  }
+  std::unique_lock lock(channels_mutex_);
+  if (draining_) fail("pipeline: the run is stopping; no channel can be added");
+  const std::size_t id = channel_count();
+  if (id >= channel_capacity_)
+    fail("pipeline: this run has used all {} channel ids it can add", kMaxAddedChannels);
+  CameraConfig& camera = added_cameras_.emplace_back();
+  camera.address = request.address;
+  camera.model_names = {request.model};
+  camera.loop = request.loop;
+  camera.pace = request.pace;
+  camera.rtsp_transport = request.rtsp_transport;
+  auto channel = make_channel(static_cast<int>(id), &camera, model, true);
+  for (const auto& factory : tap_factories_) channel->add_tap(factory(channel->info()));
+  // Published before it starts: the detector threads find its slot by id as soon as frames flow.
+  channels_[id] = std::move(channel);
+  channel_count_.store(id + 1, std::memory_order_release);
+  if (started_) channels_[id]->start();
+  spdlog::info("channel {} added ({}, model '{}')", id, channels_[id]->info().address, request.model);
+  return static_cast<int>(id);
+}
+
+bool Pipeline::remove_channel(int channel) {
+  {
+    std::lock_guard lock(channels_mutex_);
+    const auto id = static_cast<std::size_t>(channel);
+    if (channel < 0 || id >= channel_count()) fail("pipeline: no channel {}", channel);
+    if (!started_) fail("pipeline: channel {} cannot be removed before the run starts", channel);
+    if (removing_[id]) return false;
+    removing_[id] = true;
+    channels_[id]->stop_source();
+  }
+  spdlog::info("channel {}: removing (draining its frames)", channel);
+  {
+    std::lock_guard lock(mutex_);
+    pending_removals_.push_back(channel);
+  }
+  wake_.notify_all();
+  return true;
+}
+
+bool Pipeline::channel_removing(std::size_t channel) const {
+  std::lock_guard lock(channels_mutex_);
+  return channel < channel_count() && removing_[channel];
+}
+
+// run()'s thread: the removed channels' sources have stopped; their last frames go through the detector
+// (which keeps serving the other channels), then their outputs close and their threads end.
+void Pipeline::reap_removed_channels() {
+  std::vector<int> removals;
+  {
+    std::lock_guard lock(mutex_);
+    removals.swap(pending_removals_);
+  }
+  for (const int id : removals) {
+    Channel& channel = *channels_[static_cast<std::size_t>(id)];
+    channel.join_source();
+    channel.wait_outputs_closed();
+    channel.finish_output();
+    channel.mark_removed();
+    detector_by_name_.at(channel.info().model)->forget_channel(id);
+    spdlog::info("channel {} removed", id);
+  }
 }
 
 RunSummary Pipeline::run() {
   const auto started = Clock::now();
-  started_ = true;
-  for (auto& detector : detectors_) detector->start();
-  for (auto& channel : channels_) channel->start();
+  {
+    std::lock_guard lock(channels_mutex_);
+    started_ = true;
+    for (auto& detector : detectors_) detector->start();
+    for (std::size_t i = 0; i < channel_count(); ++i) channels_[i]->start();
+  }
 
   const auto interval = std::chrono::milliseconds(config_.stats.interval_ms);
   auto next_tick = started + interval;
   const auto deadline = options_.duration ? started + *options_.duration : Clock::time_point::max();
+  auto all_sources_done = [this] {
+    for (std::size_t i = 0; i < channel_count(); ++i)
+      if (!channels_[i]->source_done()) return false;
+    return true;
+  };
   {
     std::unique_lock lock(mutex_);
     for (;;) {
       const auto wake_at = std::min(next_tick, deadline);
-      wake_.wait_until(lock, wake_at, [&] {
-        return stop_requested_ || std::all_of(channels_.begin(), channels_.end(),
-                                              [](const auto& c) { return c->source_done(); });
-      });
+      wake_.wait_until(lock, wake_at,
+                       [&] { return stop_requested_ || !pending_removals_.empty() || all_sources_done(); });
       if (stop_requested_) {
-        spdlog::info("stopping: draining {} channel(s)", channels_.size());
+        spdlog::info("stopping: draining {} channel(s)", channel_count());
         break;
       }
-      if (std::all_of(channels_.begin(), channels_.end(), [](const auto& c) { return c->source_done(); })) {
+      if (!pending_removals_.empty()) {
+        lock.unlock();
+        reap_removed_channels();
+        lock.lock();
+        continue;
+      }
+      if (all_sources_done()) {
         spdlog::info("every source has ended");
         break;
       }
@@ -171,11 +282,17 @@ RunSummary Pipeline::run() {
     }
   }
   // Drain in dependency order: nothing accepted is lost, every output is closed properly.
-  for (auto& channel : channels_) channel->stop_source();
-  for (auto& channel : channels_) channel->join_source();
+  {
+    std::lock_guard lock(channels_mutex_);
+    draining_ = true;
+  }
+  reap_removed_channels();
+  const std::size_t count = channel_count();
+  for (std::size_t i = 0; i < count; ++i) channels_[i]->stop_source();
+  for (std::size_t i = 0; i < count; ++i) channels_[i]->join_source();
   for (auto& detector : detectors_) detector->close();
   for (auto& detector : detectors_) detector->join();
-  for (auto& channel : channels_) channel->finish_output();
+  for (std::size_t i = 0; i < count; ++i) channels_[i]->finish_output();
   const double seconds = elapsed_ms(started) / 1000.0;
   return summarize(seconds);
 }
@@ -183,7 +300,9 @@ RunSummary Pipeline::run() {
 void Pipeline::print_statistics(Clock::time_point now, bool final_table) {
   double total_fps = 0.0;
   std::vector<ChannelStats> rows;
-  for (std::size_t i = 0; i < channels_.size(); ++i) {
+  const std::size_t channels = channel_count();
+  if (windows_.size() < channels) windows_.resize(channels);  // channels added since the last tick
+  for (std::size_t i = 0; i < channels; ++i) {
     const ChannelCounters& c = channels_[i]->counters();
     ChannelWindow& w = windows_[i];
     const std::uint64_t output = c.output.load(std::memory_order_relaxed);
@@ -216,7 +335,7 @@ void Pipeline::print_statistics(Clock::time_point now, bool final_table) {
     w.output = output;
   }
   std::string text;
-  if (options_.stats_line && !channels_.empty()) {
+  if (options_.stats_line && channels > 0) {
     text += format_stats_line(std::time(nullptr), total_fps, channels_[0]->id(), windows_[0].fps.fps());
     text += '\n';
   }
@@ -230,11 +349,12 @@ void Pipeline::print_statistics(Clock::time_point now, bool final_table) {
 RunSummary Pipeline::summarize(double seconds) const {
   RunSummary summary;
   summary.seconds = seconds;
-  for (const auto& channel : channels_) {
+  for (std::size_t i = 0; i < channel_count(); ++i) {
+    const Channel* channel = channels_[i].get();
     const ChannelCounters& c = channel->counters();
     ChannelSummary row;
     row.channel = channel->id();
-    row.address = channel->address();
+    row.address = channel->info().address;  // credentials redacted: the summary goes to the log
     row.state = to_string(channel->state());
     row.decoded = c.decoded.load();
     row.output = c.output.load();

@@ -4,15 +4,18 @@
 // and shuts down in dependency order so nothing accepted is lost:
 //   sources stop -> detectors drain their queues and finish -> channels output the last frames and close
 //   their files/streams (MP4 trailer, RTSP TEARDOWN) -> summary.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/fps_meter.hpp"
@@ -50,8 +53,20 @@ struct RunSummary {
   std::uint64_t frames_output() const;
 };
 
+// A channel added at run time (control API): like one `cameras[]` entry with chan_num 1 and one model.
+struct ChannelRequest {
+  std::string address;
+  std::string model;  // the name of a model this run has loaded (one that a configured channel uses)
+  bool loop = true;
+  bool pace = true;
+  RtspTransport rtsp_transport = RtspTransport::kTcp;
+};
+
 class Pipeline {
  public:
+  // Channel ids a run may add beyond the configured ones (ids are never reused within a run).
+  static constexpr std::size_t kMaxAddedChannels = 256;
+
   // Validates what the config alone cannot (models load, fit their config, outputs can be created);
   // throws vapipe::Error with the key path. Nothing is started yet.
   Pipeline(PipelineConfig config, RunOptions options);
@@ -64,17 +79,41 @@ class Pipeline {
   // Thread-safe; returns at once. run() then drains and returns.
   void request_stop();
 
-  // Before run(): every channel gets a tap from `factory` (a null result: none for that channel). The
-  // embedded servers and publishers (src/server) attach this way; see channel_tap.hpp.
+  // Before run(): every channel gets a tap from `factory` (a null result: none for that channel), and so
+  // does every channel added later. The embedded servers and publishers (src/server) attach this way; see
+  // channel_tap.hpp.
   void add_tap_factory(TapFactory factory);
-  ChannelInfo channel_info(std::size_t channel) const { return channels_.at(channel)->info(); }
   const PipelineConfig& config() const { return config_; }
 
+  // Run time, thread-safe, returns at once (the source opens on the channel's own thread): a new channel
+  // with the next unused id, its taps from every tap factory. Throws vapipe::Error naming the request
+  // field ("model: ...", "address: ...") for a bad request, or starting with "pipeline: " when the run is
+  // stopping or kMaxAddedChannels ids are used up. Before run(), the channel starts with the others.
+  int add_channel(const ChannelRequest& request);
+  // Run time, thread-safe, returns at once: the channel stops reading; the frames it decoded still go
+  // through the detector and its outputs, which then close (taps get closed()); its threads, decoder and
+  // buffers are freed by run()'s thread, the other channels untouched. Its counters stay (state
+  // "removed") for the stats and the final summary. False when the channel is removed or being removed.
+  bool remove_channel(int channel);
+  // True for a model this run loaded (add_channel can use it).
+  bool has_model(std::string_view name) const { return detector_by_name_.contains(std::string(name)); }
+
+  // Channel ids are 0 .. channel_count()-1, removed ones included. Thread-safe.
+  std::size_t channel_count() const { return channel_count_.load(std::memory_order_acquire); }
+  ChannelInfo channel_info(std::size_t channel) const { return channel_at(channel).info(); }
+  ChannelState channel_state(std::size_t channel) const { return channel_at(channel).state(); }
+  // remove_channel() was called (the channel may still be draining: its state is not kRemoved yet).
+  bool channel_removing(std::size_t channel) const;
+  // Frames decoded and not yet out of the channel's output queue.
+  std::size_t queue_depth(std::size_t channel) const { return channel_at(channel).queue_depth(); }
   // Live totals of a channel (by channel id), for the embedding code and tests.
-  const ChannelCounters& counters(std::size_t channel) const { return channels_.at(channel)->counters(); }
-  std::size_t channel_count() const { return channels_.size(); }
+  const ChannelCounters& counters(std::size_t channel) const { return channel_at(channel).counters(); }
 
  private:
+  Channel& channel_at(std::size_t channel) const;
+  std::unique_ptr<Channel> make_channel(int id, const CameraConfig* camera, const ModelConfig* model,
+                                        bool several_channels);
+  void reap_removed_channels();
   void print_statistics(Clock::time_point now, bool final_table);
   RunSummary summarize(double seconds) const;
 
@@ -82,13 +121,26 @@ class Pipeline {
   RunOptions options_;
   std::vector<std::unique_ptr<ResultsFile>> results_files_;
   std::vector<std::unique_ptr<Detector>> detectors_;
-  std::vector<std::unique_ptr<Channel>> channels_;
+  std::map<std::string, Detector*> detector_by_name_;
+  std::map<std::string, ResultsFile*> results_by_model_;
   std::vector<TapFactory> tap_factories_;
+
+  // Channels by id in a table allocated once: the detector threads look channels up without a lock while
+  // add_channel() appends (a slot is written before channel_count_ is published with release order).
+  // Removed channels keep their slot (their counters feed the summary).
+  std::unique_ptr<std::unique_ptr<Channel>[]> channels_;
+  std::size_t channel_capacity_ = 0;
+  std::atomic<std::size_t> channel_count_{0};
+  mutable std::mutex channels_mutex_;       // add/remove, tap factories, added_cameras_, the flags below
+  std::deque<CameraConfig> added_cameras_;  // of channels added at run time (stable addresses)
+  std::vector<bool> removing_;              // by id: remove_channel() was called
   bool started_ = false;
+  bool draining_ = false;  // run() is shutting down: no more adds
 
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_requested_ = false;
+  std::vector<int> pending_removals_;  // for run()'s thread to reap
 
   // Statistics state (run() thread only).
   struct ChannelWindow {

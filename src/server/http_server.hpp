@@ -79,7 +79,9 @@ class HttpServer {
   // camera for a new channel, is started and reported, not awaited).
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
   // Routes match `method` exactly and `path` exactly, or as a prefix when it ends in '/'
-  // ("/api/channels/" matches "/api/channels/3"); the longest match wins. Register before start().
+  // ("/api/channels/" matches "/api/channels/3"); the longest match wins. Registering is thread-safe and
+  // may happen before or after start(); a later registration of the same method and path does not replace
+  // the first.
   // `requires_token`: refused with 401 when a token is configured and the request lacks it.
   void route(std::string method, std::string path, Handler handler, bool requires_token = true);
   void websocket(std::string path, WebSocketHandlers handlers, bool requires_token = true);

@@ -9,6 +9,9 @@
 
 namespace vapipe::server {
 
+class HttpServer;
+class ControlApi;
+
 class Services {
  public:
   // Throws vapipe::Error naming the config key (e.g. "rtsp_server.port: 8554 is in use") when a service
@@ -18,8 +21,15 @@ class Services {
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
+  // The HTTP server of the `http` section (null without one), already serving the control API and
+  // /metrics: other services (the viewer) register their routes and WebSockets on it.
+  HttpServer* http() const { return http_.get(); }
+
  private:
   pipeline::Pipeline& pipeline_;
+  // --- http (control API, metrics) ---
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<ControlApi> control_api_;
 };
 
 }  // namespace vapipe::server

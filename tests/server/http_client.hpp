@@ -1,0 +1,130 @@
+#pragma once
+// A small synchronous HTTP/WebSocket client for the server tests (Boost.Beast, the library the server
+// uses, but its client side: nothing of the server's code is shared). Every call is bounded in time.
+#include <chrono>
+#include <map>
+#include <string>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+namespace vapipe::test {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+struct HttpResult {
+  int status = 0;  // 0: no response (connection failed or closed)
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string error;
+};
+
+constexpr auto kClientTimeout = std::chrono::seconds(20);
+
+// One request on a fresh connection. `target` is sent as is (traversal tests send raw targets).
+inline HttpResult http_request(int port, const std::string& method, const std::string& target,
+                               const std::string& body = {},
+                               const std::map<std::string, std::string>& headers = {}) {
+  HttpResult result;
+  try {
+    asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(kClientTimeout);
+    stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    http::request<http::string_body> request;
+    request.method_string(method);
+    request.target(target);
+    request.version(11);
+    request.set(http::field::host, "127.0.0.1");
+    for (const auto& [name, value] : headers) request.set(name, value);
+    request.body() = body;
+    if (!body.empty() || method == "POST") request.prepare_payload();
+    http::write(stream, request);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(256 << 20);
+    if (method == "HEAD") parser.skip(true);
+    http::read(stream, buffer, parser);
+    const auto& response = parser.get();
+    result.status = static_cast<int>(response.result_int());
+    result.body = response.body();
+    for (const auto& field : response) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      result.headers[name] = std::string(field.value());
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  } catch (const std::exception& error) {
+    result.error = error.what();
+  }
+  return result;
+}
+
+inline HttpResult http_get(int port, const std::string& target,
+                           const std::map<std::string, std::string>& headers = {}) {
+  return http_request(port, "GET", target, {}, headers);
+}
+
+// Raw bytes to the server, everything it answers until it closes (requests no client library would send).
+inline std::string raw_exchange(int port, const std::string& bytes) {
+  std::string answer;
+  try {
+    asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(kClientTimeout);
+    stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    asio::write(stream, asio::buffer(bytes));
+    char buffer[4096];
+    for (;;) {
+      beast::error_code error;
+      const std::size_t n = stream.read_some(asio::buffer(buffer), error);
+      answer.append(buffer, n);
+      if (error) break;
+    }
+  } catch (const std::exception&) {
+  }
+  return answer;
+}
+
+// A WebSocket client connection (synchronous; reads bounded by kClientTimeout).
+class WebSocketClient {
+ public:
+  // Throws boost::system::system_error when the handshake fails (e.g. 401).
+  WebSocketClient(int port, const std::string& target) : stream_(io_) {
+    beast::get_lowest_layer(stream_).expires_after(kClientTimeout);
+    beast::get_lowest_layer(stream_).connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    stream_.handshake("127.0.0.1", target);
+    beast::get_lowest_layer(stream_).expires_never();
+  }
+  // The next message (text or binary); throws on close or after kClientTimeout.
+  std::string read() {
+    beast::get_lowest_layer(stream_).expires_after(kClientTimeout);
+    beast::flat_buffer buffer;
+    stream_.read(buffer);
+    return beast::buffers_to_string(buffer.data());
+  }
+  bool last_was_text() const { return stream_.got_text(); }
+  void write(const std::string& text) {
+    stream_.text(true);
+    stream_.write(asio::buffer(text));
+  }
+  // Shrinks the receive buffer so that a client that stops reading is seen as stalled quickly.
+  void set_receive_buffer(int bytes) {
+    beast::get_lowest_layer(stream_).socket().set_option(asio::socket_base::receive_buffer_size(bytes));
+  }
+
+ private:
+  asio::io_context io_;
+  websocket::stream<beast::tcp_stream> stream_;
+};
+
+}  // namespace vapipe::test

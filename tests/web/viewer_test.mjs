@@ -138,6 +138,7 @@ function tilesState(page) {
       channel: tile.dataset.channel,
       mode: tile.dataset.mode,
       frames: Number(tile.dataset.frames || 0),
+      syncMs: Number(tile.dataset.syncMs ?? NaN),
       currentTime: video.currentTime,
       painted,
       area: overlay.width * overlay.height,
@@ -145,30 +146,35 @@ function tilesState(page) {
   }));
 }
 
+// Generous bounds: the machine running the tests may be busy (the pipeline then runs at a few fps); the
+// checks are about the video advancing at all, never about its speed.
 async function checkTilesAdvance(page, label, expectedMode) {
   const before = await waitFor(`${label}: two tiles presenting pictures`, async () => {
     const tiles = await tilesState(page);
     return tiles.length >= 2 && tiles.every((t) => t.frames > 0) ? tiles : null;
-  }, 90000);
-  await page.waitForTimeout(3000);
-  const after = await tilesState(page);
+  }, 120000);
+  const advanced = (tile, later) => later && later.frames >= tile.frames + 3 &&
+    (expectedMode !== 'mse' || later.currentTime > tile.currentTime + 0.2);
+  const after = await waitFor(`${label}: every tile to advance`, async () => {
+    const tiles = await tilesState(page);
+    return before.every((t) => advanced(t, tiles.find((l) => l.channel === t.channel))) ? tiles : null;
+  }, 60000).catch(() => tilesState(page));
   for (const tile of before) {
     const later = after.find((t) => t.channel === tile.channel);
     check(later && later.mode === expectedMode, `${label}: ${tile.channel} plays as ${expectedMode} (${later?.mode})`);
-    check(later && later.frames > tile.frames + 5, `${label}: ${tile.channel} advances (${tile.frames} -> ${later?.frames} pictures)`);
-    if (expectedMode === 'mse') {
-      check(later && later.currentTime > tile.currentTime + 1,
-        `${label}: ${tile.channel} currentTime ${tile.currentTime.toFixed(2)} -> ${later?.currentTime.toFixed(2)}`);
-    }
+    check(advanced(tile, later), `${label}: ${tile.channel} advances (${tile.frames} -> ${later?.frames} pictures, ` +
+      `currentTime ${tile.currentTime.toFixed(2)} -> ${later?.currentTime.toFixed(2)} s)`);
   }
   // Boxes: people walk through every frame of vtest.avi; the overlay has box pixels, and is not a fill.
   const boxed = await waitFor(`${label}: boxes on every overlay`, async () => {
     const tiles = await tilesState(page);
     return tiles.length >= 2 && tiles.every((t) => t.painted > 200) ? tiles : null;
-  }, 30000).catch(() => null);
+  }, 60000).catch(() => null);
   for (const tile of boxed || await tilesState(page)) {
     check(tile.painted > 200 && tile.painted < tile.area / 2,
       `${label}: ${tile.channel} overlay has boxes (${tile.painted} of ${tile.area} pixels painted)`);
+    // The boxes drawn are those of the frame on screen (its own record, by media time).
+    check(tile.syncMs < 1, `${label}: ${tile.channel} boxes belong to the frame shown (${tile.syncMs} ms apart)`);
   }
 }
 
@@ -204,7 +210,7 @@ try {
   await waitFor(`the added channel ${addedName} to show pictures`, async () => {
     const tiles = await tilesState(page);
     return tiles.find((t) => t.channel === addedName && t.frames > 0);
-  }, 90000).then(() => check(true, `added channel ${addedName} appears and plays`),
+  }, 120000).then(() => check(true, `added channel ${addedName} appears and plays`),
     (error) => check(false, `added channel ${addedName} appears and plays: ${error.message}`));
   const removed = channels[0];
   const removedId = removed.channel ?? removed.id;

@@ -49,7 +49,8 @@
 
   // GET /api/channels: {"channels": [{"id", "name", "model", "address", "state", "counters", ...}]}.
   function channelsOf(json) {
-    return (json.channels || []).filter((c) => c.state !== 'removed');
+    // A channel being removed drains its last frames for a while: it is gone for the user already.
+    return (json.channels || []).filter((c) => c.state !== 'removed' && c.state !== 'removing');
   }
 
   // Results by media time; out of order is fine (B-frames arrive in decode order).

@@ -224,7 +224,7 @@ try {
   await waitFor(`the removed channel ${removedName} to disappear`, async () => {
     const tiles = await tilesState(page);
     return !tiles.some((t) => t.channel === removedName);
-  }, 30000).then(() => check(true, `removed channel ${removedName} disappears`),
+  }, 60000).then(() => check(true, `removed channel ${removedName} disappears`),
     (error) => check(false, `removed channel ${removedName} disappears: ${error.message}`));
 
   // The fallback, forced: pictures and boxes as well.

@@ -166,15 +166,21 @@ class ChannelView final : public pipeline::ChannelTap {
   void run() {
     while (auto event = events_.pop()) {
       try {
-        if (event->stream != worker_stream_) restart_stream(event->stream);
+        if (event->stream != worker_stream_) {
+          restart_stream(event->stream);
+          error_logged_ = false;
+        }
         if (event->kind == Event::Kind::kRecord) {
           keep_record(*event);
         } else {
           send_packet(*event->packet, event->frames_done);
         }
       } catch (const std::exception& error) {
-        // The channel goes on; this stream restarts for its viewers at the next key frame.
-        spdlog::error("viewer {}: {}", info_.name, error.what());
+        // The channel goes on; this stream restarts for its viewers at the next key frame. Logged once
+        // per stream: a failure that repeats on every frame must not flood the log.
+        if (!error_logged_)
+          spdlog::error("viewer {}: {} (restarting its stream for viewers)", info_.name, error.what());
+        error_logged_ = true;
         restart_stream(worker_stream_);
         resync_ = true;
       }
@@ -420,6 +426,7 @@ class ChannelView final : public pipeline::ChannelTap {
   std::deque<PendingRecord> records_;
   FpsMeter fps_{std::chrono::seconds(2)};
   std::uint64_t records_seen_ = 0;
+  bool error_logged_ = false;
 
   std::thread worker_;  // last: starts after everything above exists
 };

@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "io/redact.hpp"
+
 extern "C" {
 #include <libavutil/log.h>
 }
@@ -68,7 +70,8 @@ void callback(void* context, int level, const char* format, va_list arguments) {
   char line[1024];
   int print_prefix = 1;
   av_log_format_line2(context, level, format, arguments, line, sizeof(line), &print_prefix);
-  std::string text(line);
+  // FFmpeg's protocols may print the URL they open: never with its password.
+  std::string text = redact_credentials(line);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.empty()) return;
   const int suppressed = limiter().admit(text, std::chrono::steady_clock::now());

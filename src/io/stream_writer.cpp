@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
+#include "io/redact.hpp"
 
 namespace vapipe::io {
 namespace {
@@ -69,18 +70,20 @@ StreamWriter::StreamWriter(std::string url, const AVCodecParameters& codec, AVRa
       codec_(avcodec_parameters_alloc(), &free_parameters),
       time_base_(time_base),
       frame_rate_(frame_rate),
-      policy_(options_.reconnect, log_listener(url_)),
+      policy_(options_.reconnect, log_listener(redact_credentials(url_))),
       scratch_(make_packet()) {
   format_name_ = options_.format.empty() ? guess_format(url_) : options_.format;
   if (format_name_.empty() || av_guess_format(format_name_.c_str(), nullptr, nullptr) == nullptr) {
     fail(
         "output {}: no FFmpeg muxer for this URL (format '{}'); use .mp4, .mkv, .ts, .flv, .h264, .h265, "
         "rtsp://, rtmp://, tcp:// or udp://",
-        url_, format_name_);
+        redact_credentials(url_), format_name_);
   }
-  if (!codec_ || avcodec_parameters_copy(codec_.get(), &codec) < 0) fail("output {}: out of memory", url_);
+  if (!codec_ || avcodec_parameters_copy(codec_.get(), &codec) < 0)
+    fail("output {}: out of memory", redact_credentials(url_));
   if (time_base_.num <= 0 || time_base_.den <= 0) {
-    fail("output {}: invalid packet time base {}/{}", url_, time_base_.num, time_base_.den);
+    fail("output {}: invalid packet time base {}/{}", redact_credentials(url_), time_base_.num,
+         time_base_.den);
   }
   const auto scheme_end = url_.find("://");
   network_ = scheme_end != std::string::npos && url_.compare(0, scheme_end, "file") != 0;

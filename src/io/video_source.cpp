@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
+#include "io/redact.hpp"
 
 namespace vapipe::io {
 namespace {
@@ -74,9 +75,9 @@ std::string image_folder_pattern(const std::filesystem::path& folder) {
 }  // namespace
 
 VideoSource::VideoSource(std::string url, SourceOptions options)
-    : url_(std::move(url)), options_(std::move(options)) {
+    : url_(std::move(url)), shown_url_(redact_credentials(url_)), options_(std::move(options)) {
   if (options_.rtsp_transport != "tcp" && options_.rtsp_transport != "udp") {
-    fail("{}: rtsp_transport must be \"tcp\" or \"udp\", not \"{}\"", url_, options_.rtsp_transport);
+    fail("{}: rtsp_transport must be \"tcp\" or \"udp\", not \"{}\"", shown_url_, options_.rtsp_transport);
   }
   live_ = is_network_url(url_);
   open();
@@ -107,9 +108,10 @@ void VideoSource::arm_deadline() {
 void VideoSource::fail_io(const char* operation, int error) const {
   if (deadline_ns_.load(std::memory_order_relaxed) != 0 &&
       now_ns() > deadline_ns_.load(std::memory_order_relaxed)) {
-    fail("{}: {} timed out after {} ms ({})", url_, operation, options_.timeout_ms, av_error_text(error));
+    fail("{}: {} timed out after {} ms ({})", shown_url_, operation, options_.timeout_ms,
+         av_error_text(error));
   }
-  fail("{}: {} failed: {}", url_, operation, av_error_text(error));
+  fail("{}: {} failed: {}", shown_url_, operation, av_error_text(error));
 }
 
 void VideoSource::open() {
@@ -130,14 +132,14 @@ void VideoSource::open() {
   } else if (live_ && options_.timeout_ms > 0) {
     av_dict_set(&raw_options, "rw_timeout", timeout_us.c_str(), 0);
   } else if (!live_ && !std::filesystem::exists(url_)) {
-    fail("{}: no such file or folder", url_);
+    fail("{}: no such file or folder", shown_url_);
   }
   for (const auto& [key, value] : options_.format_options)
     av_dict_set(&raw_options, key.c_str(), value.c_str(), 0);
   std::unique_ptr<AVDictionary*, void (*)(AVDictionary**)> dictionary_guard(&raw_options, av_dict_free);
 
   AVFormatContext* context = avformat_alloc_context();
-  if (context == nullptr) fail("{}: avformat_alloc_context: out of memory", url_);
+  if (context == nullptr) fail("{}: avformat_alloc_context: out of memory", shown_url_);
   context->interrupt_callback.callback = &VideoSource::interrupt_callback;
   context->interrupt_callback.opaque = this;
   arm_deadline();
@@ -151,7 +153,7 @@ void VideoSource::open() {
     fail_io("reading stream information", error);
   }
   stream_index_ = av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
-  if (stream_index_ < 0) fail("{}: no video stream ({})", url_, av_error_text(stream_index_));
+  if (stream_index_ < 0) fail("{}: no video stream ({})", shown_url_, av_error_text(stream_index_));
   for (unsigned i = 0; i < format_->nb_streams; ++i) {
     if (static_cast<int>(i) != stream_index_) format_->streams[i]->discard = AVDISCARD_ALL;
   }
@@ -162,7 +164,7 @@ void VideoSource::open() {
   info_.time_base = stream->time_base;
   info_.frame_rate = av_guess_frame_rate(format_.get(), stream, nullptr);
   if (info_.frame_rate.num <= 0 || info_.frame_rate.den <= 0) info_.frame_rate = AVRational{0, 1};
-  if (info_.codec_id == AV_CODEC_ID_NONE) fail("{}: unknown video codec", url_);
+  if (info_.codec_id == AV_CODEC_ID_NONE) fail("{}: unknown video codec", shown_url_);
   const AVRational frame_duration = info_.frame_rate.num > 0 ? av_inv_q(info_.frame_rate) : AVRational{1, 25};
   default_duration_ = std::max<std::int64_t>(1, av_rescale_q(1, frame_duration, info_.time_base));
 }

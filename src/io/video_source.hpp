@@ -71,6 +71,7 @@ class VideoSource {
   [[noreturn]] void fail_io(const char* operation, int error) const;
 
   std::string url_;
+  std::string shown_url_;  // url_ with its password masked: for error messages
   SourceOptions options_;
   FormatContextPtr format_;
   int stream_index_ = -1;

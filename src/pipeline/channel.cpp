@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/fps_meter.hpp"
 #include "io/frame_view.hpp"
+#include "io/redact.hpp"
 #include "io/sei_codec.hpp"
 #include "io/stream_writer.hpp"
 #include "io/video_decoder.hpp"
@@ -30,19 +31,7 @@ namespace {
 // reordering (16 frames), so only a packet that never yields a frame (corrupt) waits this long.
 constexpr std::size_t kMaxPendingPackets = 64;
 
-// rtsp://user:secret@host/ -> rtsp://user:***@host/ : camera passwords never reach the log. The user
-// info ends at the authority's last '@' (a password may contain an unescaped '@').
-std::string redact(const std::string& address) {
-  const std::size_t scheme = address.find("://");
-  if (scheme == std::string::npos) return address;
-  const std::size_t authority = scheme + 3;
-  const std::size_t authority_end = std::min(address.find_first_of("/?#", authority), address.size());
-  const std::size_t at = address.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
-  if (at == std::string::npos || at < authority) return address;
-  const std::size_t colon = address.find(':', authority);
-  if (colon == std::string::npos || colon > at) return address;
-  return address.substr(0, colon + 1) + "***" + address.substr(at);
-}
+std::string redact(const std::string& address) { return io::redact_credentials(address); }
 
 std::uint64_t to_us(double ms) { return static_cast<std::uint64_t>(std::max(0.0, ms) * 1000.0); }
 
@@ -177,6 +166,11 @@ void Channel::join_source() {
 void Channel::finish_output() {
   events_.close();
   if (output_thread_.joinable()) output_thread_.join();
+}
+
+bool Channel::outputs_closed() const {
+  std::lock_guard lock(closed_mutex_);
+  return outputs_closed_;
 }
 
 void Channel::wait_outputs_closed() {
@@ -685,6 +679,7 @@ void Channel::close_outputs(OutputState& out) {
     outputs_closed_ = true;
   }
   closed_wake_.notify_all();
+  if (on_outputs_closed_) on_outputs_closed_();
 }
 
 }  // namespace vapipe::pipeline

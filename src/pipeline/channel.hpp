@@ -138,6 +138,7 @@ class Channel {
   // closed the outputs (taps got closed()). The detectors keep running: this is how one channel leaves a
   // running pipeline. Then finish_output() ends the output thread and mark_removed() records it.
   void wait_outputs_closed();
+  bool outputs_closed() const;
   void mark_removed() { set_state(ChannelState::kRemoved); }
 
   // From the detector threads (and other channels' sources for drop-oldest): a frame of this channel.
@@ -150,6 +151,8 @@ class Channel {
   const ChannelCounters& counters() const { return counters_; }
   std::size_t queue_depth() const { return events_.size(); }
   void set_on_source_done(std::function<void()> callback) { on_source_done_ = std::move(callback); }
+  // Called on the output thread once the outputs closed (before start()).
+  void set_on_outputs_closed(std::function<void()> callback) { on_outputs_closed_ = std::move(callback); }
 
  private:
   struct OutputState;
@@ -179,8 +182,9 @@ class Channel {
   std::atomic<bool> stop_{false};
   std::atomic<bool> source_done_{false};
   std::function<void()> on_source_done_;
+  std::function<void()> on_outputs_closed_;
 
-  std::mutex closed_mutex_;  // outputs_closed_, set by the output thread
+  mutable std::mutex closed_mutex_;  // outputs_closed_, set by the output thread
   std::condition_variable closed_wake_;
   bool outputs_closed_ = false;
 

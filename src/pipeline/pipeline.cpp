@@ -116,6 +116,7 @@ std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* came
   setup.reconnect = options_.reconnect;
   auto created = std::make_unique<Channel>(std::move(setup));
   created->set_on_source_done([this] { wake_.notify_all(); });
+  created->set_on_outputs_closed([this] { wake_.notify_all(); });
   return created;
 }
 
@@ -211,15 +212,24 @@ bool Pipeline::channel_removing(std::size_t channel) const {
   return channel < channel_count() && removing_[channel];
 }
 
-// run()'s thread: the removed channels' sources have stopped; their last frames go through the detector
-// (which keeps serving the other channels), then their outputs close and their threads end.
-void Pipeline::reap_removed_channels() {
-  std::vector<int> removals;
+bool Pipeline::removal_ready() const {
+  return std::any_of(pending_removals_.begin(), pending_removals_.end(),
+                     [this](int id) { return channels_[static_cast<std::size_t>(id)]->outputs_closed(); });
+}
+
+// run()'s thread: a removed channel's source has stopped; its last frames go through the detector (which
+// keeps serving the other channels) and its outputs; once they closed, its threads end here. Without
+// `wait` only channels already drained are ended, so run() goes on printing statistics meanwhile.
+void Pipeline::reap_removed_channels(bool wait) {
+  std::vector<int> done;
   {
     std::lock_guard lock(mutex_);
-    removals.swap(pending_removals_);
+    auto ready = [&](int id) { return wait || channels_[static_cast<std::size_t>(id)]->outputs_closed(); };
+    for (const int id : pending_removals_)
+      if (ready(id)) done.push_back(id);
+    std::erase_if(pending_removals_, ready);
   }
-  for (const int id : removals) {
+  for (const int id : done) {
     Channel& channel = *channels_[static_cast<std::size_t>(id)];
     channel.join_source();
     channel.wait_outputs_closed();
@@ -252,14 +262,14 @@ RunSummary Pipeline::run() {
     for (;;) {
       const auto wake_at = std::min(next_tick, deadline);
       wake_.wait_until(lock, wake_at,
-                       [&] { return stop_requested_ || !pending_removals_.empty() || all_sources_done(); });
+                       [&] { return stop_requested_ || removal_ready() || all_sources_done(); });
       if (stop_requested_) {
         spdlog::info("stopping: draining {} channel(s)", channel_count());
         break;
       }
-      if (!pending_removals_.empty()) {
+      if (removal_ready()) {
         lock.unlock();
-        reap_removed_channels();
+        reap_removed_channels(false);
         lock.lock();
         continue;
       }
@@ -286,7 +296,7 @@ RunSummary Pipeline::run() {
     std::lock_guard lock(channels_mutex_);
     draining_ = true;
   }
-  reap_removed_channels();
+  reap_removed_channels(true);
   const std::size_t count = channel_count();
   for (std::size_t i = 0; i < count; ++i) channels_[i]->stop_source();
   for (std::size_t i = 0; i < count; ++i) channels_[i]->join_source();

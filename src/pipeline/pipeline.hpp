@@ -113,7 +113,9 @@ class Pipeline {
   Channel& channel_at(std::size_t channel) const;
   std::unique_ptr<Channel> make_channel(int id, const CameraConfig* camera, const ModelConfig* model,
                                         bool several_channels);
-  void reap_removed_channels();
+  // Ends the removed channels whose outputs closed (all of them, waiting, when `wait`).
+  void reap_removed_channels(bool wait);
+  bool removal_ready() const;  // with mutex_ held
   void print_statistics(Clock::time_point now, bool final_table);
   RunSummary summarize(double seconds) const;
 

@@ -1,0 +1,103 @@
+// `vapipe run` (the real binary) with an `http` section: the API answers while it runs, a channel added
+// over HTTP shows in the final summary, a public bind without a token is refused naming http.token, and a
+// camera password appears nowhere: not in a response, the log, the stats or the summary.
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "io/test_clips.hpp"
+#include "server/http_client.hpp"
+#include "support/process.hpp"
+#include "support/test_data.hpp"
+
+namespace vapipe {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+json config_for(const std::string& address, const json& http) {
+  const json camera = {{"address", address}, {"chan_num", 1}, {"model_names", {"det"}}, {"loop", true}};
+  const json model = {{"name", "det"},
+                      {"path", (test::models_dir() / "yolofastestv2.onnx").string()},
+                      {"obj_threshold", 0.25},
+                      {"nms_threshold", 0.45},
+                      {"class_threshold", 0.25}};
+  return {{"cards", {{{"devid", 0}, {"cameras", {camera}}}}}, {"models", {model}}, {"http", http}};
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(RunHttp, TheApiOfARunningBinaryNeverShowsCameraPasswords) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const auto clip = io::test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  const fs::path dir = test::scratch_dir();
+  const int port = test::free_port();
+  const std::string camera = fmt::format("rtsp://admin:hunter2secret@127.0.0.1:{}/cam", test::free_port());
+  const fs::path config = dir / "cameras.json";
+  std::ofstream(config) << config_for(clip.string(), {{"port", port}}).dump(2);
+  const fs::path cache = fs::temp_directory_path() / "vapipe-tests" / "model-cache";
+  test::Child run({VAPIPE_CLI, "run", "-c", config.string(), "--cache-dir", cache.string(), "--stats", "all",
+                   "--duration", "60"},
+                  dir / "run.log");
+
+  // The server is up once the models are loaded.
+  test::HttpResult listed;
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < deadline) {
+    listed = test::http_get(port, "/api/channels");
+    if (listed.status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // waiting for a child process to listen
+  }
+  ASSERT_EQ(listed.status, 200) << read_file(dir / "run.log");
+  const auto added =
+      test::http_request(port, "POST", "/api/channels", json{{"address", camera}, {"model", "det"}}.dump());
+  ASSERT_EQ(added.status, 201) << added.body;
+  std::string responses = listed.body + added.body;
+  // Let the camera channel fail and retry a few times, then read everything the API has to say.
+  bool waiting = false;
+  while (Clock::now() < deadline && !waiting) {
+    const auto channel = test::http_get(port, "/api/channels/1");
+    responses += channel.body;
+    waiting = json::parse(channel.body, nullptr, false).value("state", "") == "waiting";
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(200));  // polling a live API
+  }
+  EXPECT_TRUE(waiting);
+  for (const char* target : {"/api/channels", "/api/stats", "/api/stats/history", "/metrics"})
+    responses += test::http_get(port, target).body;
+  run.signal(SIGINT);
+  ASSERT_TRUE(run.wait_for(std::chrono::seconds(60)));
+  EXPECT_EQ(run.exit_code(), 0);
+
+  const std::string log = read_file(dir / "run.log");
+  EXPECT_NE(log.find(fmt::format("rtsp://admin:***@127.0.0.1")), std::string::npos) << log;
+  EXPECT_NE(log.find("channel 1 added"), std::string::npos);
+  // The final summary lists the channel added over HTTP, its address masked.
+  const std::size_t summary = log.find("vapipe run: ");
+  ASSERT_NE(summary, std::string::npos) << log;
+  EXPECT_NE(log.find("rtsp://admin:***@127.0.0.1", summary), std::string::npos) << log.substr(summary);
+  EXPECT_EQ(log.find("hunter2secret"), std::string::npos) << "a camera password reached the log:\n" << log;
+  EXPECT_EQ(responses.find("hunter2secret"), std::string::npos) << "a camera password reached a response";
+}
+
+TEST(RunHttp, APublicBindWithoutATokenIsAConfigErrorNamingHttpToken) {
+  const fs::path dir = test::scratch_dir();
+  const fs::path config = dir / "cameras.json";
+  std::ofstream(config) << config_for("/nonexistent.mp4", {{"bind", "0.0.0.0"}, {"port", 0}}).dump(2);
+  test::Child run({VAPIPE_CLI, "run", "-c", config.string()}, dir / "run.log");
+  ASSERT_TRUE(run.wait_for(std::chrono::seconds(60)));
+  EXPECT_EQ(run.exit_code(), 1);
+  EXPECT_NE(read_file(dir / "run.log").find("http.token"), std::string::npos) << read_file(dir / "run.log");
+}
+
+}  // namespace
+}  // namespace vapipe

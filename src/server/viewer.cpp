@@ -133,8 +133,13 @@ class ChannelView final : public pipeline::ChannelTap {
     events_.try_push(std::move(event));  // a lost record costs one frame's boxes
   }
 
+  // The one call that waits, briefly: the viewer thread skips what is still queued (the channel is gone),
+  // tells its clients and ends, so a removed channel leaves no thread behind (at most one fragment or
+  // picture in progress is waited for).
   void closed() override {
-    events_.close();  // the viewer thread sends what is queued, tells the clients and ends
+    closing_.store(true, std::memory_order_release);
+    events_.close();
+    if (worker_.joinable()) worker_.join();
     if (on_closed_) on_closed_(this);
   }
 
@@ -165,6 +170,7 @@ class ChannelView final : public pipeline::ChannelTap {
   // ---- The viewer thread.
   void run() {
     while (auto event = events_.pop()) {
+      if (closing_.load(std::memory_order_acquire)) break;
       try {
         if (event->stream != worker_stream_) {
           restart_stream(event->stream);
@@ -400,6 +406,7 @@ class ChannelView final : public pipeline::ChannelTap {
 
   // Shared between the output thread, the server thread and the viewer thread.
   std::atomic<int> watchers_{0};
+  std::atomic<bool> closing_{false};
   std::atomic<std::uint64_t> stream_{0};
   std::mutex stream_mutex_;
   io::CodecParametersPtr codec_;  // of the current stream; null between streams

@@ -12,7 +12,7 @@
 #   VAPIPE_CMAKE_ARGS="..."       extra cmake arguments, word-split
 #   VAPIPE_SKIP_APT=1             do not touch apt (dependencies already present)
 #   VAPIPE_SKIP_BUILD=1           install dependencies only
-#   VAPIPE_SKIP_NPM=1             do not install the benchmark's npm packages
+#   VAPIPE_SKIP_NPM=1             do not install the npm packages (benchmark, browser test)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -102,19 +102,30 @@ if [[ ${VAPIPE_SKIP_BUILD:-0} != 1 ]]; then
   cmake --build "$BUILD_DIR" -j "$(nproc)"
 fi
 
+# npm ci in $1 unless its node_modules already holds exactly what the lock pins.
+npm_ci_if_stale() {
+  local dir=$1
+  if [[ -f $dir/node_modules/.package-lock.json ]] && cmp -s <(node -e '
+        const l = require(process.argv[1]).packages;
+        for (const k of Object.keys(l).sort()) if (k) console.log(k, l[k].version)' "$PWD/$dir/package-lock.json") <(node -e '
+        const l = require(process.argv[1]).packages;
+        for (const k of Object.keys(l).sort()) if (k) console.log(k, l[k].version)' "$PWD/$dir/node_modules/.package-lock.json"); then
+    log "$dir/node_modules up to date"
+  else
+    log "npm ci --ignore-scripts ($dir/)"
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if [[ ${VAPIPE_SKIP_NPM:-0} != 1 && -f bench/package-lock.json ]]; then
   # The lock pins onnxruntime-node, whose package ships the linux-x64 libonnxruntime; its install script only
   # fetches optional GPU binaries from outside the registry, so it is skipped.
-  if [[ -f bench/node_modules/.package-lock.json ]] && cmp -s <(node -e '
-        const l = require("./bench/package-lock.json").packages;
-        for (const k of Object.keys(l).sort()) if (k) console.log(k, l[k].version)') <(node -e '
-        const l = require("./bench/node_modules/.package-lock.json").packages;
-        for (const k of Object.keys(l).sort()) if (k) console.log(k, l[k].version)'); then
-    log "bench/node_modules up to date"
-  else
-    log "npm ci --ignore-scripts (bench/)"
-    (cd bench && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-  fi
+  npm_ci_if_stale bench
+fi
+if [[ ${VAPIPE_SKIP_NPM:-0} != 1 && -f tests/web/package-lock.json ]]; then
+  # The web viewer's browser test: playwright-core drives Debian's /usr/bin/chromium (it downloads no
+  # browser; its install script has nothing to do).
+  npm_ci_if_stale tests/web
 fi
 
 log "done: build in $BUILD_DIR/ (run: bash scripts/demo.sh, bash scripts/test.sh)"

@@ -1,10 +1,13 @@
 #include "server/services.hpp"
 
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include "server/control_api.hpp"
 #include "server/http_server.hpp"
 #include "server/rtsp_server.hpp"
+#include "server/viewer.hpp"
 
 namespace vapipe::server {
 
@@ -27,12 +30,18 @@ Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
     options.bind = http->bind;
     options.port = http->port;
     options.token = http->token;
-    if (http->web_root) options.web_root = *http->web_root;
+    options.web_root = http->web_root ? std::filesystem::path(*http->web_root) : default_web_root();
     http_ = std::make_unique<HttpServer>(options);
     control_api_ = std::make_unique<ControlApi>(pipeline_, *http_);
     http_->start();
     spdlog::info("http: control API at http://{}:{}/api/channels, metrics at /metrics{}", options.bind,
                  http_->port(), options.token ? " (token required)" : "");
+  }
+  // --- viewer: every channel's live video and boxes for the page in web/ (docs/viewer.md) ---
+  if (http_) {
+    viewer_ = std::make_unique<Viewer>(*http_);
+    pipeline_.add_tap_factory(viewer_->tap_factory());
+    spdlog::info("http: web viewer at http://{}:{}/", pipeline_.config().http->bind, http_->port());
   }
 }
 
@@ -41,6 +50,7 @@ Services::~Services() {
   if (rtsp_server_) rtsp_server_->stop();
   // The HTTP server goes first: no handler may run once the API's state is gone.
   if (http_) http_->stop();
+  viewer_.reset();
   control_api_.reset();
   http_.reset();
 }

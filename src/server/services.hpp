@@ -13,6 +13,7 @@ namespace vapipe::server {
 class RtspServer;
 class HttpServer;
 class ControlApi;
+class Viewer;
 
 class Services {
  public:
@@ -40,6 +41,8 @@ class Services {
   // --- http (control API, metrics) ---
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<ControlApi> control_api_;
+  // --- viewer (web/ page's video and boxes) ---
+  std::unique_ptr<Viewer> viewer_;
 };
 
 }  // namespace vapipe::server

@@ -49,7 +49,7 @@ void StatsHistory::sample(std::chrono::steady_clock::time_point now) {
     auto& window = output_window_[id];
     window.emplace_back(now, totals.output);
     while (window.size() > kFpsWindowSamples + 1) window.pop_front();
-    const Totals& before = previous_[id];
+    const Totals before = previous_[id];  // a copy: the slot is overwritten next
     previous_[id] = totals;
     if (pipeline_.channel_state(id) == pipeline::ChannelState::kRemoved) continue;
 

@@ -210,13 +210,15 @@ TEST(ControlApi, AddsAndRemovesChannelsAtRunTimeWhileTheOthersKeepCounting) {
   EXPECT_EQ(json::parse(again.body).at("id"), 2);
   ASSERT_TRUE(eventually([&] { return output_of(port, 2) >= 1; }));
 
-  // Stats now and over time, for the viewer's charts.
+  // Stats now and over time, for the viewer's charts: rates and per-frame times of the last second.
   ASSERT_TRUE(eventually([&] {
     const json stats = get_json(port, "/api/stats");
     for (const auto& c : stats.at("channels"))
-      if (c.at("id") == 0 && c.at("fps").get<double>() > 0) return true;
+      if (c.at("id") == 0 && c.at("fps").get<double>() > 0 && c.at("latency_ms").get<double>() > 0 &&
+          c.at("stage_ms").at("infer").get<double>() > 0)
+        return true;
     return false;
-  }));
+  })) << "channel 0 never showed fps, latency and inference time together";
   const json stats = get_json(port, "/api/stats");
   for (const auto& c : stats.at("channels")) {
     EXPECT_NE(c.at("id"), 1) << "removed channels leave the stats";

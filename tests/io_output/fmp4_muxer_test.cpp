@@ -20,6 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::clips_dir;
 using test::make_clip;
+using vapipe::test::ffprobe_frame_times;
 
 struct Muxed {
   std::string init;
@@ -45,18 +46,6 @@ fs::path client_file(const Muxed& muxed, std::size_t first, const std::string& n
   out << muxed.init;
   for (std::size_t i = first; i < muxed.fragments.size(); ++i) out << muxed.fragments[i].bytes;
   return path;
-}
-
-std::vector<double> ffprobe_frame_times(const fs::path& file) {
-  const std::string text = vapipe::test::run_capture(
-      "timeout 60 ffprobe -v error -select_streams v:0 -show_entries frame=pts_time -of csv=p=0 '" +
-      file.string() + "'");
-  std::vector<double> times;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) times.push_back(std::stod(line));
-  }
-  return times;
 }
 
 TEST(Fmp4Muxer, BFramesPlayWithTheReportedPresentationTimes) {

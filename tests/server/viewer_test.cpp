@@ -27,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+using vapipe::test::ffprobe_frame_times;
 
 constexpr auto kDeadline = std::chrono::seconds(20);
 
@@ -78,18 +79,6 @@ void play(pipeline::ChannelTap& tap, const vapipe::test::Demuxed& clip, std::siz
       if (interval.count() > 0) std::this_thread::sleep_for(interval);
     }
   }
-}
-
-std::vector<double> ffprobe_frame_times(const fs::path& file) {
-  const std::string text = vapipe::test::run_capture(
-      "timeout 60 ffprobe -v error -select_streams v:0 -show_entries frame=pts_time -of csv=p=0 '" +
-      file.string() + "'");
-  std::vector<double> times;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) times.push_back(std::stod(line));
-  }
-  return times;
 }
 
 vapipe::test::Demuxed clip_with_gop(int gop) {

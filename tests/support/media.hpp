@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <optional>
 #include <span>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -11,6 +13,7 @@
 #include "io/ffmpeg_handles.hpp"
 #include "io/sei_codec.hpp"
 #include "io/stream_writer.hpp"
+#include "support/process.hpp"
 
 namespace vapipe::test {
 
@@ -70,6 +73,19 @@ inline std::vector<std::optional<std::vector<io::MetadataBox>>> read_back(const 
     }
   }
   return result;
+}
+
+// Presentation times (s) of every frame ffprobe decodes from a file's first video stream.
+inline std::vector<double> ffprobe_frame_times(const fs::path& file) {
+  const std::string text = run_capture(
+      "timeout 60 ffprobe -v error -select_streams v:0 -show_entries frame=pts_time -of csv=p=0 '" +
+      file.string() + "'");
+  std::vector<double> times;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) times.push_back(std::stod(line));
+  }
+  return times;
 }
 
 }  // namespace vapipe::test

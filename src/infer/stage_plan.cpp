@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "infer/int8_without_vnni.hpp"
 #include "infer/memory_planner.hpp"
 #include "infer/plain_kernels.hpp"
 
@@ -394,6 +395,8 @@ class PlanBuilder {
     p.weights = kS8;
     p.dst = y_info.dtype == DType::kS8 ? kS8 : kF32;
     p.input_scale = x_quantized ? x_info.scale : attrs.at("input_scale").get<float>();
+    // 7-bit u8 inputs where vpmaddubsw would saturate (infer/int8_without_vnni.hpp).
+    if (p.src == kU8 && int8_pairs_saturate_) p.input_scale *= kU8InputToSevenBits;
     if (p.dst == kS8) p.output_scale = y_info.scale;
     p.weight_scales = attrs.at("weight_scales").get<std::vector<float>>();
     const auto positive = [](float v) { return v > 0.0F && std::isfinite(v); };
@@ -541,9 +544,13 @@ class PlanBuilder {
       }
     }
 
-    const int src = value_as(x, pd.src_desc(), precision.input_scale);
-    const int weights =
-        weight_value(w, memory::desc(weight_dims, int8 ? kS8 : kF32, weight_tag), pd.weights_desc());
+    const int src = precision.src == kU8 && int8_pairs_saturate_
+                        ? seven_bit_input(x, pd.src_desc(), precision.input_scale)
+                        : value_as(x, pd.src_desc(), precision.input_scale);
+    const memory::desc stored_weights(weight_dims, int8 ? kS8 : kF32, weight_tag);
+    const int weights = halves_weights(pd.weights_desc())
+                            ? halved_weight_value(w, stored_weights, pd.weights_desc())
+                            : weight_value(w, stored_weights, pd.weights_desc());
     int dst = -1;
     if (binary_addend >= 0) {
       dst = define_output(y, pd.dst_desc());
@@ -579,6 +586,64 @@ class PlanBuilder {
       args.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(residual_index) | DNNL_ARG_SRC_1, binary_addend);
     }
     add_primitive(pd, std::move(args));
+  }
+
+  // A u8 convolution input quantized to 0..127 (int8_without_vnni.hpp): clipped in f32 first, since the
+  // quantizing reorder saturates at 255 only and a value above the calibrated range would overflow
+  // vpmaddubsw again. (One pass over the image; the conv then reads the same bytes as elsewhere.)
+  int seven_bit_input(int tensor, const memory::desc& md, float scale) {
+    const int source = value_of(tensor);
+    if (plan_.values[source].md == md) return source;
+    for (const auto& [key, value] : converted_) {
+      if (key == tensor && plan_.values[value].md == md) return value;
+    }
+    if (plan_.values[source].md.data_type() != kF32 || plan_.values[source].constant != nullptr)
+      return value_as(tensor, md, scale);
+    const int clipped = add_value(plan_.values[source].md);
+    add_eltwise(source, clipped, algorithm::eltwise_clip, 0.0F, 127.0F * scale);
+    const int value = add_value(md);
+    add_reorder(clipped, value, graph_.tensors[tensor].name, 1.0F / scale);
+    converted_.emplace_back(tensor, value);
+    return value;
+  }
+
+  // oneDNN halves these weights itself when packing them (s8 inputs without VNNI: `scale_adjust` 0.5,
+  // and it doubles the output scales to match).
+  static bool halves_weights(const memory::desc& packed) {
+    return (packed.data.extra.flags & dnnl_memory_extra_flag_scale_adjust) != 0 &&
+           packed.data.extra.scale_adjust == 0.5F;
+  }
+
+  // Such weights halved by vapipe (halve_weights_balanced) and given to oneDNN's reorder doubled, as f32:
+  // its halving is then exact. Cached per tensor in the shared constants like every packed weight.
+  int halved_weight_value(int tensor, const memory::desc& stored_md, const memory::desc& wanted_md) {
+    for (const auto& [key, value] : converted_) {
+      if (key == tensor && plan_.values[value].md == wanted_md) return value;
+    }
+    const auto& info = graph_.tensors[tensor];
+    if (!info.is_constant() || info.dtype != DType::kS8 || info.data->size != stored_md.get_size()) {
+      fail("network '{}': convolution weights '{}' must be an s8 constant of {} bytes", network_, info.name,
+           stored_md.get_size());
+    }
+    const memory::desc doubled_md(stored_md.dims(), kF32, stored_md.data.ndims == 5 ? Tag::goihw : Tag::oihw);
+    auto doubled = packed_constants_.find(info.data->data, doubled_md);
+    if (!doubled) {
+      const auto weights = info.data->as<std::int8_t>();
+      const std::size_t out_channels = static_cast<std::size_t>(shape(tensor)[0]);
+      const auto halved = halve_weights_balanced(weights, weights.size() / out_channels);
+      auto buffer = std::make_shared<AlignedBuffer>(doubled_md.get_size());
+      auto* values = reinterpret_cast<float*>(buffer->data());
+      for (std::size_t i = 0; i < halved.size(); ++i) values[i] = static_cast<float>(halved[i]);
+      packed_constants_.add(info.data->data, doubled_md, buffer);
+      doubled = std::move(buffer);
+    }
+    plan_.packed_constants.push_back(doubled);
+    const int stored = add_value(doubled_md);
+    plan_.values[stored].constant = doubled->data();
+    const int packed = add_value(wanted_md);
+    pack_constant(stored, packed);
+    converted_.emplace_back(tensor, packed);
+    return packed;
   }
 
   int scaled_bias(int tensor, const std::vector<float>& accumulator_scales) {
@@ -991,6 +1056,7 @@ class PlanBuilder {
   std::vector<int> last_use_;
   std::vector<int> consumers_;
   ResidualMode residual_mode_ = residual_mode_from_environment();
+  bool int8_pairs_saturate_ = int8_pair_sums_saturate();  // read once per plan: no VNNI on this CPU
   std::vector<bool> read_channels_last_;  // per tensor: its only consumer is a channels-last Transpose
   std::set<int> channels_last_views_;     // values that are such a Transpose's zero-copy view
   std::map<int, bool> aliased_;

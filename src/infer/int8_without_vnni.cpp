@@ -1,0 +1,28 @@
+#include "infer/int8_without_vnni.hpp"
+
+#include "vapipe/runtime.hpp"
+
+namespace vapipe::infer {
+
+bool int8_pair_sums_saturate() { return !cpu_has_native("int8"); }
+
+std::vector<std::int16_t> halve_weights_balanced(std::span<const std::int8_t> weights,
+                                                 std::size_t per_channel) {
+  std::vector<std::int16_t> doubled(weights.size());
+  for (std::size_t start = 0; start < weights.size(); start += per_channel) {
+    int error = 0;  // sum of (doubled - weight) so far in this output channel
+    for (std::size_t i = start; i < start + per_channel && i < weights.size(); ++i) {
+      const int w = weights[i];
+      int twice_half = w;
+      if (w % 2 != 0) {
+        // Odd: w - 1 or w + 1; the one that brings the channel's error back towards zero.
+        twice_half = error > 0 ? w - 1 : w + 1;
+        error += twice_half - w;
+      }
+      doubled[i] = static_cast<std::int16_t>(twice_half);
+    }
+  }
+  return doubled;
+}
+
+}  // namespace vapipe::infer

@@ -1,0 +1,37 @@
+#pragma once
+// How vapipe runs int8 convolutions on CPUs without VNNI (AVX2-only x86, e.g. AMD Zen 3), shared by the
+// runtime (stage_plan.cpp) and the reference executor that simulates it.
+//
+// oneDNN 2.6's non-VNNI int8 kernels multiply u8 by s8 with vpmaddubsw, which adds two products into a
+// saturating s16. oneDNN guards s8 inputs only: it shifts them to u8 (+128) and halves their weights (the
+// packed weights' `scale_adjust` 0.5), so every pair sum fits, at the cost of the weights' last bit. It
+// does not guard u8 inputs: an input near 255 against two weights near 127 saturates.
+//
+// What vapipe does there, chosen at load for the CPU at hand (the package is the same on every CPU):
+// - u8 inputs (the image) are quantized to 7 bits, 0..127 (scale x 255/127): 127 * 127 * 2 = 32258 fits.
+// - s8-input weights are halved by vapipe, not by oneDNN's reorder: rounding each odd weight up or down
+//   so that the running sum of rounding errors of an output channel stays within +-1, instead of
+//   round-half-to-even, whose errors add up per channel as a random walk (a bias on every output of that
+//   channel, since activations have a non-zero mean).
+// Measured on yolov5n (docs/performance.md, "INT8 and BF16").
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace vapipe::infer {
+
+// True where oneDNN's int8 convolutions use vpmaddubsw (no avx2_vnni / avx512_core_vnni): the CPU of this
+// process, as oneDNN dispatches (ONEDNN_MAX_CPU_ISA=AVX2 makes a VNNI machine behave the same).
+bool int8_pair_sums_saturate();
+
+// A u8 input's scale multiplier on such CPUs (7-bit inputs).
+inline constexpr float kU8InputToSevenBits = 255.0F / 127.0F;
+
+// The s8 weights `weights` (output channels of `per_channel` consecutive values) halved as described
+// above, returned doubled (2 * half, in the original units, -128..128): what the kernel effectively
+// multiplies by.
+std::vector<std::int16_t> halve_weights_balanced(std::span<const std::int8_t> weights,
+                                                 std::size_t per_channel);
+
+}  // namespace vapipe::infer

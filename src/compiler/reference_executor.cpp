@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.hpp"
+#include "infer/int8_without_vnni.hpp"
 
 namespace vapipe::compiler {
 namespace {
@@ -77,6 +78,7 @@ float apply_eltwise(const std::string& alg, float x, float alpha, float beta, co
 struct Context {
   const Graph& graph;
   std::vector<std::vector<float>> values;
+  ReferenceOptions options;
 
   const std::vector<float>& in(const Node& node, std::size_t i) const {
     const int index = node.inputs.at(i);
@@ -104,10 +106,18 @@ void run_conv(Context& ctx, const Node& node) {
     const auto& x_tensor = ctx.graph.tensors[static_cast<std::size_t>(node.inputs[0])];
     const bool x_quantized = x_tensor.dtype == DType::kS8;
     const bool unsigned_input = !x_quantized && node.attrs.value("input_type", std::string("s8")) == "u8";
-    const float input_scale = x_quantized ? x_tensor.scale : node.attrs.at("input_scale").get<float>();
-    fake_quantize(x, input_scale, unsigned_input ? 0.0F : -128.0F, unsigned_input ? 255.0F : 127.0F);
+    float input_scale = x_quantized ? x_tensor.scale : node.attrs.at("input_scale").get<float>();
+    const bool without_vnni = ctx.options.int8_without_vnni;
+    if (without_vnni && unsigned_input) input_scale *= infer::kU8InputToSevenBits;
+    const float highest = unsigned_input && !without_vnni ? 255.0F : 127.0F;
+    fake_quantize(x, input_scale, unsigned_input ? 0.0F : -128.0F, highest);
     const auto weight_scales = node.attrs.at("weight_scales").get<std::vector<float>>();
     const std::size_t per_channel = w.size() / weight_scales.size();
+    if (without_vnni && !unsigned_input) {
+      const std::vector<std::int8_t> integers(w.begin(), w.end());
+      const auto halved = infer::halve_weights_balanced(integers, per_channel);
+      w.assign(halved.begin(), halved.end());
+    }
     for (std::size_t i = 0; i < w.size(); ++i) w[i] *= weight_scales[i / per_channel];
   } else if (precision == "bf16") {
     round_to_bf16(x);
@@ -448,8 +458,9 @@ void run_gather(Context& ctx, const Node& node) {
 }  // namespace
 
 std::vector<std::vector<float>> run_reference(const Graph& graph,
-                                              const std::vector<std::vector<float>>& inputs) {
-  Context ctx{graph, std::vector<std::vector<float>>(graph.tensors.size())};
+                                              const std::vector<std::vector<float>>& inputs,
+                                              const ReferenceOptions& options) {
+  Context ctx{graph, std::vector<std::vector<float>>(graph.tensors.size()), options};
   if (inputs.size() != graph.inputs.size()) {
     fail("reference executor: {} inputs given, graph has {}", inputs.size(), graph.inputs.size());
   }

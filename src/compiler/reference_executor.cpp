@@ -106,14 +106,11 @@ void run_conv(Context& ctx, const Node& node) {
     const auto& x_tensor = ctx.graph.tensors[static_cast<std::size_t>(node.inputs[0])];
     const bool x_quantized = x_tensor.dtype == DType::kS8;
     const bool unsigned_input = !x_quantized && node.attrs.value("input_type", std::string("s8")) == "u8";
-    float input_scale = x_quantized ? x_tensor.scale : node.attrs.at("input_scale").get<float>();
-    const bool without_vnni = ctx.options.int8_without_vnni;
-    if (without_vnni && unsigned_input) input_scale *= infer::kU8InputToSevenBits;
-    const float highest = unsigned_input && !without_vnni ? 255.0F : 127.0F;
-    fake_quantize(x, input_scale, unsigned_input ? 0.0F : -128.0F, highest);
+    const float input_scale = x_quantized ? x_tensor.scale : node.attrs.at("input_scale").get<float>();
+    fake_quantize(x, input_scale, unsigned_input ? 0.0F : -128.0F, unsigned_input ? 255.0F : 127.0F);
     const auto weight_scales = node.attrs.at("weight_scales").get<std::vector<float>>();
     const std::size_t per_channel = w.size() / weight_scales.size();
-    if (without_vnni && !unsigned_input) {
+    if (ctx.options.int8_without_vnni) {
       const std::vector<std::int8_t> integers(w.begin(), w.end());
       const auto halved = infer::halve_weights_balanced(integers, per_channel);
       w.assign(halved.begin(), halved.end());

@@ -9,8 +9,8 @@
 namespace vapipe::compiler {
 
 struct ReferenceOptions {
-  // Simulate the int8 path the runtime takes on CPUs without VNNI (infer/int8_without_vnni.hpp): 7-bit
-  // u8 inputs and halved weights for s8 inputs. Pass infer::int8_pair_sums_saturate() to follow this CPU.
+  // Simulate the int8 path the runtime takes on CPUs without VNNI (infer/int8_without_vnni.hpp): weights
+  // halved by vapipe. Pass infer::int8_pair_sums_saturate() to follow this CPU.
   bool int8_without_vnni = false;
 };
 

@@ -7,13 +7,15 @@
 // packed weights' `scale_adjust` 0.5), so every pair sum fits, at the cost of the weights' last bit. It
 // does not guard u8 inputs: an input near 255 against two weights near 127 saturates.
 //
-// What vapipe does there, chosen at load for the CPU at hand (the package is the same on every CPU):
-// - u8 inputs (the image) are quantized to 7 bits, 0..127 (scale x 255/127): 127 * 127 * 2 = 32258 fits.
-// - s8-input weights are halved by vapipe, not by oneDNN's reorder: rounding each odd weight up or down
-//   so that the running sum of rounding errors of an output channel stays within +-1, instead of
-//   round-half-to-even, whose errors add up per channel as a random walk (a bias on every output of that
-//   channel, since activations have a non-zero mean).
-// Measured on yolov5n (docs/performance.md, "INT8 and BF16").
+// What vapipe does there, chosen at load for the CPU at hand (the package is the same on every CPU): it
+// halves the weights of every int8 conv itself, rounding each odd weight up or down so that the running
+// sum of rounding errors of an output channel stays within +-1 (oneDNN's reorder rounds half to even,
+// whose errors add up per channel as a random walk: a bias on every output of that channel, since
+// activations have a non-zero mean). s8 inputs: the doubled values go to oneDNN's reorder, which halves
+// them exactly. u8 inputs (the image, kept at 8 bits, which for 8-bit pixels is lossless): the halved
+// values go in as they are and the output scales are doubled; (255 * 64) * 2 = 32640 fits.
+// (Quantizing the image to 7 bits instead, keeping 8-bit weights there, measured 0.2 of mAP@0.5 worse.)
+// Measured on yolov5n (docs/performance.md, "INT8 without VNNI").
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -24,9 +26,6 @@ namespace vapipe::infer {
 // True where oneDNN's int8 convolutions use vpmaddubsw (no avx2_vnni / avx512_core_vnni): the CPU of this
 // process, as oneDNN dispatches (ONEDNN_MAX_CPU_ISA=AVX2 makes a VNNI machine behave the same).
 bool int8_pair_sums_saturate();
-
-// A u8 input's scale multiplier on such CPUs (7-bit inputs).
-inline constexpr float kU8InputToSevenBits = 255.0F / 127.0F;
 
 // The s8 weights `weights` (output channels of `per_channel` consecutive values) halved as described
 // above, returned doubled (2 * half, in the original units, -128..128): what the kernel effectively

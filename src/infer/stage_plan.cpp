@@ -395,8 +395,6 @@ class PlanBuilder {
     p.weights = kS8;
     p.dst = y_info.dtype == DType::kS8 ? kS8 : kF32;
     p.input_scale = x_quantized ? x_info.scale : attrs.at("input_scale").get<float>();
-    // 7-bit u8 inputs where vpmaddubsw would saturate (infer/int8_without_vnni.hpp).
-    if (p.src == kU8 && int8_pairs_saturate_) p.input_scale *= kU8InputToSevenBits;
     if (p.dst == kS8) p.output_scale = y_info.scale;
     p.weight_scales = attrs.at("weight_scales").get<std::vector<float>>();
     const auto positive = [](float v) { return v > 0.0F && std::isfinite(v); };
@@ -466,9 +464,11 @@ class PlanBuilder {
     for (const auto& post : posts) has_sum = has_sum || post.at("op").get<std::string>() == "sum";
     if (has_sum && sum < 0)
       fail("network '{}': node '{}': a sum post-op needs a fourth input", network_, node.name);
+    // A u8 input where vpmaddubsw would saturate: vapipe halves the weights (infer/int8_without_vnni.hpp).
+    const bool halve_u8_weights = precision.src == kU8 && int8_pairs_saturate_;
     std::vector<float> accumulator_scales;  // int8: real = accumulator * accumulator_scales[oc]
     for (float weight_scale : precision.weight_scales)
-      accumulator_scales.push_back(precision.input_scale * weight_scale);
+      accumulator_scales.push_back(precision.input_scale * weight_scale * (halve_u8_weights ? 2.0F : 1.0F));
     // `binary_residual`: the residual is a binary-add post-op reading the addend as f32 real values from
     // `addend_md`, the whole chain computes in real units and a final linear post-op converts to the s8
     // output's units (see below for when).
@@ -544,13 +544,16 @@ class PlanBuilder {
       }
     }
 
-    const int src = precision.src == kU8 && int8_pairs_saturate_
-                        ? seven_bit_input(x, pd.src_desc(), precision.input_scale)
-                        : value_as(x, pd.src_desc(), precision.input_scale);
+    const int src = value_as(x, pd.src_desc(), precision.input_scale);
     const memory::desc stored_weights(weight_dims, int8 ? kS8 : kF32, weight_tag);
-    const int weights = halves_weights(pd.weights_desc())
-                            ? halved_weight_value(w, stored_weights, pd.weights_desc())
-                            : weight_value(w, stored_weights, pd.weights_desc());
+    int weights = -1;
+    if (halve_u8_weights) {
+      weights = halved_weight_value(w, stored_weights, pd.weights_desc(), 1.0F);
+    } else if (onednn_halves_weights(pd.weights_desc())) {
+      weights = halved_weight_value(w, stored_weights, pd.weights_desc(), 2.0F);
+    } else {
+      weights = weight_value(w, stored_weights, pd.weights_desc());
+    }
     int dst = -1;
     if (binary_addend >= 0) {
       dst = define_output(y, pd.dst_desc());
@@ -588,35 +591,18 @@ class PlanBuilder {
     add_primitive(pd, std::move(args));
   }
 
-  // A u8 convolution input quantized to 0..127 (int8_without_vnni.hpp): clipped in f32 first, since the
-  // quantizing reorder saturates at 255 only and a value above the calibrated range would overflow
-  // vpmaddubsw again. (One pass over the image; the conv then reads the same bytes as elsewhere.)
-  int seven_bit_input(int tensor, const memory::desc& md, float scale) {
-    const int source = value_of(tensor);
-    if (plan_.values[source].md == md) return source;
-    for (const auto& [key, value] : converted_) {
-      if (key == tensor && plan_.values[value].md == md) return value;
-    }
-    if (plan_.values[source].md.data_type() != kF32 || plan_.values[source].constant != nullptr)
-      return value_as(tensor, md, scale);
-    const int clipped = add_value(plan_.values[source].md);
-    add_eltwise(source, clipped, algorithm::eltwise_clip, 0.0F, 127.0F * scale);
-    const int value = add_value(md);
-    add_reorder(clipped, value, graph_.tensors[tensor].name, 1.0F / scale);
-    converted_.emplace_back(tensor, value);
-    return value;
-  }
-
   // oneDNN halves these weights itself when packing them (s8 inputs without VNNI: `scale_adjust` 0.5,
   // and it doubles the output scales to match).
-  static bool halves_weights(const memory::desc& packed) {
+  static bool onednn_halves_weights(const memory::desc& packed) {
     return (packed.data.extra.flags & dnnl_memory_extra_flag_scale_adjust) != 0 &&
            packed.data.extra.scale_adjust == 0.5F;
   }
 
-  // Such weights halved by vapipe (halve_weights_balanced) and given to oneDNN's reorder doubled, as f32:
-  // its halving is then exact. Cached per tensor in the shared constants like every packed weight.
-  int halved_weight_value(int tensor, const memory::desc& stored_md, const memory::desc& wanted_md) {
+  // Weights halved by vapipe (halve_weights_balanced) and packed as f32 times `factor`: 2 where oneDNN's
+  // reorder halves them again (exactly, then), 1 where the kernel takes them as they are (u8 inputs, whose
+  // output scales are doubled above). Cached per tensor in the shared constants like every packed weight.
+  int halved_weight_value(int tensor, const memory::desc& stored_md, const memory::desc& wanted_md,
+                          float factor) {
     for (const auto& [key, value] : converted_) {
       if (key == tensor && plan_.values[value].md == wanted_md) return value;
     }
@@ -633,7 +619,8 @@ class PlanBuilder {
       const auto halved = halve_weights_balanced(weights, weights.size() / out_channels);
       auto buffer = std::make_shared<AlignedBuffer>(doubled_md.get_size());
       auto* values = reinterpret_cast<float*>(buffer->data());
-      for (std::size_t i = 0; i < halved.size(); ++i) values[i] = static_cast<float>(halved[i]);
+      for (std::size_t i = 0; i < halved.size(); ++i)
+        values[i] = static_cast<float>(halved[i]) * factor * 0.5F;
       packed_constants_.add(info.data->data, doubled_md, buffer);
       doubled = std::move(buffer);
     }

@@ -110,7 +110,7 @@ class LowPrecision : public ::testing::TestWithParam<Case> {};
 TEST_P(LowPrecision, RuntimeMatchesSimulatedReference) {
   const Case& param = GetParam();
   // Without avx512_core_bf16 oneDNN 2.6 refuses bf16 convolutions. int8 runs everywhere: without VNNI the
-  // simulation follows the runtime's 7-bit inputs and halved weights (infer/int8_without_vnni.hpp).
+  // simulation follows the runtime's halved weights (infer/int8_without_vnni.hpp).
   if (param.precision == "bf16" && !cpu_has_native(param.precision))
     GTEST_SKIP() << "this CPU (" << cpu_isa() << ") has no native " << param.precision << " kernels";
   const compiler::ReferenceOptions simulation{.int8_without_vnni = infer::int8_pair_sums_saturate()};
@@ -280,7 +280,7 @@ TEST(LowPrecisionModels, Int8YoloMatchesSimulatedReference) {
     // Without VNNI the first rounding flip (oneDNN's avx2 swish and scale order against the double
     // simulation; measured: one element at /model.4/cv1) cascades through 50 more int8 layers, so the
     // comparison is per convolution: the layers before it equal the without-VNNI simulation, which the
-    // VNNI one does not (the 7-bit input and halved weights are visible from the first layer), and at the
+    // VNNI one does not (the halved weights are visible from the first layer), and at the
     // heads the runtime stays at least 2x closer to it than to the VNNI simulation (measured 3x).
     ir::Graph every_conv = graph;
     every_conv.outputs.clear();
@@ -301,7 +301,7 @@ TEST(LowPrecisionModels, Int8YoloMatchesSimulatedReference) {
       const auto* actual = static_cast<const float*>(context.output(o).data);
       const Comparison to_simulation = compare(simulated[o], actual);
       const Comparison to_vnni = compare(vnni[o], actual);
-      if (o < 8) {  // /model.0 to /model.3: the 7-bit image conv, stride-2 3x3s, 1x1s, a residual C3
+      if (o < 8) {  // /model.0 to /model.3: the u8 image conv, stride-2 3x3s, 1x1s, a residual C3
         EXPECT_LE(to_simulation.max_error, 1e-6) << name;
         EXPECT_GT(to_vnni.mean_error, 1e-4) << name;
       }

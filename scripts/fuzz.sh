@@ -34,9 +34,12 @@ fuzz_dir=${FUZZ_DIR:-$build_dir/fuzz-runs}
 
 start=$SECONDS
 if [[ ! -f $build_dir/CMakeCache.txt ]]; then
+  # Warnings are not errors here: the GCC build with VAPIPE_WERROR=ON is the warnings gate, and clang's
+  # set differs (its -Wdouble-promotion also flags initializations); a warning must not stop a fuzz run.
+  # shellcheck disable=SC2086  # word splitting of the extra arguments is intended
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
-    -DCMAKE_C_COMPILER=clang -DVAPIPE_FUZZ=ON -DVAPIPE_BUILD_TESTS=OFF -DVAPIPE_BUILD_BENCH=OFF \
-    -DVAPIPE_WERROR="${VAPIPE_WERROR:-ON}" ${VAPIPE_CMAKE_ARGS:-}
+    -DVAPIPE_FUZZ=ON -DVAPIPE_BUILD_TESTS=OFF -DVAPIPE_BUILD_BENCH=OFF -DVAPIPE_WERROR=OFF \
+    ${VAPIPE_CMAKE_ARGS:-}
 fi
 cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]/%/_fuzzer}"
 echo "fuzz.sh: build took $((SECONDS - start)) s"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the seeds of fuzz/corpus/ that are made by programs (run it after changing the formats;
-# the hand-written config seeds and the regression inputs of fixed bugs are kept as they are):
+# the hand-written seeds (config/full.json, package/synthetic_ops.vpk: every op of the IR) and the
+# regression-* inputs of fixed bugs are kept as they are):
 #   fuzz/corpus/onnx, package, sei: fuzz_make_seeds (fuzz/make_seeds.cpp), from the fuzz build
 #   fuzz/corpus/demux: a few KB of H.264/H.265 in the containers a source reads, made with ffmpeg from
 #                      Debian's vtest.avi (tiny size, few frames)

@@ -195,7 +195,11 @@ TEST(VideoDecoder, RefusesAFrameLargerThanTheMaximumMidStream) {
   ASSERT_TRUE(test::run_command(fmt::format("cat {} {} > {}", test::quoted(dir / "small.h264"),
                                             test::quoted(dir / "big.h264"), test::quoted(dir / "sb.h264"))));
   VideoSource source((dir / "sb.h264").string());
-  VideoDecoder decoder(source.codec_parameters(), {.max_width = 640, .max_height = 480}, "cam1");
+  // The probe looks ahead and reports the larger size; a live camera announces its first one (SDP).
+  auto announced = copy_codec_parameters(source.codec_parameters());
+  announced->width = 320;
+  announced->height = 240;
+  VideoDecoder decoder(*announced, {.max_width = 640, .max_height = 480}, "cam1");
   auto packet = make_packet();
   auto frame = make_frame();
   int small_frames = 0;

@@ -3,6 +3,9 @@ option(VAPIPE_BUILD_TESTS "Build the GoogleTest suites" ON)
 option(VAPIPE_BUILD_BENCH "Build the Google Benchmark kernels" ON)
 option(VAPIPE_WERROR "Treat compiler warnings as errors (CI turns this on)" OFF)
 set(VAPIPE_SANITIZE "" CACHE STRING "Sanitizer build: address | thread | empty")
+# libFuzzer build (fuzz/, scripts/fuzz.sh): only the fuzz targets and the sources they exercise, all under
+# ASan+UBSan with coverage instrumentation. Clang only (GCC has no libFuzzer).
+option(VAPIPE_FUZZ "Build only the libFuzzer targets in fuzz/ (clang, ASan+UBSan)" OFF)
 
 set(VAPIPE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
     -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
@@ -16,6 +19,16 @@ if(VAPIPE_SANITIZE STREQUAL "address")
 elseif(VAPIPE_SANITIZE STREQUAL "thread")
   add_compile_options(-fsanitize=thread)
   add_link_options(-fsanitize=thread)
+endif()
+
+if(VAPIPE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "VAPIPE_FUZZ needs clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # Every UB report aborts, so libFuzzer keeps the input; -O1 keeps the build short and the stacks readable.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                      -fno-omit-frame-pointer -O1 -g)
+  add_link_options(-fsanitize=address,undefined)
 endif()
 
 # Applies the project's warning set to one of our own targets (never to third-party code).

@@ -37,6 +37,9 @@ packages=(
   # src/server: HTTP/WebSocket (Boost.Beast), MQTT (libmosquitto); tests start mosquitto and chromium.
   libboost1.81-dev libmosquitto-dev mosquitto mosquitto-clients chromium
   clang-format clang-tidy
+  # scripts/fuzz.sh: libFuzzer comes with clang's runtime (libclang_rt.fuzzer-x86_64.a, only Recommended
+  # by clang-14, so named here).
+  clang libclang-rt-14-dev
   ffmpeg
 )
 # Node.js: a machine may already carry a newer Node.js (e.g. NodeSource's, which bundles npm and conflicts with

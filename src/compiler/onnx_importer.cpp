@@ -437,7 +437,7 @@ class Importer {
         mean->values.size() != channels || var->values.size() != channels) {
       unsupported("parameter sizes do not match the channels");
     }
-    const double eps = attribute_float(node, "epsilon", 1e-5F);
+    const auto eps = static_cast<double>(attribute_float(node, "epsilon", 1e-5F));
     std::vector<float> a(channels), b(channels);
     for (std::size_t c = 0; c < channels; ++c) {
       const double factor = scale->values[c] / std::sqrt(var->values[c] + eps);
@@ -454,10 +454,12 @@ class Importer {
   }
 
   void lower_clip(const onnx::NodeProto& node) {
-    double low = -std::numeric_limits<float>::max(), high = std::numeric_limits<float>::max();
+    // Explicit widening: clang's -Wdouble-promotion (the fuzz build) also flags initializations.
+    double low = static_cast<double>(-std::numeric_limits<float>::max());
+    double high = static_cast<double>(std::numeric_limits<float>::max());
     if (model_.opset < 11) {
-      low = attribute_float(node, "min", static_cast<float>(low));
-      high = attribute_float(node, "max", static_cast<float>(high));
+      low = static_cast<double>(attribute_float(node, "min", static_cast<float>(low)));
+      high = static_cast<double>(attribute_float(node, "max", static_cast<float>(high)));
     } else {
       if (const Constant* c = const_input(node, 1); c != nullptr && !c->values.empty()) low = c->values[0];
       if (const Constant* c = const_input(node, 2); c != nullptr && !c->values.empty()) high = c->values[0];

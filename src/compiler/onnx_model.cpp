@@ -42,14 +42,32 @@ std::vector<double> from_field(const Field& field, std::size_t count, const std:
 }  // namespace
 
 OnnxModel load_onnx(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) fail("{}: no such file", path);
+  const std::uintmax_t size = std::filesystem::file_size(path, error);
+  if (error) fail("{}: cannot read its size: {}", path, error.message());
+  if (size > kMaxOnnxBytes) {
+    fail("{}: {} bytes is more than an ONNX model may have ({} bytes, protobuf's limit)", path, size,
+         kMaxOnnxBytes);
+  }
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) fail("{}: cannot open", path);
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  if (!stream.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) fail("{}: read failed", path);
+  return parse_onnx(bytes, path);
+}
+
+OnnxModel parse_onnx(std::string_view bytes, const std::string& path) {
   OnnxModel model;
   model.path = path;
   model.label = std::filesystem::path(path).filename().string();
-  std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) fail("{}: no such file", path);
-  std::ifstream stream(path, std::ios::binary);
-  if (!stream) fail("{}: cannot open", path);
-  if (!model.proto.ParseFromIstream(&stream)) fail("{}: not an ONNX model (protobuf parse failed)", path);
+  if (bytes.size() > kMaxOnnxBytes) {
+    fail("{}: {} bytes is more than an ONNX model may have ({} bytes, protobuf's limit)", path, bytes.size(),
+         kMaxOnnxBytes);
+  }
+  if (!model.proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    fail("{}: not an ONNX model (protobuf parse failed)", path);
+  }
   if (!model.proto.has_graph() || model.proto.graph().node_size() == 0 ||
       model.proto.opset_import_size() == 0) {
     fail("{}: not an ONNX model (no graph or no opset)", path);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,8 +29,13 @@ struct Constant {
   bool is_int = false;
 };
 
-// Parses the file; throws vapipe::Error naming the file when it is missing or not an ONNX model.
+// protobuf cannot parse messages of 2 GiB or more; larger files are refused before they are read.
+inline constexpr std::uint64_t kMaxOnnxBytes = (std::uint64_t{2} << 30) - 1;
+
+// Parses the file; throws vapipe::Error naming the file when it is missing, too large or not an ONNX model.
 OnnxModel load_onnx(const std::string& path);
+// The same over bytes in memory (the fuzz target); `path` names them in messages.
+OnnxModel parse_onnx(std::string_view bytes, const std::string& path);
 
 // Converts a TensorProto (FP32, FP16, FP64, integer and bool types; raw or typed storage) with bounds
 // checks; `where` names the tensor in messages.

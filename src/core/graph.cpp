@@ -57,7 +57,24 @@ Graph graph_from_json(const nlohmann::json& json,
     tensor.name = entry.at("name").get<std::string>();
     tensor.dtype = dtype_from_name(entry.at("dtype").get<std::string>());
     tensor.shape = entry.at("shape").get<Shape>();
-    if (entry.contains("data")) tensor.data = find_data(entry.at("data"));
+    // Kernels and allocations size themselves from shapes: a shape must not overflow, and a constant's
+    // bytes must be exactly what its shape says, or a kernel would read past them.
+    std::int64_t volume = 1;
+    for (std::int64_t dim : tensor.shape) {
+      if (dim < 0 || (dim > 0 && volume > kMaxTensorElements / dim)) {
+        fail("tensor '{}': shape {} is negative or has more than {} elements", tensor.name,
+             shape_to_string(tensor.shape), kMaxTensorElements);
+      }
+      volume *= dim;
+    }
+    if (entry.contains("data")) {
+      tensor.data = find_data(entry.at("data"));
+      const auto expected = static_cast<std::size_t>(volume) * dtype_size(tensor.dtype);
+      if (tensor.data->size != expected) {
+        fail("tensor '{}': {} bytes of data, its shape {} of {} needs {}", tensor.name, tensor.data->size,
+             shape_to_string(tensor.shape), dtype_name(tensor.dtype), expected);
+      }
+    }
     tensor.scale = entry.value("scale", 0.0F);
     if (!(tensor.scale >= 0.0F) || !std::isfinite(tensor.scale))
       fail("tensor '{}': quantization scale {} is not a finite non-negative number", tensor.name,

@@ -48,6 +48,10 @@
 
 namespace vapipe::ir {
 
+// Any tensor of a graph read from a package (constant or activation) has at most this many elements (a
+// batch of 16 4K RGB frames has 4e8), so element counts times an 8-byte type never overflow a size_t.
+inline constexpr std::int64_t kMaxTensorElements = std::int64_t{1} << 31;
+
 // Bytes of a constant tensor, kept alive by `owner` (a compiler-made vector or the package's mapping),
 // so a loaded package hands out weights without copying them.
 struct ConstBytes {

@@ -134,8 +134,21 @@ void write_package(const Package& package, const std::string& path) {
 }
 
 Package read_package(const std::string& path) {
+  std::error_code error;
+  const std::uintmax_t size = std::filesystem::file_size(path, error);
+  if (!error && size > kMaxPackageBytes) {
+    fail("{}: {} bytes is more than a model package may have ({} bytes)", path, size, kMaxPackageBytes);
+  }
   auto file = MappedFile::open(path);
-  const auto bytes = file->bytes();
+  return read_package(file->bytes(), file, path);
+}
+
+Package read_package(std::span<const std::byte> bytes, std::shared_ptr<const void> owner,
+                     const std::string& path) {
+  if (bytes.size() > kMaxPackageBytes) {
+    fail("{}: {} bytes is more than a model package may have ({} bytes)", path, bytes.size(),
+         kMaxPackageBytes);
+  }
   if (bytes.size() < kHeaderSize) fail("{}: not a vapipe package (only {} bytes)", path, bytes.size());
   Header header{};
   std::memcpy(&header, bytes.data(), sizeof(header));
@@ -146,9 +159,14 @@ Package read_package(const std::string& path) {
     fail("{}: package format version {} is not supported (this build reads versions {} to {})", path,
          header.version, kOldestPackageFormatVersion, kPackageFormatVersion);
   }
+  // Each field is checked against the size limit first, so the sums below cannot wrap around.
+  if (header.manifest_offset > kMaxPackageBytes || header.manifest_size > kMaxPackageBytes ||
+      header.blob_offset > kMaxPackageBytes || header.blob_size > kMaxPackageBytes ||
+      header.manifest_offset < kHeaderSize) {
+    fail("{}: corrupt header (section offsets or sizes out of range)", path);
+  }
   const std::uint64_t expected_size = header.blob_offset + header.blob_size;
-  if (header.manifest_offset + header.manifest_size > header.blob_offset ||
-      expected_size < header.blob_offset) {
+  if (header.manifest_offset + header.manifest_size > header.blob_offset) {
     fail("{}: corrupt header (sections overlap)", path);
   }
   if (bytes.size() < expected_size) {
@@ -170,10 +188,10 @@ Package read_package(const std::string& path) {
     auto find_data = [&](const nlohmann::json& where) {
       const auto offset = where.at("offset").get<std::uint64_t>();
       const auto size = where.at("size").get<std::uint64_t>();
-      if (offset + size > header.blob_size || offset % kBlobAlignment != 0) {
+      if (offset > header.blob_size || size > header.blob_size - offset || offset % kBlobAlignment != 0) {
         fail("constant at offset {} size {} lies outside the weights section", offset, size);
       }
-      return ConstBytes{blob + offset, size, file};
+      return ConstBytes{blob + offset, size, owner};
     };
     for (const auto& entry : manifest.at("networks")) {
       Network network;

@@ -9,6 +9,17 @@
 namespace vapipe::ir {
 namespace {
 
+// Attribute integers (kernel, strides, pads, sizes, starts, group, ...) are bounded like dimensions, so the
+// window and slice arithmetic below stays far inside int64 whatever a package says.
+constexpr std::int64_t kMaxAttributeValue = kMaxTensorElements;
+
+std::int64_t bounded(const Node& node, const char* key, std::int64_t value) {
+  if (value < -kMaxAttributeValue || value > kMaxAttributeValue) {
+    fail("node '{}' ({}): attribute '{}' value {} is out of range", node.name, node.op, key, value);
+  }
+  return value;
+}
+
 std::vector<std::int64_t> int_list(const Node& node, const char* key, std::size_t expected_size) {
   if (!node.attrs.contains(key)) fail("node '{}' ({}): attribute '{}' missing", node.name, node.op, key);
   auto values = node.attrs.at(key).get<std::vector<std::int64_t>>();
@@ -16,7 +27,22 @@ std::vector<std::int64_t> int_list(const Node& node, const char* key, std::size_
     fail("node '{}' ({}): attribute '{}' has {} values, expected {}", node.name, node.op, key, values.size(),
          expected_size);
   }
+  for (auto value : values) bounded(node, key, value);
   return values;
+}
+
+// The element count of a shape an attribute or a computation gave; refused when it is negative or beyond
+// kMaxTensorElements (the bound every loaded tensor already meets).
+std::int64_t checked_volume(const Node& node, const Shape& shape) {
+  std::int64_t volume = 1;
+  for (std::int64_t dim : shape) {
+    if (dim < 0 || (dim > 0 && volume > kMaxTensorElements / dim)) {
+      fail("node '{}' ({}): shape {} is negative or has more than {} elements", node.name, node.op,
+           shape_to_string(shape), kMaxTensorElements);
+    }
+    volume *= dim;
+  }
+  return volume;
 }
 
 const Shape& input_shape(const Graph& graph, const Node& node, std::size_t index) {
@@ -59,15 +85,15 @@ Shape infer_window(const Graph& graph, const Node& node, bool is_conv) {
     dilations = int_list(node, "dilations", 2);
     const Shape& w = input_shape(graph, node, 1);
     if (w.size() != 4) fail("node '{}' (Conv): weight must be 4-D, got {}", node.name, shape_to_string(w));
-    const std::int64_t group = node.attrs.value("group", std::int64_t{1});
+    const std::int64_t group = bounded(node, "group", node.attrs.value("group", std::int64_t{1}));
     if (group <= 0 || w[1] * group != x[1] || w[0] % group != 0) {
       fail("node '{}' (Conv): input {} does not fit weight {} with group {}", node.name, shape_to_string(x),
            shape_to_string(w), group);
     }
     if (node.inputs.size() > 2 && node.inputs[2] >= 0) {
       const Shape& b = input_shape(graph, node, 2);
-      if (shape_volume(b) != w[0])
-        fail("node '{}' (Conv): bias has {} values, expected {}", node.name, shape_volume(b), w[0]);
+      if (checked_volume(node, b) != w[0])
+        fail("node '{}' (Conv): bias has {} values, expected {}", node.name, checked_volume(node, b), w[0]);
     }
     kernel = {w[2], w[3]};
     channels = w[0];
@@ -102,7 +128,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& where)
   return out;
 }
 
-std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
+namespace {
+
+std::vector<Shape> node_shapes(const Graph& graph, const Node& node) {
   const std::string& op = node.op;
   if (op == "Conv") return {infer_window(graph, node, true)};
   if (op == "MaxPool" || op == "AveragePool") return {infer_window(graph, node, false)};
@@ -171,7 +199,11 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
       fail("node '{}' (Resize): {} scales for rank {}", node.name, scales.size(), x.size());
     Shape out(x.size());
     for (std::size_t d = 0; d < x.size(); ++d) {
-      out[d] = static_cast<std::int64_t>(std::floor(static_cast<double>(x[d]) * scales[d] + 1e-6));
+      const double size = std::floor(static_cast<double>(x[d]) * scales[d] + 1e-6);
+      // Also refuses NaN (every comparison false) before the cast, which would be undefined.
+      if (!(size >= 0.0 && size <= static_cast<double>(kMaxTensorElements)))
+        fail("node '{}' (Resize): scale {} gives an invalid size", node.name, scales[d]);
+      out[d] = static_cast<std::int64_t>(size);
     }
     return {out};
   }
@@ -180,7 +212,7 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
     Shape target = node.attrs.contains("shape")
                        ? node.attrs.at("shape").get<Shape>()
                        : graph.tensors.at(static_cast<std::size_t>(node.outputs.at(0))).shape;
-    if (shape_volume(target) != shape_volume(x)) {
+    if (checked_volume(node, target) != checked_volume(node, x)) {
       fail("node '{}' (Reshape): cannot reshape {} to {}", node.name, shape_to_string(x),
            shape_to_string(target));
     }
@@ -207,7 +239,7 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
         static_cast<std::size_t>(normalized_axis(node, node.attrs.value("axis", std::int64_t{0}), x.size()));
     const auto indices = node.attrs.at("indices").get<std::vector<std::int64_t>>();
     const auto indices_shape = node.attrs.at("indices_shape").get<Shape>();
-    if (shape_volume(indices_shape) != static_cast<std::int64_t>(indices.size())) {
+    if (checked_volume(node, indices_shape) != static_cast<std::int64_t>(indices.size())) {
       fail("node '{}' (Gather): indices_shape does not match indices", node.name);
     }
     for (auto index : indices) {
@@ -220,6 +252,20 @@ std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
     return {out};
   }
   fail("node '{}': unknown op '{}'", node.name, op);
+}
+
+}  // namespace
+
+std::vector<Shape> infer_node_shapes(const Graph& graph, const Node& node) {
+  std::vector<Shape> shapes;
+  try {
+    shapes = node_shapes(graph, node);
+  } catch (const nlohmann::json::exception& error) {
+    // An attribute of the wrong JSON type (a package is input like any other).
+    fail("node '{}' ({}): malformed attributes: {}", node.name, node.op, error.what());
+  }
+  for (const auto& shape : shapes) checked_volume(node, shape);
+  return shapes;
 }
 
 void infer_shapes(Graph& graph) {

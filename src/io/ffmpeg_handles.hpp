@@ -37,6 +37,14 @@ struct CodecParametersDeleter {
 struct BsfContextDeleter {
   void operator()(AVBSFContext* context) const { av_bsf_free(&context); }
 };
+// A custom AVIOContext (memory in or out) owns its buffer through av_malloc; libavformat may have
+// replaced it since.
+struct IoContextDeleter {
+  void operator()(AVIOContext* io) const {
+    av_freep(&io->buffer);
+    avio_context_free(&io);
+  }
+};
 struct DictionaryDeleter {
   void operator()(AVDictionary* dictionary) const { av_dict_free(&dictionary); }
 };
@@ -48,6 +56,7 @@ using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
 using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextDeleter>;
 using CodecParametersPtr = std::unique_ptr<AVCodecParameters, CodecParametersDeleter>;
 using BsfContextPtr = std::unique_ptr<AVBSFContext, BsfContextDeleter>;
+using IoContextPtr = std::unique_ptr<AVIOContext, IoContextDeleter>;
 
 // Allocating constructors that throw vapipe::Error when FFmpeg is out of memory.
 PacketPtr make_packet();

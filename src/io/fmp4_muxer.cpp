@@ -26,13 +26,6 @@ constexpr const char* kMovFlags = "empty_moov+default_base_moof+frag_custom";
 struct MuxerDeleter {
   void operator()(AVFormatContext* context) const { avformat_free_context(context); }
 };
-// A custom AVIOContext owns its buffer through av_malloc; libavformat may have replaced it since.
-struct MemoryIoDeleter {
-  void operator()(AVIOContext* io) const {
-    av_freep(&io->buffer);
-    avio_context_free(&io);
-  }
-};
 struct BsfDeleter {
   void operator()(AVBSFContext* context) const { av_bsf_free(&context); }
 };
@@ -81,7 +74,7 @@ std::string avc_codec_string(const std::string& init_segment) {
 
 struct Fmp4Muxer::Output {
   std::unique_ptr<AVFormatContext, MuxerDeleter> context;
-  std::unique_ptr<AVIOContext, MemoryIoDeleter> io;
+  IoContextPtr io;
   std::string written;  // what the muxer wrote since the last take
   AVRational stream_time_base{1, 90000};
   std::int64_t discont_flag = 0;  // movflags' frag_discont bit

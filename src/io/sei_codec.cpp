@@ -379,8 +379,10 @@ void insert_sei(VideoCodec codec, NalFraming framing, std::span<const std::uint8
   if (const auto first = walker.next(); first && first->end > first->begin) {
     const int aud = codec == VideoCodec::kH264 ? kH264AudType : kH265AudType;
     if (nal_type(codec, access_unit[first->begin]) == aud) {
+      // Right after the delimiter, even when what follows is broken (found by fuzz/sei_fuzzer: the SEI
+      // went to the end, behind the broken NAL, where no reader gets to it).
       const auto second = walker.next();
-      at = second ? second->unit_begin : access_unit.size();
+      at = second ? second->unit_begin : first->end;
     }
   }
   out.reserve(out.size() + access_unit.size() + sei_nal.size());

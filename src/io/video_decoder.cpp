@@ -9,7 +9,11 @@
 namespace vapipe::io {
 
 VideoDecoder::VideoDecoder(const AVCodecParameters& parameters, DecoderOptions options, std::string label)
-    : label_(std::move(label)) {
+    : label_(std::move(label)), options_(options) {
+  if (parameters.width > options_.max_width || parameters.height > options_.max_height) {
+    fail("{}: the stream is {}x{}, larger than the maximum resolution {}x{}", label_, parameters.width,
+         parameters.height, options_.max_width, options_.max_height);
+  }
   const AVCodec* codec = avcodec_find_decoder(parameters.codec_id);
   if (codec == nullptr) {
     fail("{}: no decoder for codec '{}' in this FFmpeg build", label_, avcodec_get_name(parameters.codec_id));
@@ -22,9 +26,28 @@ VideoDecoder::VideoDecoder(const AVCodecParameters& parameters, DecoderOptions o
   context_->thread_count = options.threads < 0 ? 1 : options.threads;
   context_->thread_type = options.low_delay ? FF_THREAD_SLICE : FF_THREAD_FRAME | FF_THREAD_SLICE;
   if (options.low_delay) context_->flags |= AV_CODEC_FLAG_LOW_DELAY;
+  context_->opaque = this;
+  context_->get_buffer2 = &VideoDecoder::get_bounded_buffer;
   if (const int error = avcodec_open2(context_.get(), codec, nullptr); error < 0) {
     fail("{}: opening the {} decoder: {}", label_, codec->name, av_error_text(error));
   }
+}
+
+int VideoDecoder::get_bounded_buffer(AVCodecContext* context, AVFrame* frame, int flags) {
+  auto& self = *static_cast<VideoDecoder*>(context->opaque);
+  if (frame->width > self.options_.max_width || frame->height > self.options_.max_height) {
+    self.oversized_height_.store(frame->height, std::memory_order_relaxed);
+    self.oversized_width_.store(frame->width, std::memory_order_relaxed);
+    return AVERROR(EINVAL);
+  }
+  return avcodec_default_get_buffer2(context, frame, flags);
+}
+
+void VideoDecoder::throw_if_oversized() const {
+  const int width = oversized_width_.load(std::memory_order_relaxed);
+  if (width == 0) return;
+  fail("{}: a frame is {}x{}, larger than the maximum resolution {}x{}", label_, width,
+       oversized_height_.load(std::memory_order_relaxed), options_.max_width, options_.max_height);
 }
 
 DecodeStatus VideoDecoder::send(const AVPacket* packet, std::int64_t tag) {
@@ -36,6 +59,7 @@ DecodeStatus VideoDecoder::send(const AVPacket* packet, std::int64_t tag) {
   if (error == 0) return DecodeStatus::kOk;
   if (error == AVERROR(EAGAIN)) return DecodeStatus::kAgain;
   if (error == AVERROR_EOF) return DecodeStatus::kOk;  // already flushing
+  if (!flush) throw_if_oversized();
   // Corrupt or unsupported data: the packet is dropped, decoding resumes at the next one. Only the first
   // few are logged, so a broken stream cannot flood the log.
   if (++errors_ <= 3) spdlog::warn("{}: packet dropped: {}", label_, av_error_text(error));
@@ -54,6 +78,7 @@ DecodeStatus VideoDecoder::receive(AVFrame& frame) {
     if (error == AVERROR(EAGAIN)) return DecodeStatus::kAgain;
     if (error == AVERROR_EOF) return DecodeStatus::kEndOfStream;
     // A decode error surfaced on the output side (frame threading): count it and try the next frame.
+    if (!draining_) throw_if_oversized();
     if (++errors_ <= 3) spdlog::warn("{}: frame dropped: {}", label_, av_error_text(error));
     if (!draining_) return DecodeStatus::kAgain;
   }

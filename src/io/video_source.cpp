@@ -235,6 +235,12 @@ bool VideoSource::read(AVPacket& packet) {
       av_packet_unref(&packet);
       continue;
     }
+    if (packet.size > kMaxPacketBytes) {
+      const int size = packet.size;
+      av_packet_unref(&packet);
+      fail("{}: a packet of {} bytes is larger than the maximum ({} bytes)", shown_url_, size,
+           kMaxPacketBytes);
+    }
     const std::int64_t timestamp = packet.pts != AV_NOPTS_VALUE ? packet.pts : packet.dts;
     if (timestamp != AV_NOPTS_VALUE) {
       const std::int64_t first = packet.dts != AV_NOPTS_VALUE ? std::min(packet.dts, timestamp) : timestamp;

@@ -26,6 +26,10 @@ struct SourceOptions {
       format_options;  // extra demuxer/protocol options (-> avformat_open_input)
 };
 
+// Larger packets end the stream with vapipe::Error: an 8K intra frame at broadcast quality is a few MiB,
+// and a raw Annex-B stream without start codes would otherwise grow one packet without bound.
+inline constexpr int kMaxPacketBytes = 64 << 20;
+
 // What a consumer needs to set up a decoder or a passthrough output for the selected stream.
 struct StreamInfo {
   AVCodecID codec_id = AV_CODEC_ID_NONE;
@@ -53,7 +57,7 @@ class VideoSource {
 
   // Unreferences `packet` and fills it with a reference to the next packet of the video stream (pts/dts
   // in info().time_base). Returns false at end of stream (or after interrupt()). Throws vapipe::Error on
-  // I/O errors and timeouts.
+  // I/O errors, timeouts and packets larger than kMaxPacketBytes.
   bool read(AVPacket& packet);
 
   // Thread-safe: makes a blocked or later read() return false promptly.

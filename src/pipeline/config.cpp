@@ -359,8 +359,9 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
   try {
     DuplicateKeyCheck check(r);
     root = json::parse(json_text, std::ref(check));
-  } catch (const json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line L, column C: ..."
+  } catch (const json::exception& e) {
+    // e.what() reads "[json.exception.parse_error.101] parse error at line L, column C: ...", or
+    // "[json.exception.out_of_range.406] number overflow parsing '1e400'" (found by fuzz/config_fuzzer).
     std::string what = e.what();
     if (const auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
     r.error("", "not valid JSON: {}", what);

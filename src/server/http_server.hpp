@@ -6,7 +6,7 @@
 // Security defaults (issue 5/6): binds 127.0.0.1 unless configured; with a token every /api/ route and
 // every WebSocket requires it (`Authorization: Bearer T` or `?token=T`), and a bind address that is not
 // loopback without a token is refused at start; static files are served only from inside the web root
-// (no `..`, no symlink escapes); request bodies are bounded (kMaxBodyBytes).
+// (no `..`, no symlink escapes); request bodies are bounded (HttpServerOptions::max_body_bytes).
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>

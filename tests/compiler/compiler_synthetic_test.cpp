@@ -9,6 +9,8 @@
 
 #include "compiler/compiler.hpp"
 #include "compiler/onnx_builder.hpp"
+#include "compiler/onnx_importer.hpp"
+#include "compiler/onnx_model.hpp"
 #include "compiler/reference_executor.hpp"
 #include "core/error.hpp"
 #include "support/test_data.hpp"
@@ -293,6 +295,34 @@ TEST(CompilerSynthetic, MissingAndNonOnnxFilesNameTheFile) {
   options.onnx_path = "x.onnx";
   options.batches = {0};
   EXPECT_THROW(compile_onnx(options), Error);
+}
+
+// protobuf cannot parse 2 GiB: a larger file is refused by its size, before it is read.
+TEST(CompilerSynthetic, OnnxFileLargerThanTheModelLimitIsRefused) {
+  const auto path = test::scratch_dir() / "huge.onnx";
+  std::ofstream(path) << "x";
+  std::filesystem::resize_file(path, kMaxOnnxBytes + 1);  // sparse: no disk used
+  try {
+    load_onnx(path.string());
+    FAIL() << "a 2 GiB ONNX file was accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()),
+              path.string() +
+                  ": 2147483648 bytes is more than an ONNX model may have (2147483647 bytes, "
+                  "protobuf's limit)");
+  }
+  std::filesystem::remove(path);
+}
+
+// An initializer whose dims ask for more than 2^31 elements is refused naming it (no allocation).
+TEST(CompilerSynthetic, InitializerWithHugeDimsIsRefused) {
+  OnnxBuilder b(17);
+  b.input("x", {1, 3, 8, 8});
+  b.initializer("w", {1 << 16, 1 << 16, 1, 1}, {});
+  b.node("Conv", {"x", "w"}, {"y"});
+  b.output("y");
+  const auto model = load_onnx(b.save(test::scratch_dir() / "dims.onnx"));
+  EXPECT_THROW(lower_onnx(model, {}), Error);
 }
 
 }  // namespace

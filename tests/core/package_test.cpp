@@ -2,8 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
+
+#include <fmt/format.h>
 
 #include "core/error.hpp"
 #include "support/test_data.hpp"
@@ -22,8 +29,8 @@ Package make_package() {
     const int input = graph.add_tensor({"x", DType::kF32, {batch, 2}, std::nullopt});
     // The same weights in both stages: the writer must store them once.
     const int weight = graph.add_tensor(
-        {"w", DType::kF32, {batch, 2}, ConstBytes::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8})});
-    const int output = graph.add_tensor({"y", DType::kF32, {batch, 2}, std::nullopt});
+        {"w", DType::kF32, {4, 2}, ConstBytes::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8})});
+    const int output = graph.add_tensor({"y", DType::kF32, {4, 2}, std::nullopt});
     graph.nodes.push_back({"add0", "Binary", {input, weight}, {output}, {{"alg", "add"}}});
     graph.inputs = {input};
     graph.outputs = {output};
@@ -111,6 +118,89 @@ TEST(Package, NonPackageIsRefused) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("not a vapipe package"), std::string::npos) << error.what();
   }
+}
+
+// The manifest of `package` rewritten by `edit` into an otherwise valid file (layout and checksums
+// recomputed), the way a buggy or hostile writer would make it.
+std::string write_with_manifest(const Package& package, const std::string& name,
+                                const std::function<void(nlohmann::json&)>& edit) {
+  const auto path = (test::scratch_dir() / name).string();
+  write_package(package, path);
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::uint64_t manifest_size = 0, blob_offset = 0, blob_size = 0;
+  std::memcpy(&manifest_size, bytes.data() + 24, sizeof(manifest_size));
+  std::memcpy(&blob_offset, bytes.data() + 32, sizeof(blob_offset));
+  std::memcpy(&blob_size, bytes.data() + 40, sizeof(blob_size));
+  auto manifest = nlohmann::json::parse(bytes.substr(64, manifest_size));
+  edit(manifest);
+  // Laid out again as write_package does: header, manifest, the blob 64-byte aligned after it.
+  const std::string text = manifest.dump();
+  const std::string blob = bytes.substr(blob_offset, blob_size);
+  manifest_size = text.size();
+  blob_offset = (64 + manifest_size + 63) / 64 * 64;
+  bytes.resize(64);
+  bytes += text;
+  bytes.resize(blob_offset, '\0');
+  bytes += blob;
+  std::memcpy(bytes.data() + 24, &manifest_size, sizeof(manifest_size));
+  std::memcpy(bytes.data() + 32, &blob_offset, sizeof(blob_offset));
+  const auto crc = [&](std::size_t offset, std::size_t size) {
+    return static_cast<std::uint32_t>(::crc32(::crc32(0L, Z_NULL, 0),
+                                              reinterpret_cast<const Bytef*>(bytes.data() + offset),
+                                              static_cast<uInt>(size)));
+  };
+  const std::uint32_t manifest_crc = crc(64, manifest_size);
+  std::memcpy(bytes.data() + 48, &manifest_crc, sizeof(manifest_crc));
+  const std::uint32_t header_crc = crc(0, 56);
+  std::memcpy(bytes.data() + 56, &header_crc, sizeof(header_crc));
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  return path;
+}
+
+std::string load_error(const std::string& path) {
+  try {
+    read_package(path);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(accepted)";
+}
+
+TEST(Package, FileLargerThanTheModelLimitIsRefusedBeforeMapping) {
+  const auto path = (test::scratch_dir() / "huge.vpk").string();
+  write_package(make_package(), path);
+  std::filesystem::resize_file(path, kMaxPackageBytes + 1);  // sparse: no disk used
+  EXPECT_EQ(load_error(path), fmt::format("{}: {} bytes is more than a model package may have ({} bytes)",
+                                          path, kMaxPackageBytes + 1, kMaxPackageBytes));
+}
+
+TEST(Package, ConstantWhoseBytesDoNotMatchItsShapeIsRefused) {
+  const auto path = write_with_manifest(make_package(), "short.vpk", [](nlohmann::json& manifest) {
+    manifest["networks"][0]["stages"][0]["tensors"][1]["shape"] = {64, 2};
+  });
+  EXPECT_NE(load_error(path).find("tensor 'w': 32 bytes of data, its shape 64x2 of f32 needs 512"),
+            std::string::npos)
+      << load_error(path);
+}
+
+TEST(Package, ShapeBeyondTheElementLimitOrNegativeIsRefused) {
+  for (const auto& shape : {nlohmann::json{1 << 20, 1 << 20, 1 << 20}, nlohmann::json{-1, 2}}) {
+    const auto path = write_with_manifest(make_package(), "dims.vpk", [&](nlohmann::json& manifest) {
+      manifest["networks"][0]["stages"][0]["tensors"][0]["shape"] = shape;
+    });
+    EXPECT_NE(load_error(path).find("tensor 'x': shape"), std::string::npos) << load_error(path);
+    EXPECT_NE(load_error(path).find("is negative or has more than 2147483648 elements"), std::string::npos);
+  }
+}
+
+TEST(Package, ConstantOffsetThatWrapsAroundIsRefused) {
+  // offset + size overflows 64 bits to a small number: it must not pass as "inside the weights".
+  const auto path = write_with_manifest(make_package(), "wrap.vpk", [](nlohmann::json& manifest) {
+    manifest["networks"][0]["stages"][0]["tensors"][1]["data"] = {{"offset", 18446744073709551552ULL},
+                                                                  {"size", 96}};
+  });
+  EXPECT_NE(load_error(path).find("lies outside the weights section"), std::string::npos) << load_error(path);
 }
 
 }  // namespace

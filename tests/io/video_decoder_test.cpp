@@ -1,6 +1,7 @@
 #include "io/video_decoder.hpp"
 
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <vector>
@@ -153,6 +154,68 @@ TEST(VideoDecoder, FollowsAResolutionChangeMidStream) {
   count();
   EXPECT_EQ(big, 20);
   EXPECT_EQ(small, 20);
+}
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+// A stream wider than the default maximum (8192) is refused when the decoder opens, naming the stream and
+// its size, before any frame is allocated.
+TEST(VideoDecoder, RefusesAStreamLargerThanTheMaximumResolution) {
+  VAPIPE_REQUIRE_FILE(test::vtest_avi());
+  const auto path = vapipe::test::scratch_dir() / "wide.h264";
+  ASSERT_TRUE(test::run_command(
+      fmt::format("ffmpeg -nostdin -v error -y -i {} -frames:v 2 -vf scale=8208:16 -an -c:v libx264 "
+                  "-preset ultrafast -f h264 {}",
+                  test::quoted(test::vtest_avi()), test::quoted(path))));
+  VideoSource source(path.string());
+  EXPECT_EQ(error_of([&] { VideoDecoder decoder(source.codec_parameters(), {}, "channel 3"); }),
+            "channel 3: the stream is 8208x16, larger than the maximum resolution 8192x8192");
+}
+
+// The stream opens at 320x240 within the bound, then switches to 768x576 beyond it: the first frame over
+// the bound stops decoding with an error naming the size (FFmpeg never allocates it).
+TEST(VideoDecoder, RefusesAFrameLargerThanTheMaximumMidStream) {
+  VAPIPE_REQUIRE_FILE(test::vtest_avi());
+  const auto dir = vapipe::test::scratch_dir();
+  const auto encode = [&](const char* filter, const char* name) {
+    return test::run_command(
+        fmt::format("ffmpeg -nostdin -v error -y -i {} -frames:v 5 {} -an -c:v libx264 -preset ultrafast "
+                    "-bsf:v h264_mp4toannexb -f h264 {}",
+                    test::quoted(test::vtest_avi()), filter, test::quoted(dir / name)));
+  };
+  ASSERT_TRUE(encode("-vf scale=320:240", "small.h264"));
+  ASSERT_TRUE(encode("", "big.h264"));
+  ASSERT_TRUE(test::run_command(fmt::format("cat {} {} > {}", test::quoted(dir / "small.h264"),
+                                            test::quoted(dir / "big.h264"), test::quoted(dir / "sb.h264"))));
+  VideoSource source((dir / "sb.h264").string());
+  // The probe looks ahead and reports the larger size; a live camera announces its first one (SDP).
+  auto announced = copy_codec_parameters(source.codec_parameters());
+  announced->width = 320;
+  announced->height = 240;
+  VideoDecoder decoder(*announced, {.max_width = 640, .max_height = 480}, "cam1");
+  auto packet = make_packet();
+  auto frame = make_frame();
+  int small_frames = 0;
+  const std::string error = error_of([&] {
+    while (source.read(*packet)) {
+      while (decoder.send(packet.get()) == DecodeStatus::kAgain) {
+        while (decoder.receive(*frame) == DecodeStatus::kOk) ++small_frames;
+      }
+      while (decoder.receive(*frame) == DecodeStatus::kOk) {
+        EXPECT_EQ(frame->width, 320);
+        ++small_frames;
+      }
+    }
+  });
+  EXPECT_EQ(error, "cam1: a frame is 768x576, larger than the maximum resolution 640x480");
+  EXPECT_EQ(small_frames, 5);
 }
 
 TEST(FrameView, ViewsYuv420InPlaceAndConvertsOthersToBgr) {

@@ -127,6 +127,33 @@ TEST(VideoSource, LoopsARawH264Stream) {
   EXPECT_GE(source.loops(), 2);
 }
 
+// A raw H.264 stream whose last NAL unit never ends (no further start code for 65 MiB) would grow one
+// packet without bound: past kMaxPacketBytes the read fails naming the source and the size.
+TEST(VideoSource, PacketLargerThanTheMaximumEndsTheStreamWithAClearError) {
+  const auto clip = test::h264_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "H.264");
+  const auto path = vapipe::test::scratch_dir() / "endless_nal.h264";
+  std::filesystem::copy_file(clip, path, std::filesystem::copy_options::overwrite_existing);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::app);
+    const std::string chunk(1 << 20, '\x5a');
+    for (int i = 0; i < (kMaxPacketBytes >> 20) + 1; ++i) out << chunk;
+  }
+  VideoSource source(path.string());
+  auto packet = make_packet();
+  long packets = 0;
+  try {
+    while (source.read(*packet)) ++packets;
+    FAIL() << "a packet of more than " << kMaxPacketBytes << " bytes was returned";
+  } catch (const Error& error) {
+    const std::string text = error.what();
+    EXPECT_EQ(text.find(path.string() + ": a packet of "), 0U) << text;
+    EXPECT_NE(text.find("bytes is larger than the maximum (67108864 bytes)"), std::string::npos) << text;
+  }
+  EXPECT_GE(packets, 59);  // the clip's frames before the endless one all came through
+  std::filesystem::remove(path);
+}
+
 TEST(VideoSource, ReadsAFolderOfImagesInNameOrder) {
   VAPIPE_REQUIRE_FILE(test::vtest_avi());
   const auto dir = vapipe::test::scratch_dir() / "images";

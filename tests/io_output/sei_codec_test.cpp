@@ -168,6 +168,22 @@ TEST(SeiInsert, SeiGoesFirstOrAfterTheDelimiter) {
   EXPECT_EQ(read_metadata(VideoCodec::kH264, NalFraming::annexb(), packet).boxes, boxes);
 }
 
+// Found by fuzz/sei_fuzzer: an access unit delimiter followed by a broken NAL (a length prefix past the
+// end) put the SEI at the very end, behind the broken part, where no reader finds it. It goes right after
+// the delimiter, and the rest is copied unchanged.
+TEST(SeiInsert, AfterTheDelimiterEvenWhenTheRestIsBroken) {
+  const NalFraming framing = NalFraming::length_prefixed(1);
+  SeiInserter inserter(VideoCodec::kH264, framing);
+  const auto boxes = sample_boxes(2);
+  const Bytes broken = {0x01, 0x09, 0x60, 0x65, 0x88};  // AUD (1 byte), then 96 bytes announced, 2 there
+  const Bytes packet(inserter.insert(broken, boxes).begin(), inserter.insert(broken, boxes).end());
+  EXPECT_EQ(Bytes(packet.begin(), packet.begin() + 2), (Bytes{0x01, 0x09}));
+  EXPECT_EQ(Bytes(packet.end() - 3, packet.end()), (Bytes{0x60, 0x65, 0x88}));
+  const auto read = read_metadata(VideoCodec::kH264, framing, packet);
+  EXPECT_TRUE(read.ok()) << to_string(read.error);
+  EXPECT_EQ(read.boxes, boxes);
+}
+
 TEST(SeiRead, ForeignSeiAndPlainFramesHaveNoMetadata) {
   // x264's own user_data_unregistered SEI (another UUID) is skipped.
   Bytes packet = {0, 0, 0, 1, 0x06, 0x05, 17};

@@ -355,6 +355,17 @@ TEST(PipelineConfigErrors, InvalidJsonSaysWhere) {
   EXPECT_THROW(parse_config("[1, 2]", "cameras.json"), Error);
 }
 
+// Found by fuzz/config_fuzzer: a number beyond double's range made the JSON parser throw out_of_range,
+// which escaped parse_config as something other than vapipe::Error.
+TEST(PipelineConfigErrors, NumberBeyondDoubleRangeIsAConfigError) {
+  try {
+    parse_config(R"({"cards": [{"cameras": [{"address": "a.mp4", "chan_num": 21e309}]}]})", "cameras.json");
+    FAIL() << "accepted 21e309";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "cameras.json: not valid JSON: number overflow parsing '21e309'");
+  }
+}
+
 TEST(PipelineConfigErrors, TooLargeAndMissingFiles) {
   const auto dir = test::scratch_dir();
   const auto big = dir / "big.json";

@@ -1,0 +1,156 @@
+// Writes the synthetic seeds of the fuzz corpora (fuzz/make_seeds.sh runs it): tiny ONNX models covering
+// the lowered op families (convolution with fusable activations, pooling, shape chains, split/slice/
+// resize, FP16), the .vpk packages of their lowered graphs, and SEI packets in every codec and framing.
+// Weights are a few random floats: nothing here is a real model.
+//
+//   fuzz_make_seeds <corpus folder>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "compiler/onnx_builder.hpp"
+#include "compiler/onnx_importer.hpp"
+#include "compiler/onnx_model.hpp"
+#include "core/package.hpp"
+#include "io/sei_codec.hpp"
+
+namespace {
+
+using vapipe::test::OnnxBuilder;
+
+OnnxBuilder conv_model() {
+  std::mt19937 rng(1);
+  OnnxBuilder b(17);
+  b.input("x", {1, 3, 8, 8});
+  b.random_initializer("w", {4, 3, 3, 3}, rng);
+  b.random_initializer("bias", {4}, rng);
+  b.random_initializer("w2", {4, 4, 1, 1}, rng);
+  auto& conv = b.node("Conv", {"x", "w", "bias"}, {"c"});
+  OnnxBuilder::attr(conv, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Sigmoid", {"c"}, {"s"});
+  b.node("Mul", {"c", "s"}, {"a"});
+  auto& pool = b.node("MaxPool", {"a"}, {"p"});
+  OnnxBuilder::attr(pool, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  OnnxBuilder::attr(pool, "strides", std::vector<std::int64_t>{2, 2});
+  b.node("Conv", {"p", "w2"}, {"c2"});
+  auto& cat = b.node("Concat", {"p", "c2"}, {"y"});
+  OnnxBuilder::attr(cat, "axis", std::int64_t{1});
+  b.output("y");
+  return b;
+}
+
+// x [1,4,6,6] -> Reshape to [N, 4, 36] with N read from Shape(x) -> Transpose -> Softmax -> Gather.
+OnnxBuilder shape_chain_model() {
+  OnnxBuilder b(13);
+  b.input("x", {1, 4, 6, 6});
+  b.initializer_i64("first", {1}, {0});
+  b.initializer_i64("second", {1}, {1});
+  b.initializer_i64("rest", {2}, {4, 36});
+  b.initializer_i64("pick", {2}, {0, 3});
+  b.node("Shape", {"x"}, {"shape"});
+  b.node("Slice", {"shape", "first", "second"}, {"batch"});
+  auto& target = b.node("Concat", {"batch", "rest"}, {"target"});
+  OnnxBuilder::attr(target, "axis", std::int64_t{0});
+  b.node("Reshape", {"x", "target"}, {"r"});
+  auto& transpose = b.node("Transpose", {"r"}, {"t"});
+  OnnxBuilder::attr(transpose, "perm", std::vector<std::int64_t>{0, 2, 1});
+  auto& softmax = b.node("Softmax", {"t"}, {"sm"});
+  OnnxBuilder::attr(softmax, "axis", std::int64_t{-1});
+  auto& gather = b.node("Gather", {"sm", "pick"}, {"y"});
+  OnnxBuilder::attr(gather, "axis", std::int64_t{2});
+  b.output("y");
+  return b;
+}
+
+OnnxBuilder split_slice_resize_model() {
+  OnnxBuilder b(13);
+  b.input("x", {1, 3, 2, 2});
+  b.initializer_i64("sizes", {2}, {1, 2});
+  b.initializer_i64("starts", {1}, {1});
+  b.initializer_i64("ends", {1}, {std::numeric_limits<std::int64_t>::max()});
+  b.initializer_i64("axes", {1}, {3});
+  b.initializer("scales", {4}, {1.0F, 1.0F, 2.0F, 2.0F});
+  auto& split = b.node("Split", {"x", "sizes"}, {"a", "bb"});
+  OnnxBuilder::attr(split, "axis", std::int64_t{1});
+  b.node("Slice", {"bb", "starts", "ends", "axes"}, {"sl"});
+  auto& resize = b.node("Resize", {"a", "", "scales"}, {"up"});
+  OnnxBuilder::attr_s(resize, "mode", "nearest");
+  OnnxBuilder::attr_s(resize, "coordinate_transformation_mode", "asymmetric");
+  OnnxBuilder::attr_s(resize, "nearest_mode", "floor");
+  auto& average = b.node("AveragePool", {"up"}, {"ap"});
+  OnnxBuilder::attr(average, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  b.node("LeakyRelu", {"ap"}, {"lr"});
+  b.output("lr");
+  b.output("sl");
+  return b;
+}
+
+OnnxBuilder fp16_model() {
+  OnnxBuilder b(17);
+  b.input("x", {1, 1, 2, 2}, onnx::TensorProto_DataType_FLOAT16);
+  b.initializer_f16("w", {1, 1, 1, 1}, {0x4000});
+  b.initializer_f16("b", {1}, {0x3C00});
+  auto& cast = b.node("Cast", {"x"}, {"xf"});
+  OnnxBuilder::attr(cast, "to", std::int64_t{onnx::TensorProto_DataType_FLOAT});
+  b.node("Conv", {"xf", "w", "b"}, {"c"});
+  b.node("Clip", {"c"}, {"y"});
+  b.output("y");
+  return b;
+}
+
+void write_file(const std::filesystem::path& path, std::span<const std::uint8_t> bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s <corpus folder>\n", argv[0]);
+    return 2;
+  }
+  const std::filesystem::path corpus = argv[1];
+  for (const char* target : {"onnx", "package", "sei"}) std::filesystem::create_directories(corpus / target);
+
+  const std::pair<const char*, OnnxBuilder> models[] = {{"conv", conv_model()},
+                                                        {"shape_chain", shape_chain_model()},
+                                                        {"split_slice_resize", split_slice_resize_model()},
+                                                        {"fp16", fp16_model()}};
+  for (const auto& [name, builder] : models) {
+    const auto onnx_path = builder.save(corpus / "onnx" / (std::string(name) + ".onnx"));
+    const auto model = vapipe::compiler::load_onnx(onnx_path);
+    vapipe::ir::Network network;
+    network.name = name;
+    network.metadata = {{"model_type", "yolov5s"}, {"class_names", {"person", "car"}}};
+    for (std::int64_t batch : {1, 2}) {
+      network.stages.push_back({batch, vapipe::compiler::lower_onnx(model, {.batch = batch})});
+    }
+    vapipe::ir::Package package;
+    package.networks.push_back(std::move(network));
+    vapipe::ir::write_package(package, (corpus / "package" / (std::string(name) + ".vpk")).string());
+  }
+
+  // First byte: bit 0 H.265, bit 1 Annex-B, bits 2.. the length size (sei_fuzzer.cpp).
+  using namespace vapipe::io;
+  const std::vector<MetadataBox> boxes = {{10, 20, 110, 220, 0.9F, 0, 3}, {5, 5, 50, 60, 0.4F, 2, -1}};
+  const std::vector<std::uint8_t> slice = {0x00, 0x00, 0x00, 0x01, 0x65, 0x88, 0x84, 0x00, 0x00, 0x03, 0x01};
+  for (int selector : {0b00, 0b01, 0b10, 0b11, 0b0100, 0b1000}) {
+    const VideoCodec codec = (selector & 1) != 0 ? VideoCodec::kH265 : VideoCodec::kH264;
+    const int length_sizes[] = {1, 2, 4};
+    const NalFraming framing = (selector & 2) != 0
+                                   ? NalFraming::annexb()
+                                   : NalFraming::length_prefixed(length_sizes[(selector >> 2) % 3]);
+    SeiInserter inserter(codec, framing);
+    std::vector<std::uint8_t> seed = {static_cast<std::uint8_t>(selector)};
+    const auto packet = framing.annex_b ? inserter.insert(slice, boxes) : inserter.make_nal(boxes);
+    seed.insert(seed.end(), packet.begin(), packet.end());
+    write_file(corpus / "sei" / ("boxes_" + std::to_string(selector) + ".bin"), seed);
+  }
+  return 0;
+}

@@ -377,6 +377,7 @@ RunSummary Pipeline::summarize(double seconds) const {
     row.reconnects = c.reconnects.load();
     row.packets_written = c.packets_written.load();
     row.packets_dropped = c.packets_dropped.load();
+    row.results_dropped = c.results_dropped.load();
     summary.channels.push_back(std::move(row));
   }
   return summary;

@@ -168,6 +168,8 @@ std::string format_metrics(const pipeline::Pipeline& pipeline, const StatsHistor
        &pipeline::ChannelCounters::packets_written},
       {"vapipe_packets_dropped_total", "Video packets the output could not take.",
        &pipeline::ChannelCounters::packets_dropped},
+      {"vapipe_results_dropped_total", "Result lines the results file could not take (disk full).",
+       &pipeline::ChannelCounters::results_dropped},
   };
   for (const auto& counter : kCounters) {
     family(out, counter.name, "counter", counter.help);
@@ -243,7 +245,8 @@ json ControlApi::channel_json(std::size_t id) const {
                 {"decode_errors", c.decode_errors.load()},
                 {"reconnects", c.reconnects.load()},
                 {"packets_written", c.packets_written.load()},
-                {"packets_dropped", c.packets_dropped.load()}}}};
+                {"packets_dropped", c.packets_dropped.load()},
+                {"results_dropped", c.results_dropped.load()}}}};
 }
 
 HttpResponse ControlApi::list_channels(const HttpRequest& request) const {

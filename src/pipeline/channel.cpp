@@ -304,6 +304,13 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
     return false;
   }
   const std::uint64_t errors_before = counters_.decode_errors.load();
+  const std::uint64_t corrupt_before = counters_.corrupt_frames.load();
+  auto publish_errors = [&] {
+    counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
+                                  std::memory_order_relaxed);
+    counters_.corrupt_frames.store(corrupt_before + static_cast<std::uint64_t>(decoder->corrupt_frames()),
+                                   std::memory_order_relaxed);
+  };
   io::PacketPtr packet = io::make_packet();
   io::FramePtr frame = io::make_frame();
   double pending_decode_ms = 0.0;  // decode time not yet attributed to a frame
@@ -382,8 +389,7 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
         report_lost(tag);
         mark_answered(tag);
       }
-      counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
-                                    std::memory_order_relaxed);
+      publish_errors();
       drain_frames();
       if (track_packets) settle(kDecoderWindowPackets);
     }
@@ -395,8 +401,7 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
   decoder->send(nullptr);
   drain_frames();
   if (track_packets) settle(0);  // the decoder is empty: what it did not answer is lost
-  counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
-                                std::memory_order_relaxed);
+  publish_errors();
   return ok;
 }
 

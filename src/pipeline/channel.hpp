@@ -59,6 +59,7 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> skipped{0};
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> decode_errors{0};
+  std::atomic<std::uint64_t> corrupt_frames{0};  // decoded with concealed errors (damaged stream)
   std::atomic<std::uint64_t> reconnects{0};
   std::atomic<std::uint64_t> packets_written{0};
   std::atomic<std::uint64_t> packets_dropped{0};  // video output could not take them (server down)

@@ -43,8 +43,9 @@ nlohmann::json light_model_config(const std::string& name, const nlohmann::json&
   return model;
 }
 
-nlohmann::json camera_config(const std::string& address, const std::string& model, bool loop) {
-  return {{"address", address}, {"chan_num", 1}, {"model_names", {model}}, {"loop", loop}, {"pace", true}};
+nlohmann::json camera_config(const std::string& address, const std::string& model, bool loop,
+                             bool pace = true) {
+  return {{"address", address}, {"chan_num", 1}, {"model_names", {model}}, {"loop", loop}, {"pace", pace}};
 }
 
 // Channel 0: `faulty` (model "det" with `model_extra`, results to `results`); channel 1: the healthy one,
@@ -58,7 +59,7 @@ nlohmann::json two_channels(const nlohmann::json& faulty, const nlohmann::json& 
        {"cameras",
         {faulty, camera_config(io::test::mp4_clip().string(), healthy_results ? "healthy" : "det", true)}}}};
   nlohmann::json det = light_model_config("det", {{"results_path", results.string()}});
-  det.update(model_extra);
+  if (model_extra.is_object()) det.update(model_extra);
   config["models"] = {det};
   if (healthy_results)
     config["models"].push_back(light_model_config("healthy", {{"results_path", healthy_results->string()}}));
@@ -254,7 +255,8 @@ TEST(Faults, AServerThatAcceptsAndStallsTimesOutAndTheOtherChannelCounts) {
   }
   expect_accounted(summary);
   EXPECT_EQ(log.count("channel 0", "retrying every"), 1) << log.text();
-  EXPECT_EQ(log.count("channel 0", "reconnected after"), 1) << log.text();
+  // Never connected before: the first connection is "connected", not "reconnected".
+  EXPECT_EQ(log.count("channel 0", "): connected"), 1) << log.text();
 }
 
 // A camera restarted with another resolution and codec (H.264 320x240 -> H.265 640x480): the frames of
@@ -321,7 +323,8 @@ TEST(Faults, AFileThatChangesResolutionMidwayKeepsEveryFrame) {
   ASSERT_GT(expected, 40);
   RunSummary summary;
   {
-    RunningPipeline pipeline(two_channels(camera_config(both.string(), "det", false), {}, dir / "r.jsonl"));
+    RunningPipeline pipeline(
+        two_channels(camera_config(both.string(), "det", false, false), {}, dir / "r.jsonl"));
     EXPECT_TRUE(
         wait_until([&] { return pipeline.counters(0).output.load() >= static_cast<std::uint64_t>(expected); },
                    std::chrono::seconds(40)));
@@ -349,7 +352,8 @@ TEST(Faults, TruncatedFilesEndTheirChannelWithOneClearLine) {
     LogCapture log;
     RunSummary summary;
     {
-      RunningPipeline pipeline(two_channels(camera_config(cut.string(), "det", false), {}, dir / "r.jsonl"));
+      RunningPipeline pipeline(
+          two_channels(camera_config(cut.string(), "det", false, false), {}, dir / "r.jsonl"));
       EXPECT_TRUE(wait_until(
           [&] {
             return pipeline.counters(0).output.load() == pipeline.counters(0).decoded.load() &&
@@ -376,8 +380,8 @@ TEST(Faults, TruncatedFilesEndTheirChannelWithOneClearLine) {
   }
 }
 
-// Seeded damage to an Annex-B stream: random byte flips in 1 % of the packets' bytes after the first key
-// frame, and every 7th NAL unit cut to half its length.
+// Seeded damage to an Annex-B stream, past the first NAL units (parameter sets, first key frame): random
+// byte flips in 1 % of the bytes, every 7th NAL unit cut to half its length, every 11th one left out.
 std::vector<char> damaged(std::vector<char> bytes, unsigned seed) {
   std::mt19937 random(seed);
   std::vector<std::size_t> starts;
@@ -389,6 +393,7 @@ std::vector<char> damaged(std::vector<char> bytes, unsigned seed) {
     const std::size_t begin = starts[n];
     const std::size_t end = n + 1 < starts.size() ? starts[n + 1] : bytes.size();
     std::size_t length = end - begin;
+    if (n > 4 && n % 11 == 0) continue;                                      // NAL unit lost
     if (n > 4 && n % 7 == 0) length = std::max<std::size_t>(4, length / 2);  // cut NAL unit
     for (std::size_t i = begin; i < begin + length; ++i) {
       char byte = bytes[i];
@@ -412,7 +417,7 @@ TEST(Faults, CorruptH264AndH265DecodeWhatIsLeftAndCountTheLoss) {
     RunSummary summary;
     {
       RunningPipeline pipeline(two_channels(
-          camera_config(corrupt.string(), "det", false),
+          camera_config(corrupt.string(), "det", false, false),
           {{"output_mode", "passthrough"}, {"output_path", (dir / "pass.mkv").string()}}, dir / "r.jsonl"));
       EXPECT_TRUE(wait_until([&] { return log.count("channel 0", "end of file after") == 1; },
                              std::chrono::seconds(40)))
@@ -424,8 +429,11 @@ TEST(Faults, CorruptH264AndH265DecodeWhatIsLeftAndCountTheLoss) {
     const auto& c = summary.channels.at(0);
     EXPECT_EQ(c.state, "ended");
     EXPECT_GT(c.decoded, 20u) << "decoding resumes after damage";
-    // What was lost shows: frames missing from the 60, or packets the decoder rejected.
+    // What was lost shows: frames missing from the 60, packets the decoder rejected, concealed frames.
     EXPECT_TRUE(c.decoded < 60u || c.decode_errors > 0u) << c.decoded << " frames, " << c.decode_errors;
+    // FFmpeg's H.264 decoder flags the frames it concealed; its HEVC decoder does not (5.1), so there the
+    // loss shows only as missing frames and rejected packets.
+    if (source.extension() == ".h264") EXPECT_GT(c.corrupt_frames, 0u) << "damaged frames are counted";
     // The passthrough output got every packet, damaged or not, and stays readable.
     EXPECT_EQ(c.packets_dropped, 0u);
     EXPECT_GT(vapipe::test::probe(dir / "pass_0.mkv").frames, 20);
@@ -479,23 +487,44 @@ TEST(Faults, AnOutputServerThatGoesAwayAndReturnsCostsOnlyThePacketsInBetween) {
   EXPECT_EQ(log.count("output", url, "reconnected after"), 1) << log.text();
 }
 
-// Results to a full disk (/dev/full) and video to a path that cannot be created (below a regular file):
-// each is a clear error line naming the path, the lines that could not be written are counted, and the
-// detections and the other channel go on.
-TEST(Faults, AFullDiskAndAnUnwritablePathCostOnlyTheirOutput) {
+// An output path that cannot be created (below a regular file; root can write anywhere else, and CI runs
+// as root) is a config error before anything starts, naming the key and the path.
+TEST(Faults, AnUnwritableOutputPathIsAClearErrorAtStart) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const fs::path dir = vapipe::test::scratch_dir();
+  std::ofstream(dir / "a-file") << "not a folder";
+  for (const std::string key : {"output_path", "results_path"}) {
+    SCOPED_TRACE(key);
+    const fs::path unwritable = dir / "a-file" / (key == "output_path" ? "out.mp4" : "r.jsonl");
+    nlohmann::json extra = {{key, unwritable.string()}};
+    if (key == "output_path") extra["output_mode"] = "passthrough";
+    const auto config = two_channels(camera_config(io::test::mp4_clip().string(), "det", false), extra,
+                                     dir / "r.jsonl", dir / "healthy.jsonl");
+    try {
+      Pipeline pipeline(parse_config(config.dump(), "faults.json"), quiet_options());
+      ADD_FAILURE() << "an unwritable " << key << " was accepted";
+    } catch (const Error& error) {
+      const std::string message = error.what();
+      EXPECT_NE(message.find("models[0]." + key), std::string::npos) << message;
+      EXPECT_NE(message.find((dir / "a-file").string()), std::string::npos) << message;
+    }
+  }
+}
+
+// Results to a full disk (/dev/full): one error line naming the file, every line that could not be written
+// counted, and the detections, the video and the other channel go on.
+TEST(Faults, AFullDiskCostsOnlyTheResultLinesAndCountsThem) {
   VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
   VAPIPE_REQUIRE_CLIP(io::test::mp4_clip(), "MP4");
   ASSERT_TRUE(fs::exists("/dev/full"));
   const fs::path dir = vapipe::test::scratch_dir();
-  std::ofstream(dir / "a-file") << "not a folder";
-  const fs::path unwritable = dir / "a-file" / "out.mp4";
   LogCapture log;
   RunSummary summary;
   {
     nlohmann::json config =
         two_channels(camera_config(io::test::mp4_clip().string(), "det", true),
-                     {{"output_mode", "passthrough"}, {"output_path", unwritable.string()}}, "/dev/full",
-                     dir / "healthy.jsonl");
+                     {{"output_mode", "passthrough"}, {"output_path", (dir / "pass.mkv").string()}},
+                     "/dev/full", dir / "healthy.jsonl");
     RunningPipeline pipeline(config);
     EXPECT_TRUE(pipeline.progresses(0, 20, std::chrono::seconds(30)));
     EXPECT_TRUE(pipeline.progresses(1, 20, std::chrono::seconds(30)));
@@ -504,13 +533,10 @@ TEST(Faults, AFullDiskAndAnUnwritablePathCostOnlyTheirOutput) {
   expect_accounted(summary);
   const auto& full = summary.channels.at(0);
   EXPECT_EQ(full.results_dropped, full.output) << "every line was refused by /dev/full";
-  EXPECT_EQ(full.packets_written, 0u);
-  EXPECT_GT(full.packets_dropped, 0u);
+  EXPECT_GT(full.packets_written, 20u) << "the video does not depend on the results file";
   EXPECT_EQ(summary.channels.at(1).results_dropped, 0u);
   EXPECT_EQ(read_records(dir / "healthy.jsonl").size(), summary.channels.at(1).output);
   EXPECT_EQ(log.count("results '/dev/full'", "write failed"), 1) << log.text();
-  EXPECT_GE(log.count(unwritable.string()), 1) << log.text();
-  EXPECT_LE(log.count("output", unwritable.string(), "retrying"), 1) << log.text();
 }
 
 // A small tmpfs filled up, then freed: the results file says so once, counts the lost lines, and writes

@@ -433,7 +433,9 @@ TEST(Faults, CorruptH264AndH265DecodeWhatIsLeftAndCountTheLoss) {
     EXPECT_TRUE(c.decoded < 60u || c.decode_errors > 0u) << c.decoded << " frames, " << c.decode_errors;
     // FFmpeg's H.264 decoder flags the frames it concealed; its HEVC decoder does not (5.1), so there the
     // loss shows only as missing frames and rejected packets.
-    if (source.extension() == ".h264") EXPECT_GT(c.corrupt_frames, 0u) << "damaged frames are counted";
+    if (source.extension() == ".h264") {
+      EXPECT_GT(c.corrupt_frames, 0u) << "damaged frames are counted";
+    }
     // The passthrough output got every packet, damaged or not, and stays readable.
     EXPECT_EQ(c.packets_dropped, 0u);
     EXPECT_GT(vapipe::test::probe(dir / "pass_0.mkv").frames, 20);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <span>
@@ -27,9 +28,22 @@ namespace vapipe::pipeline {
 
 namespace {
 
-// Packets held for their frame's metadata before they are sent without it: deeper than any H.264/H.265
-// reordering (16 frames), so only a packet that never yields a frame (corrupt) waits this long.
-constexpr std::size_t kMaxPendingPackets = 64;
+// Passthrough: a packet the decoder has not turned into a frame after this many further packets never
+// will (an SPS-only packet, a picture the decoder dropped): deeper than any H.264/H.265 reordering (16
+// frames) with the single-threaded decoder of run_source. The source thread then reports it lost and the
+// output sends it without SEI. The output never gives up on a packet by counting its own backlog: that
+// backlog is the detector's latency, which a slow machine or an unpaced file makes as deep as the queues.
+constexpr std::size_t kDecoderWindowPackets = 32;
+
+// A file output that starts again (the stream changed codec or size) is never written over: segment n
+// goes next to the first one as name.n.ext. Network outputs keep their address (a new session).
+std::string segment_url(const std::string& first, int segment) {
+  if (first.empty() || first.find("://") != std::string::npos) return first;
+  const std::filesystem::path file(first);
+  std::filesystem::path named = file.parent_path() / fmt::format("{}.{}", file.stem().string(), segment);
+  named += file.extension();
+  return named.string();
+}
 
 std::uint64_t to_us(double ms) { return static_cast<std::uint64_t>(std::max(0.0, ms) * 1000.0); }
 
@@ -83,10 +97,16 @@ struct Channel::OutputState {
   AVRational frame_rate{0, 1};
 
   std::string video_url;    // empty: no output_path, the video goes to taps only
+  std::string first_url;    // video_url of the first output segment
+  int segment = 0;          // output restarts so far (segment_url)
   bool video_open = false;  // the writer (if any) and the taps take packets
   bool video_disabled = false;
   bool reencode = false;  // passthrough of a codec without SEI: x264 + SEI
   std::unique_ptr<io::StreamWriter> writer;
+  // Packets of the writers closed before this one (the output restarts when the stream changes codec or
+  // size): the channel's counters are totals over all of them.
+  std::uint64_t written_before = 0;
+  std::uint64_t dropped_before = 0;
   // Passthrough: source packets waiting for their frame's detections, and detections waiting to be sent.
   std::deque<std::pair<std::int64_t, io::PacketPtr>> pending;
   std::map<std::int64_t, std::vector<io::MetadataBox>> done;
@@ -284,9 +304,39 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
     return false;
   }
   const std::uint64_t errors_before = counters_.decode_errors.load();
+  const std::uint64_t corrupt_before = counters_.corrupt_frames.load();
+  auto publish_errors = [&] {
+    counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
+                                  std::memory_order_relaxed);
+    counters_.corrupt_frames.store(corrupt_before + static_cast<std::uint64_t>(decoder->corrupt_frames()),
+                                   std::memory_order_relaxed);
+  };
   io::PacketPtr packet = io::make_packet();
   io::FramePtr frame = io::make_frame();
   double pending_decode_ms = 0.0;  // decode time not yet attributed to a frame
+  // Passthrough: for the packets of this connection from tag `window_base` on, whether the decoder has
+  // given a frame for them (or they were reported lost). Tags are consecutive, so a flag per packet.
+  const bool track_packets = wants_packets_ && !reencode_;
+  std::deque<bool> answered;
+  std::int64_t window_base = next_tag_;
+  auto report_lost = [&](std::int64_t tag) {
+    ChannelEvent lost;
+    lost.kind = ChannelEvent::Kind::kPacketLost;
+    lost.tag = tag;
+    events_.push(std::move(lost));
+  };
+  auto mark_answered = [&](std::int64_t tag) {
+    if (tag >= window_base && tag - window_base < static_cast<std::int64_t>(answered.size()))
+      answered[static_cast<std::size_t>(tag - window_base)] = true;
+  };
+  // Packets older than the last `keep` that are still unanswered will never be: reported lost.
+  auto settle = [&](std::size_t keep) {
+    while (!answered.empty() && (answered.front() || answered.size() > keep)) {
+      if (!answered.front()) report_lost(window_base);
+      answered.pop_front();
+      ++window_base;
+    }
+  };
 
   auto drain_frames = [&] {
     for (;;) {
@@ -298,6 +348,7 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
       task->channel = setup_.channel;
       task->frame_index = next_frame_++;
       task->packet_tag = frame->reordered_opaque;
+      if (track_packets) mark_answered(task->packet_tag);
       task->pts = frame->best_effort_timestamp;
       task->width = frame->width;
       task->height = frame->height;
@@ -324,6 +375,7 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
         event.packet = io::make_packet();
         if (av_packet_ref(event.packet.get(), packet.get()) < 0) fail("out of memory referencing a packet");
         events_.push(std::move(event));
+        answered.push_back(false);
       }
       const std::int64_t errors = decoder->errors();
       for (;;) {
@@ -333,15 +385,13 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
         if (status != io::DecodeStatus::kAgain) break;
         drain_frames();
       }
-      if (decoder->errors() > errors && wants_packets_ && !reencode_) {
-        ChannelEvent lost;
-        lost.kind = ChannelEvent::Kind::kPacketLost;
-        lost.tag = tag;
-        events_.push(std::move(lost));
+      if (decoder->errors() > errors && track_packets) {
+        report_lost(tag);
+        mark_answered(tag);
       }
-      counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
-                                    std::memory_order_relaxed);
+      publish_errors();
       drain_frames();
+      if (track_packets) settle(kDecoderWindowPackets);
     }
   } catch (const Error& error) {
     failure = error.what();
@@ -350,8 +400,8 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
   // Frames still inside the decoder (reordering, frame threads) belong to this connection: get them out.
   decoder->send(nullptr);
   drain_frames();
-  counters_.decode_errors.store(errors_before + static_cast<std::uint64_t>(decoder->errors()),
-                                std::memory_order_relaxed);
+  if (track_packets) settle(0);  // the decoder is empty: what it did not answer is lost
+  publish_errors();
   return ok;
 }
 
@@ -371,7 +421,7 @@ void Channel::route_frame(FrameTaskPtr task) {
 void Channel::output_loop() {
   OutputState out;
   if (setup_.model->output_path)
-    out.video_url = channel_output_url(*setup_.model->output_path, setup_.channel);
+    out.first_url = out.video_url = channel_output_url(*setup_.model->output_path, setup_.channel);
   while (auto event = events_.pop()) handle(out, std::move(*event));
   // Closed before the end arrived (shutdown): whatever is left goes out in order.
   while (!out.reorder.empty()) {
@@ -402,9 +452,10 @@ void Channel::handle(OutputState& out, ChannelEvent event) {
       out.reencode = event.reencode;
       if (wants_packets_ && changed && out.video_open) {
         write_passthrough(out, true);
-        spdlog::warn("{}: the stream changed codec or size; output {} starts again", label_,
-                     out.video_url.empty() ? std::string("(live only)") : out.video_url);
         stop_video(out);
+        out.video_url = segment_url(out.first_url, ++out.segment);
+        spdlog::warn("{}: the stream changed codec or size; output starts again in {}", label_,
+                     out.video_url.empty() ? std::string("(live only)") : out.video_url);
         out.video_disabled = false;
       }
       return;
@@ -475,7 +526,8 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
     record.inferred = task->outcome == FrameOutcome::kInferred;
     record.detections = task->detections;
     const std::string line = format_record(record, [&](int id) { return labels.label(id); });
-    if (setup_.results != nullptr) setup_.results->write_line(line);
+    if (setup_.results != nullptr && !setup_.results->write_line(line))
+      counters_.results_dropped.fetch_add(1, std::memory_order_relaxed);
     const AVFrame* picture = taps_want_pixels_ ? task->frame.get() : nullptr;
     notify_taps([&](ChannelTap& tap) { tap.frame_done(record, line, picture); });
   }
@@ -565,6 +617,8 @@ void Channel::stop_video(OutputState& out) {
     publish_writer_stats(out);
     spdlog::info("{}: output {} closed ({} packets written, {} dropped)", label_, out.video_url,
                  out.writer->stats().packets_written, out.writer->stats().packets_dropped);
+    out.written_before += static_cast<std::uint64_t>(out.writer->stats().packets_written);
+    out.dropped_before += static_cast<std::uint64_t>(out.writer->stats().packets_dropped);
     out.writer.reset();
   }
   notify_taps([](ChannelTap& tap) { tap.video_stopped(); });
@@ -572,8 +626,10 @@ void Channel::stop_video(OutputState& out) {
 
 void Channel::publish_writer_stats(const OutputState& out) {
   if (!out.writer) return;
-  counters_.packets_written.store(static_cast<std::uint64_t>(out.writer->stats().packets_written));
-  counters_.packets_dropped.store(static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
+  counters_.packets_written.store(out.written_before +
+                                  static_cast<std::uint64_t>(out.writer->stats().packets_written));
+  counters_.packets_dropped.store(out.dropped_before +
+                                  static_cast<std::uint64_t>(out.writer->stats().packets_dropped));
 }
 
 void Channel::open_video_output(OutputState& out, const FrameTask& first) {
@@ -643,7 +699,7 @@ void Channel::write_passthrough(OutputState& out, bool flush_all) {
                                               found->second);
       fill_packet(*out.sei_packet, bytes, *packet);
       send_video(out, *out.sei_packet);
-    } else if (flush_all || out.lost.contains(tag) || out.pending.size() > kMaxPendingPackets) {
+    } else if (flush_all || out.lost.contains(tag)) {
       send_video(out, *packet);  // no frame will carry metadata for it: sent as it came
     } else {
       break;

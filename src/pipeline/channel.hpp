@@ -59,9 +59,11 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> skipped{0};
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> decode_errors{0};
+  std::atomic<std::uint64_t> corrupt_frames{0};  // decoded with concealed errors (damaged stream)
   std::atomic<std::uint64_t> reconnects{0};
   std::atomic<std::uint64_t> packets_written{0};
   std::atomic<std::uint64_t> packets_dropped{0};  // video output could not take them (server down)
+  std::atomic<std::uint64_t> results_dropped{0};  // JSON Lines the results file could not take (disk full)
   // Sums over output frames of the per-stage times, in microseconds.
   std::atomic<std::uint64_t> decode_us{0};
   std::atomic<std::uint64_t> preprocess_us{0};

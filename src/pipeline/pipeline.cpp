@@ -374,9 +374,11 @@ RunSummary Pipeline::summarize(double seconds) const {
     row.skipped = c.skipped.load();
     row.dropped = c.dropped.load();
     row.decode_errors = c.decode_errors.load();
+    row.corrupt_frames = c.corrupt_frames.load();
     row.reconnects = c.reconnects.load();
     row.packets_written = c.packets_written.load();
     row.packets_dropped = c.packets_dropped.load();
+    row.results_dropped = c.results_dropped.load();
     summary.channels.push_back(std::move(row));
   }
   return summary;

@@ -44,7 +44,8 @@ struct ChannelSummary {
   std::string address;  // as configured (credentials removed)
   std::string state;
   std::uint64_t decoded = 0, output = 0, inferred = 0, skipped = 0, dropped = 0, decode_errors = 0,
-                reconnects = 0, packets_written = 0, packets_dropped = 0;
+                corrupt_frames = 0, reconnects = 0, packets_written = 0, packets_dropped = 0,
+                results_dropped = 0;
 };
 
 struct RunSummary {

@@ -163,11 +163,15 @@ std::string format_metrics(const pipeline::Pipeline& pipeline, const StatsHistor
        &pipeline::ChannelCounters::dropped},
       {"vapipe_decode_errors_total", "Packets the decoder rejected.",
        &pipeline::ChannelCounters::decode_errors},
+      {"vapipe_corrupt_frames_total", "Frames decoded with concealed errors (damaged stream).",
+       &pipeline::ChannelCounters::corrupt_frames},
       {"vapipe_reconnects_total", "Reconnections of a live source.", &pipeline::ChannelCounters::reconnects},
       {"vapipe_packets_written_total", "Video packets written to the output.",
        &pipeline::ChannelCounters::packets_written},
       {"vapipe_packets_dropped_total", "Video packets the output could not take.",
        &pipeline::ChannelCounters::packets_dropped},
+      {"vapipe_results_dropped_total", "Result lines the results file could not take (disk full).",
+       &pipeline::ChannelCounters::results_dropped},
   };
   for (const auto& counter : kCounters) {
     family(out, counter.name, "counter", counter.help);
@@ -241,9 +245,11 @@ json ControlApi::channel_json(std::size_t id) const {
                 {"skipped", c.skipped.load()},
                 {"dropped", c.dropped.load()},
                 {"decode_errors", c.decode_errors.load()},
+                {"corrupt_frames", c.corrupt_frames.load()},
                 {"reconnects", c.reconnects.load()},
                 {"packets_written", c.packets_written.load()},
-                {"packets_dropped", c.packets_dropped.load()}}}};
+                {"packets_dropped", c.packets_dropped.load()},
+                {"results_dropped", c.results_dropped.load()}}}};
 }
 
 HttpResponse ControlApi::list_channels(const HttpRequest& request) const {

@@ -2,7 +2,6 @@
 // YOLOv5n, through a real HTTP client on loopback: list, add, remove while another channel keeps counting,
 // errors naming the field, stats and history, metrics that parse and match the channels, the token, and
 // camera credentials that never reach a response or a log line.
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -15,6 +14,7 @@
 #include "server/http_client.hpp"
 #include "server/http_server.hpp"
 #include "server/services.hpp"
+#include "support/log_capture.hpp"
 #include "support/process.hpp"
 
 namespace vapipe::server {
@@ -125,25 +125,7 @@ std::string config_with_http(const fs::path& clip, int chan_num, const json& cam
   return config.dump();
 }
 
-// Keeps every log line of the test (spdlog's default logger) to look for leaked credentials.
-class LogCapture {
- public:
-  LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)) {
-    spdlog::default_logger()->sinks().push_back(sink_);
-  }
-  ~LogCapture() {
-    auto& sinks = spdlog::default_logger()->sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-  }
-  std::string text() {
-    sink_->flush();
-    return stream_.str();
-  }
-
- private:
-  std::ostringstream stream_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-};
+using vapipe::test::LogCapture;
 
 TEST(ControlApi, AddsAndRemovesChannelsAtRunTimeWhileTheOthersKeepCounting) {
   VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");

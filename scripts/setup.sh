@@ -38,6 +38,8 @@ packages=(
   libboost1.81-dev libmosquitto-dev mosquitto mosquitto-clients chromium
   clang-format clang-tidy
   ffmpeg
+  # scripts/soak.sh: its RTSP camera (scripts/soak_camera.py) is gst-rtsp-server through Debian's python3.
+  python3-gi gir1.2-gst-rtsp-server-1.0
 )
 # Node.js: a machine may already carry a newer Node.js (e.g. NodeSource's, which bundles npm and conflicts with
 # Debian's npm package); only install Debian's when the commands are missing.

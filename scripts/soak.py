@@ -286,10 +286,12 @@ class Soak:
             stdout=self.log_file, stderr=subprocess.STDOUT)
         self.process = Process(self.vapipe_process.pid)
         self.api = Api(self.http_port)
-        started = time.monotonic()
         try:
-            self.wait_for("every configured channel to stream",
-                          lambda: all(self.streaming(c) for c in (0, 1, 3)), 180)
+            # Up to 5 minutes: a fresh machine compiles the model first (cached in the build dir after).
+            if not self.wait_for("every configured channel to stream",
+                                 lambda: all(self.streaming(c) for c in (0, 1, 3)), 300):
+                raise RuntimeError("the run did not start")
+            started = time.monotonic()  # the cycles count from a running pipeline
             threading.Thread(target=self.sampler, daemon=True).start()
             self.wait_for("channel 2 (a file played once) to end",
                           lambda: self.api.channel(2)["state"] == "ended", 120)
@@ -305,7 +307,7 @@ class Soak:
             self.metrics = self.api.call("GET", "/metrics")
         except SystemExit:
             raise
-        except Exception as error:  # an API answer that is not what the API promises
+        except Exception as error:  # the run did not start, or an API answer is not what the API promises
             self.fail(f"{type(error).__name__}: {error}")
         finally:
             self.stop_sampling.set()

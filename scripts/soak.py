@@ -243,16 +243,25 @@ class Soak:
                       lambda: self.api.channel(1)["counters"]["reconnects"] > reconnects_before
                       and self.streaming(1, output_before), 90)
 
-        log(f"cycle {index}: DELETE /api/channels/{remove_id}")
-        self.api.call("DELETE", f"/api/channels/{remove_id}")
-        self.wait_for(f"channel {remove_id} to be removed",
-                      lambda: self.api.channel(remove_id)["state"] == "removed", 60)
+        if self.api.channel(remove_id)["state"] != "removing":  # not still draining from the last cycle
+            log(f"cycle {index}: DELETE /api/channels/{remove_id}")
+            self.api.call("DELETE", f"/api/channels/{remove_id}")
+        # Its queued frames still go through the detector first: on an overloaded machine that takes a while.
+        if not self.wait_for(f"channel {remove_id} to be removed",
+                             lambda: self.api.channel(remove_id)["state"] == "removed", 240):
+            return remove_id  # still draining: no level to compare; the next cycle removes it again
         level = self.settled_level(f"after removing channel {remove_id}")
-        self.levels.append(level)
+        # Like for like only: channel 2 (played once) holds its threads and files until it ended.
+        if self.api.channel(2)["state"] != "ended":
+            log(f"cycle {index}: channel 2 still playing (overloaded machine): no level taken")
+        else:
+            self.levels.append(level)
+        if not self.levels:
+            return self.add_channel(index)
         base = self.levels[0]
         log(f"cycle {index}: fds {level['fds']} threads {level['threads']} rss {level['rss_kib'] // 1024} MiB "
             f"(after the first removal: fds {base['fds']} threads {base['threads']})")
-        if index > 1:
+        if level is not base:
             if level["fds"] != base["fds"]:
                 new = sorted(set(level["fd_targets"].items()) - set(base["fd_targets"].items()))
                 self.fail(f"cycle {index}: {level['fds']} fds open after removing channel {remove_id}, "
@@ -261,6 +270,9 @@ class Soak:
                 self.fail(f"cycle {index}: {level['threads']} threads after removing channel {remove_id}, "
                           f"{base['threads']} after the first removal")
 
+        return self.add_channel(index)
+
+    def add_channel(self, index: int) -> int:
         added = self.api.call("POST", "/api/channels",
                               {"address": str(self.loop_clip), "model": "fastest", "loop": True})
         added_id = added["id"]
@@ -327,20 +339,21 @@ class Soak:
 
     # --- checks and the table ----------------------------------------------------------------------------
     def final_summary(self) -> dict[int, dict]:
+        """The per-channel table `vapipe run` prints at the end, by its column names."""
         text = self.log_path.read_text(errors="replace")
         rows = {}
-        header = re.compile(r"^\s*ch\s+state\s+decoded\s+output\s+inferred\s+skipped\s+dropped", re.M)
-        match = header.search(text)
-        if not match:
+        lines = text.splitlines()
+        header = next((i for i, line in enumerate(lines) if re.match(r"^\s*ch\s+state\s+decoded\s", line)), None)
+        if header is None:
             self.fail(f"no final summary table in {self.log_path}")
             return rows
-        for line in text[match.end():].splitlines()[1:]:
+        names = lines[header].split()[:-1]  # the last column, the address, may hold anything
+        for line in lines[header + 1:]:
             fields = line.split()
-            if len(fields) < 11 or not fields[0].isdigit():
+            if len(fields) < len(names) or not fields[0].isdigit():
                 break
-            names = ("decoded", "output", "inferred", "skipped", "dropped", "decode_errors", "reconnects",
-                     "packets_dropped")
-            rows[int(fields[0])] = {"state": fields[1], **{n: int(v) for n, v in zip(names, fields[2:10])}}
+            row = {name: (value if name == "state" else int(value)) for name, value in zip(names, fields)}
+            rows[row.pop("ch")] = row
         return rows
 
     def report(self) -> int:
@@ -352,14 +365,17 @@ class Soak:
             if c["decoded"] != accounted:
                 self.fail(f"channel {ch}: {c['decoded']} decoded != {c['inferred']} inferred + {c['skipped']} "
                           f"skipped + {c['dropped']} dropped")
+            if "drop_full" in c and c["dropped"] != c["drop_full"] + c["drop_fail"]:
+                self.fail(f"channel {ch}: {c['dropped']} dropped != {c['drop_full']} for a full queue + "
+                          f"{c['drop_fail']} failed")
             if c["decoded"] == 0:
                 self.fail(f"channel {ch}: no frame decoded")
             api = getattr(self, "before_stop", {}).get(ch)
             if api and api["counters"]["decoded"] > c["decoded"]:
                 self.fail(f"channel {ch}: /api/channels said {api['counters']['decoded']} decoded before the "
                           f"stop, the summary {c['decoded']}")
-        if 1 in summary and summary[1]["reconnects"] < self.camera_restarts:
-            self.fail(f"channel 1: {summary[1]['reconnects']} reconnects for {self.camera_restarts} camera "
+        if 1 in summary and summary[1]["reconnect"] < self.camera_restarts:
+            self.fail(f"channel 1: {summary[1]['reconnect']} reconnects for {self.camera_restarts} camera "
                       "restarts")
         metrics = getattr(self, "metrics", "")
         if summary and "vapipe_frames_decoded_total" not in metrics:
@@ -391,10 +407,11 @@ class Soak:
             print(f"RSS growth, 2nd -> last removal: {rss_growth_mib:+.1f} MiB (bound {self.args.rss_growth_mib})")
         print(f"camera restarts {self.camera_restarts}")
         print(f"{'ch':>3} {'state':>9} {'decoded':>8} {'output':>8} {'inferred':>8} {'skipped':>7} "
-              f"{'dropped':>7} {'reconn':>6}")
+              f"{'dropped':>7} {'(full':>6} {'fail)':>5} {'reconn':>6}")
         for ch, c in sorted(summary.items()):
             print(f"{ch:>3} {c['state']:>9} {c['decoded']:>8} {c['output']:>8} {c['inferred']:>8} "
-                  f"{c['skipped']:>7} {c['dropped']:>7} {c['reconnects']:>6}")
+                  f"{c['skipped']:>7} {c['dropped']:>7} {c.get('drop_full', '-'):>6} {c.get('drop_fail', '-'):>5} "
+                  f"{c['reconnect']:>6}")
         print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
         if self.failures:
             print(f"\nsoak FAILED ({len(self.failures)} check(s)); log: {self.log_path}")

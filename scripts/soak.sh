@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Debian's python3 (not a pyenv or venv one): python3-gi is installed for it.
-exec /usr/bin/python3 scripts/soak.py "$@"
+PYTHONDONTWRITEBYTECODE=1 exec /usr/bin/python3 scripts/soak.py "$@"

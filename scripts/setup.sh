@@ -41,6 +41,8 @@ packages=(
   # by clang-14, so named here).
   clang libclang-rt-14-dev
   ffmpeg
+  # scripts/soak.sh: its RTSP camera (scripts/soak_camera.py) is gst-rtsp-server through Debian's python3.
+  python3-gi gir1.2-gst-rtsp-server-1.0
 )
 # Node.js: a machine may already carry a newer Node.js (e.g. NodeSource's, which bundles npm and conflicts with
 # Debian's npm package); only install Debian's when the commands are missing.

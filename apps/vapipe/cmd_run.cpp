@@ -35,13 +35,15 @@ void print_summary(const pipeline::RunSummary& summary) {
       fmt::format("vapipe run: {:.1f} s, {} channel(s), {} frames output ({:.1f} fps)\n", summary.seconds,
                   summary.channels.size(), summary.frames_output(),
                   summary.seconds > 0 ? static_cast<double>(summary.frames_output()) / summary.seconds : 0.0);
-  text += fmt::format("{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9}  {}\n", "ch", "state",
-                      "decoded", "output", "inferred", "skipped", "dropped", "dec_errors", "reconnect",
-                      "pkt_drop", "address");
+  // drop_full + drop_fail = dropped: why frames were not detected (queue of a live source full, failure).
+  text += fmt::format("{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9}  {}\n", "ch",
+                      "state", "decoded", "output", "inferred", "skipped", "dropped", "drop_full",
+                      "drop_fail", "dec_errors", "reconnect", "pkt_drop", "address");
   for (const auto& c : summary.channels) {
-    text += fmt::format("{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9}  {}\n", c.channel,
-                        c.state, c.decoded, c.output, c.inferred, c.skipped, c.dropped, c.decode_errors,
-                        c.reconnects, c.packets_dropped, c.address);
+    text += fmt::format("{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9}  {}\n",
+                        c.channel, c.state, c.decoded, c.output, c.inferred, c.skipped, c.dropped,
+                        c.dropped_queue_full, c.dropped_failed, c.decode_errors, c.reconnects,
+                        c.packets_dropped, c.address);
   }
   std::fputs(text.c_str(), stdout);
   std::fflush(stdout);

@@ -508,8 +508,15 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
     counters_.histogram(Stage::kPostprocess).observe(task->postprocess_ms);
   } else {
     task->detections = out.last_detections;
-    auto& counter = task->outcome == FrameOutcome::kSkipped ? counters_.skipped : counters_.dropped;
-    counter.fetch_add(1, std::memory_order_relaxed);
+    if (task->outcome == FrameOutcome::kSkipped) {
+      counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      // The reason first: a reader that sees `dropped` finds it accounted for by the two reasons.
+      auto& reason = task->drop_reason == DropReason::kDetectionFailed ? counters_.dropped_failed
+                                                                       : counters_.dropped_queue_full;
+      reason.fetch_add(1, std::memory_order_relaxed);
+      counters_.dropped.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   const auto& labels = setup_.detector->labels();
 

@@ -57,7 +57,9 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> output{0};  // frames that reached the end of the channel (all outputs done)
   std::atomic<std::uint64_t> inferred{0};
   std::atomic<std::uint64_t> skipped{0};
-  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<std::uint64_t> dropped{0};  // = dropped_queue_full + dropped_failed
+  std::atomic<std::uint64_t> dropped_queue_full{0};
+  std::atomic<std::uint64_t> dropped_failed{0};  // preprocessing or inference failed
   std::atomic<std::uint64_t> decode_errors{0};
   std::atomic<std::uint64_t> corrupt_frames{0};  // decoded with concealed errors (damaged stream)
   std::atomic<std::uint64_t> reconnects{0};

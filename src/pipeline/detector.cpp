@@ -126,6 +126,7 @@ void Detector::start() {
 void Detector::submit(FrameTaskPtr task, bool may_drop) {
   auto give_back = [this](FrameTaskPtr dropped) {
     dropped->outcome = FrameOutcome::kDropped;
+    dropped->drop_reason = DropReason::kQueueFull;
     if (!dropped->keep_pixels) dropped->frame.reset();
     counters_.dropped.fetch_add(1, std::memory_order_relaxed);
     deliver_(std::move(dropped));
@@ -172,6 +173,7 @@ void Detector::batcher_loop() {
     } catch (const Error& error) {
       spdlog::warn("channel {}: frame {} not detected: {}", task->channel, task->frame_index, error.what());
       task->outcome = FrameOutcome::kDropped;
+      task->drop_reason = DropReason::kDetectionFailed;
       counters_.dropped.fetch_add(1, std::memory_order_relaxed);
       deliver_(std::move(task));
       return;
@@ -227,6 +229,7 @@ void Detector::inference_loop() {
     if (!ok) {
       for (auto& task : b.frames) {
         task->outcome = FrameOutcome::kDropped;
+        task->drop_reason = DropReason::kDetectionFailed;
         deliver_(std::move(task));
       }
       b.frames.clear();

@@ -17,7 +17,14 @@ using Clock = std::chrono::steady_clock;
 enum class FrameOutcome : std::uint8_t {
   kInferred,  // went through the detector
   kSkipped,   // skip_frame_num: not sent to the detector, the last detections are carried over
-  kDropped,   // the detector's queue was full (live source, non-blocking): carried over and counted
+  kDropped,   // not detected (drop_reason says why): the last detections are carried over, counted
+};
+
+// Why a frame is kDropped: the per-channel counters say it (ChannelCounters::dropped_queue_full, _failed).
+enum class DropReason : std::uint8_t {
+  kNone,
+  kQueueFull,        // live source, non-blocking queue: the oldest waiting frame made room (or closed)
+  kDetectionFailed,  // preprocessing (unreadable pixels) or inference failed for it
 };
 
 struct FrameTask {
@@ -30,6 +37,7 @@ struct FrameTask {
   io::FramePtr frame;        // the decoder's picture (a reference); released once nothing needs the pixels
   bool keep_pixels = false;  // the output draws on the picture (annotated mode)
   FrameOutcome outcome = FrameOutcome::kInferred;
+  DropReason drop_reason = DropReason::kNone;
   vision::LetterboxTransform transform;
   std::vector<models::Detection> detections;  // source pixels after post-processing
 

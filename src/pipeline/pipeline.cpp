@@ -373,6 +373,8 @@ RunSummary Pipeline::summarize(double seconds) const {
     row.inferred = c.inferred.load();
     row.skipped = c.skipped.load();
     row.dropped = c.dropped.load();
+    row.dropped_queue_full = c.dropped_queue_full.load();
+    row.dropped_failed = c.dropped_failed.load();
     row.decode_errors = c.decode_errors.load();
     row.corrupt_frames = c.corrupt_frames.load();
     row.reconnects = c.reconnects.load();

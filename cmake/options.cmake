@@ -3,6 +3,9 @@ option(VAPIPE_BUILD_TESTS "Build the GoogleTest suites" ON)
 option(VAPIPE_BUILD_BENCH "Build the Google Benchmark kernels" ON)
 option(VAPIPE_WERROR "Treat compiler warnings as errors (CI turns this on)" OFF)
 set(VAPIPE_SANITIZE "" CACHE STRING "Sanitizer build: address | thread | empty")
+# The runtime side only: core, infer, compiler, vision, models and the vapipe CLI without `run` (no FFmpeg,
+# GStreamer, Boost or mosquitto). The aarch64 cross build uses it (docs/deploy-arm64.md).
+option(VAPIPE_RUNTIME_ONLY "Build only the runtime side (no video pipeline, no servers, no `vapipe run`)" OFF)
 
 set(VAPIPE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
     -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)

@@ -73,7 +73,9 @@ std::vector<std::vector<Detection>> parse_detections(const std::string& out) {
     const std::size_t end = std::min(out.find('\n', begin), out.size());
     if (end > begin) {
       auto& image = images.emplace_back();
-      for (const auto& d : nlohmann::json::parse(out.substr(begin, end - begin)).at("detections")) {
+      // Named: a range-for over parse(...).at(...) would iterate a destroyed temporary.
+      const auto line = nlohmann::json::parse(out.substr(begin, end - begin));
+      for (const auto& d : line.at("detections")) {
         Detection detection{d.at("label").get<std::string>(), d.at("score").get<float>(), {}};
         for (std::size_t i = 0; i < 4; ++i) detection.box[i] = d.at("box")[i].get<float>();
         image.push_back(detection);
@@ -209,8 +211,7 @@ TEST_F(Arm64Detect, Int8KeepsTheX86Fp32Detections) {
   const auto data = vapipe::test::opencv_data_dir();
   const auto calibration = dir_ / "calibration";
   fs::create_directories(calibration);
-  for (const char* name :
-       {"messi5.jpg", "basketball1.png", "lena.jpg", "fruits.jpg", "home.jpg", "baboon.jpg"}) {
+  for (const char* name : {"messi5.jpg", "basketball1.png", "fruits.jpg", "home.jpg", "baboon.jpg"}) {
     VAPIPE_REQUIRE_FILE(data / name);
     fs::copy_file(data / name, calibration / name, fs::copy_options::overwrite_existing);
   }

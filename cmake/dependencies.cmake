@@ -14,14 +14,17 @@ endif()
 find_package(ZLIB REQUIRED)
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
-# FFmpeg 5.1 (Debian 12): demux/decode/encode/mux for the video pipeline (src/io).
-pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswscale)
 if(VAPIPE_BUILD_TESTS)
   find_package(GTest REQUIRED CONFIG)
 endif()
-if(VAPIPE_BUILD_BENCH)
+if(VAPIPE_BUILD_BENCH AND NOT VAPIPE_RUNTIME_ONLY)
   find_package(benchmark REQUIRED CONFIG)
 endif()
+if(VAPIPE_RUNTIME_ONLY)
+  return()  # what follows is the video pipeline's and the servers'
+endif()
+# FFmpeg 5.1 (Debian 12): demux/decode/encode/mux for the video pipeline (src/io).
+pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswscale)
 # src/server: embedded RTSP server (gst-rtsp-server + appsrc), HTTP/WebSocket (Boost.Beast, header-only),
 # MQTT results (libmosquitto).
 pkg_check_modules(GST_SERVER REQUIRED IMPORTED_TARGET gstreamer-rtsp-server-1.0 gstreamer-rtsp-1.0 gstreamer-app-1.0 gio-2.0)

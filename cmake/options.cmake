@@ -6,6 +6,9 @@ set(VAPIPE_SANITIZE "" CACHE STRING "Sanitizer build: address | thread | empty")
 # libFuzzer build (fuzz/, scripts/fuzz.sh): only the fuzz targets and the sources they exercise, all under
 # ASan+UBSan with coverage instrumentation. Clang only (GCC has no libFuzzer).
 option(VAPIPE_FUZZ "Build only the libFuzzer targets in fuzz/ (clang, ASan+UBSan)" OFF)
+# The runtime side only: core, infer, compiler, vision, models and the vapipe CLI without `run` (no FFmpeg,
+# GStreamer, Boost or mosquitto). The aarch64 cross build uses it (docs/deploy-arm64.md).
+option(VAPIPE_RUNTIME_ONLY "Build only the runtime side (no video pipeline, no servers, no `vapipe run`)" OFF)
 
 set(VAPIPE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
     -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)

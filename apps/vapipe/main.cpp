@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
   vapipe::cli::register_info(app);
   vapipe::cli::register_bench(app);
   vapipe::cli::register_detect(app);
+#if VAPIPE_WITH_RUN  // a runtime-only build (VAPIPE_RUNTIME_ONLY, e.g. the aarch64 one) has no video pipeline
   vapipe::cli::register_run(app);
+#endif
   vapipe::cli::register_compare(app);
   try {
     app.parse(argc, argv);

@@ -1,6 +1,10 @@
 #include "vapipe/runtime.hpp"
 
 #include <omp.h>
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -23,7 +27,19 @@ namespace vapipe {
 
 // ---- CPU --------------------------------------------------------------------------------------------
 
+#if defined(__aarch64__)
+// oneDNN's cpu_isa enumerates x86 levels only. On aarch64 oneDNN 2.6 (Debian 12) has JIT kernels (f32 and
+// int8 convolutions, pooling, eltwise) for SVE only; without SVE (Cortex-A53/A72/A76, Neoverse-N1) its
+// convolutions run its reference gemm: correct, portable, slow. The kernel's hwcaps tell which.
+namespace {
+bool aarch64_has_sve() { return (getauxval(AT_HWCAP) & HWCAP_SVE) != 0; }
+}  // namespace
+#endif
+
 std::string cpu_isa() {
+#if defined(__aarch64__)
+  return aarch64_has_sve() ? "aarch64_sve" : "aarch64_asimd";
+#endif
   switch (dnnl::get_effective_cpu_isa()) {
     case dnnl::cpu_isa::sse41:
       return "sse41";
@@ -47,6 +63,10 @@ std::string cpu_isa() {
 }
 
 bool cpu_has_native(std::string_view precision) {
+#if defined(__aarch64__)
+  if (precision == "int8") return aarch64_has_sve();
+  return precision == "f32";  // oneDNN 2.6 has no aarch64 bf16 kernels
+#endif
   const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
   const bool bf16 = isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
   if (precision == "bf16") return bf16;

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Builds the tests with AddressSanitizer + UndefinedBehaviorSanitizer and/or ThreadSanitizer, runs them, and
+# fails on any test failure or any sanitizer report (docs/reliability.md, "Sanitizers").
+#
+#   bash scripts/sanitize.sh [address|thread|all]     (default: all, address first)
+#
+# Each sanitizer has its own build folder (build-asan, build-tsan) configured with -DVAPIPE_SANITIZE. Every
+# process under test (the test binaries and the `vapipe` CLI some of them start) writes its reports to
+# <build>/sanitizer-logs/ rather than stderr, so a report in a child process whose exit code a test does not
+# look at still fails the run.
+#
+# Environment (all optional):
+#   VAPIPE_CMAKE_ARGS="..."   extra cmake arguments, word-split (e.g. a compiler launcher)
+#   CTEST_PARALLEL=2          tests run at once
+#   SANITIZE_CTEST_ARGS="..." extra ctest arguments, word-split (e.g. -R Pipeline to run a subset)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+if [[ -t 2 ]]; then c_info=$'\033[1;34m' c_err=$'\033[1;31m' c_off=$'\033[0m'; else c_info='' c_err='' c_off=''; fi
+log() { printf '%s[sanitize]%s %s\n' "$c_info" "$c_off" "$*" >&2; }
+die() { printf '%s[sanitize] error:%s %s\n' "$c_err" "$c_off" "$*" >&2; exit 1; }
+
+# The test binaries that exercise our threads and memory: queues, sources/decoder/outputs, the pipeline end to
+# end, the live services, post-processing, preprocessing, the runtime's unit tests and the CLI's run command.
+# Not built here (see docs/reliability.md): compiler_tests (the compiler is single-threaded and its passes run
+# every real model through the reference executor: tens of minutes under a sanitizer; the fuzz targets cover
+# its parsers under ASan+UBSan), detect_tests and compare_tests (real models, single-threaded CLI paths that
+# run_command_tests and the pipeline tests already cover), and the chromium test of the web page.
+targets=(
+  core_tests infer_tests vision_tests models_tests
+  io_input_tests io_redact_tests io_output_tests
+  pipeline_unit_tests pipeline_tests
+  mqtt_tests rtsp_server_tests http_server_tests control_api_tests run_http_tests viewer_tests
+  run_command_tests cli_errors_tests
+)
+# Tests of those binaries that are left out, as a ctest -E regex: (none yet).
+excluded_tests='_NOT_BUILT$|^web_viewer_browser$'
+
+# Runs one sanitizer: $1 = address | thread.
+run_sanitizer() {
+  local sanitizer=$1 dir suppressions
+  case $sanitizer in
+    address) dir=${ASAN_BUILD_DIR:-build-asan} ;;
+    thread) dir=${TSAN_BUILD_DIR:-build-tsan} ;;
+  esac
+  suppressions=$root/scripts/sanitizers
+  local logs=$root/$dir/sanitizer-logs
+  local started=$SECONDS
+
+  local cmake_args=(-S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVAPIPE_SANITIZE="$sanitizer"
+                    -DVAPIPE_BUILD_TESTS=ON -DVAPIPE_BUILD_BENCH=OFF
+                    # GCC's own manual: sanitizers change code generation and can raise false warnings
+                    # (-Wmaybe-uninitialized, -Wstringop-*); warnings are enforced by the normal build.
+                    -DVAPIPE_WERROR=OFF)
+  if [[ -n ${VAPIPE_CMAKE_ARGS:-} ]]; then
+    # shellcheck disable=SC2206  # word splitting of the extra arguments is intended
+    cmake_args+=(${VAPIPE_CMAKE_ARGS})
+  fi
+  log "$sanitizer: cmake ${cmake_args[*]}"
+  cmake "${cmake_args[@]}" >/dev/null
+  log "$sanitizer: building ${#targets[@]} test binaries"
+  cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
+  local built=$SECONDS
+
+  rm -rf "$logs"
+  mkdir -p "$logs" "$root/$dir/tmp"
+  # Options common to the sanitizers: stop at the first report, write it to a per-process file, and symbolize.
+  local common="halt_on_error=1:log_path=$logs/report:print_stacktrace=1"
+  local -a env=(
+    # Scratch folders of the tests (tests/support/test_data.hpp) under this build folder: other builds on the
+    # same machine use the same test names.
+    TMPDIR="$root/$dir/tmp"
+    # Waits in tests on real processes (a frame count reached, a client served) scale by this factor; their
+    # assertions stay the same (tests/support/timing.hpp).
+    VAPIPE_TEST_TIME_SCALE="$([[ $sanitizer == thread ]] && echo 8 || echo 3)"
+    UBSAN_OPTIONS="$common:suppressions=$suppressions/ubsan.supp"
+  )
+  if [[ $sanitizer == address ]]; then
+    env+=(ASAN_OPTIONS="$common:detect_leaks=1:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1"
+          LSAN_OPTIONS="suppressions=$suppressions/lsan.supp:print_suppressions=0")
+  else
+    env+=(TSAN_OPTIONS="$common:second_deadlock_stack=1:suppressions=$suppressions/tsan.supp"
+          # libgomp is not built with TSan: its barriers are invisible to it, so oneDNN's and our OpenMP loops
+          # would show as races between the team's threads. One OpenMP thread per team (a limit that
+          # omp_set_num_threads cannot lift) leaves the pipeline's own threads, which is what TSan is for.
+          OMP_THREAD_LIMIT=1)
+  fi
+
+  local -a ctest_args=(--test-dir "$dir" --output-on-failure -j "${CTEST_PARALLEL:-2}" -E "$excluded_tests")
+  if [[ -n ${SANITIZE_CTEST_ARGS:-} ]]; then
+    # shellcheck disable=SC2206  # word splitting of the extra arguments is intended
+    ctest_args+=(${SANITIZE_CTEST_ARGS})
+  fi
+  log "$sanitizer: ctest ${ctest_args[*]}"
+  local test_status=0
+  env "${env[@]}" ctest "${ctest_args[@]}" || test_status=$?
+
+  local reports
+  reports=$(find "$logs" -type f -name 'report*' | sort)
+  log "$sanitizer: build $((built - started)) s, tests $((SECONDS - built)) s"
+  if [[ -n $reports ]]; then
+    local report
+    for report in $reports; do
+      printf '\n---- %s\n' "${report#"$root"/}" >&2
+      cat "$report" >&2
+    done
+    die "$sanitizer: $(wc -l <<<"$reports") sanitizer report(s) above (fix the code; suppress third-party only)"
+  fi
+  ((test_status == 0)) || die "$sanitizer: tests failed (ctest exit $test_status)"
+  log "$sanitizer: no reports, every test passed"
+}
+
+mode=${1:-all}
+case $mode in
+  address | thread) run_sanitizer "$mode" ;;
+  all) run_sanitizer address && run_sanitizer thread ;;
+  *) die "usage: $0 [address|thread|all] (got '$mode')" ;;
+esac

@@ -1,10 +1,6 @@
 #include "infer/int8_without_vnni.hpp"
 
-#include "vapipe/runtime.hpp"
-
 namespace vapipe::infer {
-
-bool int8_pair_sums_saturate() { return !cpu_has_native("int8"); }
 
 std::vector<std::int16_t> halve_weights_balanced(std::span<const std::int8_t> weights,
                                                  std::size_t per_channel) {

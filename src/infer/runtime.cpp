@@ -1,5 +1,7 @@
 #include "vapipe/runtime.hpp"
 
+#include "infer/int8_without_vnni.hpp"
+
 #include <omp.h>
 #if defined(__aarch64__)
 #include <asm/hwcap.h>
@@ -73,6 +75,16 @@ bool cpu_has_native(std::string_view precision) {
   if (precision == "int8")
     return bf16 || isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx2_vnni;
   return precision == "f32";
+}
+
+// Here, not in int8_without_vnni.cpp, so that the reference executor (and the fuzz build) can use the
+// weight halving without linking oneDNN.
+bool infer::int8_pair_sums_saturate() {
+#if defined(__aarch64__)
+  return false;  // vpmaddubsw is x86: oneDNN's aarch64 int8 paths accumulate in s32 and halve nothing
+#else
+  return !cpu_has_native("int8");
+#endif
 }
 
 // ---- Network ----------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <onnx/defs/schema.h>
+
 #include "compiler/constant_folding.hpp"
 #include "core/error.hpp"
 #include "core/shape_inference.hpp"
@@ -213,6 +215,13 @@ class Importer {
     const std::string& op = node.op_type();
     if (!node.domain().empty() && node.domain() != "ai.onnx")
       unsupported("custom domain '" + node.domain() + "'");
+    // The lowering reads inputs and outputs by position; a node with fewer than its op's schema requires
+    // (a damaged or hand-made file) is refused here rather than read past the end (found by fuzzing).
+    if (const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(op, static_cast<int>(model_.opset), "");
+        schema != nullptr &&
+        (node.input_size() < schema->min_input() || node.output_size() < schema->min_output()))
+      fail("{} inputs and {} outputs, the op needs at least {} and {}", node.input_size(), node.output_size(),
+           schema->min_input(), schema->min_output());
     if (op == "Constant") {
       import_constant(node);
       return;

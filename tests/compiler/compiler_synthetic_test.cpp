@@ -263,7 +263,9 @@ TEST(CompilerSynthetic, ConstantFloatSubgraphIsFolded) {
 TEST(CompilerSynthetic, UnsupportedOpNamesNodeOpAndOpset) {
   OnnxBuilder b(17);
   b.input("x", {1, 2, 3});
-  b.node("LSTM", {"x"}, {"y"}, "lstm_12");
+  b.input("w", {1, 8, 3});  // an LSTM's required inputs: fewer is refused before support is asked
+  b.input("r", {1, 8, 2});
+  b.node("LSTM", {"x", "w", "r"}, {"y"}, "lstm_12");
   b.output("y");
   CompileOptions options;
   options.onnx_path = b.save(test::scratch_dir() / "lstm.onnx");
@@ -272,6 +274,23 @@ TEST(CompilerSynthetic, UnsupportedOpNamesNodeOpAndOpset) {
     FAIL() << "expected an error";
   } catch (const Error& error) {
     EXPECT_STREQ(error.what(), "lstm.onnx: node 'lstm_12' (op LSTM, opset 17) is not supported");
+  }
+}
+
+TEST(CompilerSynthetic, NodeWithFewerInputsThanItsOpNeedsIsRefusedByName) {
+  OnnxBuilder b(17);
+  b.input("x", {1, 2});
+  b.node("Add", {"x"}, {"y"}, "add_1");  // found by the onnx fuzz target: the lowering read input(1)
+  b.output("y");
+  CompileOptions options;
+  options.onnx_path = b.save(test::scratch_dir() / "add.onnx");
+  try {
+    compile_onnx(options);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_STREQ(
+        error.what(),
+        "add.onnx: node 'add_1' (op Add, opset 17): 1 inputs and 1 outputs, the op needs at least 2 and 1");
   }
 }
 

@@ -1,13 +1,13 @@
 // Writes the synthetic seeds of the fuzz corpora (fuzz/make_seeds.sh runs it): tiny ONNX models covering
-// the lowered op families (convolution with fusable activations, pooling, shape chains, split/slice/
-// resize, FP16), the .vpk packages of their lowered graphs, and SEI packets in every codec and framing.
+// the lowered op families (convolution with fusable activations and pooling here; shape chains, split/slice/
+// resize and FP16 from the compiler tests' graphs, tests/compiler/synthetic_models.hpp), the .vpk packages of
+// their lowered graphs, and SEI packets in every codec and framing.
 // Weights are a few random floats: nothing here is a real model.
 //
 //   fuzz_make_seeds <corpus folder>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <random>
 #include <span>
 #include <string>
@@ -16,12 +16,14 @@
 #include "compiler/onnx_builder.hpp"
 #include "compiler/onnx_importer.hpp"
 #include "compiler/onnx_model.hpp"
+#include "compiler/synthetic_models.hpp"
 #include "core/package.hpp"
 #include "io/sei_codec.hpp"
 
 namespace {
 
 using vapipe::test::OnnxBuilder;
+namespace synthetic = vapipe::test::synthetic;
 
 OnnxBuilder conv_model() {
   std::mt19937 rng(1);
@@ -38,67 +40,11 @@ OnnxBuilder conv_model() {
   OnnxBuilder::attr(pool, "kernel_shape", std::vector<std::int64_t>{2, 2});
   OnnxBuilder::attr(pool, "strides", std::vector<std::int64_t>{2, 2});
   b.node("Conv", {"p", "w2"}, {"c2"});
-  auto& cat = b.node("Concat", {"p", "c2"}, {"y"});
+  b.node("LeakyRelu", {"c2"}, {"l2"});
+  auto& average = b.node("AveragePool", {"l2"}, {"ap"});
+  OnnxBuilder::attr(average, "kernel_shape", std::vector<std::int64_t>{1, 1});
+  auto& cat = b.node("Concat", {"p", "ap"}, {"y"});
   OnnxBuilder::attr(cat, "axis", std::int64_t{1});
-  b.output("y");
-  return b;
-}
-
-// x [1,4,6,6] -> Reshape to [N, 4, 36] with N read from Shape(x) -> Transpose -> Softmax -> Gather.
-OnnxBuilder shape_chain_model() {
-  OnnxBuilder b(13);
-  b.input("x", {1, 4, 6, 6});
-  b.initializer_i64("first", {1}, {0});
-  b.initializer_i64("second", {1}, {1});
-  b.initializer_i64("rest", {2}, {4, 36});
-  b.initializer_i64("pick", {2}, {0, 3});
-  b.node("Shape", {"x"}, {"shape"});
-  b.node("Slice", {"shape", "first", "second"}, {"batch"});
-  auto& target = b.node("Concat", {"batch", "rest"}, {"target"});
-  OnnxBuilder::attr(target, "axis", std::int64_t{0});
-  b.node("Reshape", {"x", "target"}, {"r"});
-  auto& transpose = b.node("Transpose", {"r"}, {"t"});
-  OnnxBuilder::attr(transpose, "perm", std::vector<std::int64_t>{0, 2, 1});
-  auto& softmax = b.node("Softmax", {"t"}, {"sm"});
-  OnnxBuilder::attr(softmax, "axis", std::int64_t{-1});
-  auto& gather = b.node("Gather", {"sm", "pick"}, {"y"});
-  OnnxBuilder::attr(gather, "axis", std::int64_t{2});
-  b.output("y");
-  return b;
-}
-
-OnnxBuilder split_slice_resize_model() {
-  OnnxBuilder b(13);
-  b.input("x", {1, 3, 2, 2});
-  b.initializer_i64("sizes", {2}, {1, 2});
-  b.initializer_i64("starts", {1}, {1});
-  b.initializer_i64("ends", {1}, {std::numeric_limits<std::int64_t>::max()});
-  b.initializer_i64("axes", {1}, {3});
-  b.initializer("scales", {4}, {1.0F, 1.0F, 2.0F, 2.0F});
-  auto& split = b.node("Split", {"x", "sizes"}, {"a", "bb"});
-  OnnxBuilder::attr(split, "axis", std::int64_t{1});
-  b.node("Slice", {"bb", "starts", "ends", "axes"}, {"sl"});
-  auto& resize = b.node("Resize", {"a", "", "scales"}, {"up"});
-  OnnxBuilder::attr_s(resize, "mode", "nearest");
-  OnnxBuilder::attr_s(resize, "coordinate_transformation_mode", "asymmetric");
-  OnnxBuilder::attr_s(resize, "nearest_mode", "floor");
-  auto& average = b.node("AveragePool", {"up"}, {"ap"});
-  OnnxBuilder::attr(average, "kernel_shape", std::vector<std::int64_t>{2, 2});
-  b.node("LeakyRelu", {"ap"}, {"lr"});
-  b.output("lr");
-  b.output("sl");
-  return b;
-}
-
-OnnxBuilder fp16_model() {
-  OnnxBuilder b(17);
-  b.input("x", {1, 1, 2, 2}, onnx::TensorProto_DataType_FLOAT16);
-  b.initializer_f16("w", {1, 1, 1, 1}, {0x4000});
-  b.initializer_f16("b", {1}, {0x3C00});
-  auto& cast = b.node("Cast", {"x"}, {"xf"});
-  OnnxBuilder::attr(cast, "to", std::int64_t{onnx::TensorProto_DataType_FLOAT});
-  b.node("Conv", {"xf", "w", "b"}, {"c"});
-  b.node("Clip", {"c"}, {"y"});
   b.output("y");
   return b;
 }
@@ -118,10 +64,11 @@ int main(int argc, char** argv) {
   const std::filesystem::path corpus = argv[1];
   for (const char* target : {"onnx", "package", "sei"}) std::filesystem::create_directories(corpus / target);
 
-  const std::pair<const char*, OnnxBuilder> models[] = {{"conv", conv_model()},
-                                                        {"shape_chain", shape_chain_model()},
-                                                        {"split_slice_resize", split_slice_resize_model()},
-                                                        {"fp16", fp16_model()}};
+  const std::pair<const char*, OnnxBuilder> models[] = {
+      {"conv", conv_model()},
+      {"shape_chain", synthetic::shape_chain_model()},
+      {"split_slice_resize", synthetic::split_slice_resize_model()},
+      {"fp16", synthetic::fp16_model()}};
   for (const auto& [name, builder] : models) {
     const auto onnx_path = builder.save(corpus / "onnx" / (std::string(name) + ".onnx"));
     const auto model = vapipe::compiler::load_onnx(onnx_path);

@@ -171,12 +171,24 @@ std::shared_ptr<const Network> Model::network(std::string_view name) const {
 
 class ExecutionContext::Impl {
  public:
+  // oneDNN splits a primitive's work for omp_get_max_threads() threads and some kernels then assume the team
+  // really has that many; libgomp's omp_get_max_threads() ignores OMP_THREAD_LIMIT, so a team cut down by the
+  // limit leaves part of an output unwritten (a wrong result, no error). The team is sized within the limit.
+  static int team_size(int requested, const std::string& network) {
+    const int wanted = requested > 0 ? requested : omp_get_num_procs();
+    const int limit = omp_get_thread_limit();
+    if (wanted <= limit) return wanted;
+    spdlog::warn("network '{}': {} thread(s) asked, OMP_THREAD_LIMIT allows {}; using {}", network, wanted,
+                 limit, limit);
+    return limit;
+  }
+
   ~Impl() {
     if (profile_) print_profile();
   }
 
   Impl(std::shared_ptr<const Network> network, ContextOptions options)
-      : network_(std::move(network)), threads_(options.threads > 0 ? options.threads : omp_get_num_procs()) {
+      : network_(std::move(network)), threads_(team_size(options.threads, network_->name())) {
     const char* profile = std::getenv("VAPIPE_PROFILE");
     profile_ = profile != nullptr && *profile != '\0' && *profile != '0';
     if (!cpu_has_native(network_->precision())) {

@@ -28,6 +28,14 @@ VideoDecoder::VideoDecoder(const AVCodecParameters& parameters, DecoderOptions o
   if (options.low_delay) context_->flags |= AV_CODEC_FLAG_LOW_DELAY;
   context_->opaque = this;
   context_->get_buffer2 = &VideoDecoder::get_bounded_buffer;
+#if FF_API_THREAD_SAFE_CALLBACKS
+  // FFmpeg 5 warns at every open ("custom get_buffer2() ... not marked as thread safe") unless the callback
+  // is declared thread safe. Frame threads do call it; it only reads options and stores atomics.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  context_->thread_safe_callbacks = 1;
+#pragma GCC diagnostic pop
+#endif
   if (const int error = avcodec_open2(context_.get(), codec, nullptr); error < 0) {
     fail("{}: opening the {} decoder: {}", label_, codec->name, av_error_text(error));
   }

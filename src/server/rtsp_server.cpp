@@ -124,10 +124,10 @@ void run_on(GMainContext* context, const std::function<void()>& work) {
       [](gpointer data) -> gboolean {
         auto& c = *static_cast<Call*>(data);
         (*c.work)();
-        {
-          std::lock_guard lock(c.mutex);
-          c.done = true;
-        }
+        // Notified under the lock: once the waiter sees `done` it returns and `c` (on its stack) is gone,
+        // so nothing here may touch `c` after the lock is released.
+        std::lock_guard lock(c.mutex);
+        c.done = true;
         c.done_changed.notify_all();
         return G_SOURCE_REMOVE;
       },

@@ -241,13 +241,14 @@ class ChannelView final : public pipeline::ChannelTap {
     AVRational time_base{0, 1};
     AVRational frame_rate{0, 1};
     io::CodecParametersPtr codec;
+    // One lock at a time: clients_mutex_ is never held while taking stream_mutex_ or the other way round.
+    const bool needs_decoder = !decoder_ && has_clients(ClientKind::kJpeg);
     {
       std::lock_guard lock(stream_mutex_);
       if (!codec_ || stream_.load(std::memory_order_acquire) != worker_stream_) return;  // a newer stream
       time_base = time_base_;
       frame_rate = frame_rate_;
-      if (!muxer_ && !muxer_failed_) codec = io::copy_codec_parameters(*codec_);
-      if (!decoder_ && has_clients(ClientKind::kJpeg)) codec = io::copy_codec_parameters(*codec_);
+      if ((!muxer_ && !muxer_failed_) || needs_decoder) codec = io::copy_codec_parameters(*codec_);
     }
     const bool key = (packet.flags & AV_PKT_FLAG_KEY) != 0;
     if (!origin_) {
@@ -284,13 +285,12 @@ class ChannelView final : public pipeline::ChannelTap {
   }
 
   void send_fragment(const io::Fmp4Fragment& fragment) {
+    const auto [width, height] = codec_width_height();  // before clients_mutex_: one lock at a time
     std::lock_guard lock(clients_mutex_);
     for (auto& client : clients_) {
       if (client.kind != ClientKind::kVideo) continue;
       if (!client.hello_sent) {
         if (muxer_->init_segment().empty()) continue;
-        const int width = codec_width_height().first;
-        const int height = codec_width_height().second;
         client.connection->send_text(
             control_message({{"type", "init"},
                              {"channel", info_.name},

@@ -44,7 +44,9 @@ Tap linear_tap(int destination, int source_size, int destination_size) {
 
 // The per-column arithmetic runs over contiguous arrays so the compiler vectorizes it; on x86-64 each
 // kernel is also compiled for AVX2 and AVX-512 and picked at load time (the build targets baseline x86-64).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Not under ThreadSanitizer: the ifunc resolvers run during relocation, before the TSan runtime exists, and
+// GCC instruments them (the process dies before main).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define VAPIPE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VAPIPE_VECTOR_CLONES

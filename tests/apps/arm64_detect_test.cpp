@@ -5,7 +5,6 @@
 // The aarch64 side comes from the environment (scripts/ci-arm64.sh sets both):
 //   VAPIPE_ARM64_CLI       the cross-built vapipe (build-arm64/apps/vapipe/vapipe)
 //   VAPIPE_ARM64_EMULATOR  the command prefix that runs it, e.g. "qemu-aarch64 -L /opt/vapipe-arm64-sysroot"
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,27 +19,18 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/process.hpp"
 #include "support/test_data.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-};
+using vapipe::test::CommandResult;
 
 // Runs a shell command; stdout is captured, stderr goes to `log` (shown when the command fails).
 CommandResult run_shell(const std::string& command, const fs::path& log) {
-  CommandResult result;
-  FILE* pipe = popen((command + " 2>'" + log.string() + "'").c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) result.out += buffer.data();
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return vapipe::test::run_shell(command + " 2>'" + log.string() + "'");
 }
 
 std::string file_text(const fs::path& path) {

@@ -1,8 +1,6 @@
 // `vapipe compare` (and `vapipe info` on its INT8 package) end to end: a package against itself agrees perfectly; an INT8 package passes a
 // realistic tolerance and fails an impossible one with the worst tensors named.
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -10,24 +8,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/process.hpp"
 #include "support/test_data.hpp"
 
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-CommandResult run(const std::string& arguments) {
-  CommandResult result;
-  FILE* pipe = popen((std::string("'") + VAPIPE_CLI + "' " + arguments + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) result.out += buffer.data();
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+vapipe::test::CommandResult run(const std::string& arguments) {
+  return vapipe::test::run_shell(std::string("'") + VAPIPE_CLI + "' " + arguments + " 2>&1");
 }
 
 TEST(CompareCommand, SelfAgreementAndInt8Tolerance) {

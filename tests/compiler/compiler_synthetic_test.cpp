@@ -5,13 +5,13 @@
 
 #include <cmath>
 #include <fstream>
-#include <limits>
 
 #include "compiler/compiler.hpp"
 #include "compiler/onnx_builder.hpp"
 #include "compiler/onnx_importer.hpp"
 #include "compiler/onnx_model.hpp"
 #include "compiler/reference_executor.hpp"
+#include "compiler/synthetic_models.hpp"
 #include "core/error.hpp"
 #include "support/test_data.hpp"
 
@@ -19,6 +19,7 @@ namespace vapipe::compiler {
 namespace {
 
 using test::OnnxBuilder;
+namespace synthetic = test::synthetic;
 
 struct Compiled {
   ir::Graph lowered;
@@ -137,24 +138,7 @@ TEST(CompilerSynthetic, ScalarArithmeticLeakyClipAndPow) {
 }
 
 TEST(CompilerSynthetic, ShapeChainsFoldAndGatherLowers) {
-  OnnxBuilder b(11);
-  b.input("x", {1, 4, 6, 6});
-  b.initializer_i64("idx0", {}, {0});
-  b.initializer_i64("two", {1}, {2});
-  b.initializer_i64("minus1", {1}, {-1});
-  b.initializer_i64("one", {}, {1});
-  b.node("Shape", {"x"}, {"shape"});
-  b.node("Gather", {"shape", "idx0"}, {"n"});
-  auto& unsq = b.node("Unsqueeze", {"n"}, {"n1"});
-  OnnxBuilder::attr(unsq, "axes", std::vector<std::int64_t>{0});
-  auto& cat = b.node("Concat", {"n1", "two", "minus1"}, {"target"});
-  OnnxBuilder::attr(cat, "axis", std::int64_t{0});
-  b.node("Reshape", {"x", "target"}, {"r"});
-  auto& tr = b.node("Transpose", {"r"}, {"t"});
-  OnnxBuilder::attr(tr, "perm", std::vector<std::int64_t>{0, 2, 1});
-  auto& g = b.node("Gather", {"t", "one"}, {"y"});
-  OnnxBuilder::attr(g, "axis", std::int64_t{2});
-  b.output("y");
+  const OnnxBuilder b = synthetic::shape_chain_model();
   const auto c = compile_both(b.save(test::scratch_dir() / "m.onnx"));
   ASSERT_EQ(c.lowered.nodes.size(), 3U);  // Reshape, Transpose, Gather: the shape chain is gone
   EXPECT_EQ(c.lowered.tensors[static_cast<std::size_t>(c.lowered.outputs[0])].shape, (Shape{1, 72}));
@@ -178,22 +162,7 @@ TEST(CompilerSynthetic, Opset11SoftmaxCoercesTo2D) {
 }
 
 TEST(CompilerSynthetic, SplitSizesSliceInputsResizeScales) {
-  OnnxBuilder b(13);
-  b.input("x", {1, 3, 2, 2});
-  b.initializer_i64("sizes", {2}, {1, 2});
-  b.initializer_i64("starts", {1}, {1});
-  b.initializer_i64("ends", {1}, {std::numeric_limits<std::int64_t>::max()});
-  b.initializer_i64("axes", {1}, {3});
-  b.initializer("scales", {4}, {1.0F, 1.0F, 2.0F, 2.0F});
-  auto& split = b.node("Split", {"x", "sizes"}, {"a", "bb"});
-  OnnxBuilder::attr(split, "axis", std::int64_t{1});
-  b.node("Slice", {"bb", "starts", "ends", "axes"}, {"sl"});     // [1,2,2,1]
-  auto& resize = b.node("Resize", {"a", "", "scales"}, {"up"});  // [1,1,4,4]
-  OnnxBuilder::attr_s(resize, "mode", "nearest");
-  OnnxBuilder::attr_s(resize, "coordinate_transformation_mode", "asymmetric");
-  OnnxBuilder::attr_s(resize, "nearest_mode", "floor");
-  b.output("up");
-  b.output("sl");
+  const OnnxBuilder b = synthetic::split_slice_resize_model();
   const auto c = compile_both(b.save(test::scratch_dir() / "m.onnx"));
   const std::vector<float> x = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
   const auto out = run_reference(c.optimized, {x});
@@ -202,17 +171,7 @@ TEST(CompilerSynthetic, SplitSizesSliceInputsResizeScales) {
 }
 
 TEST(CompilerSynthetic, Fp16ModelBecomesF32) {
-  OnnxBuilder b(17);
-  b.input("x", {1, 1, 2, 2}, onnx::TensorProto_DataType_FLOAT16);
-  b.initializer_f16("w", {1, 1, 1, 1}, {0x4000});  // 2.0
-  b.initializer_f16("b", {1}, {0x3C00});           // 1.0
-  auto& cast = b.node("Cast", {"x"}, {"xf"});
-  OnnxBuilder::attr(cast, "to", std::int64_t{onnx::TensorProto_DataType_FLOAT});
-  b.node("Conv", {"xf", "w", "b"}, {"c"});
-  b.node("Identity", {"c"}, {"ci"});
-  auto& back = b.node("Cast", {"ci"}, {"y"});
-  OnnxBuilder::attr(back, "to", std::int64_t{onnx::TensorProto_DataType_FLOAT16});
-  b.output("y", {1, 1, 2, 2}, onnx::TensorProto_DataType_FLOAT16);
+  const OnnxBuilder b = synthetic::fp16_model();
   const auto c = compile_both(b.save(test::scratch_dir() / "m.onnx"));
   ASSERT_EQ(c.optimized.nodes.size(), 1U);
   EXPECT_EQ(c.optimized.tensors[static_cast<std::size_t>(c.optimized.outputs[0])].name, "y");

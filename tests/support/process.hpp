@@ -21,16 +21,25 @@ namespace vapipe::test {
 
 namespace fs = std::filesystem;
 
-// Output of a shell command (stdout), empty when it cannot start.
-inline std::string run_capture(const std::string& command) {
-  std::string output;
+struct CommandResult {
+  int exit_code = -1;  // -1: could not start, or killed by a signal
+  std::string out;     // what it wrote to stdout
+};
+
+// Runs a shell command (redirect stderr inside it: "2>&1", "2>'log'") and captures its stdout.
+inline CommandResult run_shell(const std::string& command) {
+  CommandResult result;
   FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return output;
-  char buffer[512];
-  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-  pclose(pipe);
-  return output;
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) result.out += buffer;
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
+
+// Output of a shell command (stdout), empty when it cannot start.
+inline std::string run_capture(const std::string& command) { return run_shell(command).out; }
 
 struct Probe {
   std::string codec;

@@ -346,7 +346,9 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
   }
 
   // A server that appears later gets the stream from the next key frame on ; the server leaves by
-  // itself after 4 s of stream (-t 4, 100 of the 200 packets sent), and the writer notices.
+  // itself after 4 s of stream (-t 4: 100 packets), and the writer notices. Whether the packets after those
+  // 100 still fit in the socket's buffers before ffmpeg closes it depends on the machine's speed (a
+  // sanitizer build is slower): at least the 100 the server read were written.
   const int port = free_port();
   const std::string url = "tcp://127.0.0.1:" + std::to_string(port);
   StreamWriter writer(url, *source.codec, source.time_base, source.frame_rate, options);
@@ -359,8 +361,10 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
                 "-t", "4", "-c", "copy", received.string()},
                dir / "ffmpeg.log");
   const auto written = push_until(
-      writer, source, [&] { return writer.stats().packets_written >= 200; }, std::chrono::seconds(20));
-  EXPECT_EQ(writer.stats().packets_written, 200);
+      writer, source,
+      [&] { return writer.stats().packets_written >= 200 || writer.stats().write_failures > 0; },
+      std::chrono::seconds(20));
+  EXPECT_GE(writer.stats().packets_written, 100);
   EXPECT_EQ(writer.stats().opens, 1);
   {
     // The server goes away mid-stream: writes start failing (counted, nothing thrown), and a new server is

@@ -602,7 +602,9 @@ class Importer {
       begin[a] = starts[i] < 0 ? std::max<std::int64_t>(starts[i], -dim) + dim : std::min(starts[i], dim);
       end[a] = ends[i] < 0 ? std::max<std::int64_t>(ends[i], -dim) + dim : std::min(ends[i], dim);
       // A batch-1 export may bake "end = 1" on the batch axis; a larger stage keeps the whole batch.
-      if (a == 0 && batch_factor_ > 1 && begin[a] == 0 && end[a] * batch_factor_ == dim) end[a] = dim;
+      if (a == 0 && batch_factor_ > 1 && begin[a] == 0 && dim % batch_factor_ == 0 &&
+          end[a] == dim / batch_factor_)
+        end[a] = dim;
       step[a] = steps[i];
     }
     set_activation(node.output(0),
@@ -640,7 +642,7 @@ class Importer {
     if (sizes_c != nullptr && !sizes_c->values.empty()) {
       auto sizes = as_ints(*sizes_c);
       if (sizes.size() != s.size()) unsupported("sizes rank differs from the input");
-      if (batch_factor_ > 1 && sizes[0] * batch_factor_ == s[0]) sizes[0] = s[0];
+      if (batch_factor_ > 1 && s[0] % batch_factor_ == 0 && sizes[0] == s[0] / batch_factor_) sizes[0] = s[0];
       for (std::size_t d = 0; d < s.size(); ++d) {
         scales[d] = static_cast<double>(sizes[d]) / static_cast<double>(s[d]);
       }
@@ -711,8 +713,8 @@ class Importer {
         infer = static_cast<int>(d);
       } else if (target[d] < 0) {
         unsupported("negative target dimension");
-      } else {
-        known *= target[d];
+      } else if (__builtin_mul_overflow(known, target[d], &known)) {
+        fail("target shape {} has more elements than int64 holds", shape_to_string(target));
       }
     }
     const std::int64_t volume = shape_volume(s);
@@ -720,7 +722,8 @@ class Importer {
       if (known == 0 || volume % known != 0)
         fail("cannot reshape {} to {}", shape_to_string(s), shape_to_string(target));
       target[static_cast<std::size_t>(infer)] = volume / known;
-    } else if (known != volume && batch_factor_ > 1 && known * batch_factor_ == volume && !target.empty()) {
+    } else if (known != volume && batch_factor_ > 1 && volume % batch_factor_ == 0 &&
+               known == volume / batch_factor_ && !target.empty()) {
       // A batch-1 export bakes batch 1 (or batch*C) into dimension 0; a batch-B stage scales it.
       target[0] *= batch_factor_;
     }

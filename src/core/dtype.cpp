@@ -3,7 +3,6 @@
 #include <array>
 #include <bit>
 #include <cstring>
-#include <numeric>
 
 #include "core/error.hpp"
 
@@ -35,7 +34,13 @@ DType dtype_from_name(std::string_view name) {
 }
 
 std::int64_t shape_volume(const Shape& shape) {
-  return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
+  // Shapes come from untrusted models and packages too; an overflowing product must be an error, not UB.
+  std::int64_t volume = 1;
+  for (const std::int64_t dim : shape) {
+    if (__builtin_mul_overflow(volume, dim, &volume))
+      fail("shape {} has more elements than int64 holds", shape_to_string(shape));
+  }
+  return volume;
 }
 
 std::string shape_to_string(const Shape& shape) {

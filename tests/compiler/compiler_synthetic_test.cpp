@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "compiler/compiler.hpp"
 #include "compiler/onnx_builder.hpp"
@@ -202,6 +203,36 @@ TEST(CompilerSynthetic, BatchStageScalesBakedReshape) {
     singles.insert(singles.end(), y.begin(), y.end());
   }
   EXPECT_EQ(run_reference(three, {all})[0], singles);
+}
+
+// Found by the ONNX fuzzer: a target shape whose product overflows int64 was undefined behaviour.
+TEST(CompilerSynthetic, ReshapeTargetThatOverflowsInt64IsRefused) {
+  constexpr std::int64_t kHuge = std::numeric_limits<std::int64_t>::max();
+  const auto lower_with_target = [](const std::vector<std::int64_t>& target, std::int64_t batch) {
+    OnnxBuilder b(17);
+    b.input("x", {1, 4, 2, 2});
+    b.initializer_i64("target", {static_cast<std::int64_t>(target.size())}, target);
+    b.node("Reshape", {"x", "target"}, {"y"});
+    b.output("y");
+    const auto model = load_onnx(b.save(test::scratch_dir() / "reshape.onnx"));
+    ImportRequest request;
+    request.batch = batch;
+    try {
+      (void)lower_onnx(model, request);
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  const auto expect_error = [&](const std::vector<std::int64_t>& target, std::int64_t batch,
+                                const char* part) {
+    const std::string message = lower_with_target(target, batch);
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+  };
+  expect_error({kHuge, 2}, 1, "target shape 9223372036854775807x2 has more elements than int64 holds");
+  // At batch 2 the baked-batch rule used to compute known * 2 before comparing.
+  expect_error({kHuge}, 2, "cannot reshape 2x4x2x2 to 9223372036854775807");
+  expect_error({kHuge, 1, -1}, 1, "cannot reshape 1x4x2x2 to 9223372036854775807x1x-1");
 }
 
 TEST(CompilerSynthetic, ConstantFloatSubgraphIsFolded) {

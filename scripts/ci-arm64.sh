@@ -5,7 +5,12 @@
 # same x86-compiled package (tests/apps/arm64_detect_test.cpp), then packs the tarball and runs it in a
 # Debian 12 arm64 root that holds only the packages the tarball lists.
 #
-#   bash scripts/ci-arm64.sh        (as root; a fresh Debian 12 x86-64 machine with ../shared/models)
+#   bash scripts/ci-arm64.sh [--full]   (as root; a fresh Debian 12 x86-64 machine with ../shared/models)
+#
+# Under qemu the whole-YOLOv5n accuracy tests take 2.5 to 8+ minutes each (the reference executor and the
+# emulated runtime both run YOLOv5n at 640; measured 2026-12-02 on a 2-core Zen 3): CI (the default) leaves
+# those out and runs every other runtime test, YOLO-FastestV2's whole-model ones and the int8 YOLO test
+# among them; --full runs them all (over 40 minutes).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +19,12 @@ build_dir=${BUILD_DIR:-build}
 sysroot=${VAPIPE_ARM64_SYSROOT:-/opt/vapipe-arm64-sysroot}
 box=${VAPIPE_ARM64_BOX:-/opt/vapipe-arm64-box}
 emulator="qemu-aarch64 -L $sysroot"
+full=0
+case ${1:-} in
+  --full) full=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--full]" >&2; exit 2 ;;
+esac
 start=$SECONDS
 step() { printf '\n---- arm64: %s (%ds)\n' "$*" "$((SECONDS - start))"; }
 die() { printf '[ci-arm64] error: %s\n' "$*" >&2; exit 1; }
@@ -24,7 +35,10 @@ VAPIPE_WERROR=ON bash scripts/build-arm64.sh
 
 step "runtime unit tests under qemu-aarch64"
 # No per-test timing assertions here: the emulator is 10-50x slower than the host.
-ctest --test-dir "$ARM64_BUILD_DIR" --output-on-failure --timeout 900
+slow_under_qemu='^ModelAccuracy\.(YoloV5n|Fp16Export|DynamicShape)'
+ctest_args=(--test-dir "$ARM64_BUILD_DIR" --output-on-failure --timeout 900 -j "$(nproc)")
+((full)) || ctest_args+=(-E "$slow_under_qemu")
+ctest "${ctest_args[@]}"
 
 step "vapipe detect: aarch64 (qemu) against x86, same package"
 cmake --build "$build_dir" --target arm64_detect_tests
@@ -44,13 +58,15 @@ if [[ ! -f $box/.vapipe-packages || $(cat "$box/.vapipe-packages") != "$packages
   mmdebstrap --quiet --variant=extract --architectures=arm64 --include="$packages" bookworm "$box" \
     "deb ${VAPIPE_DEBIAN_MIRROR:-http://deb.debian.org}/debian bookworm main" \
     "deb ${VAPIPE_DEBIAN_MIRROR:-http://deb.debian.org}/debian-security bookworm-security main"
+  bash scripts/arm64-alternatives.sh "$box"  # what apt-get's maintainer scripts would have linked
   printf '%s' "$packages" >"$box/.vapipe-packages"
 fi
 rm -rf "$box/opt/vapipe" && mkdir -p "$box/opt/vapipe"
 tar -C "$box/opt/vapipe" --strip-components=1 -xzf "$tarball"
 detections=$(qemu-aarch64 -L "$box" "$box/opt/vapipe/bin/vapipe" detect "$box/opt/vapipe/models/yolofastestv2.vpk" \
   /usr/share/doc/opencv-doc/examples/data/messi5.jpg --json)
-grep -q '"label":"person"' <<<"$detections" || die "the packaged vapipe found no person in messi5.jpg: $detections"
+# COCO class 0 is a person (yolofastestv2.onnx carries no class names, so labels are the ids).
+grep -q '"class_id":0,' <<<"$detections" || die "the packaged vapipe found no person in messi5.jpg: $detections"
 echo "packaged vapipe in the arm64 root: $detections"
 
 step "done"

@@ -69,12 +69,7 @@ else
     target=$(readlink "$link")
     ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$sysroot$target")" "$link"
   done
-  # BLAS/LAPACK (OpenCV -> GDAL -> armadillo/arpack) reach their sonames through update-alternatives in the
-  # packages' maintainer scripts, which extract does not run: make the links the reference BLAS's scripts would.
-  for lib in blas/libblas.so.3 lapack/liblapack.so.3; do
-    libdir="$sysroot/usr/lib/aarch64-linux-gnu"
-    if [[ -e $libdir/$lib && ! -e $libdir/${lib#*/} ]]; then ln -s "$lib" "$libdir/${lib#*/}"; fi
-  done
+  bash scripts/arm64-alternatives.sh "$sysroot"
   printf '%s' "$wanted" >"$stamp"
 fi
 log "done: cmake -B build-arm64 --toolchain cmake/toolchains/aarch64-linux-gnu.cmake -DVAPIPE_RUNTIME_ONLY=ON"

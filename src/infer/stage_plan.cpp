@@ -96,6 +96,11 @@ class PlanBuilder {
   // differential tests exercise it on CPUs that never need it), =sum forbids it (to compare the two). Read
   // once per plan (at load), never per run.
   enum class ResidualMode : std::uint8_t { kAuto, kBinary, kSumOnly };
+#if defined(__aarch64__)
+  static constexpr bool kInt8BinaryResidualIsWrong = true;
+#else
+  static constexpr bool kInt8BinaryResidualIsWrong = false;
+#endif
   static ResidualMode residual_mode_from_environment() {
     const char* value = std::getenv("VAPIPE_RESIDUAL");
     const std::string name = value != nullptr ? value : "";
@@ -538,7 +543,11 @@ class PlanBuilder {
       const memory::desc addend_md = tag ? memory::desc(produced.dims(), kF32, *tag) : plain_md(shape(sum));
       auto binary_pd = make_pd(memory::desc(addend_md.dims(), precision.dst, tag ? *tag : Tag::abcd),
                                make_attr(true, addend_md));
-      if (!is_reference(binary_pd)) {
+      // oneDNN 2.6 on aarch64 runs that form of an int8 convolution with gemm_s8s8s32 and gets it wrong
+      // (every element of the output off, by up to a third of its range;
+      // LowPrecision.EveryInt8ConvolutionKindMatchesSimulatedReference under qemu): keep the sum post-op
+      // there, correct but on ref_int8. f32 binary residuals are right on aarch64 (RuntimeOps tests).
+      if (!is_reference(binary_pd) && !(int8 && kInt8BinaryResidualIsWrong)) {
         pd = std::move(binary_pd);
         binary_addend = value_as(sum, addend_md);
       }

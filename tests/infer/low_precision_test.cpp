@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "compiler/compiler.hpp"
@@ -157,6 +158,68 @@ TEST_P(LowPrecision, RuntimeMatchesSimulatedReference) {
 INSTANTIATE_TEST_SUITE_P(Precisions, LowPrecision,
                          ::testing::Values(Case{"int8", 0.008, 1e-4}, Case{"bf16", 0.004, 1e-4}),
                          [](const auto& test_info) { return test_info.param.precision; });
+
+// The int8 trunk above, taken apart: one kind of convolution per graph, so that a kernel family that
+// disagrees with the simulation on some CPU (oneDNN picks other kernels per ISA and per shape) is named.
+TEST(LowPrecision, EveryInt8ConvolutionKindMatchesSimulatedReference) {
+  const nlohmann::json swish = {{{"op", "swish"}, {"alpha", 1.0}}};
+  const nlohmann::json relu = {{{"op", "relu"}}};
+  struct Kind {
+    const char* name;
+    float input_low;  // < 0: the first convolution reads s8, else u8
+    std::function<int(test::GraphBuilder&, int)> build;
+  };
+  const std::vector<Kind> kinds = {
+      {"u8 input, 3x3", 0.0F, [](test::GraphBuilder& g, int x) { return g.conv(x, 16, 3, 1); }},
+      {"s8 input, 3x3", -1.0F, [](test::GraphBuilder& g, int x) { return g.conv(x, 16, 3, 1); }},
+      {"s8 input, 1x1", -1.0F, [](test::GraphBuilder& g, int x) { return g.conv(x, 16, 1, 1); }},
+      {"u8 input, 6x6 stride 2, swish", 0.0F,
+       [&](test::GraphBuilder& g, int x) { return g.conv(x, 16, 6, 2, swish); }},
+      {"s8 -> s8 chain, relu", -1.0F,
+       [&](test::GraphBuilder& g, int x) { return g.conv(g.conv(x, 16, 3, 1, relu), 16, 3, 1); }},
+      {"s8 -> s8 chain, swish", -1.0F,
+       [&](test::GraphBuilder& g, int x) { return g.conv(g.conv(x, 16, 3, 1, swish), 16, 3, 1); }},
+      {"residual sum", -1.0F,
+       [&](test::GraphBuilder& g, int x) {
+         const int a = g.conv(x, 16, 1, 1, swish);
+         return g.conv(g.conv(a, 16, 3, 1, {{{"op", "swish"}, {"alpha", 1.0}}, {{"op", "sum"}}}, a), 16, 1,
+                       1);
+       }},
+      {"depthwise", -1.0F,
+       [&](test::GraphBuilder& g, int x) {
+         return g.conv(g.conv(x, 16, 1, 1, swish), 16, 3, 1, swish, -1, 16);
+       }},
+  };
+  const compiler::ReferenceOptions simulation{.int8_without_vnni = infer::int8_pair_sums_saturate()};
+  for (const auto& kind : kinds) {
+    SCOPED_TRACE(kind.name);
+    test::GraphBuilder g(5);
+    const int x = g.input({1, 16, 12, 14});
+    const int y = kind.build(g, x);
+    ir::Graph graph = g.finish({y});
+    const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
+    const std::vector<std::vector<float>> inputs{random_values(input_shape, 11, kind.input_low, 1.0F)};
+    compiler::PrecisionOptions options;
+    options.precision = "int8";
+    options.ranges = ranges_of(graph, inputs);
+    options.quantize_outputs = true;
+    const auto float_outputs = compiler::run_reference(graph, inputs);
+    compiler::apply_precision(graph, options);
+    const auto expected = compiler::run_reference(graph, inputs, simulation);
+    auto network = std::make_shared<ir::Network>();
+    network->name = "kind";
+    network->precision = "int8";
+    network->stages.push_back({1, graph});
+    ExecutionContext context(std::make_shared<const Network>(network), {.threads = 1});
+    context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
+    const auto* actual = static_cast<const float*>(context.output(0).data);
+    const Comparison to_reference = compare(expected[0], actual);
+    const Comparison to_float = compare(float_outputs[0], actual);
+    EXPECT_LE(to_reference.max_error, 0.008) << "mean " << to_reference.mean_error;
+    EXPECT_LE(to_reference.mean_error, 1e-4);
+    EXPECT_GT(to_float.mean_error, 4.0 * to_reference.mean_error);
+  }
+}
 
 TEST(LowPrecision, TensorsAndScalesChosenByConsumers) {
   ir::Graph graph = trunk(1, 1);

@@ -2,10 +2,9 @@
 // small networks that exercise layouts (blocked/plain), in-place sums, aliasing views and partial batches.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <thread>
@@ -93,9 +92,12 @@ TEST(RuntimeOps, ConvolutionsWithPostOpsInBlockedLayouts) {
 // The limit is read once per process, so the test above runs again in a child process under it.
 TEST(RuntimeOps, ConvolutionsAreRightUnderAnOpenMpThreadLimit) {
   if (std::getenv("OMP_THREAD_LIMIT") != nullptr) GTEST_SKIP() << "already under OMP_THREAD_LIMIT";
+  // Under qemu-user /proc/self/exe reads as the emulated binary, which only the emulator can start.
+  const char* emulator = std::getenv("VAPIPE_TEST_EMULATOR");
   const std::string command =
-      "OMP_THREAD_LIMIT=1 /proc/" + std::to_string(::getpid()) +
-      "/exe --gtest_filter=RuntimeOps.ConvolutionsWithPostOpsInBlockedLayouts --gtest_brief=1 2>&1";
+      "OMP_THREAD_LIMIT=1 " + std::string(emulator != nullptr ? emulator : "") + " '" +
+      std::filesystem::read_symlink("/proc/self/exe").string() +
+      "' --gtest_filter=RuntimeOps.ConvolutionsWithPostOpsInBlockedLayouts --gtest_brief=1 2>&1";
   const auto child = test::run_shell(command);
   EXPECT_EQ(child.exit_code, 0) << child.out;
   EXPECT_NE(child.out.find("1 test"), std::string::npos) << "the convolution test did not run: " << child.out;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/json_integers.hpp"
 
 namespace vapipe::ir {
 
@@ -56,7 +57,7 @@ Graph graph_from_json(const nlohmann::json& json,
     Tensor tensor;
     tensor.name = entry.at("name").get<std::string>();
     tensor.dtype = dtype_from_name(entry.at("dtype").get<std::string>());
-    tensor.shape = entry.at("shape").get<Shape>();
+    tensor.shape = json_integers<std::int64_t>(entry.at("shape"), "tensor '" + tensor.name + "': shape");
     // Kernels and allocations size themselves from shapes: a shape must not overflow, and a constant's
     // bytes must be exactly what its shape says, or a kernel would read past them.
     std::int64_t volume = 1;
@@ -90,15 +91,15 @@ Graph graph_from_json(const nlohmann::json& json,
     Node node;
     node.name = entry.at("name").get<std::string>();
     node.op = entry.at("op").get<std::string>();
-    node.inputs = entry.at("inputs").get<std::vector<int>>();
-    node.outputs = entry.at("outputs").get<std::vector<int>>();
+    node.inputs = json_integers<int>(entry.at("inputs"), "node '" + node.name + "': inputs");
+    node.outputs = json_integers<int>(entry.at("outputs"), "node '" + node.name + "': outputs");
     node.attrs = entry.at("attrs");
     for (int index : node.inputs) check_index(index, true, "node '" + node.name + "'");
     for (int index : node.outputs) check_index(index, false, "node '" + node.name + "'");
     graph.nodes.push_back(std::move(node));
   }
-  graph.inputs = json.at("inputs").get<std::vector<int>>();
-  graph.outputs = json.at("outputs").get<std::vector<int>>();
+  graph.inputs = json_integers<int>(json.at("inputs"), "graph inputs");
+  graph.outputs = json_integers<int>(json.at("outputs"), "graph outputs");
   for (int index : graph.inputs) check_index(index, false, "graph inputs");
   for (int index : graph.outputs) check_index(index, false, "graph outputs");
   return graph;

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/json_integers.hpp"
 #include "core/mapped_file.hpp"
 
 namespace vapipe::ir {
@@ -186,8 +187,8 @@ Package read_package(std::span<const std::byte> bytes, std::shared_ptr<const voi
         nlohmann::json::parse(reinterpret_cast<const char*>(manifest_data),
                               reinterpret_cast<const char*>(manifest_data) + header.manifest_size);
     auto find_data = [&](const nlohmann::json& where) {
-      const auto offset = where.at("offset").get<std::uint64_t>();
-      const auto size = where.at("size").get<std::uint64_t>();
+      const auto offset = json_integer<std::uint64_t>(where.at("offset"), "constant offset");
+      const auto size = json_integer<std::uint64_t>(where.at("size"), "constant size");
       if (offset > header.blob_size || size > header.blob_size - offset || offset % kBlobAlignment != 0) {
         fail("constant at offset {} size {} lies outside the weights section", offset, size);
       }
@@ -201,7 +202,8 @@ Package read_package(std::span<const std::byte> bytes, std::shared_ptr<const voi
       network.metadata = entry.at("metadata");
       for (const auto& stage_json : entry.at("stages")) {
         Stage stage;
-        stage.batch = stage_json.at("batch").get<std::int64_t>();
+        stage.batch =
+            json_integer<std::int64_t>(stage_json.at("batch"), "network '" + network.name + "': stage batch");
         stage.graph = graph_from_json(stage_json, find_data);
         network.stages.push_back(std::move(stage));
       }

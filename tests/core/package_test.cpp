@@ -194,6 +194,27 @@ TEST(Package, ShapeBeyondTheElementLimitOrNegativeIsRefused) {
   }
 }
 
+// Found by the package fuzzer: a float where an integer belongs was cast to int64 (undefined beyond range).
+TEST(Package, NonIntegerOrOutOfRangeNumbersAreRefused) {
+  const auto edited = [](const char* name, const std::function<void(nlohmann::json&)>& edit) {
+    return load_error(write_with_manifest(make_package(), name, edit));
+  };
+  const auto message = [](const std::string& text, const char* part) {
+    EXPECT_NE(text.find(part), std::string::npos) << text;
+  };
+  message(edited("float-dim.vpk",
+                 [](nlohmann::json& m) {
+                   m["networks"][0]["stages"][0]["tensors"][0]["shape"] = {1.11e72, 2};
+                 }),
+          "tensor 'x': shape: 1.11e+72 is not an integer in range");
+  message(
+      edited("big-index.vpk",
+             [](nlohmann::json& m) { m["networks"][0]["stages"][0]["inputs"] = {std::int64_t{1} << 40}; }),
+      "graph inputs: 1099511627776 is not an integer in range");
+  message(edited("float-batch.vpk", [](nlohmann::json& m) { m["networks"][0]["stages"][0]["batch"] = 1.5; }),
+          "stage batch: 1.5 is not an integer in range");
+}
+
 TEST(Package, ConstantOffsetThatWrapsAroundIsRefused) {
   // offset + size overflows 64 bits to a small number: it must not pass as "inside the weights".
   const auto path = write_with_manifest(make_package(), "wrap.vpk", [](nlohmann::json& manifest) {

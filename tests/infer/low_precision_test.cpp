@@ -100,6 +100,40 @@ Comparison compare(const std::vector<float>& reference, const float* actual) {
   return result;
 }
 
+// `graph` converted to `precision` (max calibration on `inputs`, quantized outputs), run by the runtime and
+// compared per output with the reference executor's simulation of that precision and with float.
+struct SimulationComparison {
+  std::size_t converted = 0;  // convolutions apply_precision converted
+  std::vector<Comparison> to_reference;
+  std::vector<Comparison> to_float;
+};
+
+SimulationComparison run_against_simulation(ir::Graph graph, const std::vector<std::vector<float>>& inputs,
+                                            const std::string& precision, std::int64_t batch, int threads) {
+  const compiler::ReferenceOptions simulation{.int8_without_vnni = infer::int8_pair_sums_saturate()};
+  const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
+  compiler::PrecisionOptions options;
+  options.precision = precision;
+  options.ranges = ranges_of(graph, inputs);
+  options.quantize_outputs = true;  // int8 heads with f32 outputs are part of what is tested
+  const auto float_outputs = compiler::run_reference(graph, inputs);
+  SimulationComparison result;
+  result.converted = compiler::apply_precision(graph, options);
+  const auto expected = compiler::run_reference(graph, inputs, simulation);
+  auto network = std::make_shared<ir::Network>();
+  network->name = "simulated";
+  network->precision = precision;
+  network->stages.push_back({batch, graph});
+  ExecutionContext context(std::make_shared<const Network>(network), {.threads = threads});
+  context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
+  for (std::size_t o = 0; o < expected.size(); ++o) {
+    const auto* actual = static_cast<const float*>(context.output(o).data);
+    result.to_reference.push_back(compare(expected[o], actual));
+    result.to_float.push_back(compare(float_outputs[o], actual));
+  }
+  return result;
+}
+
 struct Case {
   std::string precision;
   double max_error;
@@ -114,37 +148,20 @@ TEST_P(LowPrecision, RuntimeMatchesSimulatedReference) {
   // simulation follows the runtime's halved weights (infer/int8_without_vnni.hpp).
   if (param.precision == "bf16" && !cpu_has_native(param.precision))
     GTEST_SKIP() << "this CPU (" << cpu_isa() << ") has no native " << param.precision << " kernels";
-  const compiler::ReferenceOptions simulation{.int8_without_vnni = infer::int8_pair_sums_saturate()};
   for (unsigned seed : {1U, 2U, 3U}) {
     for (std::int64_t batch : {1, 2}) {
       SCOPED_TRACE(testing::Message() << "seed " << seed << " batch " << batch);
-      ir::Graph graph = trunk(batch, seed);
+      const ir::Graph graph = trunk(batch, seed);
       const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
       const std::vector<std::vector<float>> inputs{random_values(input_shape, 100 + seed, 0.0F, 1.0F)};
-      compiler::PrecisionOptions options;
-      options.precision = param.precision;
-      options.ranges = ranges_of(graph, inputs);
-      options.quantize_outputs = true;  // int8 heads with f32 outputs are part of what is tested
-      const auto float_outputs = compiler::run_reference(graph, inputs);
-      const std::size_t converted = compiler::apply_precision(graph, options);
-      EXPECT_EQ(converted, 9U);  // every convolution
-      const auto expected = compiler::run_reference(graph, inputs, simulation);
-
-      auto network = std::make_shared<ir::Network>();
-      network->name = "trunk";
-      network->precision = param.precision;
-      network->stages.push_back({batch, graph});
-      ExecutionContext context(std::make_shared<const Network>(network), {.threads = 2});
-      context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
-      for (std::size_t o = 0; o < expected.size(); ++o) {
-        const auto* actual = static_cast<const float*>(context.output(o).data);
-        const Comparison to_reference = compare(expected[o], actual);
-        EXPECT_LE(to_reference.max_error, param.max_error) << "output " << o;
-        EXPECT_LE(to_reference.mean_error, param.mean_error) << "output " << o;
+      const auto result = run_against_simulation(graph, inputs, param.precision, batch, 2);
+      EXPECT_EQ(result.converted, 9U);  // every convolution
+      for (std::size_t o = 0; o < result.to_reference.size(); ++o) {
+        EXPECT_LE(result.to_reference[o].max_error, param.max_error) << "output " << o;
+        EXPECT_LE(result.to_reference[o].mean_error, param.mean_error) << "output " << o;
         // The simulation is not trivially equal to float: the reduced-precision error is much larger
         // than the runtime's distance from the simulation.
-        const Comparison to_float = compare(float_outputs[o], actual);
-        EXPECT_GT(to_float.mean_error, 4.0 * to_reference.mean_error) << "output " << o;
+        EXPECT_GT(result.to_float[o].mean_error, 4.0 * result.to_reference[o].mean_error) << "output " << o;
       }
     }
   }
@@ -190,34 +207,18 @@ TEST(LowPrecision, EveryInt8ConvolutionKindMatchesSimulatedReference) {
          return g.conv(g.conv(x, 16, 1, 1, swish), 16, 3, 1, swish, -1, 16);
        }},
   };
-  const compiler::ReferenceOptions simulation{.int8_without_vnni = infer::int8_pair_sums_saturate()};
   for (const auto& kind : kinds) {
     SCOPED_TRACE(kind.name);
     test::GraphBuilder g(5);
     const int x = g.input({1, 16, 12, 14});
     const int y = kind.build(g, x);
-    ir::Graph graph = g.finish({y});
+    const ir::Graph graph = g.finish({y});
     const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
     const std::vector<std::vector<float>> inputs{random_values(input_shape, 11, kind.input_low, 1.0F)};
-    compiler::PrecisionOptions options;
-    options.precision = "int8";
-    options.ranges = ranges_of(graph, inputs);
-    options.quantize_outputs = true;
-    const auto float_outputs = compiler::run_reference(graph, inputs);
-    compiler::apply_precision(graph, options);
-    const auto expected = compiler::run_reference(graph, inputs, simulation);
-    auto network = std::make_shared<ir::Network>();
-    network->name = "kind";
-    network->precision = "int8";
-    network->stages.push_back({1, graph});
-    ExecutionContext context(std::make_shared<const Network>(network), {.threads = 1});
-    context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
-    const auto* actual = static_cast<const float*>(context.output(0).data);
-    const Comparison to_reference = compare(expected[0], actual);
-    const Comparison to_float = compare(float_outputs[0], actual);
-    EXPECT_LE(to_reference.max_error, 0.008) << "mean " << to_reference.mean_error;
-    EXPECT_LE(to_reference.mean_error, 1e-4);
-    EXPECT_GT(to_float.mean_error, 4.0 * to_reference.mean_error);
+    const auto result = run_against_simulation(graph, inputs, "int8", 1, 1);
+    EXPECT_LE(result.to_reference[0].max_error, 0.008) << "mean " << result.to_reference[0].mean_error;
+    EXPECT_LE(result.to_reference[0].mean_error, 1e-4);
+    EXPECT_GT(result.to_float[0].mean_error, 4.0 * result.to_reference[0].mean_error);
   }
 }
 

@@ -165,6 +165,10 @@ TEST(ControlApi, AddsAndRemovesChannelsAtRunTimeWhileTheOthersKeepCounting) {
   const auto removed = test::http_request(port, "DELETE", "/api/channels/1");
   EXPECT_EQ(removed.status, 202) << removed.body;
   ASSERT_TRUE(eventually([&] { return get_json(port, "/api/channels/1").at("state") == "removed"; }));
+  // Stats are sampled once a second; a removed channel must not wait for the next sample to leave them.
+  const json stats_at_removal = get_json(port, "/api/stats");
+  for (const auto& c : stats_at_removal.at("channels"))
+    EXPECT_NE(c.at("id"), 1) << "a removed channel leaves the stats at once";
   const std::uint64_t at_removal = output_of(port, 0);
   EXPECT_GT(at_removal, before_removal) << "channel 0 stalled while channel 1 was drained";
   ASSERT_TRUE(eventually([&] { return output_of(port, 0) >= at_removal + 5; }))

@@ -92,6 +92,7 @@ class RunningPipeline {
   RunningPipeline& operator=(const RunningPipeline&) = delete;
 
   const ChannelCounters& counters(int channel) const { return pipeline_.counters(channel); }
+  ChannelState state(int channel) const { return pipeline_.channel_state(static_cast<std::size_t>(channel)); }
   // The channel produces `frames` more frames within `limit`.
   bool progresses(int channel, std::uint64_t frames, std::chrono::seconds limit) const {
     const std::uint64_t before = counters(channel).output.load();
@@ -202,8 +203,15 @@ TEST(Faults, AKilledCameraIsOneLineDownOneLineBackAndTheOtherChannelCounts) {
     ASSERT_TRUE(pipeline.progresses(0, 10, std::chrono::seconds(30))) << "the camera never streamed";
 
     camera.reset();  // switched off
-    // Down for several retries (back-off 0.2 .. 1 s): the other channel goes on meanwhile.
+    // Noticing the loss can take longer than the other channel needs for its frames below, so the outage is
+    // timed from the moment the channel waits to retry.
+    ASSERT_TRUE(
+        wait_until([&] { return pipeline.state(0) == ChannelState::kWaiting; }, std::chrono::seconds(30)))
+        << "the lost camera was never noticed";
+    // Down for several retries (back-off 0.2, 0.4, 0.8 .. 1 s, each refused at once on loopback): the other
+    // channel goes on meanwhile.
     EXPECT_TRUE(pipeline.progresses(1, 20, std::chrono::seconds(30))) << "the file channel stopped";
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // the outage itself, not a synchronisation
     const auto decoded_down = rtsp.decoded.load();
     EXPECT_EQ(rtsp.reconnects.load(), 0u);
 

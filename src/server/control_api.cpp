@@ -327,15 +327,7 @@ HttpResponse ControlApi::remove_channel(const HttpRequest& request) {
 }
 
 HttpResponse ControlApi::get_stats(const HttpRequest&) const {
-  // The sample can be up to a second old: a channel removed since then leaves it now, so that the current
-  // figures list the same channels as GET /api/channels.
-  StatsSample sample = stats_.latest();
-  std::erase_if(sample.channels, [&](const ChannelRates& rates) {
-    return pipeline_.channel_state(static_cast<std::size_t>(rates.channel)) == ChannelState::kRemoved;
-  });
-  sample.total_fps = 0.0;
-  for (const auto& rates : sample.channels) sample.total_fps += rates.fps;
-  return json_response(200, sample_json(sample));
+  return json_response(200, sample_json(stats_.latest()));
 }
 
 HttpResponse ControlApi::get_history(const HttpRequest& request) const {

@@ -78,8 +78,20 @@ void StatsHistory::sample(std::chrono::steady_clock::time_point now) {
 }
 
 StatsSample StatsHistory::latest() const {
-  std::lock_guard lock(mutex_);
-  return samples_.empty() ? StatsSample{} : samples_.back();
+  StatsSample sample;
+  {
+    std::lock_guard lock(mutex_);
+    if (!samples_.empty()) sample = samples_.back();
+  }
+  // The sample can be up to a second old: a channel removed since then leaves it now, so that the current
+  // figures (/api/stats, vapipe_fps of /metrics) list the same channels as GET /api/channels.
+  std::erase_if(sample.channels, [&](const ChannelRates& rates) {
+    return pipeline_.channel_state(static_cast<std::size_t>(rates.channel)) ==
+           pipeline::ChannelState::kRemoved;
+  });
+  sample.total_fps = 0.0;
+  for (const auto& rates : sample.channels) sample.total_fps += rates.fps;
+  return sample;
 }
 
 std::vector<StatsSample> StatsHistory::history(std::size_t seconds) const {

@@ -2,7 +2,8 @@
 // Per-channel rates sampled once a second from the pipeline's counters, kept for the last kHistorySamples
 // seconds: the current figures of GET /api/stats and /api/channels (fps over the last few seconds, mean
 // stage times of the last second) and the series the viewer charts (GET /api/stats/history). One thread
-// of its own, woken by a timed wait it can be stopped from; reading takes a mutex, never the pipeline.
+// of its own, woken by a timed wait it can be stopped from; reading takes a mutex, never the pipeline's
+// (latest() reads the channels' atomic states only).
 #include <array>
 #include <chrono>
 #include <condition_variable>
@@ -46,7 +47,7 @@ class StatsHistory {
   StatsHistory(const StatsHistory&) = delete;
   StatsHistory& operator=(const StatsHistory&) = delete;
 
-  // The latest sample (empty channels before the first one).
+  // The latest sample, less the channels removed since it was taken (empty before the first one).
   StatsSample latest() const;
   // Samples of the last `seconds` seconds, oldest first.
   std::vector<StatsSample> history(std::size_t seconds) const;

@@ -391,6 +391,39 @@ void insert_sei(VideoCodec codec, NalFraming framing, std::span<const std::uint8
   out.insert(out.end(), access_unit.begin() + static_cast<std::ptrdiff_t>(at), access_unit.end());
 }
 
+void to_elementary_stream(VideoCodec codec, std::span<const std::uint8_t> access_unit,
+                          std::vector<std::uint8_t>& out) {
+  const int aud = codec == VideoCodec::kH264 ? kH264AudType : kH265AudType;
+  const int sei = codec == VideoCodec::kH264 ? kH264SeiType : kH265PrefixSeiType;
+  std::vector<std::uint8_t> user_data;
+  const auto append = [&](std::span<const std::uint8_t> nal) {
+    out.insert(out.end(), {0, 0, 0, 1});
+    out.insert(out.end(), nal.begin(), nal.end());
+  };
+  const auto nal_of = [&](const NalUnit& unit) {
+    return access_unit.subspan(unit.begin, unit.end - unit.begin);
+  };
+  std::optional<NalUnit> ours;
+  NalWalker walker(access_unit, NalFraming::annexb());
+  while (const auto unit = walker.next()) {
+    if (unit->end <= unit->begin || nal_type(codec, access_unit[unit->begin]) != sei) continue;
+    const auto framed = access_unit.subspan(unit->unit_begin, unit->end - unit->unit_begin);
+    if (read_user_data(codec, NalFraming::annexb(), framed, user_data) == SeiError::kNone) {
+      ours = unit;
+      break;
+    }
+  }
+  out.reserve(out.size() + access_unit.size() + 16);
+  if (ours) append(nal_of(*ours));
+  NalWalker all(access_unit, NalFraming::annexb());
+  while (const auto unit = all.next()) {
+    if (unit->end <= unit->begin) continue;
+    if (ours && unit->begin == ours->begin) continue;
+    if (nal_type(codec, access_unit[unit->begin]) == aud) continue;
+    append(nal_of(*unit));
+  }
+}
+
 SeiError read_user_data(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet,
                         std::vector<std::uint8_t>& user_data) {
   return for_each_user_data(codec, framing, packet, [&](std::span<const std::uint8_t> data) {

@@ -89,6 +89,15 @@ void append_sei_nal(VideoCodec codec, NalFraming framing, std::span<const std::u
 void insert_sei(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> access_unit,
                 std::span<const std::uint8_t> sei_nal, std::vector<std::uint8_t>& out);
 
+// Appends `access_unit` (Annex-B) as sophon-pipeline's tcp:// and udp:// outputs send it and
+// pipeline_client reads it (utility/stream_decode.cpp): the SEI NAL unit carrying our metadata first (the
+// client reads an SEI only as the packet's first NAL unit, after a 4-byte start code), access unit
+// delimiters dropped (they would have to come first), the other NAL units in their order, every one after a
+// 4-byte start code (the client recognises a key frame by the NAL unit after the first 4-byte start code
+// past the first NAL's: the SPS). An access unit without our SEI keeps its order, less the delimiters.
+void to_elementary_stream(VideoCodec codec, std::span<const std::uint8_t> access_unit,
+                          std::vector<std::uint8_t>& out);
+
 // Finds the first SEI message with our UUID and copies its user data (after the UUID, emulation
 // prevention removed) into `user_data`. kNone when found.
 SeiError read_user_data(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet,

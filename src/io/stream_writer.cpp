@@ -37,10 +37,13 @@ ReconnectPolicy::Listener log_listener(std::string url) {
 
 }  // namespace
 
-std::string StreamWriter::guess_format(const std::string& url) {
+std::string StreamWriter::guess_format(const std::string& url, AVCodecID codec) {
   if (starts_with(url, "rtsp://")) return "rtsp";
   if (starts_with(url, "rtmp://") || starts_with(url, "rtmps://")) return "flv";
-  if (starts_with(url, "tcp://") || starts_with(url, "udp://")) return "mpegts";
+  // sophon-pipeline (stream_pusher.h) sends the elementary stream itself over TCP and UDP, and
+  // pipeline_client reads nothing else there.
+  if (starts_with(url, "tcp://") || starts_with(url, "udp://"))
+    return codec == AV_CODEC_ID_HEVC ? "hevc" : "h264";
   const std::string extension = lower_extension(url);
   if (extension == ".h264" || extension == ".264") return "h264";
   if (extension == ".h265" || extension == ".265" || extension == ".hevc") return "hevc";
@@ -72,7 +75,7 @@ StreamWriter::StreamWriter(std::string url, const AVCodecParameters& codec, AVRa
       frame_rate_(frame_rate),
       policy_(options_.reconnect, log_listener(redact_credentials(url_))),
       scratch_(make_packet()) {
-  format_name_ = options_.format.empty() ? guess_format(url_) : options_.format;
+  format_name_ = options_.format.empty() ? guess_format(url_, codec.codec_id) : options_.format;
   if (format_name_.empty() || av_guess_format(format_name_.c_str(), nullptr, nullptr) == nullptr) {
     fail(
         "output {}: no FFmpeg muxer for this URL (format '{}'); use .mp4, .mkv, .ts, .flv, .h264, .h265, "
@@ -84,6 +87,15 @@ StreamWriter::StreamWriter(std::string url, const AVCodecParameters& codec, AVRa
   if (time_base_.num <= 0 || time_base_.den <= 0) {
     fail("output {}: invalid packet time base {}/{}", redact_credentials(url_), time_base_.num,
          time_base_.den);
+  }
+  if (format_name_ == "h264" || format_name_ == "hevc") {
+    const AVCodecID wanted = format_name_ == "h264" ? AV_CODEC_ID_H264 : AV_CODEC_ID_HEVC;
+    if (codec.codec_id != wanted) {
+      fail("output {}: the raw '{}' stream cannot carry {} video", redact_credentials(url_), format_name_,
+           avcodec_get_name(codec.codec_id));
+    }
+    elementary_ = std::make_unique<AnnexBFilter>(codec, "output " + redact_credentials(url_));
+    elementary_packet_ = make_packet();
   }
   const auto scheme_end = url_.find("://");
   network_ = scheme_end != std::string::npos && url_.compare(0, scheme_end, "file") != 0;
@@ -190,7 +202,23 @@ bool StreamWriter::write(const AVPacket& packet) {
   }
 
   AVPacket& out = *scratch_;
-  if (const int error = av_packet_ref(&out, &packet); error < 0) {
+  const AVPacket* source = &packet;
+  if (elementary_) {
+    const auto annex_b = elementary_->filter(packet);
+    elementary_bytes_.clear();
+    to_elementary_stream(elementary_->h265() ? VideoCodec::kH265 : VideoCodec::kH264, annex_b,
+                         elementary_bytes_);
+    av_packet_unref(elementary_packet_.get());
+    if (annex_b.empty() ||
+        av_new_packet(elementary_packet_.get(), static_cast<int>(elementary_bytes_.size())) < 0 ||
+        av_packet_copy_props(elementary_packet_.get(), &packet) < 0) {
+      ++stats_.packets_dropped;
+      return false;
+    }
+    std::copy(elementary_bytes_.begin(), elementary_bytes_.end(), elementary_packet_->data);
+    source = elementary_packet_.get();
+  }
+  if (const int error = av_packet_ref(&out, source); error < 0) {
     ++stats_.packets_dropped;
     return false;
   }

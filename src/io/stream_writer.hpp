@@ -1,7 +1,11 @@
 #pragma once
 // One video stream out: to a file (.mp4, .mkv, .ts, .flv, raw .h264/.h265 by extension) or pushed to a
-// server (rtsp:// ANNOUNCE/RECORD over TCP, rtmp:// as FLV, tcp:// and udp:// as MPEG-TS). Packets are
-// either the source's own (passthrough, SEI already inserted) or an encoder's.
+// server (rtsp:// ANNOUNCE/RECORD over TCP, rtmp:// as FLV, tcp:// and udp:// as the raw H.264/H.265
+// elementary stream, as sophon-pipeline's FfmpegOutputer sends them; options.format picks another muxer,
+// e.g. "mpegts"). Packets are either the source's own (passthrough, SEI already inserted) or an encoder's.
+// Raw elementary-stream outputs (tcp://, udp://, .h264, .h265) get every access unit in the layout
+// pipeline_client reads: our SEI first, parameter sets before each key frame, no delimiters, 4-byte start
+// codes (to_elementary_stream in sei_codec.hpp).
 //
 // The destination is opened lazily, on the first key frame. A destination that is absent or goes away
 // never stops the caller: write() returns false and counts the packet, the muxer is dropped, and opening
@@ -12,7 +16,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "io/annexb_filter.hpp"
 #include "io/ffmpeg_handles.hpp"
 #include "io/reconnect_policy.hpp"
 #include "io/sei_codec.hpp"
@@ -61,8 +67,9 @@ class StreamWriter {
 
   // Whether an encoder feeding `url` should put SPS/PPS in the extradata (AV_CODEC_FLAG_GLOBAL_HEADER).
   static bool needs_global_header(const std::string& url, const std::string& format = {});
-  // The muxer a URL maps to: rtsp, flv (rtmp://), mpegts (tcp://, udp://, .ts), h264/hevc (raw), mp4, ...
-  static std::string guess_format(const std::string& url);
+  // The muxer a URL maps to: rtsp, flv (rtmp://), mpegts (.ts), h264/hevc (raw: .h264, .h265, and tcp://
+  // and udp:// by `codec`), mp4, ...
+  static std::string guess_format(const std::string& url, AVCodecID codec = AV_CODEC_ID_H264);
 
  private:
   struct OutputDeleter {
@@ -77,6 +84,9 @@ class StreamWriter {
 
   std::string url_;
   std::string format_name_;
+  std::unique_ptr<AnnexBFilter> elementary_;  // raw H.264/H.265 output: packets rewritten on the way
+  std::vector<std::uint8_t> elementary_bytes_;
+  PacketPtr elementary_packet_;
   bool network_ = false;
   StreamWriterOptions options_;
   std::unique_ptr<AVCodecParameters, void (*)(AVCodecParameters*)> codec_;

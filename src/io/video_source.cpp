@@ -184,6 +184,7 @@ bool VideoSource::restart() {
   }
   first_timestamp_ = AV_NOPTS_VALUE;
   end_timestamp_ = AV_NOPTS_VALUE;
+  next_stamp_ = 0;  // the loop offset moves the next loop's stamps past this one's
   ++loops_;
   return true;
 }
@@ -208,6 +209,23 @@ void VideoSource::pace(const AVPacket& packet) {
     return;
   }
   if (due > now) std::this_thread::sleep_until(due);
+}
+
+void VideoSource::stamp(AVPacket& packet) {
+  // Elementary streams (.h264, .h265, raw H.26x over tcp://) carry no timestamps: the frame rate numbers
+  // the packets (the raw demuxers give every packet one frame's duration). Without a known rate (a live
+  // untimed stream), the clock of arrival does, never going back.
+  std::int64_t timestamp = next_stamp_;
+  if (info_.frame_rate.num <= 0 && live_) {
+    const auto now = Clock::now();
+    if (packets_ == 0) stamp_anchor_ = now;
+    const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - stamp_anchor_);
+    timestamp =
+        std::max(next_stamp_, av_rescale_q(elapsed.count(), AVRational{1, 1'000'000'000}, info_.time_base));
+  }
+  packet.pts = packet.dts = timestamp;
+  if (packet.duration <= 0) packet.duration = default_duration_;
+  next_stamp_ = timestamp + std::max<std::int64_t>(1, info_.frame_rate.num > 0 ? packet.duration : 1);
 }
 
 bool VideoSource::read(AVPacket& packet) {
@@ -241,6 +259,7 @@ bool VideoSource::read(AVPacket& packet) {
       fail("{}: a packet of {} bytes is larger than the maximum ({} bytes)", shown_url_, size,
            kMaxPacketBytes);
     }
+    if (packet.pts == AV_NOPTS_VALUE && packet.dts == AV_NOPTS_VALUE) stamp(packet);
     const std::int64_t timestamp = packet.pts != AV_NOPTS_VALUE ? packet.pts : packet.dts;
     if (timestamp != AV_NOPTS_VALUE) {
       const std::int64_t first = packet.dts != AV_NOPTS_VALUE ? std::min(packet.dts, timestamp) : timestamp;

@@ -2,7 +2,8 @@
 // One video input opened with libavformat: rtsp:// (TCP by default), rtmp://, http(s)://, local files
 // (MP4/MKV/AVI, raw H.264/H.265 elementary streams) and folders of images. Hands out the packets of the
 // best video stream as references (no copy), so the same packets can feed the decoder and a passthrough
-// output. Files can loop (pts keep increasing) and be paced to their own frame rate.
+// output. Files can loop (pts keep increasing) and be paced to their own frame rate. Packets of elementary
+// streams, which have no timestamps, get them from the frame rate (or the arrival clock when unknown).
 //
 // Blocking I/O is bounded: every open/read runs under a deadline (`timeout_ms`) checked by FFmpeg's
 // interrupt callback, and interrupt() aborts it from another thread (shutdown).
@@ -56,7 +57,7 @@ class VideoSource {
   bool is_live() const { return live_; }
 
   // Unreferences `packet` and fills it with a reference to the next packet of the video stream (pts/dts
-  // in info().time_base). Returns false at end of stream (or after interrupt()). Throws vapipe::Error on
+  // in info().time_base, at least one of them set). Returns false at end of stream (or after interrupt()). Throws vapipe::Error on
   // I/O errors, timeouts and packets larger than kMaxPacketBytes.
   bool read(AVPacket& packet);
 
@@ -72,6 +73,7 @@ class VideoSource {
   void arm_deadline();
   bool restart();
   void pace(const AVPacket& packet);
+  void stamp(AVPacket& packet);
   [[noreturn]] void fail_io(const char* operation, int error) const;
 
   std::string url_;
@@ -90,6 +92,10 @@ class VideoSource {
   std::int64_t first_timestamp_ = AV_NOPTS_VALUE;
   std::int64_t end_timestamp_ = AV_NOPTS_VALUE;
   std::int64_t default_duration_ = 0;  // one frame in time_base units (packets without a duration)
+
+  // Packets without any timestamp (elementary streams): the next one's, and the arrival clock's origin.
+  std::int64_t next_stamp_ = 0;
+  std::chrono::steady_clock::time_point stamp_anchor_;
 
   // Pacing: the wall-clock time matching pace_timestamp_ (a packet's dts, in time_base units).
   std::chrono::steady_clock::time_point pace_anchor_;

@@ -5,6 +5,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <utility>
@@ -364,9 +365,30 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
     }
   };
 
+  const AVRational time_base = source.info().time_base;
+  std::optional<std::int64_t> shift;  // added to this connection's timestamps (continue_timeline)
+  auto continue_timeline = [&](AVPacket& p) {
+    const std::int64_t first = p.dts != AV_NOPTS_VALUE ? p.dts : p.pts;
+    if (first == AV_NOPTS_VALUE) return;
+    if (!shift) {
+      shift = timeline_end_ == AV_NOPTS_VALUE
+                  ? 0
+                  : std::max<std::int64_t>(0, av_rescale_q(timeline_end_, timeline_base_, time_base) - first);
+    }
+    if (p.pts != AV_NOPTS_VALUE) p.pts += *shift;
+    if (p.dts != AV_NOPTS_VALUE) p.dts += *shift;
+    const std::int64_t end =
+        std::max(p.pts, p.dts) + std::max<std::int64_t>(1, p.duration);  // NOPTS is the smallest int64
+    if (timeline_end_ == AV_NOPTS_VALUE || av_compare_ts(end, time_base, timeline_end_, timeline_base_) > 0) {
+      timeline_end_ = end;
+      timeline_base_ = time_base;
+    }
+  };
+
   bool ok = true;
   try {
     while (!stop_ && source.read(*packet)) {
+      continue_timeline(*packet);
       const std::int64_t tag = next_tag_++;
       if (wants_packets_ && !reencode_) {
         ChannelEvent event;
@@ -645,6 +667,7 @@ void Channel::open_video_output(OutputState& out, const FrameTask& first) {
   try {
     io::StreamWriterOptions options;
     options.rtsp_tcp = true;
+    options.format = setup_.model->output_format.value_or("");
     io::CodecParametersPtr parameters;
     AVRational time_base = out.time_base;
     AVRational frame_rate = out.frame_rate;
@@ -663,8 +686,8 @@ void Channel::open_video_output(OutputState& out, const FrameTask& first) {
       encoder.threads = setup_.encoder_threads;
       // Live outputs get both: extradata for containers (fMP4) and SPS/PPS before every key frame for
       // clients that join mid-stream.
-      encoder.global_header =
-          live_taps || (!out.video_url.empty() && io::StreamWriter::needs_global_header(out.video_url));
+      encoder.global_header = live_taps || (!out.video_url.empty() && io::StreamWriter::needs_global_header(
+                                                                          out.video_url, options.format));
       encoder.repeat_headers = live_taps;
       out.encoder = std::make_unique<io::VideoEncoder>(encoder, label_);
       parameters.reset(avcodec_parameters_alloc());

@@ -196,8 +196,13 @@ class Channel {
   std::condition_variable source_wake_;
   io::VideoSource* current_source_ = nullptr;
 
-  std::int64_t next_frame_ = 0;                    // source thread only
-  std::int64_t next_tag_ = 0;                      // source thread only
+  std::int64_t next_frame_ = 0;  // source thread only
+  std::int64_t next_tag_ = 0;    // source thread only
+  // The channel's timeline (source thread only): a new connection (a reconnect, a codec change) whose
+  // timestamps start over is moved to continue after the end of the previous one, so every output (files,
+  // pushes, the RTSP server, the viewer, JSON Lines) sees the same increasing timestamps.
+  AVRational timeline_base_{1, 1};                 // unit of timeline_end_
+  std::int64_t timeline_end_ = AV_NOPTS_VALUE;     // the latest packet's pts + duration
   std::vector<std::shared_ptr<ChannelTap>> taps_;  // fixed once started; output thread only
   bool video_wanted_ = false;  // a video output (file/server from output_path, or a tap) exists
   bool taps_want_pixels_ = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "io/ffmpeg_handles.hpp"
 
 namespace vapipe::pipeline {
 namespace {
@@ -164,12 +166,21 @@ StageConfig parse_stage(const Reader& r, const json& value, const std::string& p
   return stage;
 }
 
+// sophon-pipeline's configs ship "output_path": "output_path", and its worker treats anything that does not
+// start with rtsp://, udp:// or tcp:// as "no output". vapipe also writes files, chosen by their extension:
+// a value with neither a scheme nor an extension (nor an output_format) cannot name one, so it is taken as
+// that placeholder rather than refused.
+bool is_output_placeholder(const std::string& value) {
+  return value.find("://") == std::string::npos && !std::filesystem::path(value).has_extension();
+}
+
 ModelConfig parse_model(const Reader& r, const json& value, const std::string& path) {
-  static constexpr std::array<std::string_view, 13> kKeys{"name",
+  static constexpr std::array<std::string_view, 14> kKeys{"name",
                                                           "path",
                                                           "model_type",
                                                           "skip_frame_num",
                                                           "output_path",
+                                                          "output_format",
                                                           "obj_threshold",
                                                           "nms_threshold",
                                                           "class_threshold",
@@ -201,6 +212,17 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
   }
   if (const auto* v = Reader::optional(value, "output_path"))
     model.output_path = r.string(*v, child(path, "output_path"));
+  if (const auto* v = Reader::optional(value, "output_format")) {
+    model.output_format = r.string(*v, child(path, "output_format"));
+    if (av_guess_format(model.output_format->c_str(), nullptr, nullptr) == nullptr) {
+      r.error(child(path, "output_format"),
+              "\"{}\" is not an FFmpeg muxer (e.g. \"mpegts\", \"h264\", \"mp4\")", *model.output_format);
+    }
+  }
+  if (model.output_path && !model.output_format && is_output_placeholder(*model.output_path)) {
+    model.ignored_output_path = std::move(model.output_path);
+    model.output_path.reset();
+  }
   model.obj_threshold =
       r.number(r.required(value, path, "obj_threshold"), child(path, "obj_threshold"), 0.0, 1.0);
   model.nms_threshold =

@@ -56,6 +56,10 @@ struct ModelConfig {
   std::optional<std::string> model_type;  // lower-cased; absent: taken from the model's metadata
   int skip_frame_num = 0;
   std::optional<std::string> output_path;
+  // vapipe keys: the FFmpeg muxer of the video output (absent: from output_path's scheme or extension),
+  // and an output_path taken as sophon-pipeline's "no output" placeholder (no scheme, no extension).
+  std::optional<std::string> output_format;
+  std::optional<std::string> ignored_output_path;
   float obj_threshold = 0.0f;
   float nms_threshold = 0.0f;
   float class_threshold = 0.0f;

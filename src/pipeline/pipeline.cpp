@@ -84,6 +84,12 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
   // Output directories for file outputs exist before the first frame (a bad path fails now, by key).
   for (std::size_t i = 0; i < config_.models.size(); ++i) {
     const auto& model = config_.models[i];
+    if (model.ignored_output_path) {
+      spdlog::info(
+          "models[{}].output_path \"{}\" is neither a URL nor a file with an extension: no video output (as "
+          "sophon-pipeline's placeholder)",
+          i, *model.ignored_output_path);
+    }
     if (!model.output_path || model.output_path->find("://") != std::string::npos) continue;
     const auto parent = std::filesystem::path(*model.output_path).parent_path();
     std::error_code error;

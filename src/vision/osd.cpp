@@ -36,11 +36,17 @@ void draw_boxes(cv::Mat& bgr_image, std::span<const OsdBox> boxes) {
     int baseline = 0;
     const cv::Size text =
         cv::getTextSize(box.label, cv::FONT_HERSHEY_SIMPLEX, font_scale, thickness, &baseline);
-    // Label above the box when it fits, inside it otherwise.
-    const bool above = top_left.y - text.height - baseline >= 0;
-    const cv::Point text_origin(top_left.x, above ? top_left.y - baseline : top_left.y + text.height);
-    cv::rectangle(bgr_image, cv::Point(text_origin.x, text_origin.y - text.height),
-                  cv::Point(text_origin.x + text.width, text_origin.y + baseline), color, cv::FILLED);
+    // Label above the box when it fits, inside it otherwise; moved left or down as far as it takes to stay
+    // inside the frame (a box at the right or top edge would cut it). Only a label wider than the frame
+    // is cut.
+    const int label_height = text.height + baseline;
+    const bool above = top_left.y - label_height >= 0;
+    const int top = std::clamp(above ? top_left.y - label_height : top_left.y, 0,
+                               std::max(0, bgr_image.rows - label_height));
+    const int left = std::clamp(top_left.x, 0, std::max(0, bgr_image.cols - text.width));
+    const cv::Point text_origin(left, top + text.height);
+    cv::rectangle(bgr_image, cv::Point(left, top), cv::Point(left + text.width, top + label_height), color,
+                  cv::FILLED);
     cv::putText(bgr_image, box.label, text_origin, cv::FONT_HERSHEY_SIMPLEX, font_scale,
                 cv::Scalar(255, 255, 255), thickness, cv::LINE_AA);
   }

@@ -168,6 +168,54 @@ TEST(SeiInsert, SeiGoesFirstOrAfterTheDelimiter) {
   EXPECT_EQ(read_metadata(VideoCodec::kH264, NalFraming::annexb(), packet).boxes, boxes);
 }
 
+// The raw elementary stream of tcp:// and udp:// outputs: our SEI first, then the parameter sets and the
+// picture, delimiters dropped, every NAL unit after 00 00 00 01 (the 3-byte start code of the IDR too).
+TEST(SeiElementaryStream, OurSeiFirstNoDelimiterFourByteStartCodes) {
+  SeiInserter inserter(VideoCodec::kH264, NalFraming::annexb());
+  const auto boxes = sample_boxes(3);
+  const Bytes sei(inserter.make_nal(boxes).begin(), inserter.make_nal(boxes).end());
+  // x264's own SEI (another UUID) in front of ours, the delimiter first: the order a muxer or an encoder
+  // may leave.
+  Bytes foreign = {0, 0, 0, 1, 0x06, 0x05, 17};
+  for (int i = 0; i < 17; ++i) foreign.push_back(static_cast<std::uint8_t>(0x10 + i));
+  foreign.push_back(0x80);
+  Bytes au = {0, 0, 0, 1, 0x09, 0xf0};
+  au.insert(au.end(), foreign.begin(), foreign.end());
+  au.insert(au.end(), sei.begin(), sei.end());
+  const Bytes key = h264_key_frame(false);
+  au.insert(au.end(), key.begin(), key.end());
+
+  Bytes out;
+  to_elementary_stream(VideoCodec::kH264, au, out);
+  Bytes expected = sei;
+  expected.insert(expected.end(), foreign.begin(), foreign.end());
+  expected.insert(expected.end(), {0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xd9});
+  expected.insert(expected.end(), {0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80});
+  expected.insert(expected.end(), {0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00, 0x33, 0xff});
+  EXPECT_EQ(out, expected);
+  EXPECT_EQ(read_metadata(VideoCodec::kH264, NalFraming::annexb(), out).boxes, boxes);
+
+  // Without our SEI: the order stays, the delimiter goes.
+  out.clear();
+  to_elementary_stream(VideoCodec::kH264, h264_key_frame(true), out);
+  Bytes plain = h264_key_frame(false);
+  plain.insert(plain.end() - 9, 0);  // the IDR's start code becomes 4 bytes
+  EXPECT_EQ(out, plain);
+
+  // H.265: the prefix SEI (type 39) moves in front of the VPS; the delimiter (type 35) goes.
+  SeiInserter h265(VideoCodec::kH265, NalFraming::annexb());
+  const Bytes sei265(h265.make_nal(boxes).begin(), h265.make_nal(boxes).end());
+  Bytes au265 = {0, 0, 0, 1, 35 << 1, 1, 0x50};
+  au265.insert(au265.end(), {0, 0, 0, 1, 32 << 1, 1, 0x0c});  // VPS
+  au265.insert(au265.end(), sei265.begin(), sei265.end());
+  au265.insert(au265.end(), {0, 0, 1, 19 << 1, 1, 0xaf});  // IDR_W_RADL
+  out.clear();
+  to_elementary_stream(VideoCodec::kH265, au265, out);
+  Bytes expected265 = sei265;
+  expected265.insert(expected265.end(), {0, 0, 0, 1, 32 << 1, 1, 0x0c, 0, 0, 0, 1, 19 << 1, 1, 0xaf});
+  EXPECT_EQ(out, expected265);
+}
+
 // Found by fuzz/sei_fuzzer: an access unit delimiter followed by a broken NAL (a length prefix past the
 // end) put the SEI at the very end, behind the broken part, where no reader finds it. It goes right after
 // the delimiter, and the rest is copied unchanged.

@@ -356,9 +356,10 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
   push_until(
       writer, source, [&] { return ++count > 60; }, std::chrono::seconds(10));
   EXPECT_EQ(writer.stats().packets_written, 0);
-  const fs::path received = dir / "received.ts";
-  Child server({"ffmpeg", "-v", "error", "-y", "-f", "mpegts", "-i", url + "?listen=1&listen_timeout=20000",
-                "-t", "4", "-c", "copy", received.string()},
+  // tcp:// carries the raw H.264 stream (as sophon-pipeline's outputs): read and kept as such.
+  const fs::path received = dir / "received.h264";
+  Child server({"ffmpeg", "-v", "error", "-y", "-f", "h264", "-i", url + "?listen=1&listen_timeout=20000",
+                "-t", "4", "-c", "copy", "-f", "h264", received.string()},
                dir / "ffmpeg.log");
   const auto written = push_until(
       writer, source,
@@ -373,9 +374,9 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
     push_until(
         writer, source, [&] { return writer.stats().write_failures >= 1; }, std::chrono::seconds(20));
     EXPECT_GE(writer.stats().write_failures, 1);
-    const fs::path again = dir / "again.ts";
-    Child restarted({"ffmpeg", "-v", "error", "-y", "-f", "mpegts", "-i",
-                     url + "?listen=1&listen_timeout=20000", "-c", "copy", again.string()},
+    const fs::path again = dir / "again.h264";
+    Child restarted({"ffmpeg", "-v", "error", "-y", "-f", "h264", "-i",
+                     url + "?listen=1&listen_timeout=20000", "-c", "copy", "-f", "h264", again.string()},
                     dir / "ffmpeg-again.log");
     const std::int64_t before = writer.stats().packets_written;
     push_until(
@@ -391,7 +392,7 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
 
   const Probe result = probe(received);
   EXPECT_EQ(result.codec, "h264");
-  EXPECT_GE(result.frames, 25);  // ffmpeg -t counts from its own (MPEG-TS shifted) start
+  EXPECT_GE(result.frames, 25);  // ffmpeg -t counts from its own start
   const auto metadata = read_back(received);
   ASSERT_EQ(metadata.size(), static_cast<std::size_t>(result.frames));
   for (std::size_t i = 0; i < metadata.size() && i < written.size(); ++i) {
@@ -407,7 +408,13 @@ TEST(StreamWriter, UnknownContainerThrowsAtConstruction) {
   EXPECT_THROW(StreamWriter("out.unknown-extension", *parameters, {1, 25}), Error);
   EXPECT_EQ(StreamWriter::guess_format("rtsp://h:8554/a"), "rtsp");
   EXPECT_EQ(StreamWriter::guess_format("rtmp://h/app/a"), "flv");
-  EXPECT_EQ(StreamWriter::guess_format("udp://127.0.0.1:5000"), "mpegts");
+  // As sophon-pipeline: the elementary stream itself over UDP and TCP.
+  EXPECT_EQ(StreamWriter::guess_format("udp://127.0.0.1:5000"), "h264");
+  EXPECT_EQ(StreamWriter::guess_format("tcp://127.0.0.1:5000", AV_CODEC_ID_HEVC), "hevc");
+  // A raw stream of the other codec is refused at once.
+  parameters->codec_id = AV_CODEC_ID_HEVC;
+  EXPECT_THROW(StreamWriter("out.h264", *parameters, {1, 25}), Error);
+  parameters->codec_id = AV_CODEC_ID_H264;
   EXPECT_EQ(StreamWriter::guess_format("a/b.H265"), "hevc");
   EXPECT_TRUE(StreamWriter::needs_global_header("x.mp4"));
   EXPECT_FALSE(StreamWriter::needs_global_header("x.h264"));

@@ -94,7 +94,9 @@ TEST(PipelineConfig, SophonYolov5ExampleParsesAsIs) {
   EXPECT_EQ(model.path, "your_bmodel_path.bmodel");
   EXPECT_EQ(model.model_type, "yolov5s");
   EXPECT_EQ(model.skip_frame_num, 0);
-  EXPECT_EQ(model.output_path, "output_path");
+  // sophon's placeholder: no video output, as in sophon-pipeline (kept to be logged).
+  EXPECT_FALSE(model.output_path.has_value());
+  EXPECT_EQ(model.ignored_output_path, "output_path");
   EXPECT_FLOAT_EQ(model.obj_threshold, 0.5f);
   EXPECT_FLOAT_EQ(model.nms_threshold, 0.5f);
   EXPECT_FLOAT_EQ(model.class_threshold, 0.5f);
@@ -245,6 +247,35 @@ TEST(PipelineConfigErrors, BadChoices) {
               }).starts_with(R"(cameras.json: models[0].model_type: unsupported model type "ssd")"));
   EXPECT_EQ(error_of([](auto& j) { j["models"][0]["output_mode"] = "results"; }),
             R"(cameras.json: models[0].output_mode: "results" needs results_path)");
+}
+
+// What counts as sophon's "no output" placeholder: neither a scheme nor an extension, and no output_format.
+TEST(PipelineConfig, OutputPathPlaceholderAndOutputFormat) {
+  const auto model_of = [](const nlohmann::json& fields) {
+    auto json = nlohmann::json::parse(kSophonYolov5);
+    json["models"][0].update(fields);
+    return parse_config(json.dump(), "cameras.json").models[0];
+  };
+  for (const std::string placeholder : {"output_path", "none", "", "videos/out"}) {
+    const ModelConfig model = model_of({{"output_path", placeholder}});
+    EXPECT_FALSE(model.output_path.has_value()) << placeholder;
+    EXPECT_EQ(model.ignored_output_path, placeholder);
+  }
+  for (const std::string output : {"out/det.mp4", "det.h264", "tcp://127.0.0.1:9000", "udp://10.0.0.1:9000",
+                                   "rtsp://127.0.0.1:8554/live", "rtmp://h/app/live", "out.mp5"}) {
+    const ModelConfig model = model_of({{"output_path", output}});
+    EXPECT_EQ(model.output_path, output);
+    EXPECT_FALSE(model.ignored_output_path.has_value()) << output;
+  }
+  // With a muxer named, any file name is one.
+  const ModelConfig named = model_of({{"output_path", "out/det"}, {"output_format", "matroska"}});
+  EXPECT_EQ(named.output_path, "out/det");
+  EXPECT_EQ(named.output_format, "matroska");
+  EXPECT_EQ(model_of({{"output_path", "tcp://127.0.0.1:9000"}, {"output_format", "mpegts"}}).output_format,
+            "mpegts");
+  EXPECT_EQ(
+      error_of([](auto& j) { j["models"][0]["output_format"] = "mpeg-ts"; }),
+      R"(cameras.json: models[0].output_format: "mpeg-ts" is not an FFmpeg muxer (e.g. "mpegts", "h264", "mp4"))");
 }
 
 TEST(PipelineConfigErrors, ClassThresholds) {

@@ -462,7 +462,8 @@ TEST(Faults, AnOutputServerThatGoesAwayAndReturnsCostsOnlyThePacketsInBetween) {
   const std::string url = fmt::format("tcp://127.0.0.1:{}", port);
   auto server = [&](const std::string& name) {
     return std::make_unique<vapipe::test::Child>(
-        std::vector<std::string>{"ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "mpegts", "-i",
+        // tcp:// carries the raw H.264 stream (as sophon-pipeline's outputs).
+        std::vector<std::string>{"ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "h264", "-i",
                                  url + "?listen=1&listen_timeout=30000", "-c", "copy", (dir / name).string()},
         dir / (name + ".log"));
   };

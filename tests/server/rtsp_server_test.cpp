@@ -383,6 +383,91 @@ TEST(RtspServer, MountOutlivesACameraThatGoesAwayAndComesBack) {
   std::printf("after the restart: %zu of %d frames with our SEI\n", r.with_sei, r.frames);
 }
 
+// An elementary-stream file (.h264: no timestamps at all) at vtest.avi's 10 fps.
+fs::path h264_elementary_clip() {
+  return io::test::make_clip("rtsp-es.h264", "-an -c:v libx264 -preset veryfast -bf 0 -g 10 -f h264");
+}
+
+// Packet presentation times (s) of ffmpeg's framecrc listing (`-c copy -f framecrc`), in packet order.
+std::vector<double> framecrc_times(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<double> times;
+  AVRational time_base{0, 1};
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("#tb 0:")) {
+      std::sscanf(line.c_str(), "#tb 0: %d/%d", &time_base.num, &time_base.den);
+      continue;
+    }
+    if (line.empty() || line[0] == '#' || time_base.den == 0) continue;
+    long long stream = 0, dts = 0, pts = 0;
+    if (std::sscanf(line.c_str(), "%lld, %lld, %lld", &stream, &dts, &pts) == 3 && stream == 0)
+      times.push_back(static_cast<double>(pts) * av_q2d(time_base));
+  }
+  return times;
+}
+
+// Strictly increasing, one frame of `fps` apart on average (±5 %); the failure message otherwise.
+std::string check_frame_times(const std::vector<double>& times, double fps) {
+  if (times.size() < 10) return fmt::format("only {} packets", times.size());
+  for (std::size_t i = 1; i < times.size(); ++i) {
+    if (times[i] <= times[i - 1])
+      return fmt::format("packet {} at {:.4f} s after packet {} at {:.4f} s", i, times[i], i - 1,
+                         times[i - 1]);
+  }
+  const double interval = (times.back() - times.front()) / static_cast<double>(times.size() - 1);
+  if (std::abs(interval * fps - 1.0) > 0.05)
+    return fmt::format("{:.4f} s per packet on average, {:.4f} expected", interval, 1.0 / fps);
+  return "";
+}
+
+// An elementary-stream source has no timestamps: the channel numbers its frames by the frame rate, so the
+// server's clients get a clock that advances (it sent pts 0 for every frame: `ffmpeg -t 5` never ended).
+TEST(RtspServer, ElementaryStreamSourceIsServedWithTimestampsAtItsFrameRate) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const fs::path es = h264_elementary_clip();
+  if (es.empty()) GTEST_SKIP() << "ffmpeg cannot make the H.264 clip";
+  const fs::path dir = vapipe::test::scratch_dir();
+  const int port = vapipe::test::free_port();
+  InProcessRun run(served_config({{es, "det"}}, port));
+  ASSERT_TRUE(wait_until([&] { return run.pipeline.counters(0).output.load() >= 20; }, 120s));
+
+  const auto started = Clock::now();
+  Child client({"ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url(port, "det_0"), "-t",
+                "5", "-c", "copy", "-f", "framecrc", "-y", (dir / "served.crc").string()},
+               dir / "served.log");
+  const bool ended = client.wait_for(60s);
+  const double took = std::chrono::duration<double>(Clock::now() - started).count();
+  ASSERT_TRUE(ended) << "ffmpeg -t 5 never ended: " << log_of(dir / "served.crc");
+  EXPECT_LT(took, 10.0) << "ffmpeg -t 5 took " << took << " s";
+  const auto times = framecrc_times(dir / "served.crc");
+  EXPECT_EQ(check_frame_times(times, 10.0), "");
+  std::printf("served: %zu packets over %.2f s, ffmpeg -t 5 took %.1f s\n", times.size(),
+              times.empty() ? 0.0 : times.back() - times.front(), took);
+}
+
+// The same timeline through an RTSP push (ANNOUNCE/RECORD) to `ffmpeg -rtsp_flags listen`.
+TEST(RtspServer, ElementaryStreamSourcePushedOverRtspKeepsItsFrameRate) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const fs::path es = h264_elementary_clip();
+  if (es.empty()) GTEST_SKIP() << "ffmpeg cannot make the H.264 clip";
+  const fs::path dir = vapipe::test::scratch_dir();
+  const int port = vapipe::test::free_port();
+  Child listener({"ffmpeg", "-nostdin", "-v", "error", "-rtsp_flags", "listen", "-timeout", "60", "-i",
+                  url(port, "live_0"), "-c", "copy", "-f", "framecrc", "-y", (dir / "pushed.crc").string()},
+                 dir / "pushed.log");
+  ASSERT_TRUE(wait_until([&] { return vapipe::test::port_bound(port, false); }, 30s));
+  nlohmann::json config = served_config({{es, "det"}}, 0);
+  config.erase("rtsp_server");
+  config["cards"][0]["cameras"][0]["loop"] = false;
+  config["models"][0]["output_path"] = url(port, "live");
+  pipeline::Pipeline run(pipeline::parse_config(config.dump(), "test.json"), pipeline::test::quiet_options());
+  run.run();  // the 6 s file, paced, to its end
+  ASSERT_TRUE(listener.wait_for(30s)) << "the listener did not see the end (TEARDOWN)";
+  const auto times = framecrc_times(dir / "pushed.crc");
+  EXPECT_EQ(times.size(), 60u);
+  EXPECT_EQ(check_frame_times(times, 10.0), "");
+}
+
 TEST(RtspServer, PortInUseIsAnErrorNamingTheConfigKey) {
   auto taken = std::make_unique<vapipe::test::LoopbackListener>();
   const int port = taken->port();

@@ -17,7 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "io/test_clips.hpp"
+#include "pipeline/pipeline_fixture.hpp"
 #include "server/http_client.hpp"
+#include "server/http_server.hpp"
+#include "server/services.hpp"
 #include "support/media.hpp"
 #include "support/process.hpp"
 
@@ -218,6 +221,72 @@ TEST(Viewer, AStalledClientLosesItsOwnFramesAndNobodyElses) {
   reading.join();
   EXPECT_EQ(fragments.load(), 1 + 60 * kLoops);  // the init segment and every frame
   EXPECT_LT(seconds, 60 * kLoops * 0.005 * 3 + 5) << "the tap calls waited";
+}
+
+// The first `binary` binary messages of a socket, and the types of the text messages before them.
+struct Received {
+  std::vector<std::string> types;
+  int binary = 0;
+};
+Received read_socket(int port, const std::string& target, int binary) {
+  vapipe::test::WebSocketClient client(port, target);
+  Received received;
+  while (received.binary < binary) {
+    const std::string message = client.read();  // throws after 20 s without a message
+    if (client.last_was_text()) {
+      received.types.push_back(json::parse(message).at("type").get<std::string>());
+    } else {
+      ++received.binary;
+    }
+  }
+  return received;
+}
+
+// A whole run (a real Pipeline and its Services) with an elementary-stream file, which has no timestamps,
+// and the same video as MP4: both channels' video and JPEG sockets get their stream description, pictures
+// and boxes. (The .h264 channel's sockets stayed silent: its packets had no pts.)
+TEST(Viewer, ElementaryStreamAndMp4SourcesBothReachVideoAndJpegClients) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const fs::path es =
+      io::test::make_clip("viewer.h264", "-an -c:v libx264 -preset ultrafast -bf 0 -g 10 -f h264");
+  const fs::path mp4 = io::test::make_clip("viewer.mp4", "-an -c:v libx264 -preset ultrafast -bf 0 -g 10");
+  if (es.empty() || mp4.empty()) GTEST_SKIP() << "ffmpeg cannot make the H.264 clips";
+  json camera = {{"chan_num", 1}, {"model_names", {"det"}}, {"loop", true}, {"pace", true}};
+  json cameras = json::array();
+  for (const auto& clip : {es, mp4}) {
+    camera["address"] = clip.string();
+    cameras.push_back(camera);
+  }
+  const json config = {{"cards", {{{"devid", 0}, {"cameras", cameras}}}},
+                       {"models",
+                        {{{"name", "det"},
+                          {"path", (vapipe::test::models_dir() / "yolofastestv2.onnx").string()},
+                          {"obj_threshold", 0.25},
+                          {"nms_threshold", 0.45},
+                          {"class_threshold", 0.25},
+                          {"skip_frame_num", 2}}}},
+                       {"http", {{"port", 0}}}};
+  pipeline::Pipeline pipeline(pipeline::parse_config(config.dump(), "test.json"),
+                              pipeline::test::quiet_options());
+  Services services(pipeline);
+  std::thread runner([&] { pipeline.run(); });
+  const int port = services.http()->port();
+  for (const std::string channel : {"det_0", "det_1"}) {
+    SCOPED_TRACE(channel);
+    try {
+      const Received video = read_socket(port, "/ws/video?channel=" + channel, 4);  // init segment + 3
+      ASSERT_FALSE(video.types.empty());
+      EXPECT_EQ(video.types.front(), "init");
+      const Received jpeg = read_socket(port, "/ws/jpeg?channel=" + channel, 3);
+      ASSERT_FALSE(jpeg.types.empty());
+      EXPECT_EQ(jpeg.types.front(), "hello");
+      EXPECT_NE(std::find(jpeg.types.begin(), jpeg.types.end(), "frame"), jpeg.types.end()) << "no boxes";
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "the socket went silent: " << error.what();
+    }
+  }
+  pipeline.request_stop();
+  runner.join();
 }
 
 TEST(Viewer, AnUnknownChannelIsAnsweredByNameAndClosed) {

@@ -1,6 +1,6 @@
 #pragma once
 // Child processes for integration tests (ffmpeg/ffprobe as real clients and servers on loopback), always
-// reaped and bounded in time, and a free loopback port.
+// reaped and bounded in time, a free loopback port, and whether a port is bound.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,9 +13,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 namespace vapipe::test {
 
@@ -134,6 +138,22 @@ class LoopbackListener {
   int fd_;
   int port_ = 0;
 };
+
+// Whether a socket of this machine is bound to `port`: a TCP listener, or any UDP socket. Read from /proc,
+// so the check takes nothing from a listener that accepts one connection only (ffmpeg's ?listen).
+inline bool port_bound(int port, bool udp) {
+  std::ifstream table(udp ? "/proc/net/udp" : "/proc/net/tcp");
+  const std::string local = fmt::format(":{:04X}", port);
+  std::string line;
+  std::getline(table, line);  // header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local_address, remote_address, state;
+    fields >> slot >> local_address >> remote_address >> state;
+    if (local_address.ends_with(local) && (udp || state == "0A")) return true;
+  }
+  return false;
+}
 
 inline int free_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

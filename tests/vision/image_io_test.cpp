@@ -44,5 +44,30 @@ TEST(ImageIo, DrawnBoxesRoundTripThroughAFile) {
   EXPECT_EQ(cv::norm(loaded, image, cv::NORM_INF), 0.0);
 }
 
+// A label near the right, top or bottom edge is moved inside the frame, never cut: its text has as many
+// pixels as the same label drawn in the middle of a large canvas (white text on the label's colour).
+TEST(ImageIo, LabelsAtTheFrameEdgesStayWhole) {
+  const auto text_pixels = [](const cv::Mat& image) {
+    cv::Mat white;
+    cv::inRange(image, cv::Scalar(200, 200, 200), cv::Scalar(255, 255, 255), white);
+    return cv::countNonZero(white);
+  };
+  const std::string label = "person 0.87";
+  cv::Mat reference(432, 768, CV_8UC3, cv::Scalar::all(0));
+  const OsdBox middle[] = {{300, 200, 360, 260, 0, label}};
+  draw_boxes(reference, middle);
+  const int whole = text_pixels(reference);
+  ASSERT_GT(whole, 50);
+  const OsdBox at_edges[][1] = {{{740, 200, 767, 260, 0, label}},  // right edge
+                                {{300, 0, 360, 60, 0, label}},     // top edge: inside the box
+                                {{700, 420, 767, 431, 0, label}},  // bottom-right corner, a flat box
+                                {{-20, -30, 40, 20, 0, label}}};   // partly outside, top-left
+  for (const auto& boxes : at_edges) {
+    cv::Mat image(432, 768, CV_8UC3, cv::Scalar::all(0));
+    draw_boxes(image, boxes);
+    EXPECT_EQ(text_pixels(image), whole) << "box at " << boxes[0].x1 << "," << boxes[0].y1;
+  }
+}
+
 }  // namespace
 }  // namespace vapipe::vision

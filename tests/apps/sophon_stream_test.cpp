@@ -61,6 +61,8 @@ struct Case {
   bool h265 = false;
 };
 
+void PrintTo(const Case& c, std::ostream* out) { *out << c.scheme << (c.h265 ? " H.265" : " H.264"); }
+
 class SophonStream : public ::testing::TestWithParam<Case> {};
 
 TEST_P(SophonStream, PipelineClientFindsTheKeyFrameAndOurSeiFirstInEveryAccessUnit) {
@@ -95,7 +97,11 @@ TEST_P(SophonStream, PipelineClientFindsTheKeyFrameAndOurSeiFirstInEveryAccessUn
       {"cards",
        {{{"devid", 0},
          {"cameras",
-          {{{"address", clip.string()}, {"chan_num", 1}, {"model_names", {"det"}}, {"pace", udp}}}}}}},
+          {{{"address", clip.string()},
+            {"chan_num", 1},
+            {"model_names", {"det"}},
+            {"loop", false},
+            {"pace", udp}}}}}}},
       {"models",
        {{{"name", "det"},
          {"path", (test::models_dir() / "yolofastestv2.onnx").string()},
@@ -154,8 +160,8 @@ TEST_P(SophonStream, PipelineClientFindsTheKeyFrameAndOurSeiFirstInEveryAccessUn
 INSTANTIATE_TEST_SUITE_P(TcpUdp, SophonStream,
                          ::testing::Values(Case{"tcp", false}, Case{"tcp", true}, Case{"udp", false},
                                            Case{"udp", true}),
-                         [](const auto& info) {
-                           return info.param.scheme + (info.param.h265 ? "H265" : "H264");
+                         [](const auto& test) {
+                           return test.param.scheme + (test.param.h265 ? "H265" : "H264");
                          });
 
 }  // namespace

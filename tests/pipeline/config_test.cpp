@@ -256,7 +256,7 @@ TEST(PipelineConfig, OutputPathPlaceholderAndOutputFormat) {
     json["models"][0].update(fields);
     return parse_config(json.dump(), "cameras.json").models[0];
   };
-  for (const std::string placeholder : {"output_path", "none", "", "videos/out"}) {
+  for (const std::string placeholder : {"output_path", "none", "videos/out"}) {
     const ModelConfig model = model_of({{"output_path", placeholder}});
     EXPECT_FALSE(model.output_path.has_value()) << placeholder;
     EXPECT_EQ(model.ignored_output_path, placeholder);

@@ -91,7 +91,12 @@ inline ClientView pipeline_client_view(const fs::path& file) {
       view.first_key = i;
     }
     auto boxes = client_read_sei(codec, data);
-    if (boxes && data.size() > 4 && data[2] == 0 && data[3] == 1) ++view.sei_first_4_byte;
+    // Sent with a 4-byte start code: FFmpeg's HEVC parser leaves its zero_byte at the end of the packet
+    // before (its H.264 parser keeps it), which the client's H.265 rule accepts as well.
+    const bool zero_byte_before = i > 0 && demuxed.packets[i - 1]->size > 0 &&
+                                  demuxed.packets[i - 1]->data[demuxed.packets[i - 1]->size - 1] == 0;
+    if (boxes && data.size() > 4 && (data[2] == 0 ? data[3] == 1 : data[2] == 1 && zero_byte_before))
+      ++view.sei_first_4_byte;
     view.boxes.push_back(std::move(boxes));
     view.demuxer_key.push_back((packet->flags & AV_PKT_FLAG_KEY) != 0);
     view.data.emplace_back(data.begin(), data.end());

@@ -28,7 +28,9 @@ struct HttpResult {
 
 constexpr auto kClientTimeout = std::chrono::seconds(20);
 
-// One request on a fresh connection. `target` is sent as is (traversal tests send raw targets).
+// One request on a fresh connection. `target` is sent as is (traversal tests send raw targets). Sends
+// "Host: 127.0.0.1:<port>" and, with a body or for POST/PUT/PATCH, "Content-Type: application/json" as a
+// browser or curl would; `headers` replace them, and an empty value leaves that header out.
 inline HttpResult http_request(int port, const std::string& method, const std::string& target,
                                const std::string& body = {},
                                const std::map<std::string, std::string>& headers = {}) {
@@ -42,8 +44,15 @@ inline HttpResult http_request(int port, const std::string& method, const std::s
     request.method_string(method);
     request.target(target);
     request.version(11);
-    request.set(http::field::host, "127.0.0.1");
-    for (const auto& [name, value] : headers) request.set(name, value);
+    request.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
+      request.set(http::field::content_type, "application/json");
+    for (const auto& [name, value] : headers) {
+      if (value.empty())
+        request.erase(name);
+      else
+        request.set(name, value);
+    }
     request.body() = body;
     if (!body.empty() || method == "POST") request.prepare_payload();
     http::write(stream, request);
@@ -97,12 +106,23 @@ inline std::string raw_exchange(int port, const std::string& bytes) {
 // A WebSocket client connection (synchronous; reads bounded by kClientTimeout).
 class WebSocketClient {
  public:
-  // Throws boost::system::system_error when the handshake fails (e.g. 401).
-  WebSocketClient(int port, const std::string& target) : stream_(io_) {
+  // Throws boost::system::system_error when the handshake fails (e.g. 401). `headers` are added to the
+  // upgrade request (a browser's Origin); "host" replaces "127.0.0.1:<port>".
+  WebSocketClient(int port, const std::string& target, const std::map<std::string, std::string>& headers = {})
+      : stream_(io_) {
     beast::get_lowest_layer(stream_).expires_after(kClientTimeout);
     beast::get_lowest_layer(stream_).connect(
         tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
-    stream_.handshake("127.0.0.1", target);
+    std::string host = "127.0.0.1:" + std::to_string(port);
+    std::map<std::string, std::string> extra = headers;
+    if (const auto it = extra.find("host"); it != extra.end()) {
+      host = it->second;
+      extra.erase(it);
+    }
+    stream_.set_option(websocket::stream_base::decorator([extra](websocket::request_type& request) {
+      for (const auto& [name, value] : extra) request.set(name, value);
+    }));
+    stream_.handshake(host, target);
     beast::get_lowest_layer(stream_).expires_never();
   }
   // The next message (text or binary); throws on close or after kClientTimeout.

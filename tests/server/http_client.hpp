@@ -1,6 +1,9 @@
 #pragma once
 // A small synchronous HTTP/WebSocket client for the server tests (Boost.Beast, the library the server
 // uses, but its client side: nothing of the server's code is shared). Every call is bounded in time.
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <map>
 #include <string>
@@ -82,7 +85,8 @@ inline HttpResult http_get(int port, const std::string& target,
   return http_request(port, "GET", target, {}, headers);
 }
 
-// Raw bytes to the server, everything it answers until it closes (requests no client library would send).
+// Raw bytes to the server, everything it answers until it closes or kClientTimeout (requests no client
+// library would send).
 inline std::string raw_exchange(int port, const std::string& bytes) {
   std::string answer;
   try {
@@ -91,12 +95,19 @@ inline std::string raw_exchange(int port, const std::string& bytes) {
     stream.expires_after(kClientTimeout);
     stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     asio::write(stream, asio::buffer(bytes));
+    // Plain poll()/recv(): a synchronous read of Asio ignores the stream's deadline, and a server that
+    // keeps the connection open (a WebSocket it should have refused) must fail the test, not hang it.
+    const auto deadline = std::chrono::steady_clock::now() + kClientTimeout;
+    const int fd = stream.socket().native_handle();
     char buffer[4096];
     for (;;) {
-      beast::error_code error;
-      const std::size_t n = stream.read_some(asio::buffer(buffer), error);
-      answer.append(buffer, n);
-      if (error) break;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd ready{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) <= 0) break;
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      answer.append(buffer, static_cast<std::size_t>(n));
     }
   } catch (const std::exception&) {
   }

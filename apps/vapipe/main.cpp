@@ -7,11 +7,13 @@
 
 #include "apps/vapipe/commands.hpp"
 #include "core/error.hpp"
+#include "core/log.hpp"
 
 int main(int argc, char** argv) {
   // The log is for people and goes to stderr; stdout carries results (JSON Lines, statistics).
   spdlog::set_default_logger(spdlog::stderr_color_mt("vapipe"));
-  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  // Control characters in logged values (a camera address, a model name) are escaped (core/log.hpp).
+  spdlog::set_formatter(vapipe::make_log_formatter("[%Y-%m-%d %H:%M:%S.%e] [%l] %v"));
   CLI::App app{"vapipe: compile detection models and run them on video streams"};
   app.require_subcommand(1);
   bool verbose = false;
@@ -33,7 +35,7 @@ int main(int argc, char** argv) {
     return app.exit(error);
   } catch (const std::exception& error) {
     // One line a script or a person can act on; the message names the file, node or key.
-    std::fprintf(stderr, "vapipe: error: %s\n", error.what());
+    std::fprintf(stderr, "vapipe: error: %s\n", vapipe::printable(error.what()).c_str());
     return 1;
   }
   return 0;

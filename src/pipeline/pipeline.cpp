@@ -162,11 +162,11 @@ int Pipeline::add_channel(const ChannelRequest& request) {
   if (!has_model(request.model))
     fail("model: '{}' is not loaded (no configured channel uses it, so this run did not load it)",
          request.model);
+  if (const auto problem = address_problem(request.address)) fail("address: {}", *problem);
   if (!is_network_address(request.address)) {
     std::error_code error;
-    const std::string file =
-        request.address.rfind("file:", 0) == 0 ? request.address.substr(5) : request.address;
-    if (!std::filesystem::is_regular_file(file, error)) fail("address: '{}' is not a file", request.address);
+    if (!std::filesystem::is_regular_file(request.address, error))
+      fail("address: '{}' is not a file", request.address);
   }
   std::unique_lock lock(channels_mutex_);
   if (draining_) fail("pipeline: the run is stopping; no channel can be added");

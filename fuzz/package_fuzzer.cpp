@@ -1,7 +1,9 @@
 // libFuzzer target: the .vpk loader (src/core/package.*, graph_from_json) and the shape inference the
 // runtime runs over a loaded graph (core/shape_inference). Random bytes would never pass the three CRC-32
 // checks, so the harness recomputes them over whatever the header announces before loading: the fuzzer
-// then reaches the header arithmetic, the manifest JSON and every tensor and node of it.
+// then reaches the header arithmetic, the manifest JSON and every tensor and node of it. Every package the
+// loader accepts also goes through what `vapipe info` prints (text, JSON, --layers), which must not throw:
+// an exception there ends the run as a crash (issue 17: `info` crashed on "stages": []).
 #include <zlib.h>
 
 #include <cstddef>
@@ -9,11 +11,13 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/graph.hpp"
 #include "core/package.hpp"
+#include "core/package_info.hpp"
 #include "core/shape_inference.hpp"
 
 namespace {
@@ -49,6 +53,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     vapipe::ir::Package package = vapipe::ir::read_package(*bytes, bytes, "fuzz.vpk");
+    for (const bool as_json : {false, true}) {
+      for (const bool layers : {false, true}) {
+        const std::string text =
+            vapipe::ir::describe_package(package, "fuzz.vpk", size, {.as_json = as_json, .layers = layers});
+        if (text.empty()) __builtin_trap();  // the file line (or JSON object) is always there
+      }
+    }
     for (auto& network : package.networks) {
       for (auto& stage : network.stages) {
         try {

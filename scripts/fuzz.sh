@@ -5,7 +5,7 @@
 #
 #   bash scripts/fuzz.sh [--smoke] [--seconds N] [--jobs N] [target...]
 #
-#   --smoke       CI: every target 30 s (targets: config package onnx sei demux; default all)
+#   --smoke       CI: every target 15 s (targets: config package onnx sei demux; default all)
 #   --seconds N   run each target N seconds (default 300)
 #   --jobs N      parallel fuzzing processes per target (libFuzzer -fork), default 1
 # Environment: FUZZ_BUILD_DIR (build-fuzz), FUZZ_DIR (scratch: $FUZZ_BUILD_DIR/fuzz-runs). New inputs found
@@ -18,7 +18,7 @@ jobs=1
 targets=()
 while (($#)); do
   case $1 in
-    --smoke) seconds=30 ;;
+    --smoke) seconds=15 ;;
     --seconds) seconds=$2; shift ;;
     --jobs) jobs=$2; shift ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;

@@ -24,7 +24,7 @@ log() { printf '[setup-cross-arm64] %s\n' "$*" >&2; }
 die() { printf '[setup-cross-arm64] error: %s\n' "$*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "run as root (apt-get and mmdebstrap install packages)"
 
-host_packages=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user mmdebstrap)
+host_packages=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user mmdebstrap ccache)
 # What the runtime-side build (VAPIPE_RUNTIME_ONLY=ON) links, as arm64 packages. libopencv-dev is the one
 # package that ships OpenCVConfig.cmake, so it comes with all of OpenCV's modules although vapipe links three.
 sysroot_packages=(

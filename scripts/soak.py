@@ -91,8 +91,11 @@ class Api:
 
     def call(self, method: str, path: str, body: dict | None = None, timeout: float = 10.0):
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Connection": "close"})
+        # The server takes bodies as application/json only (a CSRF defence); urllib would say form data.
+        headers = {"Connection": "close"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             text = response.read().decode()
             return json.loads(text) if response.headers.get_content_type() == "application/json" else text

@@ -99,11 +99,10 @@ void register_bench(CLI::App& app) {
   command->add_option("package", options.path, "Package file (.vpk)")->required();
   command->add_option("--net", options.net, "Network name (default: the first)");
   command->add_option("--batch", options.batch, "Images per run; the smallest stage that fits runs")
-      ->check(CLI::PositiveNumber);
-  command->add_option("--threads", options.threads, "Worker threads (0 = every core)")
-      ->check(CLI::NonNegativeNumber);
-  command->add_option("--runs", options.runs, "Timed runs")->check(CLI::PositiveNumber);
-  command->add_option("--warmup", options.warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+      ->check(positive_number());
+  command->add_option("--threads", options.threads, "Worker threads (0 = every core)")->check(thread_count());
+  command->add_option("--runs", options.runs, "Timed runs")->check(positive_number());
+  command->add_option("--warmup", options.warmup, "Untimed runs first")->check(non_negative_number());
   command->add_flag("--json", options.as_json, "Print one JSON object");
   command->callback([] { run_bench(options); });
 }

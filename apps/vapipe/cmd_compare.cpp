@@ -271,7 +271,7 @@ void register_compare(CLI::App& app) {
       ->check(CLI::Range(0.0F, 1.0F))
       ->capture_default_str();
   command->add_option("--threads", options->threads, "Worker threads (0 = every core)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(thread_count());
   command->add_flag("--json", options->json, "Print one JSON object");
   command->callback([options] { run_compare(*options); });
 }

@@ -194,7 +194,7 @@ void register_compile(CLI::App& app) {
   command->add_option("--calib-table", args->calib_table,
                       "int8: calibration table; read when it exists (calibration skipped), else written");
   command->add_option("--threads", args->threads, "Calibration threads (0 = every core)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(thread_count());
   command->callback([args] { run_compile(*args); });
 }
 

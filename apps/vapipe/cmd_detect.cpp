@@ -12,6 +12,7 @@
 
 #include "apps/vapipe/commands.hpp"
 #include "core/error.hpp"
+#include "core/file_kind.hpp"
 #include "models/post_processor.hpp"
 #include "vapipe/runtime.hpp"
 #include "vision/fused_preprocess.hpp"
@@ -72,7 +73,7 @@ void save_annotated(const DetectOptions& options, const std::string& image_path,
 void run_detect(const DetectOptions& options) {
   // Fail on a missing image before spending time on loading the model and running anything.
   for (const auto& image : options.images) {
-    if (!std::filesystem::is_regular_file(image)) fail("image '{}': no such file", image);
+    if (const auto why = not_a_file_reason(image); !why.empty()) fail("image '{}': {}", image, why);
   }
   if (!options.save_dir.empty()) {
     std::error_code error;
@@ -152,10 +153,10 @@ void register_detect(CLI::App& app) {
       ->check(CLI::Range(0.0f, 1.0f))
       ->capture_default_str();
   command->add_option("--max-det", options->max_detections, "Most detections per image")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str();
   command->add_option("--threads", options->threads, "Worker threads (0: every core)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(thread_count())
       ->capture_default_str();
   command->add_flag("--json", options->json, "One JSON object per image per line");
   command->add_option("--save", options->save_dir, "Write annotated images into this folder");

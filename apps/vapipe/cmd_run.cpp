@@ -1,5 +1,7 @@
 // `vapipe run --config cameras.json`: the video pipeline (sophon-pipeline's yolov5s_demo --config=...).
-// Ctrl-C or SIGTERM drains and closes every output; a second one exits at once.
+// Ctrl-C, SIGTERM or SIGHUP (the terminal or SSH session closed) drains and closes every output; a second
+// one exits at once. SIGPIPE is ignored (main): a reader of results_path "-" that goes away stops that
+// output only (EPIPE), never the run.
 #include <pthread.h>
 
 #include <csignal>
@@ -73,6 +75,7 @@ void run_pipeline(const RunArgs& args) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto pipeline = std::make_unique<pipeline::Pipeline>(std::move(config), options);
@@ -85,8 +88,10 @@ void run_pipeline(const RunArgs& args) {
       int signal = 0;
       if (sigwait(&signals, &signal) != 0 || finished.load()) return;
       if (++interrupts == 1) {
-        spdlog::warn("{}: draining and closing outputs (again to exit at once)",
-                     signal == SIGINT ? "SIGINT" : "SIGTERM");
+        spdlog::warn("{}: draining and closing outputs (again to exit at once)", signal == SIGINT ? "SIGINT"
+                                                                                 : signal == SIGHUP
+                                                                                     ? "SIGHUP"
+                                                                                     : "SIGTERM");
         pipeline->request_stop();
       } else {
         std::fputs("vapipe: interrupted twice: exiting without draining\n", stderr);
@@ -127,12 +132,12 @@ void register_run(CLI::App& app) {
   command
       ->add_option("--duration", args->duration_s,
                    "Stop after this many seconds (0: until Ctrl-C or the end)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   command->add_option("--cache-dir", args->cache_dir,
                       "Where .onnx models are compiled to (default ~/.cache/vapipe)");
   command
       ->add_option("--threads", args->threads, "oneDNN threads per inference context (0: cores / contexts)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(thread_count());
   command->callback([args] {
     // State changes of channels are the operator's view of a run: info level unless -v asked for more.
     if (spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);

@@ -13,4 +13,10 @@ void register_detect(CLI::App& app);
 void register_run(CLI::App& app);
 void register_compare(CLI::App& app);
 
+// Checks of numeric options whose errors name the bound in words (cli_checks.cpp).
+CLI::Validator positive_number();
+CLI::Validator non_negative_number();
+// --threads: 0 (every core) to vapipe::max_threads(); more crashes libgomp or only adds switching.
+CLI::Validator thread_count();
+
 }  // namespace vapipe::cli

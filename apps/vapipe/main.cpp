@@ -1,3 +1,4 @@
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -7,11 +8,16 @@
 
 #include "apps/vapipe/commands.hpp"
 #include "core/error.hpp"
+#include "core/log.hpp"
 
 int main(int argc, char** argv) {
+  // A reader that goes away (`vapipe run ... | head`, a dropped TCP output) must not kill the process with
+  // SIGPIPE before the outputs are drained: writes fail with EPIPE instead and each output handles it.
+  std::signal(SIGPIPE, SIG_IGN);
   // The log is for people and goes to stderr; stdout carries results (JSON Lines, statistics).
   spdlog::set_default_logger(spdlog::stderr_color_mt("vapipe"));
-  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  // Control characters in logged values (a camera address, a model name) are escaped (core/log.hpp).
+  spdlog::set_formatter(vapipe::make_log_formatter("[%Y-%m-%d %H:%M:%S.%e] [%l] %v"));
   CLI::App app{"vapipe: compile detection models and run them on video streams"};
   app.require_subcommand(1);
   bool verbose = false;
@@ -30,10 +36,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    // --help and --version print and exit 0; a usage error is one line, like every other error.
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::fprintf(stderr, "vapipe: error: %s (--help lists the options)\n", error.what());
+    return error.get_exit_code();
   } catch (const std::exception& error) {
     // One line a script or a person can act on; the message names the file, node or key.
-    std::fprintf(stderr, "vapipe: error: %s\n", error.what());
+    std::fprintf(stderr, "vapipe: error: %s\n", vapipe::printable(error.what()).c_str());
     return 1;
   }
   return 0;

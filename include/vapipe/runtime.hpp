@@ -88,8 +88,13 @@ class Model {
   std::vector<std::shared_ptr<const Network>> networks_;
 };
 
+// The most worker threads a context (or a CLI --threads) may ask for: the machine's cores, and at least
+// 256 so a configuration written for a large server still runs on a small one. Far more threads than
+// cores only adds switching, and libgomp crashes or fails to create its team at tens of thousands.
+int max_threads();
+
 struct ContextOptions {
-  int threads = 0;  // worker threads for this context's kernels; 0 = every core
+  int threads = 0;  // worker threads for this context's kernels; 0 = every core; at most max_threads()
 };
 
 class ExecutionContext {

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "core/error.hpp"
+#include "core/file_kind.hpp"
 
 namespace vapipe::compiler {
 namespace {
@@ -42,8 +43,8 @@ std::vector<double> from_field(const Field& field, std::size_t count, const std:
 }  // namespace
 
 OnnxModel load_onnx(const std::string& path) {
+  if (const auto why = not_a_file_reason(path); !why.empty()) fail("{}: {}", path, why);
   std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) fail("{}: no such file", path);
   const std::uintmax_t size = std::filesystem::file_size(path, error);
   if (error) fail("{}: cannot read its size: {}", path, error.message());
   if (size > kMaxOnnxBytes) {

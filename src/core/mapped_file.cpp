@@ -9,10 +9,13 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/file_kind.hpp"
 
 namespace vapipe {
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
+  // A folder opens fine with O_RDONLY and a FIFO blocks in open(): say what the path is instead.
+  if (const auto why = not_a_file_reason(path); !why.empty()) fail("{}: {}", path, why);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
   struct stat info {};

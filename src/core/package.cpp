@@ -1,9 +1,11 @@
 #include "core/package.hpp"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -117,7 +119,19 @@ void write_package(const Package& package, const std::string& path) {
   header.blob_crc = crc32_of(blobs.blob().data(), blobs.blob().size());
   header.header_crc = crc32_of(&header, offsetof(Header, header_crc));
 
-  const std::string temporary = path + ".tmp";
+  // A name only this writer uses (pid and a per-process counter): two processes writing the same package
+  // (two `vapipe run` compiling one .onnx into the cache) must not write into one temporary file. The
+  // rename is atomic: a reader sees the old file or the whole new one, and the last writer wins.
+  static std::atomic<unsigned> writers{0};
+  const std::string temporary = fmt::format("{}.{}-{}.tmp", path, static_cast<long>(::getpid()), writers++);
+  struct RemoveUnlessRenamed {
+    const std::string& file;
+    bool renamed = false;
+    ~RemoveUnlessRenamed() {
+      std::error_code ignored;
+      if (!renamed) std::filesystem::remove(file, ignored);
+    }
+  } cleanup{temporary};
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     if (!out) fail("{}: cannot open for writing", temporary);
@@ -132,6 +146,7 @@ void write_package(const Package& package, const std::string& path) {
   std::error_code error;
   std::filesystem::rename(temporary, path, error);
   if (error) fail("{}: cannot move into place: {}", path, error.message());
+  cleanup.renamed = true;
 }
 
 Package read_package(const std::string& path) {
@@ -200,6 +215,8 @@ Package read_package(std::span<const std::byte> bytes, std::shared_ptr<const voi
       network.precision = entry.at("precision").get<std::string>();
       network.dynamic_shape = entry.at("dynamic_shape").get<bool>();
       network.metadata = entry.at("metadata");
+      // Every reader of a network takes its metadata as an object and its layers from its first stage.
+      if (!network.metadata.is_object()) fail("network '{}': metadata is not a JSON object", network.name);
       for (const auto& stage_json : entry.at("stages")) {
         Stage stage;
         stage.batch =
@@ -207,6 +224,7 @@ Package read_package(std::span<const std::byte> bytes, std::shared_ptr<const voi
         stage.graph = graph_from_json(stage_json, find_data);
         network.stages.push_back(std::move(stage));
       }
+      if (network.stages.empty()) fail("network '{}' has no stages (\"stages\": [])", network.name);
       package.networks.push_back(std::move(network));
     }
   } catch (const nlohmann::json::exception& error) {

@@ -38,6 +38,8 @@ bool aarch64_has_sve() { return (getauxval(AT_HWCAP) & HWCAP_SVE) != 0; }
 }  // namespace
 #endif
 
+int max_threads() { return std::max(256, omp_get_num_procs()); }
+
 std::string cpu_isa() {
 #if defined(__aarch64__)
   return aarch64_has_sve() ? "aarch64_sve" : "aarch64_asimd";
@@ -175,6 +177,10 @@ class ExecutionContext::Impl {
   // really has that many; libgomp's omp_get_max_threads() ignores OMP_THREAD_LIMIT, so a team cut down by the
   // limit leaves part of an output unwritten (a wrong result, no error). The team is sized within the limit.
   static int team_size(int requested, const std::string& network) {
+    if (requested < 0 || requested > max_threads()) {
+      fail("network '{}': {} threads asked; a context takes 0 (every core) to {}", network, requested,
+           max_threads());
+    }
     const int wanted = requested > 0 ? requested : omp_get_num_procs();
     const int limit = omp_get_thread_limit();
     if (wanted <= limit) return wanted;

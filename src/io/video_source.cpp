@@ -1,7 +1,13 @@
 #include "io/video_source.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 #include <utility>
@@ -80,13 +86,28 @@ VideoSource::VideoSource(std::string url, SourceOptions options)
     fail("{}: rtsp_transport must be \"tcp\" or \"udp\", not \"{}\"", shown_url_, options_.rtsp_transport);
   }
   live_ = is_network_url(url_);
-  open();
+  try {
+    open();
+  } catch (...) {
+    close_input();  // no destructor runs for a constructor that throws
+    throw;
+  }
 }
 
 VideoSource::~VideoSource() {
   // Closing an RTSP session sends TEARDOWN; a dead server must not hold shutdown for the full timeout.
   deadline_ns_.store(now_ns() + 1'000'000'000, std::memory_order_relaxed);
-  format_.reset();  // while the members the interrupt callback reads are still alive
+  close_input();  // while the members the interrupt callback reads are still alive
+}
+
+void VideoSource::close_input() {
+  format_.reset();
+  if (special_io_ != nullptr) {
+    av_freep(&special_io_->buffer);
+    avio_context_free(&special_io_);
+  }
+  if (special_fd_ >= 0) ::close(special_fd_);
+  special_fd_ = -1;
 }
 
 const AVCodecParameters& VideoSource::codec_parameters() const {
@@ -95,23 +116,71 @@ const AVCodecParameters& VideoSource::codec_parameters() const {
 
 int VideoSource::interrupt_callback(void* opaque) {
   const auto* self = static_cast<const VideoSource*>(opaque);
-  if (self->interrupted_.load(std::memory_order_relaxed)) return 1;
+  if (self->stopping()) return 1;
   const std::int64_t deadline = self->deadline_ns_.load(std::memory_order_relaxed);
-  return deadline != 0 && now_ns() > deadline ? 1 : 0;
+  if (deadline == 0 || now_ns() <= deadline) return 0;
+  self->timed_out_.store(true, std::memory_order_relaxed);
+  return 1;
+}
+
+// FFmpeg's file protocol opens and reads a FIFO with blocking calls its interrupt callback cannot end (an
+// open with no writer never returns). This reads it without blocking: poll in short slices, checking the
+// deadline and interrupt() between them. POLLHUP without data: the writer closed, end of stream.
+int VideoSource::read_special(void* opaque, std::uint8_t* buffer, int size) {
+  auto* self = static_cast<VideoSource*>(opaque);
+  for (;;) {
+    if (interrupt_callback(self) != 0) return AVERROR_EXIT;
+    pollfd waiting{self->special_fd_, POLLIN, 0};
+    const int ready = ::poll(&waiting, 1, 20);
+    if (ready < 0 && errno != EINTR) return AVERROR(errno);
+    if (ready <= 0) continue;
+    if ((waiting.revents & POLLIN) == 0) return (waiting.revents & POLLHUP) != 0 ? AVERROR_EOF : AVERROR(EIO);
+    const ssize_t got = ::read(self->special_fd_, buffer, static_cast<std::size_t>(size));
+    if (got > 0) return static_cast<int>(got);
+    if (got == 0) return AVERROR_EOF;
+    if (errno != EAGAIN && errno != EINTR) return AVERROR(errno);
+  }
 }
 
 void VideoSource::arm_deadline() {
-  deadline_ns_.store(options_.timeout_ms > 0 ? now_ns() + std::int64_t{options_.timeout_ms} * 1'000'000 : 0,
-                     std::memory_order_relaxed);
+  // Regular files wait for the disk however long it takes; a deadline there only fails healthy files when
+  // the CPU is starved (256 channels of one file failed with "Immediate exit requested").
+  const bool bounded = live_ || special_;
+  deadline_ns_.store(
+      bounded && options_.timeout_ms > 0 ? now_ns() + std::int64_t{options_.timeout_ms} * 1'000'000 : 0,
+      std::memory_order_relaxed);
 }
 
 void VideoSource::fail_io(const char* operation, int error) const {
-  if (deadline_ns_.load(std::memory_order_relaxed) != 0 &&
-      now_ns() > deadline_ns_.load(std::memory_order_relaxed)) {
-    fail("{}: {} timed out after {} ms ({})", shown_url_, operation, options_.timeout_ms,
-         av_error_text(error));
+  if (timed_out_.load(std::memory_order_relaxed)) {
+    fail("{}: {} timed out: no data within {} ms{}", shown_url_, operation, options_.timeout_ms,
+         special_ ? " (does anything write to it?)" : "");
   }
   fail("{}: {} failed: {}", shown_url_, operation, av_error_text(error));
+}
+
+void VideoSource::open_special(AVFormatContext* context, const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading then returns at once, writer or not.
+  special_fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (special_fd_ < 0) {
+    const int error = errno;
+    avformat_free_context(context);
+    fail("{}: cannot open: {}", shown_url_, std::strerror(error));
+  }
+  constexpr int kBufferBytes = 64 * 1024;
+  auto* buffer = static_cast<unsigned char*>(av_malloc(kBufferBytes));
+  if (buffer != nullptr) {
+    special_io_ =
+        avio_alloc_context(buffer, kBufferBytes, 0, this, &VideoSource::read_special, nullptr, nullptr);
+  }
+  if (special_io_ == nullptr) {
+    av_free(buffer);
+    avformat_free_context(context);
+    fail("{}: avio_alloc_context: out of memory", shown_url_);
+  }
+  special_io_->seekable = 0;
+  context->pb = special_io_;
+  context->flags |= AVFMT_FLAG_CUSTOM_IO;
 }
 
 void VideoSource::open() {
@@ -120,6 +189,11 @@ void VideoSource::open() {
   std::string location = url_;
   const std::string timeout_us = std::to_string(std::int64_t{std::max(options_.timeout_ms, 0)} * 1000);
   const bool image_folder = !live_ && std::filesystem::is_directory(url_);
+  // A local path that is neither a regular file nor a folder: a FIFO or a device another process feeds.
+  std::error_code status_error;
+  const auto status = live_ ? std::filesystem::file_status() : std::filesystem::status(url_, status_error);
+  special_ = !live_ && !status_error && std::filesystem::exists(status) &&
+             !std::filesystem::is_regular_file(status) && !std::filesystem::is_directory(status);
   if (image_folder) {
     location = image_folder_pattern(url_);
     input_format = av_find_input_format("image2");
@@ -142,10 +216,12 @@ void VideoSource::open() {
   if (context == nullptr) fail("{}: avformat_alloc_context: out of memory", shown_url_);
   context->interrupt_callback.callback = &VideoSource::interrupt_callback;
   context->interrupt_callback.opaque = this;
+  if (special_) open_special(context, url_);
   arm_deadline();
-  // On failure avformat_open_input frees the context.
+  // On failure avformat_open_input frees the context (not a custom I/O context: close_input does).
   if (const int error = avformat_open_input(&context, location.c_str(), input_format, &raw_options);
       error < 0) {
+    close_input();
     fail_io("open", error);
   }
   format_.reset(context);
@@ -175,8 +251,8 @@ bool VideoSource::restart() {
   arm_deadline();
   if (av_seek_frame(format_.get(), stream_index_, start, AVSEEK_FLAG_BACKWARD) < 0 &&
       av_seek_frame(format_.get(), -1, 0, AVSEEK_FLAG_BYTE) < 0) {
-    // Not seekable (some raw streams): open the file again.
-    format_.reset();
+    // Not seekable (some raw streams, a FIFO): open the file again.
+    close_input();
     open();
   }
   if (first_timestamp_ != AV_NOPTS_VALUE && end_timestamp_ != AV_NOPTS_VALUE) {
@@ -231,7 +307,7 @@ void VideoSource::stamp(AVPacket& packet) {
 bool VideoSource::read(AVPacket& packet) {
   av_packet_unref(&packet);
   for (;;) {
-    if (interrupted_.load(std::memory_order_relaxed)) return false;
+    if (stopping()) return false;
     arm_deadline();
     const int error = av_read_frame(format_.get(), &packet);
     if (error == AVERROR(EAGAIN)) {
@@ -239,7 +315,7 @@ bool VideoSource::read(AVPacket& packet) {
       continue;
     }
     if (error < 0) {
-      if (interrupted_.load(std::memory_order_relaxed)) return false;
+      if (stopping()) return false;
       if (error == AVERROR_EOF) {
         if (options_.loop && !live_ && packets_ > 0) {
           restart();

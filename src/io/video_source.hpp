@@ -5,8 +5,11 @@
 // output. Files can loop (pts keep increasing) and be paced to their own frame rate. Packets of elementary
 // streams, which have no timestamps, get them from the frame rate (or the arrival clock when unknown).
 //
-// Blocking I/O is bounded: every open/read runs under a deadline (`timeout_ms`) checked by FFmpeg's
-// interrupt callback, and interrupt() aborts it from another thread (shutdown).
+// Blocking I/O is bounded where it can block: every open/read of a network stream, and of a local FIFO or
+// device (fed by another process, which may never write), runs under a deadline (`timeout_ms`) checked by
+// FFmpeg's interrupt callback; a FIFO is read through poll(2), so even an open with no writer is bounded.
+// Regular files and image folders have no deadline: they always wait for the disk and lose nothing (a
+// starved CPU must not fail them). interrupt() aborts any of them from another thread (shutdown).
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -19,12 +22,15 @@ namespace vapipe::io {
 
 struct SourceOptions {
   std::string rtsp_transport = "tcp";  // "tcp" | "udp"
-  int timeout_ms = 10000;              // longest a single open or read may block
+  int timeout_ms = 10000;              // longest a single open or read may block (not regular files)
   bool loop = false;                   // files: restart at end of file
   bool pace = false;                   // files: release packets at the stream's own frame rate
   double image_fps = 25.0;             // folders of images: frame rate of the sequence
   std::map<std::string, std::string>
       format_options;  // extra demuxer/protocol options (-> avformat_open_input)
+  // When set, a true value acts as interrupt() from the start, the open included: the owner can stop a
+  // source still being constructed (an open waiting for a camera or a FIFO's writer). Must outlive it.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // Larger packets end the stream with vapipe::Error: an 8K intra frame at broadcast quality is a few MiB,
@@ -68,8 +74,15 @@ class VideoSource {
   int loops() const { return loops_; }
 
  private:
+  bool stopping() const {
+    return interrupted_.load(std::memory_order_relaxed) ||
+           (options_.stop != nullptr && options_.stop->load(std::memory_order_relaxed));
+  }
   static int interrupt_callback(void* opaque);
+  static int read_special(void* opaque, std::uint8_t* buffer, int size);
   void open();
+  void open_special(AVFormatContext* context, const std::string& path);
+  void close_input();
   void arm_deadline();
   bool restart();
   void pace(const AVPacket& packet);
@@ -83,8 +96,14 @@ class VideoSource {
   int stream_index_ = -1;
   StreamInfo info_;
   bool live_ = false;
+  bool special_ = false;  // a local FIFO, character device or socket: read through special_io_
+  int special_fd_ = -1;
+  AVIOContext* special_io_ = nullptr;
   std::atomic<bool> interrupted_{false};
-  std::atomic<std::int64_t> deadline_ns_{0};  // steady_clock, checked by interrupt_callback
+  std::atomic<std::int64_t> deadline_ns_{0};  // steady_clock, checked by interrupt_callback; 0: none
+  // Set when the deadline fired: FFmpeg then reports AVERROR_EXIT ("Immediate exit requested"), sticky on
+  // its I/O context, so the message must come from here to say that a timeout fired.
+  mutable std::atomic<bool> timed_out_{false};
 
   // Looping: the offset added to pts/dts, and the end (pts + duration) of the latest packet seen.
   int loops_ = 0;

@@ -221,6 +221,7 @@ void Channel::source_loop() {
   options.pace = setup_.camera->pace;
   options.rtsp_transport = std::string(to_string(setup_.camera->rtsp_transport));
   options.timeout_ms = 5000;
+  options.stop = &stop_;  // stop_source() ends an open in progress too
   io::ReconnectPolicy policy(setup_.reconnect,
                              [this](io::ConnectionState, io::ConnectionState to, const std::string& detail) {
                                if (to == io::ConnectionState::kWaiting) {
@@ -237,6 +238,7 @@ void Channel::source_loop() {
     try {
       source = std::make_unique<io::VideoSource>(setup_.address, options);
     } catch (const Error& error) {
+      if (stop_) break;  // an open interrupted by the drain (a FIFO nobody writes): stopped, not failed
       if (!live) {
         spdlog::error("{}: {}; the channel stops, the others go on", label_, error.what());
         set_state(ChannelState::kFailed);
@@ -444,7 +446,14 @@ void Channel::output_loop() {
   OutputState out;
   if (setup_.model->output_path)
     out.first_url = out.video_url = channel_output_url(*setup_.model->output_path, setup_.channel);
-  while (auto event = events_.pop()) handle(out, std::move(*event));
+  // The thread ends as soon as the outputs are closed (the source ended and every frame it decoded was
+  // emitted): an ended or failed channel gives its thread back without waiting to be deleted.
+  while (!out.closed) {
+    auto event = events_.pop();
+    if (!event) break;
+    handle(out, std::move(*event));
+  }
+  events_.close();  // nothing is expected after the end; a late push fails rather than waiting for room
   // Closed before the end arrived (shutdown): whatever is left goes out in order.
   while (!out.reorder.empty()) {
     auto node = out.reorder.extract(out.reorder.begin());

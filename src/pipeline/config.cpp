@@ -275,6 +275,7 @@ CameraConfig parse_camera(const Reader& r, const json& value, const std::string&
   r.object(value, path, kKeys);
   CameraConfig camera;
   camera.address = r.string(r.required(value, path, "address"), child(path, "address"));
+  if (const auto problem = address_problem(camera.address)) r.error(child(path, "address"), "{}", *problem);
   camera.chan_num = r.integer(r.required(value, path, "chan_num"), child(path, "chan_num"), 1, 256);
   const std::string names_path = child(path, "model_names");
   const json& names = r.array(r.required(value, path, "model_names"), names_path, true);
@@ -348,6 +349,43 @@ class DuplicateKeyCheck {
 
 }  // namespace
 
+json parse_json_strict(std::string_view text, std::string_view source_name) {
+  const Reader r(source_name);
+  try {
+    DuplicateKeyCheck check(r);
+    return json::parse(text, std::ref(check));
+  } catch (const json::exception& e) {
+    // e.what() reads "[json.exception.parse_error.101] parse error at line L, column C: ...", or
+    // "[json.exception.out_of_range.406] number overflow parsing '1e400'" (found by fuzz/config_fuzzer).
+    std::string what = e.what();
+    if (const auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    r.error("", "not valid JSON: {}", what);
+  }
+}
+
+std::optional<std::string> address_problem(std::string_view address) {
+  for (std::size_t i = 0; i < address.size(); ++i) {
+    const auto c = static_cast<unsigned char>(address[i]);
+    // C0 and DEL, and C1 (U+0080..U+009F, UTF-8 0xc2 0x80..0x9f) which some terminals obey like ESC '['.
+    const bool c1 = c == 0xc2 && i + 1 < address.size() &&
+                    static_cast<unsigned char>(address[i + 1]) <= 0x9f &&
+                    static_cast<unsigned char>(address[i + 1]) >= 0x80;
+    if (c < 0x20 || c == 0x7f || c1) {
+      return fmt::format("control character {} at byte {} (not part of any camera address or file name)",
+                         c1 ? fmt::format("U+{:04X}", static_cast<unsigned char>(address[i + 1]))
+                            : fmt::format("U+{:04X}", c),
+                         i);
+    }
+  }
+  std::string scheme(address.substr(0, std::min<std::size_t>(address.size(), 5)));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme == "file:")
+    return "a file: URL is not supported: give the file as a path (\"/videos/a.mp4\", not "
+           "\"file:///videos/a.mp4\")";
+  return std::nullopt;
+}
+
 models::ScoreThresholds ModelConfig::score_thresholds(std::span<const std::string> class_names) const {
   models::ScoreThresholds thresholds;
   thresholds.conf_threshold = class_threshold;
@@ -377,17 +415,7 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
   if (json_text.size() > kMaxConfigBytes) {
     r.error("", "{} bytes is more than a config may have ({} bytes)", json_text.size(), kMaxConfigBytes);
   }
-  json root;
-  try {
-    DuplicateKeyCheck check(r);
-    root = json::parse(json_text, std::ref(check));
-  } catch (const json::exception& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line L, column C: ...", or
-    // "[json.exception.out_of_range.406] number overflow parsing '1e400'" (found by fuzz/config_fuzzer).
-    std::string what = e.what();
-    if (const auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    r.error("", "not valid JSON: {}", what);
-  }
+  const json root = parse_json_strict(json_text, source_name);
 
   static constexpr std::array<std::string_view, 7> kRootKeys{"cards", "pipeline",    "models", "stats",
                                                              "http",  "rtsp_server", "mqtt"};
@@ -444,13 +472,23 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
   }
 
   if (const auto* http = Reader::optional(root, "http")) {
-    static constexpr std::array<std::string_view, 4> kHttpKeys{"bind", "port", "token", "web_root"};
+    static constexpr std::array<std::string_view, 7> kHttpKeys{
+        "bind", "port", "token", "web_root", "allowed_hosts", "max_connections", "max_connections_per_peer"};
     r.object(*http, "http", kHttpKeys);
     HttpConfig section;
     if (const auto* v = Reader::optional(*http, "bind")) section.bind = r.string(*v, "http.bind");
     if (const auto* v = Reader::optional(*http, "port")) section.port = r.integer(*v, "http.port", 0, 65535);
     if (const auto* v = Reader::optional(*http, "token")) section.token = r.string(*v, "http.token");
     if (const auto* v = Reader::optional(*http, "web_root")) section.web_root = r.string(*v, "http.web_root");
+    if (const auto* v = Reader::optional(*http, "allowed_hosts")) {
+      const json& names = r.array(*v, "http.allowed_hosts", false);
+      for (std::size_t i = 0; i < names.size(); ++i)
+        section.allowed_hosts.push_back(r.string(names[i], element("http.allowed_hosts", i)));
+    }
+    if (const auto* v = Reader::optional(*http, "max_connections"))
+      section.max_connections = r.integer(*v, "http.max_connections", 1, 100000);
+    if (const auto* v = Reader::optional(*http, "max_connections_per_peer"))
+      section.max_connections_per_peer = r.integer(*v, "http.max_connections_per_peer", 1, 100000);
     if (!is_loopback_address(section.bind) && !section.token) {
       r.error("http.token",
               "required when http.bind ({}) is not a loopback address: the control API can add "

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "models/detection.hpp"
 
 namespace vapipe::pipeline {
@@ -85,10 +87,13 @@ struct StatsConfig {
 
 // `http`: the web viewer, REST control API and /metrics (src/server). Off unless the section is present.
 struct HttpConfig {
-  std::string bind = "127.0.0.1";       // loopback unless configured; other addresses need a token
-  int port = 8080;                      // 0: any free port (tests)
-  std::optional<std::string> token;     // required by /api and WebSockets when set
-  std::optional<std::string> web_root;  // the viewer's static files; absent: the installed/build-tree web/
+  std::string bind = "127.0.0.1";          // loopback unless configured; other addresses need a token
+  int port = 8080;                         // 0: any free port (tests)
+  std::optional<std::string> token;        // required by /api and WebSockets when set
+  std::optional<std::string> web_root;     // the viewer's static files; absent: the installed/build-tree web/
+  std::vector<std::string> allowed_hosts;  // Host names accepted besides loopback, localhost and bind
+  int max_connections = 1024;              // HTTP and WebSocket connections at once
+  int max_connections_per_peer = 320;      // ... from one client address
 };
 
 // `rtsp_server`: every video channel served at rtsp://HOST:PORT/<model>_<ch> (gst-rtsp-server).
@@ -125,6 +130,16 @@ struct PipelineConfig {
 
   const ModelConfig* find_model(std::string_view name) const;
 };
+
+// Why a camera address (cameras[].address, POST /api/channels) is refused, nullopt when it is not: a control
+// character (invisible in every listing; a NUL cut the path short, a newline forged log lines) or a file:
+// URL (the file check and the decoder read it differently: a file is given as a path).
+std::optional<std::string> address_problem(std::string_view address);
+
+// JSON text parsed the way the config file is: a duplicate key is an error naming its key path, never the
+// silent last-one-wins of nlohmann::json. Throws vapipe::Error "<source_name>: <path>: duplicate key" or
+// "<source_name>: not valid JSON: <where, what>". Used for the config and the control API's bodies.
+nlohmann::json parse_json_strict(std::string_view text, std::string_view source_name);
 
 // Reads and validates a config file (at most kMaxConfigBytes). Errors name the file as given.
 PipelineConfig load_config(const std::filesystem::path& file);

@@ -80,8 +80,20 @@ ResultsFile::~ResultsFile() {
 
 bool ResultsFile::write_line(std::string_view line) {
   std::lock_guard lock(mutex_);
+  if (reader_gone_) return false;
+  errno = 0;
   const bool ok = std::fwrite(line.data(), 1, line.size(), file_) == line.size() &&
                   std::fputc('\n', file_) != EOF && std::fflush(file_) == 0;
+  if (!ok && errno == EPIPE) {
+    // The pipe's reader exited (`| head`): nothing written from now on can arrive, so this output stops
+    // for good; the lines it does not take are counted (res_drop) and the other outputs go on.
+    reader_gone_ = true;
+    spdlog::error(
+        "results '{}': the reader closed the pipe (EPIPE); no more results are written there, "
+        "the run and its other outputs go on",
+        path_);
+    return false;
+  }
   if (!ok && !failing_) spdlog::error("results '{}': write failed: {}", path_, std::strerror(errno));
   if (ok && failing_) spdlog::info("results '{}': writing again", path_);
   failing_ = !ok;

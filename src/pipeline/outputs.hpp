@@ -44,7 +44,8 @@ class ResultsFile {
   ResultsFile(const ResultsFile&) = delete;
   ResultsFile& operator=(const ResultsFile&) = delete;
 
-  // False when the write failed (disk full); the error is logged once per failure episode.
+  // False when the write failed (disk full); the error is logged once per failure episode. After EPIPE
+  // (the reader of a pipe exited) it stays false without writing.
   bool write_line(std::string_view line);
   const std::string& path() const { return path_; }
 
@@ -53,6 +54,7 @@ class ResultsFile {
   std::FILE* file_ = nullptr;
   bool owned_ = false;
   bool failing_ = false;
+  bool reader_gone_ = false;  // EPIPE: a pipe's reader exited; never written again
   std::mutex mutex_;
 };
 

@@ -1,7 +1,13 @@
 #include "pipeline/pipeline.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <thread>
 #include <utility>
 
@@ -16,6 +22,21 @@
 namespace vapipe::pipeline {
 
 namespace {
+
+// Creates, writes and removes a small file in `folder`: "" when that works, else why not (strerror).
+std::string probe_folder_write(const std::filesystem::path& folder) {
+  const std::filesystem::path probe =
+      folder / fmt::format(".vapipe-write-probe-{}", static_cast<long>(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return std::strerror(errno);
+  const char bytes[4096] = {};
+  const bool written =
+      ::write(fd, bytes, sizeof(bytes)) == static_cast<ssize_t>(sizeof(bytes)) && ::fsync(fd) == 0;
+  const int write_error = errno;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return written ? "" : std::strerror(write_error);
+}
 
 constexpr std::array<std::string_view, 5> kStageNames{"decode", "pre", "infer", "post", "output"};
 
@@ -96,6 +117,11 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
     if (!parent.empty()) std::filesystem::create_directories(parent, error);
     if (error)
       fail("models[{}].output_path: cannot create the folder '{}': {}", i, parent.string(), error.message());
+    // The video files are created at their first packet; a folder that takes no file (a read-only mount)
+    // or no bytes (a full disk) is found now, like an unwritable results_path, not after the run.
+    const auto folder = parent.empty() ? std::filesystem::path(".") : parent;
+    if (const std::string why = probe_folder_write(folder); !why.empty())
+      fail("models[{}].output_path: cannot write into the folder '{}': {}", i, folder.string(), why);
   }
 
   channel_capacity_ = channels.size() + kMaxAddedChannels;
@@ -168,11 +194,11 @@ int Pipeline::add_channel(const ChannelRequest& request) {
   if (!has_model(request.model))
     fail("model: '{}' is not loaded (no configured channel uses it, so this run did not load it)",
          request.model);
+  if (const auto problem = address_problem(request.address)) fail("address: {}", *problem);
   if (!is_network_address(request.address)) {
     std::error_code error;
-    const std::string file =
-        request.address.rfind("file:", 0) == 0 ? request.address.substr(5) : request.address;
-    if (!std::filesystem::is_regular_file(file, error)) fail("address: '{}' is not a file", request.address);
+    if (!std::filesystem::is_regular_file(request.address, error))
+      fail("address: '{}' is not a file", request.address);
   }
   std::unique_lock lock(channels_mutex_);
   if (draining_) fail("pipeline: the run is stopping; no channel can be added");

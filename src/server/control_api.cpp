@@ -276,8 +276,13 @@ HttpResponse ControlApi::get_channel(const HttpRequest& request) const {
 }
 
 HttpResponse ControlApi::add_channel(const HttpRequest& request) {
-  const json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return error_response(400, "body: not valid JSON");
+  // The config file's parser: a duplicate key is refused here too, never silently "last one wins".
+  json body;
+  try {
+    body = pipeline::parse_json_strict(request.body, "body");
+  } catch (const Error& error) {
+    return error_response(400, error.what());
+  }
   if (!body.is_object()) return error_response(400, "body: must be a JSON object");
   pipeline::ChannelRequest channel;
   for (const auto& [key, value] : body.items()) {

@@ -35,15 +35,17 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
+using Clock = std::chrono::steady_clock;
+
 // Headers of a legitimate request (browser, curl, Prometheus) fit in a few KiB; Beast's default is 8 KiB.
 constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
-// A client that sends nothing for this long (idle keep-alive, slowloris) is disconnected.
-constexpr auto kHttpIdleTimeout = std::chrono::seconds(30);
 // Messages a WebSocket client may send us (the viewer sends small control messages only).
 constexpr std::size_t kMaxWebSocketMessageBytes = 64 * 1024;
 // After an error reply, how long and how much of the client's remaining upload is read and discarded.
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr std::size_t kMaxLingerBytes = 16 << 20;
+// A warning that a flood can trigger (refused connections, refused requests) is logged at most this often.
+constexpr auto kWarningInterval = std::chrono::seconds(10);
 
 HttpResponse json_error(int status, std::string_view message) {
   HttpResponse response;
@@ -197,9 +199,37 @@ class Closeable {
   virtual void shut() = 0;  // server thread: cancel I/O, release the socket
 };
 
+// One warning per kWarningInterval at most, saying how many were held back: a flood of refused connections
+// or requests must not flood the log as well. Thread-safe.
+class RateLimitedWarning {
+ public:
+  void warn(const std::string& message) {
+    std::lock_guard lock(mutex_);
+    const auto now = Clock::now();
+    if (last_ && now - *last_ < kWarningInterval) {
+      ++held_back_;
+      return;
+    }
+    if (held_back_ > 0)
+      spdlog::warn("{} ({} more like it in the last {} s)", message, held_back_,
+                   std::chrono::duration_cast<std::chrono::seconds>(now - *last_).count());
+    else
+      spdlog::warn("{}", message);
+    last_ = now;
+    held_back_ = 0;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::optional<Clock::time_point> last_;
+  std::uint64_t held_back_ = 0;
+};
+
 struct ServerState {
   HttpServerOptions options;
-  std::filesystem::path web_root;  // canonical; empty: none
+  asio::ip::address bind_address;
+  std::vector<std::string> allowed_names;  // lower-case: "localhost" and options.allowed_hosts
+  std::filesystem::path web_root;          // canonical; empty: none
   // Registration may happen while the server runs (a service that starts later); requests read them.
   std::shared_mutex routes_mutex;
   std::vector<Route> routes;
@@ -209,7 +239,166 @@ struct ServerState {
   // Every live session, so stop() can close them.
   std::mutex sessions_mutex;
   std::set<std::shared_ptr<Closeable>> sessions;
+
+  // Open connections (HTTP and WebSocket), in all and per client address: ConnectionSlot.
+  std::mutex connections_mutex;
+  std::size_t connections = 0;
+  std::map<asio::ip::address, std::size_t> connections_per_peer;
+  RateLimitedWarning connection_warnings;
+  RateLimitedWarning request_warnings;
 };
+
+// One open connection counted against the caps; released when the session holding it (HTTP, then the
+// WebSocket it was upgraded to) is destroyed.
+class ConnectionSlot {
+ public:
+  // nullptr, and `refusal` says why, when the server or the peer is at its cap.
+  static std::unique_ptr<ConnectionSlot> take(const std::shared_ptr<ServerState>& state,
+                                              const asio::ip::address& peer, std::string* refusal) {
+    std::lock_guard lock(state->connections_mutex);
+    const auto& options = state->options;
+    std::size_t& from_peer = state->connections_per_peer[peer];
+    if (state->connections >= options.max_connections || from_peer >= options.max_connections_per_peer) {
+      *refusal =
+          state->connections >= options.max_connections
+              ? fmt::format("{} connections are open (http.max_connections)", state->connections)
+              : fmt::format("{} connections from that address are open (http.max_connections_per_peer)",
+                            from_peer);
+      if (from_peer == 0) state->connections_per_peer.erase(peer);
+      return nullptr;
+    }
+    ++state->connections;
+    ++from_peer;
+    return std::unique_ptr<ConnectionSlot>(new ConnectionSlot(state, peer));
+  }
+  ~ConnectionSlot() {
+    std::lock_guard lock(state_->connections_mutex);
+    --state_->connections;
+    const auto it = state_->connections_per_peer.find(peer_);
+    if (--it->second == 0) state_->connections_per_peer.erase(it);
+  }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+  const std::string& peer() const { return peer_text_; }
+
+ private:
+  ConnectionSlot(std::shared_ptr<ServerState> state, asio::ip::address peer)
+      : state_(std::move(state)), peer_(std::move(peer)), peer_text_(peer_.to_string()) {}
+  std::shared_ptr<ServerState> state_;
+  asio::ip::address peer_;
+  std::string peer_text_;
+};
+
+// A connection over a cap gets a short 503 (a fresh socket's send buffer takes it whole, so the write does
+// not block the server thread) and is closed.
+void refuse_connection(tcp::socket& socket) {
+  static const std::string kAnswer = [] {
+    const std::string body = R"({"error":"too many connections, try again later"})";
+    return fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nServer: vapipe\r\nContent-Type: application/json\r\n"
+        "Content-Length: {}\r\nRetry-After: 10\r\nConnection: close\r\n\r\n{}",
+        body.size(), body);
+  }();
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(asio::buffer(kAnswer), ignored);
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  socket.close(ignored);
+}
+
+// "name", "name:port", "[v6]", "[v6]:port" -> the name, lower-case ("[::1]" keeps its brackets); nullopt
+// when it is none of these.
+std::optional<std::string> host_name(std::string_view host) {
+  std::string_view name = host;
+  std::string_view port;
+  if (host.starts_with('[')) {
+    const std::size_t close = host.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    name = host.substr(0, close + 1);
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return std::nullopt;
+    if (!rest.empty()) port = rest.substr(1);
+  } else if (const std::size_t colon = host.find(':'); colon != std::string_view::npos) {
+    name = host.substr(0, colon);
+    port = host.substr(colon + 1);
+  }
+  if (name.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower;
+}
+
+// DNS rebinding: a page of evil.example whose name the attacker re-points at 127.0.0.1 is same-origin
+// with this server in the browser's eyes, but its requests say "Host: evil.example". Only the names the
+// server is really reached under pass: an IP address (which no DNS answer can re-point) that is loopback
+// or bound (every one when bound to 0.0.0.0 or ::), "localhost", and http.allowed_hosts.
+bool host_allowed(const ServerState& state, const std::string& name) {
+  std::string_view literal = name;
+  if (literal.size() > 2 && literal.front() == '[' && literal.back() == ']')
+    literal = literal.substr(1, literal.size() - 2);
+  beast::error_code error;
+  const auto address = asio::ip::make_address(std::string(literal), error);
+  if (!error &&
+      (address.is_loopback() || address == state.bind_address || state.bind_address.is_unspecified()))
+    return true;
+  return std::find(state.allowed_names.begin(), state.allowed_names.end(), name) != state.allowed_names.end();
+}
+
+// The browser's Origin of a same-origin request is the scheme and the authority the page was loaded from,
+// which is the Host of this request: anything else (another port, another name, "null") is cross-site.
+bool same_origin(std::string_view origin, std::string_view host) {
+  for (const std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (origin.size() == scheme.size() + host.size() &&
+        beast::iequals(origin.substr(0, scheme.size()), scheme) &&
+        beast::iequals(origin.substr(scheme.size()), host))
+      return true;
+  }
+  return false;
+}
+
+// Why a request from a browser page that is not this server's own is refused (403), nullopt when it is
+// not. A Host that is not a name of this server (every request), an Origin other than the server's own
+// (`check_origin`: routes and WebSockets; a request without Origin does not come from a cross-site page).
+std::optional<std::string> refuse_foreign(const ServerState& state, const HttpRequest& request,
+                                          bool check_origin) {
+  const auto host = request.headers.find("host");
+  if (host != request.headers.end()) {
+    const auto name = host_name(host->second);
+    if (!name || !host_allowed(state, *name))
+      return fmt::format(
+          "Host '{}' is not a name of this server (DNS rebinding?): names that clients use "
+          "besides its addresses go in http.allowed_hosts",
+          host->second);
+  }
+  if (!check_origin) return std::nullopt;
+  const auto origin = request.headers.find("origin");
+  if (origin != request.headers.end() &&
+      (host == request.headers.end() || !same_origin(origin->second, host->second)))
+    return fmt::format("Origin '{}' is not this server's origin: cross-site requests are refused",
+                       origin->second);
+  return std::nullopt;
+}
+
+// CSRF: an HTML form or a fetch() without CORS can send a body only as text/plain, form-urlencoded or
+// multipart, so a route takes a body only as application/json (which needs a CORS preflight this server
+// never grants). POST/PUT/PATCH count as having a body even when it is empty.
+std::optional<HttpResponse> refuse_body_type(const HttpRequest& request) {
+  const bool has_body = !request.body.empty() || request.method == "POST" || request.method == "PUT" ||
+                        request.method == "PATCH";
+  if (!has_body) return std::nullopt;
+  const auto it = request.headers.find("content-type");
+  std::string_view type = it == request.headers.end() ? std::string_view() : std::string_view(it->second);
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  if (beast::iequals(type, "application/json")) return std::nullopt;
+  return json_error(415, fmt::format("Content-Type: must be application/json (got '{}')",
+                                     it == request.headers.end() ? "" : it->second));
+}
 
 bool authorized(const ServerState& state, const HttpRequest& request) {
   if (!state.options.token) return true;
@@ -239,6 +428,9 @@ std::optional<HttpRequest> to_request(const http::request<http::string_body>& in
   const std::string_view target(in.target().data(), in.target().size());
   // Only origin-form targets ("/path?query"); absolute-form and "*" have no meaning for this server.
   if (target.empty() || target.front() != '/') return std::nullopt;
+  // One value each: with two, which one a check reads and which one a proxy acted on could differ.
+  for (const auto field : {http::field::host, http::field::origin, http::field::content_type})
+    if (in.count(field) > 1) return std::nullopt;
   const std::size_t question = target.find('?');
   auto path = percent_decode(target.substr(0, question), false);
   if (!path) return std::nullopt;
@@ -270,15 +462,22 @@ const Route* find_route(const ServerState& state, const HttpRequest& request, bo
   return best;
 }
 
-HttpResponse dispatch(ServerState& state, const HttpRequest& request) {
+// `peer`: the client's address, for the log.
+HttpResponse dispatch(ServerState& state, const HttpRequest& request, const std::string& peer) {
   bool path_known = false;
   std::optional<Route> route;
   {
     std::shared_lock lock(state.routes_mutex);
     if (const Route* found = find_route(state, request, &path_known)) route = *found;
   }
+  if (const auto refusal = refuse_foreign(state, request, route.has_value())) {
+    state.request_warnings.warn(
+        fmt::format("http: refused {} {} from {}: {}", request.method, request.path, peer, *refusal));
+    return json_error(403, *refusal);
+  }
   if (route) {
     if (route->requires_token && !authorized(state, request)) return unauthorized();
+    if (auto refusal = refuse_body_type(request)) return *refusal;
     try {
       return route->handler(request);
     } catch (const std::exception& error) {
@@ -319,8 +518,11 @@ class WebSocketSession final : public WebSocketConnection,
                                public std::enable_shared_from_this<WebSocketSession> {
  public:
   WebSocketSession(std::shared_ptr<ServerState> state, tcp::socket socket,
-                   std::shared_ptr<const WebSocketRoute> route)
-      : state_(std::move(state)), stream_(std::move(socket)), route_(std::move(route)) {}
+                   std::shared_ptr<const WebSocketRoute> route, std::unique_ptr<ConnectionSlot> slot)
+      : state_(std::move(state)),
+        slot_(std::move(slot)),
+        stream_(std::move(socket)),
+        route_(std::move(route)) {}
 
   void accept(http::request<http::string_body> request, HttpRequest parsed) {
     stream_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -472,6 +674,7 @@ class WebSocketSession final : public WebSocketConnection,
   }
 
   std::shared_ptr<ServerState> state_;
+  std::unique_ptr<ConnectionSlot> slot_;
   websocket::stream<beast::tcp_stream> stream_;
   std::shared_ptr<const WebSocketRoute> route_;
   HttpRequest request_;
@@ -487,8 +690,8 @@ class WebSocketSession final : public WebSocketConnection,
 
 class HttpSession final : public Closeable, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(std::shared_ptr<ServerState> state, tcp::socket socket)
-      : state_(std::move(state)), stream_(std::move(socket)) {}
+  HttpSession(std::shared_ptr<ServerState> state, tcp::socket socket, std::unique_ptr<ConnectionSlot> slot)
+      : state_(std::move(state)), slot_(std::move(slot)), stream_(std::move(socket)) {}
 
   void start() { read(); }
 
@@ -503,7 +706,18 @@ class HttpSession final : public Closeable, public std::enable_shared_from_this<
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(state_->options.max_body_bytes);
-    stream_.expires_after(kHttpIdleTimeout);
+    // Slowloris: the deadline covers the whole header (and the idle keep-alive wait before it), not each
+    // read, so a client trickling a byte at a time is cut off as surely as a silent one.
+    stream_.expires_after(state_->options.header_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code error, std::size_t) { self->on_header(error); });
+  }
+
+  void on_header(beast::error_code header_error) {
+    if (header_error || parser_->is_done()) return on_read(header_error);
+    // The body, chunked or not, has its own deadline: a 1-byte/s upload does not hold the connection.
+    stream_.expires_after(state_->options.body_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code error, std::size_t) { self->on_read(error); });
@@ -526,7 +740,7 @@ class HttpSession final : public Closeable, public std::enable_shared_from_this<
 
     if (websocket::is_upgrade(request)) return upgrade(std::move(request), std::move(*parsed));
     const bool keep_alive = request.keep_alive();
-    reply(dispatch(*state_, *parsed), request.version(), keep_alive);
+    reply(dispatch(*state_, *parsed, slot_->peer()), request.version(), keep_alive);
   }
 
   void upgrade(http::request<http::string_body> request, HttpRequest parsed) {
@@ -536,11 +750,19 @@ class HttpSession final : public Closeable, public std::enable_shared_from_this<
       for (const auto& candidate : state_->websockets)
         if (candidate->path == parsed.path) route = candidate;
     }
+    // WebSocket hijacking: a browser lets any page open a WebSocket to any server (no CORS), sending the
+    // page's Origin; only this server's own page may watch the cameras.
+    if (const auto refusal = refuse_foreign(*state_, parsed, true)) {
+      state_->request_warnings.warn(
+          fmt::format("http: refused WebSocket {} from {}: {}", parsed.path, slot_->peer(), *refusal));
+      return reply(json_error(403, *refusal), request.version(), false);
+    }
     if (!route) return reply(json_error(404, "no WebSocket at this path"), request.version(), false);
     if (route->requires_token && !authorized(*state_, parsed))
       return reply(unauthorized(), request.version(), false);
     stream_.expires_never();  // the WebSocket has its own timeouts (pings)
-    auto session = std::make_shared<WebSocketSession>(state_, stream_.release_socket(), std::move(route));
+    auto session = std::make_shared<WebSocketSession>(state_, stream_.release_socket(), std::move(route),
+                                                      std::move(slot_));
     {
       std::lock_guard lock(state_->sessions_mutex);
       state_->sessions.insert(session);
@@ -582,6 +804,7 @@ class HttpSession final : public Closeable, public std::enable_shared_from_this<
   }
 
   std::shared_ptr<ServerState> state_;
+  std::unique_ptr<ConnectionSlot> slot_;  // moves to the WebSocketSession on upgrade
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -602,8 +825,17 @@ struct HttpServer::Impl {
   void accept() {
     acceptor.async_accept(asio::make_strand(state->io), [this](beast::error_code error, tcp::socket socket) {
       if (error == asio::error::operation_aborted || !acceptor.is_open()) return;
-      if (!error) {
-        auto session = std::make_shared<HttpSession>(state, std::move(socket));
+      beast::error_code peer_error;
+      const auto peer = error ? asio::ip::address() : socket.remote_endpoint(peer_error).address();
+      std::string refusal;
+      auto slot = error || peer_error ? nullptr : ConnectionSlot::take(state, peer, &refusal);
+      if (!error && !peer_error && !slot) {
+        state->connection_warnings.warn(
+            fmt::format("http: refused a connection from {}: {}", peer.to_string(), refusal));
+        refuse_connection(socket);
+      }
+      if (slot) {
+        auto session = std::make_shared<HttpSession>(state, std::move(socket), std::move(slot));
         {
           std::lock_guard lock(state->sessions_mutex);
           state->sessions.insert(session);
@@ -622,6 +854,16 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>
   beast::error_code error;
   const auto address = asio::ip::make_address(opts.bind, error);
   if (error) fail("http.bind: '{}' is not an IP address", opts.bind);
+  state.bind_address = address;
+  state.allowed_names.emplace_back("localhost");
+  for (const auto& name : opts.allowed_hosts) {
+    const auto parsed = host_name(name);
+    if (!parsed || parsed->find_first_of(" /@") != std::string::npos)
+      fail("http.allowed_hosts: '{}' is not a host name", name);
+    state.allowed_names.push_back(*parsed);
+  }
+  if (opts.max_connections == 0 || opts.max_connections_per_peer == 0)
+    fail("http.max_connections: must be at least 1");
   if (!address.is_loopback() && !opts.token)
     fail("http.token: required when http.bind ({}) is not a loopback address", opts.bind);
   if (opts.port < 0 || opts.port > 65535) fail("http.port: {} is not a port number", opts.port);

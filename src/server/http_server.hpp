@@ -7,6 +7,15 @@
 // every WebSocket requires it (`Authorization: Bearer T` or `?token=T`), and a bind address that is not
 // loopback without a token is refused at start; static files are served only from inside the web root
 // (no `..`, no symlink escapes); request bodies are bounded (HttpServerOptions::max_body_bytes).
+// Against the browser as the attacker's way in (issue 17; docs/reliability.md, "Security model"):
+// - Host: every request whose Host is not a name of this server is refused (403): DNS rebinding.
+// - Origin: a route or WebSocket request whose Origin is not this server's own (http(s)://<its Host>) is
+//   refused (403): cross-site requests and WebSocket hijacking.
+// - Content-Type: a route request with a body (and every POST/PUT/PATCH) must be application/json (415):
+//   what an HTML form or a no-CORS fetch can send never reaches a handler.
+// - Connections: at most max_connections at once and max_connections_per_peer from one client address
+//   (503 and closed, logged at most every 10 s); headers and bodies that trickle in are cut off.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vapipe::server {
 
@@ -65,6 +75,17 @@ struct HttpServerOptions {
   std::optional<std::filesystem::path> web_root;  // static files; absent: none served
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_websocket_queue_bytes = 8 << 20;
+  // Host names accepted besides localhost, loopback addresses and `bind` (any IP address when `bind` is
+  // 0.0.0.0 or ::): a DNS name or a reverse proxy's name the clients use. Compared without the port.
+  std::vector<std::string> allowed_hosts;
+  // HTTP and WebSocket connections open at once, in all and from one client IP address. The viewer opens
+  // one WebSocket per channel shown (up to 256), so one browser needs a few more than that.
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_peer = 320;
+  // A request's headers must be in within header_timeout of the connection being ready for it (idle
+  // keep-alive included), its body within body_timeout of the headers.
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{10'000};
 };
 
 class HttpServer {

@@ -30,6 +30,9 @@ Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
     options.bind = http->bind;
     options.port = http->port;
     options.token = http->token;
+    options.allowed_hosts = http->allowed_hosts;
+    options.max_connections = static_cast<std::size_t>(http->max_connections);
+    options.max_connections_per_peer = static_cast<std::size_t>(http->max_connections_per_peer);
     options.web_root = http->web_root ? std::filesystem::path(*http->web_root) : default_web_root();
     http_ = std::make_unique<HttpServer>(options);
     control_api_ = std::make_unique<ControlApi>(pipeline_, *http_);

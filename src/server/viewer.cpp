@@ -487,9 +487,11 @@ Viewer::Viewer(HttpServer& server, ViewerOptions options) : registry_(std::make_
   for (const auto& [path, kind] :
        {std::pair{kVideoPath, ClientKind::kVideo}, std::pair{kJpegPath, ClientKind::kJpeg}}) {
     WebSocketHandlers handlers;
-    handlers.on_open = [weak, kind](const std::shared_ptr<WebSocketConnection>& connection,
-                                    const HttpRequest& request) {
-      if (auto registry = weak.lock()) registry->open(connection, request, kind);
+    // An init-capture, not `kind` itself: capturing a structured binding needs clang 16 (the ASan+UBSan
+    // build uses clang 14).
+    handlers.on_open = [weak, client_kind = kind](const std::shared_ptr<WebSocketConnection>& connection,
+                                                  const HttpRequest& request) {
+      if (auto registry = weak.lock()) registry->open(connection, request, client_kind);
     };
     handlers.on_close = [weak](const std::shared_ptr<WebSocketConnection>& connection) {
       if (auto registry = weak.lock()) registry->close(connection);

@@ -3,14 +3,17 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "core/package.hpp"
 #include "support/test_data.hpp"
 
 namespace {
@@ -182,6 +185,124 @@ TEST(CliErrors, BatchLargerThanEveryStage) {
   expect_one_error_line(run_cli("bench '" + package + "' --batch 3 --runs 1"),
                         "batch size 3 exceeds the largest compiled stage (2)");
   expect_one_error_line(run_cli("bench '" + package + "' --net nope --runs 1"), "no network named 'nope'");
+}
+
+// Issue 17: `info` crashed (rc 139) on a package whose network has "stages": [] with valid checksums.
+// The loader refuses it, so every command says the same one line.
+TEST(CliErrors, APackageWithoutStagesIsRefusedByEveryCommand) {
+  vapipe::ir::Package package;
+  vapipe::ir::Network network;
+  network.name = "hollow";
+  package.networks.push_back(network);
+  const auto path = (fixture_dir() / "no-stages.vpk").string();
+  vapipe::ir::write_package(package, path);
+  for (const char* command : {"info", "info --json", "info --layers", "bench"}) {
+    SCOPED_TRACE(command);
+    expect_one_error_line(run_cli(std::string(command) + " '" + path + "'"),
+                          "no-stages.vpk: network 'hollow' has no stages");
+  }
+}
+
+// Issue 17: --threads 100000 crashed inside libgomp. Every command that takes it refuses it up front and
+// names the limit, without starting a thread.
+TEST(CliErrors, ThreadsAboveTheMaximumAreOneErrorLine) {
+  const auto package = compiled_relu_package();
+  const auto onnx = write_model(fixture_dir() / "relu.onnx", "Relu", "relu_1", {1, 4});
+  const std::string limit = std::to_string(std::max(256U, std::thread::hardware_concurrency()));
+  for (const std::string& command :
+       {"bench '" + package + "' --runs 1", "detect '" + package + "' /nonexistent.jpg",
+        "compile '" + onnx + "' -o /tmp/x.vpk --precision int8 --calib-images /tmp",
+        "compare '" + package + "' '" + package + "' --images /tmp",
+        std::string("run -c /nonexistent.json")}) {
+    for (const char* threads : {"100000", "-1", "2.5"}) {
+      SCOPED_TRACE(command + " --threads " + threads);
+      const auto result = run_cli(command + " --threads " + threads);
+      expect_one_error_line(result, "--threads");
+      if (!result.stderr_lines.empty()) {
+        EXPECT_NE(result.stderr_lines[0].find(limit), std::string::npos);
+      }
+    }
+  }
+}
+
+// Issue 17: range errors printed CLI11's bound, the largest double in full (a 300-digit number), on two
+// lines. Now one line that says the bound in words.
+TEST(CliErrors, RangeErrorsSayTheBoundInWords) {
+  const auto package = compiled_relu_package();
+  struct Case {
+    std::string arguments;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"bench '" + package + "' --batch 0", "--batch: '0' must be a number above 0"},
+      {"bench '" + package + "' --runs -3", "--runs: '-3' must be a number above 0"},
+      {"run -c /nonexistent.json --duration -1", "--duration: '-1' must be a number, 0 or more"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.arguments);
+    const auto result = run_cli(c.arguments);
+    expect_one_error_line(result, c.needle);
+    if (!result.stderr_lines.empty()) {
+      EXPECT_LT(result.stderr_lines[0].size(), 200U) << result.stderr_lines[0];
+    }
+  }
+}
+
+// A PNG whose IHDR claims `width`x`height` (valid chunk CRCs, no pixel data).
+void write_png_header(const std::filesystem::path& path, std::uint32_t width, std::uint32_t height) {
+  auto crc = [](const std::string& bytes) {
+    std::uint32_t value = 0xFFFFFFFFU;
+    for (const unsigned char byte : bytes) {
+      value ^= byte;
+      for (int bit = 0; bit < 8; ++bit) value = (value >> 1) ^ (0xEDB88320U & (0U - (value & 1U)));
+    }
+    return ~value;
+  };
+  auto be32 = [](std::uint32_t value) {
+    return std::string{static_cast<char>(value >> 24), static_cast<char>(value >> 16),
+                       static_cast<char>(value >> 8), static_cast<char>(value)};
+  };
+  auto chunk = [&](const std::string& type, const std::string& data) {
+    return be32(static_cast<std::uint32_t>(data.size())) + type + data + be32(crc(type + data));
+  };
+  const std::string ihdr = be32(width) + be32(height) + std::string{8, 2, 0, 0, 0};
+  std::ofstream(path, std::ios::binary)
+      << std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) << chunk("IEND", "");
+}
+
+// Issue 17, messages: a folder given as a model or an image said "no such file"; a PNG claiming
+// 100000x100000 printed OpenCV's raw assertion; a truncated JPEG was used with libjpeg's unattributed
+// warning.
+TEST(CliErrors, ImageAndModelMessages) {
+  const auto folder = fixture_dir() / "a-folder.vpk";
+  std::filesystem::create_directories(folder);
+  expect_one_error_line(run_cli("bench '" + folder.string() + "'"), "a-folder.vpk: is a folder, not a file");
+  expect_one_error_line(run_cli("compile '" + folder.string() + "' -o /tmp/x.vpk"),
+                        "a-folder.vpk: is a folder, not a file");
+  const auto package = compiled_relu_package();
+  expect_one_error_line(run_cli("detect '" + package + "' '" + fixture_dir().string() + "'"),
+                        "is a folder, not a file");
+
+  const auto model = vapipe::test::models_dir() / "yolofastestv2.onnx";
+  const auto messi = vapipe::test::opencv_data_dir() / "messi5.jpg";
+  if (!std::filesystem::exists(model) || !std::filesystem::exists(messi)) {
+    GTEST_SKIP() << "needs " << model << " and " << messi;
+  }
+  const auto detector = (fixture_dir() / "yolofastestv2.vpk").string();
+  ASSERT_EQ(run_cli("compile '" + model.string() + "' -o '" + detector + "'").exit_code, 0);
+  const auto huge = fixture_dir() / "huge.png";
+  write_png_header(huge, 100000, 100000);
+  expect_one_error_line(run_cli("detect '" + detector + "' '" + huge.string() + "'"),
+                        "huge.png': its header claims 100000x100000 pixels");
+
+  const auto cut = fixture_dir() / "cut.jpg";
+  std::filesystem::copy_file(messi, cut, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(cut, std::filesystem::file_size(cut) / 2);
+  const auto result = run_cli("detect '" + detector + "' '" + cut.string() + "'");
+  EXPECT_EQ(result.exit_code, 0);
+  bool named = false;
+  for (const auto& line : result.stderr_lines)
+    named |= line.find("cut.jpg': JPEG without its end-of-image marker") != std::string::npos;
+  EXPECT_TRUE(named) << "no warning names the truncated JPEG";
 }
 
 TEST(CliErrors, CombineMissingInput) {

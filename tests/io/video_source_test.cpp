@@ -1,7 +1,12 @@
 #include "io/video_source.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <atomic>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -208,6 +213,102 @@ TEST(VideoSource, SilentServerTimesOut) {
     EXPECT_LT(Clock::now() - start, std::chrono::seconds(4)) << message;
   }
   close(listener);
+}
+
+// Issue 17: the I/O deadline armed for network sources also fired for local files when the CPU was
+// starved (256 channels of one file), and its AVERROR_EXIT stayed stuck ("read failed: Immediate exit
+// requested"). Files have no deadline: a 1 ms timeout, far shorter than probing 60 frames takes, changes
+// nothing, and every packet arrives.
+TEST(VideoSource, ALocalFileHasNoDeadlineAndLosesNothing) {
+  const auto clip = test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  auto options = options_with(false, false, 1);
+  options.format_options = {{"analyzeduration", "100000000"}, {"probesize", "100000000"}};
+  VideoSource source(clip.string(), options);
+  const auto decoded = test::decode_all(source);
+  EXPECT_EQ(decoded.frames, test::ffprobe_frame_count(clip));
+  EXPECT_EQ(decoded.errors, 0);
+}
+
+// A FIFO made in the test's scratch folder (removed with it).
+std::filesystem::path make_fifo(const std::string& name) {
+  const auto path = vapipe::test::scratch_dir() / name;
+  std::filesystem::remove(path);
+  if (::mkfifo(path.c_str(), 0600) != 0) return {};
+  return path;
+}
+
+// Opens `path` in a thread and waits at most `limit` for the constructor to return or throw. On a hang
+// (the bug) it unblocks the open by writing to the FIFO itself, so the test fails instead of hanging.
+std::string open_error_within(const std::filesystem::path& path, const SourceOptions& options,
+                              std::chrono::seconds limit, double* seconds) {
+  std::promise<std::string> result;
+  auto future = result.get_future();
+  const auto started = Clock::now();
+  std::thread opener(
+      [&] { result.set_value(error_of([&] { VideoSource source(path.string(), options); })); });
+  if (future.wait_for(limit) != std::future_status::ready) {
+    const int fd = ::open(path.c_str(), O_WRONLY);  // a writer that closes at once: the open returns
+    if (fd >= 0) ::close(fd);
+    opener.join();
+    ADD_FAILURE() << path << ": the open did not return within " << limit.count() << " s";
+    return future.get();
+  }
+  *seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  opener.join();
+  return future.get();
+}
+
+// Issue 17: a camera address that is a FIFO nobody writes blocked open() forever (no timeout, and the
+// drain of the whole run waited for it). The open is bounded by the timeout and says a timeout fired.
+TEST(VideoSource, AFifoNobodyWritesTimesOutNamingTheTimeout) {
+  const auto fifo = make_fifo("silent.fifo");
+  ASSERT_FALSE(fifo.empty()) << "mkfifo failed";
+  double seconds = 0;
+  const std::string error =
+      open_error_within(fifo, options_with(false, false, 300), std::chrono::seconds(20), &seconds);
+  EXPECT_NE(error.find("silent.fifo: open timed out"), std::string::npos) << error;
+  EXPECT_NE(error.find("300 ms"), std::string::npos) << error;
+  EXPECT_LT(seconds, 10.0);
+}
+
+// The owner's stop flag ends an open that is still waiting (the drain of `vapipe run`), long before the
+// timeout.
+TEST(VideoSource, TheStopFlagEndsAnOpenWaitingForAFifoWriter) {
+  const auto fifo = make_fifo("stopped.fifo");
+  ASSERT_FALSE(fifo.empty()) << "mkfifo failed";
+  std::atomic<bool> stop{false};
+  auto options = options_with(false, false, 600'000);
+  options.stop = &stop;
+  std::thread stopper([&] {
+    // Before or during the open, the flag must end it: the pause only makes "during" the likely case.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+  });
+  double seconds = 0;
+  const std::string error = open_error_within(fifo, options, std::chrono::seconds(20), &seconds);
+  stopper.join();
+  EXPECT_FALSE(error.empty());
+  EXPECT_LT(seconds, 10.0) << "the stop flag did not end the open";
+}
+
+// A FIFO another process writes (the normal use) is read to its end, every frame.
+TEST(VideoSource, AFifoWithAWriterIsReadToItsEnd) {
+  const auto clip = test::h264_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "H.264");
+  const auto fifo = make_fifo("fed.fifo");
+  ASSERT_FALSE(fifo.empty()) << "mkfifo failed";
+  std::thread writer([&] {
+    test::run_command(fmt::format("sh -c \"cat {} > {}\"", test::quoted(clip), test::quoted(fifo)), 60);
+  });
+  long frames = -1;
+  const std::string error = error_of([&] {
+    VideoSource source(fifo.string(), options_with(false, false, 20000));
+    frames = test::decode_all(source).frames;
+  });
+  writer.join();
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(frames, test::ffprobe_frame_count(clip));
 }
 
 }  // namespace

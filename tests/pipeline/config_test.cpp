@@ -203,6 +203,30 @@ TEST(PipelineConfigErrors, OutOfRange) {
       "cameras.json: models[0].skip_frame_num: expected an integer in [0, 1000], got 18446744073709551615");
 }
 
+// Issue 17: a NUL cut the path short silently, a newline or ESC in an address forged log lines and
+// terminal escapes; a file: URL passed the checks and failed when the channel opened.
+TEST(PipelineConfigErrors, AddressesWithControlCharactersOrFileUrlsAreRefused) {
+  const auto address_error = [](const std::string& address) {
+    return error_of([&](auto& j) { j["cards"][0]["cameras"][0]["address"] = address; });
+  };
+  EXPECT_EQ(address_error(std::string("clip.mp4\0.txt", 12)),
+            "cameras.json: cards[0].cameras[0].address: control character U+0000 at byte 8 (not part of any "
+            "camera address or file name)");
+  EXPECT_EQ(address_error("rtsp://cam/1\n[2026-12-06 00:00:00.000] [error] forged"),
+            "cameras.json: cards[0].cameras[0].address: control character U+000A at byte 12 (not part of any "
+            "camera address or file name)");
+  EXPECT_NE(address_error("clip\x1b[2J.mp4").find("control character U+001B at byte 4"), std::string::npos);
+  EXPECT_NE(address_error("clip\xc2\x9b"
+                          "2J.mp4")
+                .find("control character U+009B at byte 4"),
+            std::string::npos);
+  EXPECT_NE(address_error("FILE:///videos/a.mp4")
+                .find("address: a file: URL is not supported: give the file as a path"),
+            std::string::npos);
+  // Printable UTF-8 stays a valid address.
+  EXPECT_EQ(address_error("/videos/caméra-été.mp4"), "");
+}
+
 TEST(PipelineConfigErrors, MissingRequiredKey) {
   EXPECT_EQ(error_of([](auto& j) { j["models"][0].erase("class_threshold"); }),
             "cameras.json: models[0].class_threshold: required key is missing");

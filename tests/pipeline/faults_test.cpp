@@ -520,6 +520,19 @@ TEST(Faults, AnUnwritableOutputPathIsAClearErrorAtStart) {
       EXPECT_NE(message.find((dir / "a-file").string()), std::string::npos) << message;
     }
   }
+  // Issue 17: a folder that exists but takes no file (a read-only mount; /proc refuses even root) was
+  // not caught at start for output_path, only for results_path.
+  nlohmann::json extra = {{"output_path", "/proc/out.mp4"}, {"output_mode", "passthrough"}};
+  const auto config = two_channels(camera_config(io::test::mp4_clip().string(), "det", false), extra,
+                                   dir / "r.jsonl", dir / "healthy.jsonl");
+  try {
+    Pipeline pipeline(parse_config(config.dump(), "faults.json"), quiet_options());
+    ADD_FAILURE() << "an output_path in /proc was accepted";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("models[0].output_path: cannot write into the folder '/proc'"), std::string::npos)
+        << message;
+  }
 }
 
 // Results to a full disk (/dev/full): one error line naming the file, every line that could not be written

@@ -251,6 +251,16 @@ TEST(ControlApi, BadRequestsAreRefusedWithTheFieldNamed) {
       {json{{"address", address}, {"model", "det"}, {"loop", "yes"}}.dump(), "loop"},
       {json{{"address", address}, {"model", "det"}, {"rtsp_transport", "sctp"}}.dump(), "rtsp_transport"},
       {json{{"address", address}, {"model", "det"}, {"colour", 1}}.dump(), "colour"},
+      // Issue 17: the config file's strict parser (a duplicate key is an error, not "last one wins"), no
+      // control characters in an address (forged log lines, terminal escapes), a file: URL refused at once
+      // rather than accepted and failing when the channel opens.
+      {fmt::format(R"({{"address": "{}", "model": "det", "address": "rtsp://10.0.0.1/x"}})", address),
+       "body"},
+      {json{{"address", "rtsp://10.0.0.1/x\n[2026-12-06 00:00:00.000] [info] forged"}, {"model", "det"}}
+           .dump(),
+       "address"},
+      {json{{"address", "rtsp://10.0.0.1/x\x1b]0;owned\x07\x1b[2J"}, {"model", "det"}}.dump(), "address"},
+      {json{{"address", "file://" + address}, {"model", "det"}}.dump(), "address"},
   };
   for (const auto& [body, field] : cases) {
     SCOPED_TRACE(body);
@@ -260,6 +270,13 @@ TEST(ControlApi, BadRequestsAreRefusedWithTheFieldNamed) {
     ASSERT_TRUE(error.is_object());
     EXPECT_EQ(error.at("error").get<std::string>().rfind(field + ":", 0), 0u) << error.dump();
   }
+  const auto duplicate =
+      test::http_request(port, "POST", "/api/channels",
+                         fmt::format(R"({{"address": "{}", "model": "det", "model": "det"}})", address));
+  EXPECT_EQ(duplicate.body, R"({"error":"body: model: duplicate key"})");
+  const auto file_url = test::http_request(port, "POST", "/api/channels",
+                                           json{{"address", "file://" + address}, {"model", "det"}}.dump());
+  EXPECT_NE(file_url.body.find("give the file as a path"), std::string::npos) << file_url.body;
   const auto oversize = test::http_request(port, "POST", "/api/channels", std::string(2 << 20, ' '));
   EXPECT_EQ(oversize.status, 413);
   EXPECT_EQ(get_json(port, "/api/channels").at("channels").size(), 1u) << "nothing was added";

@@ -1,6 +1,9 @@
 #pragma once
 // A small synchronous HTTP/WebSocket client for the server tests (Boost.Beast, the library the server
 // uses, but its client side: nothing of the server's code is shared). Every call is bounded in time.
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <map>
 #include <string>
@@ -28,7 +31,9 @@ struct HttpResult {
 
 constexpr auto kClientTimeout = std::chrono::seconds(20);
 
-// One request on a fresh connection. `target` is sent as is (traversal tests send raw targets).
+// One request on a fresh connection. `target` is sent as is (traversal tests send raw targets). Sends
+// "Host: 127.0.0.1:<port>" and, with a body or for POST/PUT/PATCH, "Content-Type: application/json" as a
+// browser or curl would; `headers` replace them, and an empty value leaves that header out.
 inline HttpResult http_request(int port, const std::string& method, const std::string& target,
                                const std::string& body = {},
                                const std::map<std::string, std::string>& headers = {}) {
@@ -42,8 +47,15 @@ inline HttpResult http_request(int port, const std::string& method, const std::s
     request.method_string(method);
     request.target(target);
     request.version(11);
-    request.set(http::field::host, "127.0.0.1");
-    for (const auto& [name, value] : headers) request.set(name, value);
+    request.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
+      request.set(http::field::content_type, "application/json");
+    for (const auto& [name, value] : headers) {
+      if (value.empty())
+        request.erase(name);
+      else
+        request.set(name, value);
+    }
     request.body() = body;
     if (!body.empty() || method == "POST") request.prepare_payload();
     http::write(stream, request);
@@ -73,7 +85,8 @@ inline HttpResult http_get(int port, const std::string& target,
   return http_request(port, "GET", target, {}, headers);
 }
 
-// Raw bytes to the server, everything it answers until it closes (requests no client library would send).
+// Raw bytes to the server, everything it answers until it closes or kClientTimeout (requests no client
+// library would send).
 inline std::string raw_exchange(int port, const std::string& bytes) {
   std::string answer;
   try {
@@ -82,12 +95,19 @@ inline std::string raw_exchange(int port, const std::string& bytes) {
     stream.expires_after(kClientTimeout);
     stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     asio::write(stream, asio::buffer(bytes));
+    // Plain poll()/recv(): a synchronous read of Asio ignores the stream's deadline, and a server that
+    // keeps the connection open (a WebSocket it should have refused) must fail the test, not hang it.
+    const auto deadline = std::chrono::steady_clock::now() + kClientTimeout;
+    const int fd = stream.socket().native_handle();
     char buffer[4096];
     for (;;) {
-      beast::error_code error;
-      const std::size_t n = stream.read_some(asio::buffer(buffer), error);
-      answer.append(buffer, n);
-      if (error) break;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd ready{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) <= 0) break;
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      answer.append(buffer, static_cast<std::size_t>(n));
     }
   } catch (const std::exception&) {
   }
@@ -97,12 +117,23 @@ inline std::string raw_exchange(int port, const std::string& bytes) {
 // A WebSocket client connection (synchronous; reads bounded by kClientTimeout).
 class WebSocketClient {
  public:
-  // Throws boost::system::system_error when the handshake fails (e.g. 401).
-  WebSocketClient(int port, const std::string& target) : stream_(io_) {
+  // Throws boost::system::system_error when the handshake fails (e.g. 401). `headers` are added to the
+  // upgrade request (a browser's Origin); "host" replaces "127.0.0.1:<port>".
+  WebSocketClient(int port, const std::string& target, const std::map<std::string, std::string>& headers = {})
+      : stream_(io_) {
     beast::get_lowest_layer(stream_).expires_after(kClientTimeout);
     beast::get_lowest_layer(stream_).connect(
         tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
-    stream_.handshake("127.0.0.1", target);
+    std::string host = "127.0.0.1:" + std::to_string(port);
+    std::map<std::string, std::string> extra = headers;
+    if (const auto it = extra.find("host"); it != extra.end()) {
+      host = it->second;
+      extra.erase(it);
+    }
+    stream_.set_option(websocket::stream_base::decorator([extra](websocket::request_type& request) {
+      for (const auto& [name, value] : extra) request.set(name, value);
+    }));
+    stream_.handshake(host, target);
     beast::get_lowest_layer(stream_).expires_never();
   }
   // The next message (text or binary); throws on close or after kClientTimeout.

@@ -59,6 +59,10 @@ TEST(RunHttp, TheApiOfARunningBinaryNeverShowsCameraPasswords) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // waiting for a child process to listen
   }
   ASSERT_EQ(listed.status, 200) << read_file(dir / "run.log");
+  // Issue 17: a request from a DNS-rebinding page, its path carrying a newline and an ESC sequence: refused,
+  // and the log line that says so shows them escaped (checked below).
+  const auto rebound = test::http_get(port, "/api/x%0aforged-line%1b%5b2J", {{"Host", "evil.example"}});
+  EXPECT_EQ(rebound.status, 403) << rebound.body;
   const auto added =
       test::http_request(port, "POST", "/api/channels", json{{"address", camera}, {"model", "det"}}.dump());
   ASSERT_EQ(added.status, 201) << added.body;
@@ -86,6 +90,9 @@ TEST(RunHttp, TheApiOfARunningBinaryNeverShowsCameraPasswords) {
   ASSERT_NE(summary, std::string::npos) << log;
   EXPECT_NE(log.find("rtsp://admin:***@127.0.0.1", summary), std::string::npos) << log.substr(summary);
   EXPECT_EQ(log.find("hunter2secret"), std::string::npos) << "a camera password reached the log:\n" << log;
+  EXPECT_NE(log.find("http: refused GET /api/x\\nforged-line\\x1b[2J"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\nforged-line"), std::string::npos) << "a request forged a log line:\n" << log;
+  EXPECT_EQ(log.find('\x1b'), std::string::npos) << "an ESC sequence reached the terminal:\n" << log;
   EXPECT_EQ(responses.find("hunter2secret"), std::string::npos) << "a camera password reached a response";
 }
 
@@ -97,6 +104,22 @@ TEST(RunHttp, APublicBindWithoutATokenIsAConfigErrorNamingHttpToken) {
   ASSERT_TRUE(run.wait_for(std::chrono::seconds(60)));
   EXPECT_EQ(run.exit_code(), 1);
   EXPECT_NE(read_file(dir / "run.log").find("http.token"), std::string::npos) << read_file(dir / "run.log");
+}
+
+// Issue 17: control characters in a config address (a NUL cut the path short, a newline forged log lines)
+// are refused at start, and the error line shows them escaped: one line, no ESC for the terminal.
+TEST(RunHttp, AConfigAddressWithControlCharactersIsRefusedInOneEscapedLine) {
+  const fs::path dir = test::scratch_dir();
+  const fs::path config = dir / "cameras.json";
+  std::ofstream(config) << config_for("/v/a.mp4\nvapipe: forged\x1b]0;owned\x07", {{"port", 0}}).dump(2);
+  test::Child run({VAPIPE_CLI, "run", "-c", config.string()}, dir / "run.log");
+  ASSERT_TRUE(run.wait_for(std::chrono::seconds(60)));
+  EXPECT_EQ(run.exit_code(), 1);
+  const std::string log = read_file(dir / "run.log");
+  EXPECT_NE(log.find("cards[0].cameras[0].address: control character U+000A at byte 8"), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("\nvapipe: forged"), std::string::npos) << log;
+  EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
 }
 
 }  // namespace

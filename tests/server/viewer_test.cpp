@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -296,6 +297,25 @@ TEST(Viewer, AnUnknownChannelIsAnsweredByNameAndClosed) {
   EXPECT_EQ(error.at("type"), "error");
   EXPECT_NE(error.at("error").get<std::string>().find("nope_7"), std::string::npos);
   EXPECT_THROW(client.read(), std::exception);  // closed by the server
+}
+
+// Issue 17: any page could watch every camera; the viewer's sockets take only the server's own page.
+TEST(Viewer, ASocketFromAForeignPageIsRefused) {
+  Fixture fixture;
+  const int port = fixture.server.port();
+  for (const char* path : {"/ws/video?channel=det_0", "/ws/jpeg?channel=det_0"}) {
+    EXPECT_THROW(vapipe::test::WebSocketClient(port, path, {{"Origin", "http://evil.example"}}),
+                 boost::system::system_error)
+        << path;
+    EXPECT_THROW(vapipe::test::WebSocketClient(port, path,
+                                               {{"Host", fmt::format("evil.example:{}", port)},
+                                                {"Origin", fmt::format("http://evil.example:{}", port)}}),
+                 boost::system::system_error)
+        << path;
+    EXPECT_NO_THROW(
+        vapipe::test::WebSocketClient(port, path, {{"Origin", fmt::format("http://127.0.0.1:{}", port)}}))
+        << path;
+  }
 }
 
 TEST(Viewer, DefaultWebRootHoldsThePage) {

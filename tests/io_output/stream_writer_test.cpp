@@ -346,9 +346,10 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
   }
 
   // A server that appears later gets the stream from the next key frame on ; the server leaves by
-  // itself after 4 s of stream (-t 4: 100 packets), and the writer notices. Whether the packets after those
-  // 100 still fit in the socket's buffers before ffmpeg closes it depends on the machine's speed (a
-  // sanitizer build is slower): at least the 100 the server read were written.
+  // itself after 4 s of stream (-t 4), and the writer notices. How many packets the writer got into the
+  // socket before ffmpeg closed it depends on both processes' speed (a sanitizer build under load wrote 82
+  // before the reset), so the check is the one that cannot depend on timing: every frame the server kept
+  // was counted as written, and the server kept at least one second of stream (below).
   const int port = free_port();
   const std::string url = "tcp://127.0.0.1:" + std::to_string(port);
   StreamWriter writer(url, *source.codec, source.time_base, source.frame_rate, options);
@@ -365,7 +366,8 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
       writer, source,
       [&] { return writer.stats().packets_written >= 200 || writer.stats().write_failures > 0; },
       std::chrono::seconds(20));
-  EXPECT_GE(writer.stats().packets_written, 100);
+  const std::int64_t written_to_first_server = writer.stats().packets_written;
+  EXPECT_GT(written_to_first_server, 0);
   EXPECT_EQ(writer.stats().opens, 1);
   {
     // The server goes away mid-stream: writes start failing (counted, nothing thrown), and a new server is
@@ -393,6 +395,7 @@ TEST(StreamWriter, DeadDestinationsFailSoftlyAndRecover) {
   const Probe result = probe(received);
   EXPECT_EQ(result.codec, "h264");
   EXPECT_GE(result.frames, 25);  // ffmpeg -t counts from its own start
+  EXPECT_GE(written_to_first_server, result.frames);
   const auto metadata = read_back(received);
   ASSERT_EQ(metadata.size(), static_cast<std::size_t>(result.frames));
   for (std::size_t i = 0; i < metadata.size() && i < written.size(); ++i) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -135,6 +136,24 @@ TEST(RunFaults, AResultsPipeClosedEarlyStopsOnlyThatOutput) {
   EXPECT_EQ(probe.frames, io::test::ffprobe_frame_count(clip)) << "the video output lost frames";
 }
 
+// Two channels: a FIFO nobody writes (channel 0) and a paced, looping clip (channel 1), results in det.jsonl.
+struct FifoAndClip {
+  fs::path dir = test::scratch_dir();
+  fs::path fifo = dir / "camera.fifo";
+  fs::path results = dir / "det.jsonl";
+  fs::path config;
+};
+
+FifoAndClip fifo_and_clip(const fs::path& clip) {
+  FifoAndClip run;
+  if (::mkfifo(run.fifo.c_str(), 0600) != 0)
+    throw std::runtime_error("mkfifo " + run.fifo.string() + " failed");
+  run.config = write_config(run.dir, config_of({camera(run.fifo.string(), 1),
+                                                camera(clip.string(), 1, {{"loop", true}, {"pace", true}})},
+                                               {{"results_path", run.results.string()}}));
+  return run;
+}
+
 // Issue 17: a camera address that is a FIFO nobody writes blocked its channel in open() forever:
 // --duration started a drain that never ended. The FIFO's open times out (one line saying so), the other
 // channel runs, and the run ends at its duration.
@@ -142,13 +161,11 @@ TEST(RunFaults, AFifoNobodyWritesTimesOutAndTheRunEndsAtItsDuration) {
   VAPIPE_REQUIRE_MODEL(kModel);
   const auto clip = io::test::mp4_clip();
   VAPIPE_REQUIRE_CLIP(clip, "MP4");
-  const fs::path dir = test::scratch_dir();
-  const fs::path fifo = dir / "camera.fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  const fs::path results = dir / "det.jsonl";
-  const auto config = write_config(
-      dir, config_of({camera(fifo.string(), 1), camera(clip.string(), 1, {{"loop", true}, {"pace", true}})},
-                     {{"results_path", results.string()}}));
+  const FifoAndClip setup = fifo_and_clip(clip);
+  const fs::path& dir = setup.dir;
+  const fs::path& fifo = setup.fifo;
+  const fs::path& results = setup.results;
+  const fs::path& config = setup.config;
   // The channel's open timeout is 5 s: a run of 8 s sees it fire, then drains.
   auto arguments = run_command(config.string());
   arguments.insert(arguments.end(), {"--duration", "8"});
@@ -175,13 +192,11 @@ TEST(RunFaults, SigintWhileAFifoOpenWaitsDrainsAtOnce) {
   VAPIPE_REQUIRE_MODEL(kModel);
   const auto clip = io::test::mp4_clip();
   VAPIPE_REQUIRE_CLIP(clip, "MP4");
-  const fs::path dir = test::scratch_dir();
-  const fs::path fifo = dir / "camera.fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  const fs::path results = dir / "det.jsonl";
-  const auto config = write_config(
-      dir, config_of({camera(fifo.string(), 1), camera(clip.string(), 1, {{"loop", true}, {"pace", true}})},
-                     {{"results_path", results.string()}}));
+  const FifoAndClip setup = fifo_and_clip(clip);
+  const fs::path& dir = setup.dir;
+  const fs::path& fifo = setup.fifo;
+  const fs::path& results = setup.results;
+  const fs::path& config = setup.config;
   test::Child run(run_command(config.string()), dir / "run.log");
   ASSERT_TRUE(wait_until([&] { return !read_lines(results).empty(); }, std::chrono::seconds(120)))
       << read_text(dir / "run.log");

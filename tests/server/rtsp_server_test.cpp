@@ -104,10 +104,17 @@ bool port_open(int port) {
 
 // `ffmpeg -rtsp_transport tcp -i URL -c copy -f h264|hevc out`: the stream as received, for ffprobe and the
 // SEI reader. `seconds` 0: until the stream ends.
+// Copies `seconds` of the stream's clock, or, with `frames` > 0, that many video packets: a client that joins
+// a running media must not count on that clock, which the server moves forward to resync after the pipeline
+// stalled (a late joiner on a loaded machine got a jump past its -t 3 and wrote nothing).
 std::unique_ptr<Child> copy_client(const std::string& from, const fs::path& out, const std::string& format,
-                                   int seconds) {
+                                   int seconds, int frames = 0) {
   std::vector<std::string> argv = {"ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", from};
-  if (seconds > 0) argv.insert(argv.end(), {"-t", std::to_string(seconds)});
+  if (frames > 0) {
+    argv.insert(argv.end(), {"-frames:v", std::to_string(frames)});
+  } else if (seconds > 0) {
+    argv.insert(argv.end(), {"-t", std::to_string(seconds)});
+  }
   argv.insert(argv.end(), {"-c", "copy", "-f", format, "-y", out.string()});
   return std::make_unique<Child>(argv, fs::path(out.string() + ".log"));
 }
@@ -276,7 +283,7 @@ TEST_F(RtspServerOneChannel, TwoClientsShareOneMediaAndALateJoinerStartsAtAKeyFr
   // Joins a running media: 10+ packets in, most likely mid-GOP.
   const auto served_before = run->mount("/det_0").packets_served;
   ASSERT_TRUE(wait_until([&] { return run->mount("/det_0").packets_served >= served_before + 13; }, 30s));
-  auto late = copy_client(url(port, "det_0"), dir / "late.es", "h264", 3);
+  auto late = copy_client(url(port, "det_0"), dir / "late.es", "h264", 0, 30);
   int most_clients = 0;
   EXPECT_TRUE(wait_until(
       [&] {

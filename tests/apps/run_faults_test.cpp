@@ -162,28 +162,25 @@ TEST(RunFaults, AFifoNobodyWritesTimesOutAndTheRunEndsAtItsDuration) {
   const auto clip = io::test::mp4_clip();
   VAPIPE_REQUIRE_CLIP(clip, "MP4");
   const FifoAndClip setup = fifo_and_clip(clip);
-  const fs::path& dir = setup.dir;
-  const fs::path& fifo = setup.fifo;
-  const fs::path& results = setup.results;
-  const fs::path& config = setup.config;
   // The channel's open timeout is 5 s: a run of 8 s sees it fire, then drains.
-  auto arguments = run_command(config.string());
+  auto arguments = run_command(setup.config.string());
   arguments.insert(arguments.end(), {"--duration", "8"});
   const auto started = Clock::now();
-  test::Child run(arguments, dir / "run.log");
+  test::Child run(arguments, setup.dir / "run.log");
   const bool exited = run.wait_for(std::chrono::seconds(90));
   if (!exited) {
-    const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // unblock the bug's open, then fail
+    const int fd = ::open(setup.fifo.c_str(), O_WRONLY | O_NONBLOCK);  // unblock the bug's open, then fail
     if (fd >= 0) ::close(fd);
   }
   ASSERT_TRUE(exited) << "the run did not end within 90 s of an 8 s --duration";
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  const std::string log = read_text(dir / "run.log");
+  const std::string log = read_text(setup.dir / "run.log");
   EXPECT_EQ(run.exit_code(), 0) << log;
   EXPECT_NE(log.find("camera.fifo: open timed out: no data within 5000 ms"), std::string::npos) << log;
   EXPECT_LT(seconds, 60.0);
   int lines_of_the_clip = 0;
-  for (const auto& line : read_lines(results)) lines_of_the_clip += json::parse(line).at("channel") == 1;
+  for (const auto& line : read_lines(setup.results))
+    lines_of_the_clip += json::parse(line).at("channel") == 1;
   EXPECT_GT(lines_of_the_clip, 10) << "the other channel did not run";
 }
 
@@ -193,25 +190,21 @@ TEST(RunFaults, SigintWhileAFifoOpenWaitsDrainsAtOnce) {
   const auto clip = io::test::mp4_clip();
   VAPIPE_REQUIRE_CLIP(clip, "MP4");
   const FifoAndClip setup = fifo_and_clip(clip);
-  const fs::path& dir = setup.dir;
-  const fs::path& fifo = setup.fifo;
-  const fs::path& results = setup.results;
-  const fs::path& config = setup.config;
-  test::Child run(run_command(config.string()), dir / "run.log");
-  ASSERT_TRUE(wait_until([&] { return !read_lines(results).empty(); }, std::chrono::seconds(120)))
-      << read_text(dir / "run.log");
+  test::Child run(run_command(setup.config.string()), setup.dir / "run.log");
+  ASSERT_TRUE(wait_until([&] { return !read_lines(setup.results).empty(); }, std::chrono::seconds(120)))
+      << read_text(setup.dir / "run.log");
   // The FIFO's channel waits for a writer until its 5 s timeout; the signal comes well before that
   // unless the machine is very slow, and either way the run must end promptly after it.
   run.signal(SIGINT);
   const auto signalled = Clock::now();
   const bool exited = run.wait_for(std::chrono::seconds(60));
   if (!exited) {
-    const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    const int fd = ::open(setup.fifo.c_str(), O_WRONLY | O_NONBLOCK);
     if (fd >= 0) ::close(fd);
   }
   ASSERT_TRUE(exited) << "no exit within 60 s of SIGINT";
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - signalled).count(), 20.0);
-  EXPECT_EQ(run.exit_code(), 0) << read_text(dir / "run.log");
+  EXPECT_EQ(run.exit_code(), 0) << read_text(setup.dir / "run.log");
 }
 
 // Issue 17: two runs starting together on one .onnx with an empty cache both failed (both wrote

@@ -5,8 +5,11 @@
 # same x86-compiled package (tests/apps/arm64_detect_test.cpp), then packs the tarball and runs it in a
 # Debian 12 arm64 root that holds only the packages the tarball lists.
 #
-#   bash scripts/ci-arm64.sh [--full]   (as root; a fresh Debian 12 x86-64 machine with ../shared/models)
+#   bash scripts/ci-arm64.sh [--full] [--build-only]   (as root; a fresh Debian 12 x86-64 machine with
+#                                                       ../shared/models)
 #
+# --build-only stops after the cross build: .ci/run builds it in the background while the x86 tests run,
+# then runs this script again, which finds nothing left to build.
 # CI (the default) is bounded for a fresh 2-core machine: it cross-builds the CLI and the core and runtime
 # (infer) test suites only, runs those under qemu less the whole-YOLOv5n accuracy tests (2.5 to 8+ minutes
 # each under qemu: the reference executor and the emulated runtime both run YOLOv5n at 640; measured
@@ -24,11 +27,14 @@ sysroot=${VAPIPE_ARM64_SYSROOT:-/opt/vapipe-arm64-sysroot}
 box=${VAPIPE_ARM64_BOX:-/opt/vapipe-arm64-box}
 emulator="qemu-aarch64 -L $sysroot"
 full=0
-case ${1:-} in
-  --full) full=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--full]" >&2; exit 2 ;;
-esac
+build_only=0
+for arg in "$@"; do
+  case $arg in
+    --full) full=1 ;;
+    --build-only) build_only=1 ;;
+    *) echo "usage: $0 [--full] [--build-only]" >&2; exit 2 ;;
+  esac
+done
 start=$SECONDS
 step() { printf '\n---- arm64: %s (%ds)\n' "$*" "$((SECONDS - start))"; }
 die() { printf '[ci-arm64] error: %s\n' "$*" >&2; exit 1; }
@@ -39,6 +45,10 @@ if ((full)); then
   VAPIPE_WERROR=ON bash scripts/build-arm64.sh
 else
   VAPIPE_WERROR=ON ARM64_TARGETS="vapipe core_tests infer_tests" bash scripts/build-arm64.sh
+fi
+if ((build_only)); then
+  step "built (--build-only)"
+  exit 0
 fi
 
 step "runtime unit tests under qemu-aarch64"

@@ -3,8 +3,9 @@
 # Fails when a target reports a crash, a leak, undefined behaviour, a timeout or running out of memory;
 # the input that did it is kept in $FUZZ_DIR/artifacts/<target>/ (replay: <build>/fuzz/<target>_fuzzer FILE).
 #
-#   bash scripts/fuzz.sh [--smoke] [--seconds N] [--jobs N] [target...]
+#   bash scripts/fuzz.sh [--smoke] [--seconds N] [--jobs N] [--build-only] [target...]
 #
+#   --build-only  build the targets and stop (.ci/run builds them in the background while other checks run)
 #   --smoke       CI: every target 15 s (targets: config package onnx sei demux; default all)
 #   --seconds N   run each target N seconds (default 300)
 #   --jobs N      parallel fuzzing processes per target (libFuzzer -fork), default 1
@@ -15,13 +16,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=300
 jobs=1
+build_only=0
 targets=()
 while (($#)); do
   case $1 in
     --smoke) seconds=15 ;;
     --seconds) seconds=$2; shift ;;
     --jobs) jobs=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --build-only) build_only=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1") ;;
   esac
@@ -43,6 +46,7 @@ if [[ ! -f $build_dir/CMakeCache.txt ]]; then
 fi
 cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]/%/_fuzzer}"
 echo "fuzz.sh: build took $((SECONDS - start)) s"
+((build_only)) && exit 0
 
 status=0
 for target in "${targets[@]}"; do

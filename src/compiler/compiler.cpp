@@ -50,8 +50,9 @@ void check_options(const CompileOptions& options) {
     fail("--keep-float applies to --precision int8 only");
 }
 
-// The declared output shape when it is fully static; otherwise the shape of a batch-1 full import.
-Shape output_shape(const OnnxModel& model) {
+// The declared output shape when it is fully static; otherwise the shape of a batch-1 full import (at
+// --input-size: a model with a symbolic height and width needs it to be imported at all).
+Shape output_shape(const OnnxModel& model, const std::optional<std::pair<int, int>>& input_size) {
   const auto& graph = model.proto.graph();
   if (graph.output_size() == 0) fail("{}: the graph has no outputs", model.label);
   Shape shape;
@@ -62,7 +63,9 @@ Shape output_shape(const OnnxModel& model) {
   }
   if (!shape.empty() && std::all_of(shape.begin(), shape.end(), [](std::int64_t d) { return d > 0; }))
     return shape;
-  const ir::Graph full = lower_onnx(model, ImportRequest{});
+  ImportRequest request;
+  request.input_size = input_size;
+  const ir::Graph full = lower_onnx(model, request);
   return full.tensors.at(static_cast<std::size_t>(full.outputs.at(0))).shape;
 }
 
@@ -74,8 +77,9 @@ struct Plan {
 
 Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   Plan plan;
-  plan.model_type =
-      options.model_type == "auto" ? detect_model_type(model, output_shape(model)) : options.model_type;
+  plan.model_type = options.model_type == "auto"
+                        ? detect_model_type(model, output_shape(model, options.input_size))
+                        : options.model_type;
   plan.cut = !options.full_graph && (plan.model_type == "yolov5" || plan.model_type == "yolov8");
   if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
   return plan;

@@ -367,6 +367,16 @@ TEST(CliErrors, InputSizeOnAFixedSizeExportSaysTheExportIsFixed) {
       result.stderr_lines[0].find("--input-size needs a model exported with a dynamic height and width"),
       std::string::npos)
       << result.stderr_lines[0];
+  // A dynamic export takes --input-size (before, the model-type probe imported it without the size and
+  // asked for --input-size while it was given).
+  const auto dynamic = vapipe::test::models_dir() / "yunet.onnx";
+  if (std::filesystem::exists(dynamic)) {
+    const auto result_dynamic =
+        run_cli("compile '" + dynamic.string() + "' -o '" + (fixture_dir() / "yunet-320.vpk").string() +
+                "' --input-size 320x256");
+    EXPECT_EQ(result_dynamic.exit_code, 0)
+        << (result_dynamic.stderr_lines.empty() ? "" : result_dynamic.stderr_lines[0]);
+  }
   // The size it was exported at still compiles.
   EXPECT_EQ(run_cli("compile '" + model.string() + "' -o '" + (fixture_dir() / "yf-352.vpk").string() +
                     "' --input-size 352x352")

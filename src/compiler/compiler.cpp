@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -12,6 +15,7 @@
 #include "compiler/onnx_importer.hpp"
 #include "compiler/precision.hpp"
 #include "core/error.hpp"
+#include "core/head_metadata.hpp"
 #include "core/progress_bar.hpp"
 #include "vapipe/runtime.hpp"
 #include "vision/image_io.hpp"
@@ -46,8 +50,9 @@ void check_options(const CompileOptions& options) {
     fail("--keep-float applies to --precision int8 only");
 }
 
-// The declared output shape when it is fully static; otherwise the shape of a batch-1 full import.
-Shape output_shape(const OnnxModel& model) {
+// The declared output shape when it is fully static; otherwise the shape of a batch-1 full import (at
+// --input-size: a model with a symbolic height and width needs it to be imported at all).
+Shape output_shape(const OnnxModel& model, const std::optional<std::pair<int, int>>& input_size) {
   const auto& graph = model.proto.graph();
   if (graph.output_size() == 0) fail("{}: the graph has no outputs", model.label);
   Shape shape;
@@ -58,7 +63,9 @@ Shape output_shape(const OnnxModel& model) {
   }
   if (!shape.empty() && std::all_of(shape.begin(), shape.end(), [](std::int64_t d) { return d > 0; }))
     return shape;
-  const ir::Graph full = lower_onnx(model, ImportRequest{});
+  ImportRequest request;
+  request.input_size = input_size;
+  const ir::Graph full = lower_onnx(model, request);
   return full.tensors.at(static_cast<std::size_t>(full.outputs.at(0))).shape;
 }
 
@@ -70,8 +77,9 @@ struct Plan {
 
 Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   Plan plan;
-  plan.model_type =
-      options.model_type == "auto" ? detect_model_type(model, output_shape(model)) : options.model_type;
+  plan.model_type = options.model_type == "auto"
+                        ? detect_model_type(model, output_shape(model, options.input_size))
+                        : options.model_type;
   plan.cut = !options.full_graph && (plan.model_type == "yolov5" || plan.model_type == "yolov8");
   if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
   return plan;
@@ -80,13 +88,58 @@ Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
 // YOLOv5's raw heads are written channels-last (its decoder reads either layout; the metadata says which).
 bool channels_last_heads(const Plan& plan) { return plan.cut && plan.model_type == "yolov5"; }
 
+// The export's own height and width of the first graph input, when both are fixed numbers.
+std::optional<std::pair<std::string, std::pair<std::int64_t, std::int64_t>>> fixed_input_size(
+    const OnnxModel& model) {
+  const auto& graph = model.proto.graph();
+  for (const auto& input : graph.input()) {
+    const bool initializer = std::any_of(graph.initializer().begin(), graph.initializer().end(),
+                                         [&](const auto& init) { return init.name() == input.name(); });
+    if (initializer) continue;  // IR < 4 lists initializers as inputs
+    const auto& dims = input.type().tensor_type().shape().dim();
+    if (dims.size() != 4 || !dims[2].has_dim_value() || !dims[3].has_dim_value()) return std::nullopt;
+    return std::pair{input.name(), std::pair{dims[2].dim_value(), dims[3].dim_value()}};
+  }
+  return std::nullopt;
+}
+
+// Lowering failed with the --input-size override (`error`). When the graph lowers at the export's own
+// size, the export baked that size into its graph (reshape targets, grid constants): a Reshape or
+// broadcast message would not tell the user that, so say it. Otherwise returns and the caller rethrows.
+void explain_fixed_input_size(const OnnxModel& model, ImportRequest request, const Error& error) {
+  const auto fixed = fixed_input_size(model);
+  if (!fixed || !request.input_size) return;
+  const auto [height, width] = fixed->second;
+  const auto [asked_width, asked_height] = *request.input_size;
+  if (asked_width == width && asked_height == height) return;
+  request.input_size.reset();
+  try {
+    lower_onnx(model, request);
+  } catch (const Error&) {
+    return;  // it fails at its own size too: the override is not the cause
+  }
+  std::string cause = error.what();
+  if (cause.rfind(model.label + ": ", 0) == 0) cause.erase(0, model.label.size() + 2);
+  fail(
+      "{}: input '{}' is fixed at {}x{} (HxW) in this export: its graph bakes that size in ({}), so "
+      "--input-size {}x{} cannot change it; --input-size needs a model exported with a dynamic height and "
+      "width (e.g. torch.onnx.export with dynamic_axes), or leave it out",
+      model.label, fixed->first, height, width, cause, asked_width, asked_height);
+}
+
 ir::Graph import_stage(const OnnxModel& model, const Plan& plan, const CompileOptions& options,
                        std::int64_t batch) {
   ImportRequest request;
   request.batch = batch;
   request.input_size = options.input_size;
   request.outputs = plan.head_outputs;
-  ir::Graph graph = lower_onnx(model, request);
+  ir::Graph graph;
+  try {
+    graph = lower_onnx(model, request);
+  } catch (const Error& error) {
+    explain_fixed_input_size(model, request, error);
+    throw;
+  }
   if (plan.cut) sort_outputs_by_stride(graph);
   eliminate_dead_code(graph);
   return graph;
@@ -203,6 +256,12 @@ ir::Network compile_onnx(const CompileOptions& options) {
     if (progress) progress->advance();
   }
   network.metadata = build_metadata(model, plan.model_type, plan.cut, network.stages.front().graph);
+  // A head whose grid is larger than the input (a cut in the wrong place) gets stride height / rows = 0.
+  try {
+    ir::check_head_metadata(network.name, network.metadata);
+  } catch (const Error& error) {
+    fail("{}: {}", model.label, error.what());
+  }
   if (progress) progress->finish();
   progress.reset();
   apply_network_precision(network, resolve_precision(options), model, plan, options);

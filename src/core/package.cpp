@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/head_metadata.hpp"
 #include "core/json_integers.hpp"
 #include "core/mapped_file.hpp"
 
@@ -217,6 +218,7 @@ Package read_package(std::span<const std::byte> bytes, std::shared_ptr<const voi
       network.metadata = entry.at("metadata");
       // Every reader of a network takes its metadata as an object and its layers from its first stage.
       if (!network.metadata.is_object()) fail("network '{}': metadata is not a JSON object", network.name);
+      check_head_metadata(network.name, network.metadata);
       for (const auto& stage_json : entry.at("stages")) {
         Stage stage;
         stage.batch =

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -65,6 +66,43 @@ RateLimiter& limiter() {
   return instance;
 }
 
+thread_local FfmpegLogScope* current_scope = nullptr;
+
+}  // namespace
+
+// The callback's access to the scope of its thread.
+struct FfmpegLogScopeAccess {
+  static void summarize(FfmpegLogScope& scope, const char* when) {
+    if (scope.suppressed_unreported_ == 0) return;
+    spdlog::warn("{}: {} more FFmpeg message(s) not logged {} ({} logged per connection)", scope.label_,
+                 scope.suppressed_unreported_, when, scope.budget_);
+    scope.suppressed_unreported_ = 0;
+    scope.last_summary_ = std::chrono::steady_clock::now();
+  }
+
+  // True when the message may be logged (then it counts against the budget); false: counted, held back.
+  // Within the budget the per-text limit still applies: a camera that refuses every reconnect attempt
+  // (a new scope each) logs its one repeating message no more often than before.
+  static bool admit(FfmpegLogScope& scope, const std::string& text,
+                    std::chrono::steady_clock::time_point now) {
+    if (scope.shown_ < scope.budget_) {
+      // Held back by the per-text limit: that limiter's own "(and N more times ...)" counts it.
+      if (limiter().admit(text, now) < 0) return false;
+      ++scope.shown_;
+      return true;
+    }
+    ++scope.suppressed_total_;
+    ++scope.suppressed_unreported_;
+    if (now - scope.last_summary_ >= kWindow)
+      summarize(scope, fmt::format("in the last {} s", kWindow.count()).c_str());
+    return false;
+  }
+
+  static const std::string& label(const FfmpegLogScope& scope) { return scope.label_; }
+};
+
+namespace {
+
 void callback(void* context, int level, const char* format, va_list arguments) {
   if (level > AV_LOG_WARNING && !spdlog::should_log(spdlog::level::debug)) return;
   char line[1024];
@@ -74,11 +112,18 @@ void callback(void* context, int level, const char* format, va_list arguments) {
   std::string text = redact_credentials(line);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.empty()) return;
-  const int suppressed = limiter().admit(text, std::chrono::steady_clock::now());
-  if (suppressed < 0) return;
+  const auto now = std::chrono::steady_clock::now();
   const auto spd_level = level <= AV_LOG_ERROR     ? spdlog::level::err
                          : level <= AV_LOG_WARNING ? spdlog::level::warn
                                                    : spdlog::level::debug;
+  if (FfmpegLogScope* scope = current_scope; scope != nullptr) {
+    // Debug output asked for by the user is not budgeted.
+    if (level <= AV_LOG_WARNING && !FfmpegLogScopeAccess::admit(*scope, text, now)) return;
+    spdlog::log(spd_level, "{}: ffmpeg: {}", FfmpegLogScopeAccess::label(*scope), text);
+    return;
+  }
+  const int suppressed = limiter().admit(text, now);
+  if (suppressed < 0) return;
   if (suppressed > 0) {
     spdlog::log(spd_level, "ffmpeg: {} (and {} more times in the last {} s)", text, suppressed,
                 kWindow.count());
@@ -88,6 +133,19 @@ void callback(void* context, int level, const char* format, va_list arguments) {
 }
 
 }  // namespace
+
+FfmpegLogScope::FfmpegLogScope(std::string label, int budget)
+    : label_(std::move(label)),
+      budget_(budget),
+      last_summary_(std::chrono::steady_clock::now()),
+      outer_(current_scope) {
+  current_scope = this;
+}
+
+FfmpegLogScope::~FfmpegLogScope() {
+  FfmpegLogScopeAccess::summarize(*this, "on this connection");
+  current_scope = outer_;
+}
 
 void route_ffmpeg_log_to_spdlog() {
   static std::once_flag once;

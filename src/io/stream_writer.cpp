@@ -132,8 +132,11 @@ bool StreamWriter::open() {
   output_.reset(raw);
   output_->interrupt_callback.callback = &StreamWriter::interrupt_callback;
   output_->interrupt_callback.opaque = this;
-  // Live pushes send each packet at once (MPEG-TS over TCP would otherwise sit in a 32 KiB buffer).
-  if (network_) output_->flush_packets = 1;
+  // Every packet is flushed at once. Live pushes: MPEG-TS over TCP would otherwise sit in a 32 KiB buffer.
+  // Files: a write that fails (a full disk, /dev/full) fails on the packet it loses, which is then counted
+  // as dropped; buffered, the failure surfaced up to 32 KiB later and the packets in the buffer, lost
+  // with it, had been counted as written (45 of 568 on /dev/full, issue 17).
+  output_->flush_packets = 1;
 
   AVStream* stream = avformat_new_stream(output_.get(), nullptr);
   if (stream == nullptr) return failed("adding the stream", AVERROR(ENOMEM));

@@ -86,6 +86,7 @@ VideoSource::VideoSource(std::string url, SourceOptions options)
     fail("{}: rtsp_transport must be \"tcp\" or \"udp\", not \"{}\"", shown_url_, options_.rtsp_transport);
   }
   live_ = is_network_url(url_);
+  rtsp_ = starts_with(url_, "rtsp://") || starts_with(url_, "rtsps://");
   try {
     open();
   } catch (...) {
@@ -152,6 +153,16 @@ void VideoSource::arm_deadline() {
 }
 
 void VideoSource::fail_io(const char* operation, int error) const {
+  if (timed_out_.load(std::memory_order_relaxed) && rtsp_ && std::strcmp(operation, "open") == 0) {
+    // The open of an RTSP URL is the connection and the RTSP exchange (OPTIONS, DESCRIBE, SETUP, PLAY):
+    // a server that took the connection and never answered (before, FFmpeg's socket timeout said
+    // "Invalid data found when processing input").
+    char host[256] = "";
+    int port = -1;
+    av_url_split(nullptr, 0, nullptr, 0, host, sizeof(host), &port, nullptr, 0, shown_url_.c_str());
+    fail("{}: no RTSP reply from {}:{} within {:g} s", shown_url_, host, port < 0 ? 554 : port,
+         options_.timeout_ms / 1000.0);
+  }
   if (timed_out_.load(std::memory_order_relaxed)) {
     fail("{}: {} timed out: no data within {} ms{}", shown_url_, operation, options_.timeout_ms,
          special_ ? " (does anything write to it?)" : "");
@@ -199,10 +210,13 @@ void VideoSource::open() {
     input_format = av_find_input_format("image2");
     av_dict_set(&raw_options, "pattern_type", "glob", 0);
     av_dict_set(&raw_options, "framerate", std::to_string(options_.image_fps).c_str(), 0);
-  } else if (starts_with(url_, "rtsp://") || starts_with(url_, "rtsps://")) {
+  } else if (rtsp_) {
     av_dict_set(&raw_options, "rtsp_transport", options_.rtsp_transport.c_str(), 0);
-    // FFmpeg >= 5: "timeout" is the RTSP socket I/O timeout (it was "stimeout" before).
-    if (options_.timeout_ms > 0) av_dict_set(&raw_options, "timeout", timeout_us.c_str(), 0);
+    // FFmpeg >= 5: "timeout" is the RTSP socket I/O timeout (it was "stimeout" before). It is a backstop,
+    // a second after our own deadline: when it fired first, FFmpeg reported a silent server as "Invalid
+    // data found when processing input", and our deadline is the one that knows to say what happened.
+    const std::string backstop_us = std::to_string((std::int64_t{options_.timeout_ms} + 1000) * 1000);
+    if (options_.timeout_ms > 0) av_dict_set(&raw_options, "timeout", backstop_us.c_str(), 0);
   } else if (live_ && options_.timeout_ms > 0) {
     av_dict_set(&raw_options, "rw_timeout", timeout_us.c_str(), 0);
   } else if (!live_ && !std::filesystem::exists(url_)) {

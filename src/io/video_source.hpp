@@ -96,6 +96,7 @@ class VideoSource {
   int stream_index_ = -1;
   StreamInfo info_;
   bool live_ = false;
+  bool rtsp_ = false;     // rtsp:// or rtsps://
   bool special_ = false;  // a local FIFO, character device or socket: read through special_io_
   int special_fd_ = -1;
   AVIOContext* special_io_ = nullptr;

@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "core/fps_meter.hpp"
+#include "io/ffmpeg_log.hpp"
 #include "io/frame_view.hpp"
 #include "io/sei_codec.hpp"
 #include "io/stream_writer.hpp"
@@ -234,6 +235,9 @@ void Channel::source_loop() {
 
   while (!stop_) {
     if (!policy.should_attempt(Clock::now()) && !wait_for_retry(policy.retry_at())) break;
+    // FFmpeg's complaints about this connection (its open, demuxing and decoding, all on this thread):
+    // a few lines naming the channel, then a count.
+    const io::FfmpegLogScope ffmpeg_log(label_);
     std::unique_ptr<io::VideoSource> source;
     try {
       source = std::make_unique<io::VideoSource>(setup_.address, options);

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/package.hpp"
 #include "support/test_data.hpp"
 
@@ -303,6 +305,83 @@ TEST(CliErrors, ImageAndModelMessages) {
   for (const auto& line : result.stderr_lines)
     named |= line.find("cut.jpg': JPEG without its end-of-image marker") != std::string::npos;
   EXPECT_TRUE(named) << "no warning names the truncated JPEG";
+}
+
+// Issue 17: crafted metadata with a detection head stride of 0 gave silently wrong boxes (every box in the
+// top-left corner); a yolofastestv2 grid of 0 cells divided by zero. The loader refuses such heads,
+// naming the network and the key, for every command.
+TEST(CliErrors, CraftedHeadMetadataIsRefusedNamingTheNetworkAndTheKey) {
+  const auto model = vapipe::test::models_dir() / "yolofastestv2.onnx";
+  const auto messi = vapipe::test::opencv_data_dir() / "messi5.jpg";
+  if (!std::filesystem::exists(model) || !std::filesystem::exists(messi)) {
+    GTEST_SKIP() << "needs " << model << " and " << messi;
+  }
+  const auto detector = (fixture_dir() / "yolofastestv2-head.vpk").string();
+  ASSERT_EQ(run_cli("compile '" + model.string() + "' -o '" + detector + "'").exit_code, 0);
+  const vapipe::ir::Package good = vapipe::ir::read_package(detector);
+  struct Case {
+    std::string pointer;  // JSON pointer into the metadata
+    nlohmann::json value;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"/head/outputs/0/strides/1", 0, "network 'yolofastestv2': metadata head.outputs[0].strides[1] is 0"},
+      {"/head/outputs/0/strides/0", -16, "head.outputs[0].strides[0] is -16"},
+      {"/head/outputs/0/grids/0/0", 0, "head.outputs[0].grids[0][0] is 0"},
+      {"/head/outputs/0/anchors/1", nlohmann::json::array({{12, 19}}),
+       "head.outputs[0].anchors[1] has 1 anchors"},
+      {"/head/outputs/0/anchors/0/2/1", 0, "head.outputs[0].anchors[0][2][1] is 0"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.pointer);
+    vapipe::ir::Package crafted = good;
+    crafted.networks.at(0).metadata[nlohmann::json::json_pointer(c.pointer)] = c.value;
+    const auto path = (fixture_dir() / "crafted-head.vpk").string();
+    vapipe::ir::write_package(crafted, path);
+    for (const std::string& command :
+         {"info '" + path + "'", "detect '" + path + "' '" + messi.string() + "'"})
+      expect_one_error_line(run_cli(command), c.needle);
+  }
+  // A raw YOLOv5 head (what `compile` writes for yolov5n) with a stride of 0, on a small package.
+  vapipe::ir::Package relu = vapipe::ir::read_package(compiled_relu_package());
+  relu.networks.at(0).metadata = {
+      {"model_type", "yolov5"},
+      {"head", {{"form", "raw"}, {"outputs", {{{"tensor", "y"}, {"stride", 0}, {"anchors", {{10, 13}}}}}}}}};
+  const auto path = (fixture_dir() / "crafted-stride.vpk").string();
+  vapipe::ir::write_package(relu, path);
+  expect_one_error_line(
+      run_cli("bench '" + path + "' --runs 1"),
+      "crafted-stride.vpk: network 'relu-for-package': metadata head.outputs[0].stride is 0; it "
+      "must be a number above 0");
+}
+
+// Issue 17: --input-size on a model exported with a fixed input size failed with the Reshape (or
+// broadcast) its graph bakes the size into. It now says that the input is fixed, and what would help.
+TEST(CliErrors, InputSizeOnAFixedSizeExportSaysTheExportIsFixed) {
+  const auto model = vapipe::test::models_dir() / "yolofastestv2.onnx";
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "needs " << model;
+  expect_one_error_line(run_cli("compile '" + model.string() + "' -o /tmp/x.vpk --input-size 320x320"),
+                        "yolofastestv2.onnx: input 'input.1' is fixed at 352x352 (HxW) in this export");
+  const auto result = run_cli("compile '" + model.string() + "' -o /tmp/x.vpk --input-size 320x320");
+  ASSERT_EQ(result.stderr_lines.size(), 1U);
+  EXPECT_NE(
+      result.stderr_lines[0].find("--input-size needs a model exported with a dynamic height and width"),
+      std::string::npos)
+      << result.stderr_lines[0];
+  // A dynamic export takes --input-size (before, the model-type probe imported it without the size and
+  // asked for --input-size while it was given).
+  const auto dynamic = vapipe::test::models_dir() / "yunet.onnx";
+  if (std::filesystem::exists(dynamic)) {
+    const auto result_dynamic =
+        run_cli("compile '" + dynamic.string() + "' -o '" + (fixture_dir() / "yunet-320.vpk").string() +
+                "' --input-size 320x256");
+    EXPECT_EQ(result_dynamic.exit_code, 0)
+        << (result_dynamic.stderr_lines.empty() ? "" : result_dynamic.stderr_lines[0]);
+  }
+  // The size it was exported at still compiles.
+  EXPECT_EQ(run_cli("compile '" + model.string() + "' -o '" + (fixture_dir() / "yf-352.vpk").string() +
+                    "' --input-size 352x352")
+                .exit_code,
+            0);
 }
 
 TEST(CliErrors, CombineMissingInput) {

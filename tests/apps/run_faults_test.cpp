@@ -7,8 +7,11 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -19,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/test_clips.hpp"
+#include "support/damage.hpp"
 #include "support/process.hpp"
 #include "support/test_data.hpp"
 
@@ -332,6 +336,82 @@ TEST(RunFaults, FailedChannelsGiveTheirThreadsBack) {
   const int many = threads_once_failed(24, [&](int threads) { return threads <= one + 2; });
   EXPECT_GT(one, 0);
   EXPECT_LE(many, one + 2) << "24 failed channels hold " << many - one << " more threads than one";
+}
+
+// The summary row of `channel` in a run's final table: column name -> value.
+std::map<std::string, std::string> summary_row(const std::string& log, int channel) {
+  std::istringstream lines(log);
+  std::vector<std::string> header;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> fields{std::istream_iterator<std::string>(words), {}};
+    if (!fields.empty() && fields[0] == "ch" && line.find("pkt_drop") != std::string::npos) header = fields;
+    if (!header.empty() && fields.size() >= header.size() && fields[0] == std::to_string(channel)) {
+      std::map<std::string, std::string> row;
+      for (std::size_t i = 0; i < header.size(); ++i) row[header[i]] = fields[i];
+      return row;
+    }
+  }
+  return {};
+}
+
+// Issue 17: a corrupt H.264 file logged 43 of FFmpeg's decoder lines in 10 s (each names another
+// macroblock, so the per-text limit let all of them through) while the docs promise 3 per connection.
+// Now 3 lines naming the channel, then one line with the count of the others.
+TEST(RunFaults, ACorruptH264FileLogsAFewDecoderLinesAndCountsTheRest) {
+  VAPIPE_REQUIRE_MODEL(kModel);
+  const auto clip = io::test::h264_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "Annex-B");
+  const fs::path dir = test::scratch_dir();
+  const fs::path corrupt = dir / "corrupt.h264";
+  test::write_bytes(corrupt, test::damaged(test::read_bytes(clip), 6));
+  const auto config = write_config(dir, config_of({camera(corrupt.string(), 1, {{"loop", false}})},
+                                                  {{"results_path", (dir / "det.jsonl").string()}}));
+  test::Child run(run_command(config.string()), dir / "run.log");
+  ASSERT_TRUE(run.wait_for(std::chrono::seconds(120))) << "the 60-frame file did not end in 120 s";
+  const std::string log = read_text(dir / "run.log");
+  EXPECT_EQ(run.exit_code(), 0) << log;
+  int ffmpeg_lines = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("ffmpeg:") == std::string::npos) continue;
+    ++ffmpeg_lines;
+    EXPECT_NE(line.find("channel 0 (" + corrupt.string() + "): ffmpeg: "), std::string::npos) << line;
+  }
+  EXPECT_GE(ffmpeg_lines, 1) << log;
+  EXPECT_LE(ffmpeg_lines, 3) << log;
+  const std::regex summary(
+      R"(channel 0 \(.*\): (\d+) more FFmpeg message\(s\) not logged on this connection)");
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(log, match, summary)) << log;
+  EXPECT_GT(std::stoi(match[1].str()), 0);
+  EXPECT_FALSE(summary_row(log, 0).empty()) << log;
+}
+
+// Issue 17: the video lost on a full disk was not all counted: packets went into FFmpeg's 32 KiB write
+// buffer, were counted as written, and were lost when the buffer's write failed. The channel's file is a
+// link to /dev/full (every write fails with ENOSPC, as on a full disk; output_path "/dev/full" itself
+// would name /dev/full_0, a new file in /dev): every packet is counted in pkt_drop, detection goes on.
+TEST(RunFaults, AVideoOutputOnAFullDiskCountsEveryLostPacketAndTheChannelGoesOn) {
+  VAPIPE_REQUIRE_MODEL(kModel);
+  const auto clip = io::test::h264_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "Annex-B");
+  const fs::path dir = test::scratch_dir();
+  fs::create_symlink("/dev/full", dir / "det_0.ts");
+  const fs::path results = dir / "det.jsonl";
+  const auto config = write_config(
+      dir, config_of({camera(clip.string(), 1, {{"loop", false}})},
+                     {{"output_path", (dir / "det.ts").string()}, {"results_path", results.string()}}));
+  test::Child run(run_command(config.string()), dir / "run.log");
+  ASSERT_TRUE(run.wait_for(std::chrono::seconds(120))) << "the 60-frame file did not end in 120 s";
+  const std::string log = read_text(dir / "run.log");
+  EXPECT_EQ(run.exit_code(), 0) << log;
+  EXPECT_NE(log.find("det_0.ts: write failed: No space left on device"), std::string::npos) << log;
+  EXPECT_EQ(read_lines(results).size(), 60U) << "detection stopped with the video output";
+  const auto row = summary_row(log, 0);
+  ASSERT_FALSE(row.empty()) << log;
+  EXPECT_EQ(row.at("decoded"), "60") << log;
+  EXPECT_EQ(row.at("pkt_drop"), "60") << "a packet lost on the full disk was not counted\n" << log;
 }
 
 }  // namespace

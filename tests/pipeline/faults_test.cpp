@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 
 #include "pipeline/pipeline_fixture.hpp"
+#include "support/damage.hpp"
 #include "support/log_capture.hpp"
 #include "support/media.hpp"
 #include "support/process.hpp"
@@ -26,7 +27,10 @@ namespace vapipe::pipeline::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using vapipe::test::damaged;
 using vapipe::test::LogCapture;
+using vapipe::test::read_bytes;
+using vapipe::test::write_bytes;
 
 // The lightest shared detector on one frame in five: what is checked here does not depend on detections.
 fs::path light_model() { return vapipe::test::models_dir() / "yolofastestv2.onnx"; }
@@ -139,15 +143,6 @@ std::string live_camera(const std::string& codec, int width, int height) {
       "( videotestsrc is-live=true pattern=ball ! {} ! x264enc tune=zerolatency key-int-max=10 "
       "speed-preset=ultrafast ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )",
       caps);
-}
-
-std::vector<char> read_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& file, const std::vector<char>& bytes) {
-  std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // --- passthrough over file loops ----------------------------------------------------------------------
@@ -386,30 +381,6 @@ TEST(Faults, TruncatedFilesEndTheirChannelWithOneClearLine) {
     }
     EXPECT_EQ(summary.channels.at(1).state, "ended");  // stopped by the test, not failed
   }
-}
-
-// Seeded damage to an Annex-B stream, past the first NAL units (parameter sets, first key frame): random
-// byte flips in 1 % of the bytes, every 7th NAL unit cut to half its length, every 11th one left out.
-std::vector<char> damaged(std::vector<char> bytes, unsigned seed) {
-  std::mt19937 random(seed);
-  std::vector<std::size_t> starts;
-  for (std::size_t i = 0; i + 3 < bytes.size(); ++i)
-    if (bytes[i] == 0 && bytes[i + 1] == 0 && bytes[i + 2] == 1) starts.push_back(i);
-  std::vector<char> out;
-  out.reserve(bytes.size());
-  for (std::size_t n = 0; n < starts.size(); ++n) {
-    const std::size_t begin = starts[n];
-    const std::size_t end = n + 1 < starts.size() ? starts[n + 1] : bytes.size();
-    std::size_t length = end - begin;
-    if (n > 4 && n % 11 == 0) continue;                                      // NAL unit lost
-    if (n > 4 && n % 7 == 0) length = std::max<std::size_t>(4, length / 2);  // cut NAL unit
-    for (std::size_t i = begin; i < begin + length; ++i) {
-      char byte = bytes[i];
-      if (n > 4 && i > begin + 4 && random() % 100 == 0) byte = static_cast<char>(random() & 0xff);
-      out.push_back(byte);
-    }
-  }
-  return out;
 }
 
 TEST(Faults, CorruptH264AndH265DecodeWhatIsLeftAndCountTheLoss) {

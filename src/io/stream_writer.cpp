@@ -14,8 +14,6 @@
 namespace vapipe::io {
 namespace {
 
-bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
-
 std::string lower_extension(const std::string& url) {
   std::string extension = std::filesystem::path(url).extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(),
@@ -38,11 +36,11 @@ ReconnectPolicy::Listener log_listener(std::string url) {
 }  // namespace
 
 std::string StreamWriter::guess_format(const std::string& url, AVCodecID codec) {
-  if (starts_with(url, "rtsp://")) return "rtsp";
-  if (starts_with(url, "rtmp://") || starts_with(url, "rtmps://")) return "flv";
+  if (url.starts_with("rtsp://")) return "rtsp";
+  if (url.starts_with("rtmp://") || url.starts_with("rtmps://")) return "flv";
   // sophon-pipeline (stream_pusher.h) sends the elementary stream itself over TCP and UDP, and
   // pipeline_client reads nothing else there.
-  if (starts_with(url, "tcp://") || starts_with(url, "udp://"))
+  if (url.starts_with("tcp://") || url.starts_with("udp://"))
     return codec == AV_CODEC_ID_HEVC ? "hevc" : "h264";
   const std::string extension = lower_extension(url);
   if (extension == ".h264" || extension == ".264") return "h264";
@@ -158,7 +156,7 @@ bool StreamWriter::open() {
     if (format_name_ == "rtsp") {
       av_dict_set(&muxer_options, "rtsp_transport", options_.rtsp_tcp ? "tcp" : "udp", 0);
       av_dict_set(&muxer_options, "timeout", timeout_us.c_str(), 0);
-    } else if (starts_with(url_, "tcp://")) {
+    } else if (url_.starts_with("tcp://")) {
       av_dict_set(&protocol_options, "timeout", timeout_us.c_str(), 0);
     }
   }

@@ -36,8 +36,6 @@ bool is_network_url(const std::string& url) {
   return scheme != "file";
 }
 
-bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
-
 std::string lower_extension(const std::filesystem::path& path) {
   std::string extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(),
@@ -86,7 +84,7 @@ VideoSource::VideoSource(std::string url, SourceOptions options)
     fail("{}: rtsp_transport must be \"tcp\" or \"udp\", not \"{}\"", shown_url_, options_.rtsp_transport);
   }
   live_ = is_network_url(url_);
-  rtsp_ = starts_with(url_, "rtsp://") || starts_with(url_, "rtsps://");
+  rtsp_ = url_.starts_with("rtsp://") || url_.starts_with("rtsps://");
   try {
     open();
   } catch (...) {

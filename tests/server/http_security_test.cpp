@@ -25,21 +25,18 @@
 #include "core/error.hpp"
 #include "server/http_client.hpp"
 #include "server/http_server.hpp"
+#include "server/loopback_options.hpp"
 #include "support/log_capture.hpp"
 
 namespace vapipe::server {
 namespace {
 
+using test::loopback_any_port;
+
 using test::http_get;
 using test::http_request;
 using Clock = std::chrono::steady_clock;
 using Headers = std::map<std::string, std::string>;
-
-HttpServerOptions loopback_any_port() {
-  HttpServerOptions options;
-  options.port = 0;
-  return options;
-}
 
 // A server with one state-changing route that counts its calls, and a read-only one.
 struct CountingServer {

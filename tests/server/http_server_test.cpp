@@ -18,9 +18,12 @@
 
 #include "core/error.hpp"
 #include "server/http_client.hpp"
+#include "server/loopback_options.hpp"
 
 namespace vapipe::server {
 namespace {
+
+using test::loopback_any_port;
 
 namespace fs = std::filesystem;
 using test::http_get;
@@ -47,12 +50,6 @@ class ScratchDir {
 void write_file(const fs::path& path, std::string_view text) {
   fs::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << text;
-}
-
-HttpServerOptions loopback_any_port() {
-  HttpServerOptions options;
-  options.port = 0;
-  return options;
 }
 
 TEST(HttpServer, RoutesMatchExactlyOrByLongestPrefixAndReportUnknownPathsAsJson) {

@@ -26,6 +26,8 @@ die() { printf '%s[setup] error:%s %s\n' "$c_err" "$c_off" "$*" >&2; exit 1; }
 packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
+  # The ONNX backend conformance suite (node, pytorch-converted, pytorch-operator tests) of tests/ops.
+  libonnx-testdata
   # Debian's dnnl-config.cmake looks for OpenCL (its GPU runtime) and fails without these on a fresh machine.
   ocl-icd-opencl-dev opencl-headers
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev

@@ -18,7 +18,7 @@
 #include "core/graph.hpp"
 #include "core/package.hpp"
 #include "core/package_info.hpp"
-#include "core/shape_inference.hpp"
+#include "ops/shape_inference.hpp"
 
 namespace {
 
@@ -63,7 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (auto& network : package.networks) {
       for (auto& stage : network.stages) {
         try {
-          vapipe::ir::infer_shapes(stage.graph);
+          vapipe::ops::infer_shapes(stage.graph);
         } catch (const vapipe::Error&) {
         }
       }

@@ -39,9 +39,12 @@ for ((run = 1; run <= runs; ++run)); do
   status=0
   ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${CTEST_PARALLEL:-2}" "$@" >"$logs/run-$run.log" 2>&1 ||
     status=$?
-  # ctest's summary: "  123 - Suite.Name (Failed)" lines after "The following tests FAILED:".
+  # ctest's summary: "  123 - Suite.Name (Failed)" lines after "The following tests FAILED:"; a
+  # parameterized test's name is followed by its "# GetParam() = ..." comment before the "(Failed)".
   mapfile -t failed < <(sed -n '/The following tests FAILED:/,$p' "$logs/run-$run.log" |
-    sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (.*/\1/p')
+    sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) .*(.*)$/\1/p')
+  # A failing ctest whose summary names no test (a crash of ctest itself, a bad argument) still counts.
+  if ((status != 0 && ${#failed[@]} == 0)); then failed=("ctest-exit-$status"); fi
   for test in "${failed[@]}"; do failures[$test]=$((${failures[$test]:-0} + 1)); done
   printf 'flake-hunt: run %d/%d beside %d busy loop(s): %d s, ctest exit %d, %d failed%s\n' "$run" "$runs" "$load" \
     "$((SECONDS - started))" "$status" "${#failed[@]}" "$( ((${#failed[@]})) && printf ': %s' "${failed[*]}")"

@@ -6,7 +6,7 @@
 
 #include "compiler/reference_executor.hpp"
 #include "core/error.hpp"
-#include "core/shape_inference.hpp"
+#include "ops/shape_inference.hpp"
 
 namespace vapipe::compiler {
 namespace {
@@ -42,7 +42,7 @@ std::int64_t broadcast_index(std::int64_t flat, const Shape& out_shape,
 Constant elementwise(const std::vector<const Constant*>& inputs, const std::string& where,
                      const std::function<double(const std::vector<double>&)>& fn, bool is_int) {
   Shape shape;
-  for (const auto* input : inputs) shape = ir::broadcast_shapes(shape, input->shape, where);
+  for (const auto* input : inputs) shape = ops::broadcast_shapes(shape, input->shape, where);
   Constant out{shape, std::vector<double>(static_cast<std::size_t>(shape_volume(shape))), is_int};
   const auto strides = strides_of(shape);
   std::vector<double> args(inputs.size());
@@ -68,21 +68,6 @@ Constant reshape_to(Constant c, Shape shape) {
 }
 
 }  // namespace
-
-std::vector<std::int64_t> as_ints(const Constant& c) {
-  std::vector<std::int64_t> out;
-  out.reserve(c.values.size());
-  for (double v : c.values) {
-    // INT64_MAX/MIN used as "to the end" in Slice survive the double round trip as +-9.2e18.
-    if (v >= 9.2e18)
-      out.push_back(std::numeric_limits<std::int64_t>::max());
-    else if (v <= -9.2e18)
-      out.push_back(std::numeric_limits<std::int64_t>::min());
-    else
-      out.push_back(static_cast<std::int64_t>(v));
-  }
-  return out;
-}
 
 std::optional<std::vector<Constant>> fold_onnx_node(const onnx::NodeProto& node,
                                                     const std::vector<std::optional<Constant>>& in,

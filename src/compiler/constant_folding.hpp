@@ -13,9 +13,7 @@
 
 namespace vapipe::compiler {
 
-// The integer values of a folded constant; INT64_MAX/MIN ("to the end" in Slice) survive the double round
-// trip.
-std::vector<std::int64_t> as_ints(const Constant& c);
+using ops::as_ints;
 
 // Evaluates `node` when every present input is a constant (absent optional inputs are nullopt) and the op
 // is one of the shape-chain ops; returns nullopt for ops this evaluator does not cover.

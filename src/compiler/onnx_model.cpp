@@ -169,36 +169,6 @@ std::optional<Constant> find_constant(const OnnxModel& model, const std::string&
   return std::nullopt;
 }
 
-const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, const std::string& name) {
-  for (const auto& attr : node.attribute()) {
-    if (attr.name() == name) return &attr;
-  }
-  return nullptr;
-}
-
-std::int64_t attribute_int(const onnx::NodeProto& node, const std::string& name, std::int64_t fallback) {
-  const auto* attr = find_attribute(node, name);
-  return attr != nullptr ? attr->i() : fallback;
-}
-
-float attribute_float(const onnx::NodeProto& node, const std::string& name, float fallback) {
-  const auto* attr = find_attribute(node, name);
-  return attr != nullptr ? attr->f() : fallback;
-}
-
-std::string attribute_string(const onnx::NodeProto& node, const std::string& name,
-                             const std::string& fallback) {
-  const auto* attr = find_attribute(node, name);
-  return attr != nullptr ? attr->s() : fallback;
-}
-
-std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& node,
-                                                        const std::string& name) {
-  const auto* attr = find_attribute(node, name);
-  if (attr == nullptr) return std::nullopt;
-  return std::vector<std::int64_t>(attr->ints().begin(), attr->ints().end());
-}
-
 std::unordered_map<std::string, int> producer_index(const onnx::GraphProto& graph) {
   std::unordered_map<std::string, int> producer;
   for (int i = 0; i < graph.node_size(); ++i) {

@@ -1,6 +1,5 @@
 #pragma once
-// Loading an ONNX file and reading its tensors. ONNX constants are kept as doubles during import: shape
-// arithmetic is exact in int64 range up to 2^53 and float weights convert without loss.
+// Loading an ONNX file and reading its tensors into constants (ops/onnx_attributes.hpp).
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -12,6 +11,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "core/dtype.hpp"
+#include "ops/onnx_attributes.hpp"
 
 namespace vapipe::compiler {
 
@@ -22,12 +22,7 @@ struct OnnxModel {
   std::int64_t opset = 0;  // of the default ("" / "ai.onnx") domain
 };
 
-// A compile-time constant: an initializer, a Constant node or a folded value.
-struct Constant {
-  Shape shape;
-  std::vector<double> values;
-  bool is_int = false;
-};
+using ops::Constant;
 
 // protobuf cannot parse messages of 2 GiB or more; larger files are refused before they are read.
 inline constexpr std::uint64_t kMaxOnnxBytes = (std::uint64_t{2} << 30) - 1;
@@ -44,13 +39,12 @@ Constant read_tensor(const onnx::TensorProto& tensor, const std::string& where);
 // The value of an initializer or a Constant node output named `name`, if the graph has one.
 std::optional<Constant> find_constant(const OnnxModel& model, const std::string& name);
 
-// Node attributes with ONNX defaults when absent.
-const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, const std::string& name);
-std::int64_t attribute_int(const onnx::NodeProto& node, const std::string& name, std::int64_t fallback);
-float attribute_float(const onnx::NodeProto& node, const std::string& name, float fallback);
-std::string attribute_string(const onnx::NodeProto& node, const std::string& name,
-                             const std::string& fallback);
-std::optional<std::vector<std::int64_t>> attribute_ints(const onnx::NodeProto& node, const std::string& name);
+// Node attributes with ONNX defaults when absent (ops/onnx_attributes.hpp).
+using ops::attribute_float;
+using ops::attribute_int;
+using ops::attribute_ints;
+using ops::attribute_string;
+using ops::find_attribute;
 
 // Tensor name -> index of the node that produces it.
 std::unordered_map<std::string, int> producer_index(const onnx::GraphProto& graph);

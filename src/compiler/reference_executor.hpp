@@ -1,18 +1,16 @@
 #pragma once
-// A deliberately plain implementation of every IR op (core/graph.hpp): nested loops, float accumulation
-// in double where it is free, no blocking. It is the independent reference the runtime is tested against
+// Runs a graph with every operator's plain reference implementation (ops/reference.hpp; each op's own in
+// src/ops/<family>.cpp): nested loops, float accumulation in double where it is free, no blocking. It is the
+// independent reference the runtime is tested against
 // and the compiler's constant folder for float subgraphs. Nothing here is meant to be fast.
 #include <vector>
 
 #include "core/graph.hpp"
+#include "ops/reference.hpp"
 
 namespace vapipe::compiler {
 
-struct ReferenceOptions {
-  // Simulate the int8 path the runtime takes on CPUs without VNNI (infer/int8_without_vnni.hpp): weights
-  // halved by vapipe. Pass infer::int8_pair_sums_saturate() to follow this CPU.
-  bool int8_without_vnni = false;
-};
+using ops::ReferenceOptions;
 
 // Runs `graph` on dense row-major f32 inputs (graph.inputs order, each of its tensor's shape) and returns
 // the outputs in graph.outputs order. Throws vapipe::Error naming the node on malformed graphs.

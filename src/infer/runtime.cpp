@@ -1,6 +1,6 @@
 #include "vapipe/runtime.hpp"
 
-#include "infer/int8_without_vnni.hpp"
+#include "ops/int8_without_vnni.hpp"
 
 #include <omp.h>
 #if defined(__aarch64__)
@@ -18,12 +18,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/aligned_buffer.hpp"
 #include "core/error.hpp"
 #include "core/graph.hpp"
 #include "core/package.hpp"
-#include "core/shape_inference.hpp"
-#include "infer/aligned_buffer.hpp"
 #include "infer/stage_plan.hpp"
+#include "ops/shape_inference.hpp"
 
 namespace vapipe {
 
@@ -77,16 +77,6 @@ bool cpu_has_native(std::string_view precision) {
   if (precision == "int8")
     return bf16 || isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx2_vnni;
   return precision == "f32";
-}
-
-// Here, not in int8_without_vnni.cpp, so that the reference executor (and the fuzz build) can use the
-// weight halving without linking oneDNN.
-bool infer::int8_pair_sums_saturate() {
-#if defined(__aarch64__)
-  return false;  // vpmaddubsw is x86: oneDNN's aarch64 int8 paths accumulate in s32 and halve nothing
-#else
-  return !cpu_has_native("int8");
-#endif
 }
 
 // ---- Network ----------------------------------------------------------------------------------------
@@ -221,8 +211,8 @@ class ExecutionContext::Impl {
     std::sort(stages_.begin(), stages_.end(),
               [](const auto& a, const auto& b) { return a.plan.batch < b.plan.batch; });
     // One arena and one scratchpad serve every stage: a context runs one stage at a time.
-    arena_ = infer::AlignedBuffer(arena_bytes);
-    scratchpad_ = infer::AlignedBuffer(scratchpad_bytes);
+    arena_ = AlignedBuffer(arena_bytes);
+    scratchpad_ = AlignedBuffer(scratchpad_bytes);
     for (auto& stage : stages_) bind(stage);
   }
 
@@ -336,16 +326,15 @@ class ExecutionContext::Impl {
     }
     ir::Graph graph = source->graph;
     for (std::size_t i = 0; i < shapes.size(); ++i) graph.tensors[graph.inputs[i]].shape = shapes[i];
-    ir::infer_shapes(graph);
+    ops::infer_shapes(graph);
     constexpr std::size_t kMaxCachedShapes = 8;
     if (dynamic_stages_.size() == kMaxCachedShapes) dynamic_stages_.erase(dynamic_stages_.begin());
     auto stage = std::make_unique<Stage>();
     stage->plan =
         infer::build_stage_plan(graph, compiled.plan.batch, engine_, network_->name(), packed_constants_);
     if (stage->plan.scratchpad_bytes > scratchpad_.size())
-      stage->own_scratchpad = infer::AlignedBuffer(stage->plan.scratchpad_bytes);
-    if (stage->plan.arena_bytes > arena_.size())
-      stage->own_arena = infer::AlignedBuffer(stage->plan.arena_bytes);
+      stage->own_scratchpad = AlignedBuffer(stage->plan.scratchpad_bytes);
+    if (stage->plan.arena_bytes > arena_.size()) stage->own_arena = AlignedBuffer(stage->plan.arena_bytes);
     bind(*stage);
     dynamic_stages_.push_back(std::move(stage));
     return *dynamic_stages_.back();
@@ -356,11 +345,11 @@ class ExecutionContext::Impl {
     std::vector<dnnl::memory> memories;  // one per value
     std::vector<std::unordered_map<int, dnnl::memory>> step_args;
     std::vector<std::vector<void*>> kernel_pointers;
-    std::vector<infer::AlignedBuffer> own_inputs, own_outputs;
+    std::vector<AlignedBuffer> own_inputs, own_outputs;
     std::vector<void*> output_pointers;
     std::vector<std::vector<int>> views_of;  // per value: every value sharing its bytes (aliases)
-    infer::AlignedBuffer own_arena;          // only for a dynamic-shape plan larger than the shared arena
-    infer::AlignedBuffer own_scratchpad;     // likewise
+    AlignedBuffer own_arena;                 // only for a dynamic-shape plan larger than the shared arena
+    AlignedBuffer own_scratchpad;            // likewise
     std::vector<double> step_ms;             // accumulated per step when VAPIPE_PROFILE is set
     std::int64_t runs = 0;
   };
@@ -433,14 +422,17 @@ class ExecutionContext::Impl {
   void bind_input(Stage& stage, std::size_t index, const ConstTensorView& input, std::int64_t batch) {
     const auto& plan = stage.plan;
     const Shape& expected = plan.input_shapes[index];
+    // The first input carries the batch; another one whose leading dimension is not the stage batch (a [1]
+    // scale beside the images) is fed as compiled, in place, whatever the batch.
+    const bool batched = index == 0 || expected[0] == plan.batch;
     Shape wanted = expected;
-    wanted[0] = batch;
+    if (batched) wanted[0] = batch;
     if (input.dtype != DType::kF32 || input.shape != wanted) {
       fail("network '{}': input {} ('{}') must be f32 {}, got {} {}", network_->name(), index,
            plan.input_names[index], shape_to_string(wanted), dtype_name(input.dtype),
            shape_to_string(input.shape));
     }
-    if (batch == plan.batch) {
+    if (batch == plan.batch || !batched) {
       set_external(stage, plan.input_values[index], const_cast<void*>(input.data));  // read in place
       return;
     }
@@ -460,8 +452,8 @@ class ExecutionContext::Impl {
   infer::PackedConstants packed_constants_;
   std::vector<Stage> stages_;
   std::vector<std::unique_ptr<Stage>> dynamic_stages_;
-  infer::AlignedBuffer arena_;
-  infer::AlignedBuffer scratchpad_;
+  AlignedBuffer arena_;
+  AlignedBuffer scratchpad_;
   Stage* last_stage_ = nullptr;
 };
 

@@ -4,6 +4,7 @@
 // two rules (support/pipeline_client.hpp): the first key frame is recognised, every access unit begins with
 // our SEI after a 4-byte start code, and its boxes are those of the JSON Lines of the same frame.
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "support/pipeline_client.hpp"
 #include "support/process.hpp"
 #include "support/test_data.hpp"
+#include "support/udp_capture.hpp"
 
 namespace vapipe {
 namespace {
@@ -84,13 +86,21 @@ TEST_P(SophonStream, PipelineClientFindsTheKeyFrameAndOurSeiFirstInEveryAccessUn
   const int port = test::free_port();
   const bool udp = c.scheme == "udp";
   const fs::path received = dir / ("received." + format);
-  const std::string input = udp ? fmt::format("udp://127.0.0.1:{}?timeout=4000000&buffer_size=4194304", port)
-                                : fmt::format("tcp://127.0.0.1:{}?listen=1&listen_timeout=60000", port);
-  test::Child receiver(
-      {"ffmpeg", "-nostdin", "-v", "error", "-y", "-i", input, "-c", "copy", "-f", format, received.string()},
-      dir / "ffmpeg.log");
-  ASSERT_TRUE(wait_until([&] { return test::port_bound(port, udp); }, 30s))
-      << "ffmpeg never listened on " << port;
+  // TCP: ffmpeg listens and the writer's close ends its input. UDP: our capture, bound before vapipe starts
+  // and stopped once it has exited (support/udp_capture.hpp says why not ffmpeg).
+  std::optional<test::Child> receiver;
+  std::optional<test::UdpCapture> capture;
+  if (udp) {
+    capture.emplace(port, received);
+  } else {
+    receiver.emplace(
+        std::vector<std::string>{"ffmpeg", "-nostdin", "-v", "error", "-y", "-i",
+                                 fmt::format("tcp://127.0.0.1:{}?listen=1&listen_timeout=60000", port), "-c",
+                                 "copy", "-f", format, received.string()},
+        dir / "ffmpeg.log");
+    ASSERT_TRUE(wait_until([&] { return test::port_bound(port, false); }, 30s))
+        << "ffmpeg never listened on " << port;
+  }
 
   const fs::path results = dir / "det.jsonl";
   const nlohmann::json config = {
@@ -116,8 +126,10 @@ TEST_P(SophonStream, PipelineClientFindsTheKeyFrameAndOurSeiFirstInEveryAccessUn
                   (dir / "cameras.json").string(), model_cache().string(), (dir / "vapipe.log").string())
           .c_str());
   ASSERT_EQ(status, 0) << "see " << dir / "vapipe.log";
-  // TCP: the writer's close ends ffmpeg's input; UDP: its read timeout (4 s of silence) does.
-  ASSERT_TRUE(receiver.wait_for(30s)) << "ffmpeg did not finish";
+  if (receiver) {
+    ASSERT_TRUE(receiver->wait_for(30s)) << "ffmpeg did not finish";
+  }
+  if (capture) capture->stop();
 
   const auto lines = read_lines(results);
   ASSERT_EQ(lines.size(), static_cast<std::size_t>(kFrames));

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler/reference_executor.hpp"
-#include "core/shape_inference.hpp"
+#include "ops/shape_inference.hpp"
 
 namespace vapipe::compiler {
 namespace {
@@ -18,7 +18,7 @@ ir::Graph one_node(const std::string& op, const std::vector<Shape>& inputs, nloh
     node.inputs.push_back(index);
     if (!t.data) graph.inputs.push_back(index);
   }
-  const auto shapes = ir::infer_node_shapes(graph, node);
+  const auto shapes = ops::infer_node_shapes(graph, node);
   for (const auto& s : shapes) {
     node.outputs.push_back(graph.add_tensor({"out", DType::kF32, s, std::nullopt}));
     graph.outputs.push_back(node.outputs.back());

@@ -18,7 +18,7 @@
 #include "compiler/reference_executor.hpp"
 #include "core/error.hpp"
 #include "infer/graph_builder.hpp"
-#include "infer/int8_without_vnni.hpp"
+#include "ops/int8_without_vnni.hpp"
 #include "support/test_data.hpp"
 #include "vapipe/runtime.hpp"
 
@@ -110,7 +110,7 @@ struct SimulationComparison {
 
 SimulationComparison run_against_simulation(ir::Graph graph, const std::vector<std::vector<float>>& inputs,
                                             const std::string& precision, std::int64_t batch, int threads) {
-  const compiler::ReferenceOptions simulation{.int8_without_vnni = infer::int8_pair_sums_saturate()};
+  const compiler::ReferenceOptions simulation{.int8_without_vnni = ops::int8_pair_sums_saturate()};
   const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
   compiler::PrecisionOptions options;
   options.precision = precision;
@@ -145,7 +145,7 @@ class LowPrecision : public ::testing::TestWithParam<Case> {};
 TEST_P(LowPrecision, RuntimeMatchesSimulatedReference) {
   const Case& param = GetParam();
   // Without avx512_core_bf16 oneDNN 2.6 refuses bf16 convolutions. int8 runs everywhere: without VNNI the
-  // simulation follows the runtime's halved weights (infer/int8_without_vnni.hpp).
+  // simulation follows the runtime's halved weights (ops/int8_without_vnni.hpp).
   if (param.precision == "bf16" && !cpu_has_native(param.precision))
     GTEST_SKIP() << "this CPU (" << cpu_isa() << ") has no native " << param.precision << " kernels";
   for (unsigned seed : {1U, 2U, 3U}) {
@@ -299,7 +299,7 @@ TEST(LowPrecision, WeightQuantizationIsPerChannelAndSymmetric) {
 // add up: +1 for every weight 4k+3, -1 for every 4k+1).
 TEST(LowPrecision, WeightHalvingKeepsEachChannelsErrorWithinOneStep) {
   const std::vector<std::int8_t> weights{3, 7, 11, 15, 4, -127, 127, 1, 1, 1, 1, 1, -2, 0};
-  const auto doubled = infer::halve_weights_balanced(weights, 7);
+  const auto doubled = ops::halve_weights_balanced(weights, 7);
   ASSERT_EQ(doubled.size(), weights.size());
   EXPECT_EQ(doubled, (std::vector<std::int16_t>{4, 6, 12, 14, 4, -126, 126, 2, 0, 2, 0, 2, -2, 0}));
   for (std::size_t start = 0; start < weights.size(); start += 7) {
@@ -340,7 +340,7 @@ TEST(LowPrecisionModels, Int8YoloMatchesSimulatedReference) {
   const ir::Graph& graph = int8.stages.front().graph;
   const Shape input_shape = graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape;
   const std::vector<std::vector<float>> inputs{random_values(input_shape, 11, 0.0F, 1.0F)};
-  if (infer::int8_pair_sums_saturate()) {
+  if (ops::int8_pair_sums_saturate()) {
     // Without VNNI the first rounding flip (oneDNN's avx2 swish and scale order against the double
     // simulation; measured: one element at /model.4/cv1) cascades through 50 more int8 layers, so the
     // comparison is per convolution: the layers before it equal the without-VNNI simulation, which the

@@ -1,10 +1,10 @@
-#include "infer/plain_kernels.hpp"
+#include "ops/plain_kernels.hpp"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-namespace vapipe::infer {
+namespace vapipe::ops {
 namespace {
 
 TEST(PlainKernels, NhwcToNchwMatchesNaiveTranspose) {
@@ -36,12 +36,13 @@ TEST(PlainKernels, GatherRowsPicksIndices) {
   EXPECT_EQ(output, (std::vector<float>{4, 5, 0, 1, 10, 11, 6, 7}));
 }
 
-TEST(PlainKernels, ResizeNearestAsymmetricFloorDoubles) {
+TEST(PlainKernels, ResizeNearestReadsTheGivenSourceIndices) {
   const std::vector<float> input{1, 2, 3, 4};  // [1, 1, 2, 2]
   std::vector<float> output(16);
-  resize_nearest(input.data(), {1, 1, 2, 2}, output.data(), {1, 1, 4, 4}, "asymmetric", "floor");
+  resize_nearest(input.data(), {1, 1, 2, 2}, output.data(), {1, 1, 4, 4},
+                 {{0}, {0}, {0, 0, 1, 1}, {0, 0, 1, 1}});
   EXPECT_EQ(output, (std::vector<float>{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4}));
 }
 
 }  // namespace
-}  // namespace vapipe::infer
+}  // namespace vapipe::ops

@@ -1,4 +1,4 @@
-#include "infer/plain_kernels.hpp"
+#include "ops/plain_kernels.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "core/error.hpp"
 
-namespace vapipe::infer {
+namespace vapipe::ops {
 namespace {
 
 std::vector<std::int64_t> dense_strides(const Shape& shape) {
@@ -16,50 +16,11 @@ std::vector<std::int64_t> dense_strides(const Shape& shape) {
   return strides;
 }
 
-std::int64_t nearest_source(std::int64_t dst, std::int64_t in_size, std::int64_t out_size,
-                            const std::string& coordinate_mode, const std::string& nearest_mode) {
-  const double scale = static_cast<double>(out_size) / static_cast<double>(in_size);
-  double x = 0.0;
-  if (coordinate_mode == "half_pixel") {
-    x = (static_cast<double>(dst) + 0.5) / scale - 0.5;
-  } else if (coordinate_mode == "pytorch_half_pixel") {
-    x = out_size > 1 ? (static_cast<double>(dst) + 0.5) / scale - 0.5 : 0.0;
-  } else if (coordinate_mode == "align_corners") {
-    x = out_size > 1
-            ? static_cast<double>(dst) * static_cast<double>(in_size - 1) / static_cast<double>(out_size - 1)
-            : 0.0;
-  } else if (coordinate_mode == "asymmetric") {
-    x = static_cast<double>(dst) / scale;
-  } else {
-    fail("Resize coordinate_transformation_mode '{}' is not supported", coordinate_mode);
-  }
-  double index = 0.0;
-  if (nearest_mode == "floor") {
-    index = std::floor(x);
-  } else if (nearest_mode == "ceil") {
-    index = std::ceil(x);
-  } else if (nearest_mode == "round_prefer_ceil") {
-    index = std::floor(x + 0.5);
-  } else {  // round_prefer_floor, the ONNX default
-    index = std::ceil(x - 0.5);
-  }
-  return std::clamp<std::int64_t>(static_cast<std::int64_t>(index), 0, in_size - 1);
-}
-
 }  // namespace
 
 void resize_nearest(const float* input, const Shape& in_shape, float* output, const Shape& out_shape,
-                    const std::string& coordinate_mode, const std::string& nearest_mode) {
+                    const std::vector<std::vector<std::int64_t>>& source) {
   const std::size_t rank = in_shape.size();
-  std::vector<std::vector<std::int64_t>> source(rank);
-  for (std::size_t d = 0; d < rank; ++d) {
-    source[d].resize(out_shape[d]);
-    for (std::int64_t i = 0; i < out_shape[d]; ++i) {
-      source[d][i] = in_shape[d] == out_shape[d]
-                         ? i
-                         : nearest_source(i, in_shape[d], out_shape[d], coordinate_mode, nearest_mode);
-    }
-  }
   const auto in_strides = dense_strides(in_shape);
   const std::int64_t total = shape_volume(out_shape);
   std::vector<std::int64_t> index(rank, 0);
@@ -140,4 +101,4 @@ void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::in
   }
 }
 
-}  // namespace vapipe::infer
+}  // namespace vapipe::ops

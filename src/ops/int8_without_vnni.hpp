@@ -21,7 +21,7 @@
 #include <span>
 #include <vector>
 
-namespace vapipe::infer {
+namespace vapipe::ops {
 
 // True where oneDNN's int8 convolutions use vpmaddubsw (no avx2_vnni / avx512_core_vnni): the CPU of this
 // process, as oneDNN dispatches (ONEDNN_MAX_CPU_ISA=AVX2 makes a VNNI machine behave the same).
@@ -33,4 +33,4 @@ bool int8_pair_sums_saturate();
 std::vector<std::int16_t> halve_weights_balanced(std::span<const std::int8_t> weights,
                                                  std::size_t per_channel);
 
-}  // namespace vapipe::infer
+}  // namespace vapipe::ops

@@ -4,7 +4,7 @@
 #include <memory>
 #include <new>
 
-namespace vapipe::infer {
+namespace vapipe {
 
 // A 64-byte aligned heap block (AVX-512 loads and oneDNN's preferred alignment), freed by RAII.
 class AlignedBuffer {
@@ -29,4 +29,4 @@ class AlignedBuffer {
   std::size_t size_ = 0;
 };
 
-}  // namespace vapipe::infer
+}  // namespace vapipe

@@ -8,11 +8,12 @@
 
 #include "core/dtype.hpp"
 
-namespace vapipe::infer {
+namespace vapipe::ops {
 
-// ONNX Resize, mode nearest, any coordinate_transformation_mode / nearest_mode.
+// ONNX Resize, mode nearest: output index i of dimension d reads input index source[d][i] (the coordinate
+// transformation and rounding are resolved once, at load: resize.cpp).
 void resize_nearest(const float* input, const Shape& in_shape, float* output, const Shape& out_shape,
-                    const std::string& coordinate_mode, const std::string& nearest_mode);
+                    const std::vector<std::vector<std::int64_t>>& source);
 
 // output[i] = input[starts + i * steps] per dimension (steps > 0).
 void strided_slice(const float* input, const Shape& in_shape, const std::vector<std::int64_t>& starts,
@@ -34,4 +35,4 @@ void concat_plain(const std::vector<void*>& buffers, const std::vector<std::int6
 void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels,
                   std::int64_t spatial);
 
-}  // namespace vapipe::infer
+}  // namespace vapipe::ops

@@ -1,6 +1,18 @@
-#include "infer/int8_without_vnni.hpp"
+#include "ops/int8_without_vnni.hpp"
 
-namespace vapipe::infer {
+#include <dnnl.hpp>
+
+namespace vapipe::ops {
+
+bool int8_pair_sums_saturate() {
+#if defined(__aarch64__)
+  return false;  // vpmaddubsw is x86: oneDNN's aarch64 int8 paths accumulate in s32 and halve nothing
+#else
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa != dnnl::cpu_isa::avx2_vnni && isa != dnnl::cpu_isa::avx512_core_vnni &&
+         isa != dnnl::cpu_isa::avx512_core_bf16 && isa != dnnl::cpu_isa::avx512_core_amx;
+#endif
+}
 
 std::vector<std::int16_t> halve_weights_balanced(std::span<const std::int8_t> weights,
                                                  std::size_t per_channel) {
@@ -21,4 +33,4 @@ std::vector<std::int16_t> halve_weights_balanced(std::span<const std::int8_t> we
   return doubled;
 }
 
-}  // namespace vapipe::infer
+}  // namespace vapipe::ops

@@ -29,8 +29,9 @@ die() { printf '%s[sanitize] error:%s %s\n' "$c_err" "$c_off" "$*" >&2; exit 1; 
 # "CI"): every test binary costs its compile under instrumentation (2-4x the Release build's) and its run.
 #
 # ASan+UBSan: the test binaries that exercise our memory: queues, sources/decoder/outputs, the pipeline end
-# to end, the live services, post-processing, preprocessing, the runtime's unit tests and the CLI (its `run`
-# and its errors on bad input).
+# to end, the live services, post-processing, preprocessing, the runtime's unit tests, every operator on the
+# ONNX conformance suite's 1-D to 5-D and broadcast shapes (importer, reference, plain kernels) and the CLI
+# (its `run` and its errors on bad input).
 # Not built here (see docs/reliability.md): compiler_tests (the compiler is single-threaded and its passes run
 # every real model through the reference executor: tens of minutes under a sanitizer; the fuzz targets cover
 # its parsers under ASan+UBSan), detect_tests and compare_tests (real models, single-threaded CLI paths that
@@ -38,7 +39,7 @@ die() { printf '%s[sanitize] error:%s %s\n' "$c_err" "$c_off" "$*" >&2; exit 1; 
 # back-off and timeouts; the demux fuzz target feeds damaged streams to the same code under ASan+UBSan) and
 # the chromium test of the web page.
 address_targets=(
-  core_tests infer_tests vision_tests models_tests
+  core_tests infer_tests onnx_conformance_tests vision_tests models_tests
   io_input_tests io_redact_tests io_output_tests
   pipeline_unit_tests pipeline_tests
   mqtt_tests rtsp_server_tests http_server_tests control_api_tests run_http_tests viewer_tests

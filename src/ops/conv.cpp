@@ -120,7 +120,8 @@ void conv_reference(ReferenceContext& ctx, const ir::Node& node) {
         const float* xp = x.data() + ((b * ic + g * icg + c) * ih) * iw;
         for (std::int64_t ky = 0; ky < kh; ++ky) {
           for (std::int64_t kx = 0; kx < kw; ++kx) {
-            const double wv = w[static_cast<std::size_t>(((o * icg + c) * kh + ky) * kw + kx)];
+            const auto wv =
+                static_cast<double>(w[static_cast<std::size_t>(((o * icg + c) * kh + ky) * kw + kx)]);
             for (std::int64_t yy = 0; yy < oh; ++yy) {
               const std::int64_t sy = yy * strides[0] - pads[0] + ky * dil[0];
               if (sy < 0 || sy >= ih) continue;

@@ -98,7 +98,7 @@ void pool_reference(ReferenceContext& ctx, const ir::Node& node) {
               if (include_pad && inside_padded) ++count;
               continue;
             }
-            const double v = xp[sy * iw + sx];
+            const auto v = static_cast<double>(xp[sy * iw + sx]);
             best = std::max(best, v);
             total += v;
             ++count;

@@ -22,7 +22,7 @@
 //   Binary      in [A, B]                alg: add | sub | mul | div | max | min ; numpy broadcasting
 //   Reshape     in [X]                   (target = output tensor shape)
 //   Transpose   in [X]                   perm[]
-//   Softmax     in [X]                   axis (opset-13 semantics: along one axis)
+//   Softmax     in [X]                   axis (opset-13 semantics: along one axis), log (LogSoftmax; default false)
 //   Gather      in [X]                   axis, indices[] (constant), indices_shape[]
 //
 // Reduced precision (docs/model-format.md, "Precision"): a Conv may carry "precision": "int8" | "bf16".

@@ -101,4 +101,46 @@ void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::in
   }
 }
 
+void softmax_across(const float* input, float* output, std::int64_t outer, std::int64_t length,
+                    std::int64_t inner, bool log) {
+  // Chunks of the inner dimension, so each pass over the axis streams contiguous rows and the running
+  // maximum and sum stay in registers/L1 (vectorizable: the loops over i have no dependence).
+  constexpr std::int64_t kChunk = 256;
+  const std::int64_t chunks = (inner + kChunk - 1) / kChunk;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (std::int64_t o = 0; o < outer; ++o) {
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::int64_t begin = chunk * kChunk;
+      const std::int64_t count = std::min(kChunk, inner - begin);
+      const float* x = input + o * length * inner + begin;
+      float* y = output + o * length * inner + begin;
+      float top[kChunk];
+      float total[kChunk];
+      for (std::int64_t i = 0; i < count; ++i) top[i] = x[i];
+      for (std::int64_t k = 1; k < length; ++k) {
+        for (std::int64_t i = 0; i < count; ++i) top[i] = std::max(top[i], x[k * inner + i]);
+      }
+      for (std::int64_t i = 0; i < count; ++i) total[i] = 0.0F;
+      for (std::int64_t k = 0; k < length; ++k) {
+        for (std::int64_t i = 0; i < count; ++i) {
+          const float e = std::exp(x[k * inner + i] - top[i]);
+          if (!log) y[k * inner + i] = e;
+          total[i] += e;
+        }
+      }
+      if (log) {
+        for (std::int64_t i = 0; i < count; ++i) total[i] = top[i] + std::log(total[i]);
+        for (std::int64_t k = 0; k < length; ++k) {
+          for (std::int64_t i = 0; i < count; ++i) y[k * inner + i] = x[k * inner + i] - total[i];
+        }
+      } else {
+        for (std::int64_t i = 0; i < count; ++i) total[i] = 1.0F / total[i];
+        for (std::int64_t k = 0; k < length; ++k) {
+          for (std::int64_t i = 0; i < count; ++i) y[k * inner + i] *= total[i];
+        }
+      }
+    }
+  }
+}
+
 }  // namespace vapipe::ops

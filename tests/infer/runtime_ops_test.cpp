@@ -177,6 +177,25 @@ TEST(RuntimeOps, HeadShapeOps) {
   for (std::int64_t batch : {1, 2}) expect_matches_reference(factory, batch, 1);
 }
 
+TEST(RuntimeOps, SoftmaxAndLogSoftmaxOnEveryAxis) {
+  // The innermost axis runs on oneDNN; the others on softmax_across (YOLOv8's DFL: [N, 16, 4, A], axis 1),
+  // whose chunks of 256 inner values end mid-row here (4 * 130 = 520 inner values).
+  for (const bool log : {false, true}) {
+    for (const int axis : {1, 2, 3}) {
+      const GraphFactory factory = [&](std::int64_t batch) {
+        test::GraphBuilder g;
+        const int x = g.input({batch, 16, 4, 130});
+        const int scaled = g.node("Eltwise", {x}, {{batch, 16, 4, 130}},
+                                  {{"alg", "linear"}, {"alpha", 8.0}, {"beta", 0.0}})[0];
+        return g.finish(
+            {g.node("Softmax", {scaled}, {{batch, 16, 4, 130}}, {{"axis", axis}, {"log", log}})[0]});
+      };
+      SCOPED_TRACE(fmt::format("axis {}, log {}", axis, log));
+      for (std::int64_t batch : {1, 3}) expect_matches_reference(factory, batch);
+    }
+  }
+}
+
 TEST(RuntimeOps, DifferentNetworksRunConcurrentlyFromDifferentThreads) {
   // Two networks, one context each, on two threads at once: each must produce exactly what it produces
   // alone (contexts share no mutable state: own arena, scratchpad and primitives).

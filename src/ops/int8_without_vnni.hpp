@@ -1,6 +1,6 @@
 #pragma once
 // How vapipe runs int8 convolutions on CPUs without VNNI (AVX2-only x86, e.g. AMD Zen 3), shared by the
-// runtime (stage_plan.cpp) and the reference executor that simulates it.
+// runtime (conv.cpp's lowering) and the reference executor that simulates it (conv.cpp's reference).
 //
 // oneDNN 2.6's non-VNNI int8 kernels multiply u8 by s8 with vpmaddubsw, which adds two products into a
 // saturating s16. oneDNN guards s8 inputs only: it shifts them to u8 (+128) and halves their weights (the

@@ -19,7 +19,7 @@
 //                                        log | sqrt | square | abs | clip(alpha=min, beta=max) |
 //                                        pow(alpha * x^beta) | linear(alpha * x + beta) | hardswish |
 //                                        hardsigmoid(alpha, beta)
-//   Binary      in [A, B]                alg: add | sub | mul | div | max | min ; numpy broadcasting
+//   Binary      in [A, B]                alg: add | sub | mul | div | max | min | pow ; numpy broadcasting
 //   Reshape     in [X]                   (target = output tensor shape)
 //   Transpose   in [X]                   perm[]
 //   Softmax     in [X]                   axis (opset-13 semantics: along one axis), log (LogSoftmax; default false)

@@ -15,10 +15,43 @@ namespace {
 using namespace family;  // NOLINT(google-build-using-namespace): the family vocabulary
 
 // ---- import ----
+std::string binary_alg(const std::string& op) {
+  if (op == "Add" || op == "Sum" || op == "Mean") return "add";
+  if (op == "Sub") return "sub";
+  if (op == "Mul") return "mul";
+  if (op == "Div") return "div";
+  if (op == "Pow") return "pow";
+  return op == "Max" ? "max" : "min";
+}
+
+// Max, Min, Sum and Mean of any number of inputs: a chain of Binary nodes (Mean then scales by 1/n).
+void import_variadic(ImportContext& ctx) {
+  const onnx::NodeProto& node = ctx.node();
+  const std::string& op = node.op_type();
+  if (node.input_size() < 1 || (op != "Max" && op != "Min" && op != "Sum" && op != "Mean"))
+    ctx.unsupported(fmt::format("{} inputs", node.input_size()));
+  const std::string& out = node.output(0);
+  const std::string alg = binary_alg(op);
+  int result = ctx.activation_input(0);
+  for (int i = 1; i < node.input_size(); ++i) {
+    const bool last = i + 1 == node.input_size() && op != "Mean";
+    result = ctx.emit1("Binary", {result, ctx.activation_input(i)}, {{"alg", alg}},
+                       last ? out : fmt::format("{}/{}_{}", out, alg, i));
+  }
+  if (op == "Mean" && node.input_size() > 1) {
+    result = ctx.emit1("Eltwise", {result},
+                       {{"alg", "linear"}, {"alpha", 1.0 / node.input_size()}, {"beta", 0.0}}, out);
+  }
+  ctx.set_activation(out, result);
+}
+
 void import_binary(ImportContext& ctx) {
   const onnx::NodeProto& node = ctx.node();
   const std::string& op = node.op_type();
-  if (node.input_size() != 2) ctx.unsupported("expected two inputs");
+  if (node.input_size() != 2) {
+    import_variadic(ctx);
+    return;
+  }
   const Constant* a_constant = ctx.constant_of(node.input(0));
   const Constant* b_constant = ctx.constant_of(node.input(1));
   const std::string& out = node.output(0);
@@ -32,18 +65,13 @@ void import_binary(ImportContext& ctx) {
     if (attribute_int(node, "axis", 0) != rank(0, a_constant) - rank(1, b_constant))
       ctx.unsupported("legacy broadcast at an axis other than the trailing one");
   }
-  std::string alg = op == "Add"   ? "add"
-                    : op == "Sub" ? "sub"
-                    : op == "Mul" ? "mul"
-                    : op == "Div" ? "div"
-                    : op == "Max" ? "max"
-                                  : "min";
+  const std::string alg = binary_alg(op);
   // x (op) scalar constant, shape unchanged: an affine Eltwise, which fuses and runs in place.
   const bool a_scalar = a_constant != nullptr && a_constant->values.size() == 1 && b_constant == nullptr &&
                         a_constant->shape.size() <= ctx.shape_of(ctx.tensor_of(node.input(1))).size();
   const bool b_scalar = b_constant != nullptr && b_constant->values.size() == 1 && a_constant == nullptr &&
                         b_constant->shape.size() <= ctx.shape_of(ctx.tensor_of(node.input(0))).size();
-  if ((a_scalar || b_scalar) && alg != "max" && alg != "min") {
+  if ((a_scalar || b_scalar) && alg != "max" && alg != "min" && alg != "pow") {
     const double c = a_scalar ? a_constant->values[0] : b_constant->values[0];
     const int x = ctx.tensor_of(node.input(a_scalar ? 1 : 0));
     std::optional<std::pair<double, double>> affine;
@@ -145,6 +173,8 @@ void run_binary(ReferenceContext& ctx, const ir::Node& node) {
       r = std::max(va, vb);
     else if (alg == "min")
       r = std::min(va, vb);
+    else if (alg == "pow")
+      r = static_cast<float>(std::pow(static_cast<double>(va), static_cast<double>(vb)));
     else
       fail("node '{}': unknown binary alg '{}'", node.name, alg);
     y[i] = r;
@@ -158,7 +188,6 @@ void lower_binary(Lowering& l, const ir::Node& node) {
       {"add", algorithm::binary_add}, {"sub", algorithm::binary_sub}, {"mul", algorithm::binary_mul},
       {"div", algorithm::binary_div}, {"max", algorithm::binary_max}, {"min", algorithm::binary_min}};
   const auto found = kAlgorithms.find(alg_name);
-  if (found == kAlgorithms.end()) fail("binary algorithm '{}' is not supported", alg_name);
   int a = node.inputs.at(0);
   int b = node.inputs.at(1);
   const int y = node.outputs.at(0);
@@ -166,9 +195,21 @@ void lower_binary(Lowering& l, const ir::Node& node) {
   const bool commutative = alg_name == "add" || alg_name == "mul" || alg_name == "max" || alg_name == "min";
   // oneDNN broadcasts src1 only; put the full-shape operand first.
   if (l.shape(a) != y_shape && commutative) std::swap(a, b);
-  if (l.shape(a) != y_shape) {
-    fail("network '{}': node '{}': broadcasting the first operand of '{}' is not supported", l.network(),
-         node.name, alg_name);
+  if (found == kAlgorithms.end() || l.shape(a) != y_shape) {
+    // pow (no oneDNN binary in 2.6), or both operands broadcast (a [3, 1] - a [1, 4]): the plain kernel.
+    if (!binary_kernel_supports(alg_name))
+      l.fail_node(fmt::format("binary algorithm '{}' is not supported", alg_name));
+    const int src0 = l.plain_value(node.inputs[0]);
+    const int src1 = l.plain_value(node.inputs[1]);
+    const int dst = l.define_output(y, plain_md(y_shape));
+    l.add_kernel(
+        [alg_name, as = l.shape(node.inputs[0]), bs = l.shape(node.inputs[1]),
+         y_shape](const std::vector<void*>& data) {
+          binary_broadcast(alg_name, static_cast<const float*>(data[0]), as,
+                           static_cast<const float*>(data[1]), bs, static_cast<float*>(data[2]), y_shape);
+        },
+        {src0, src1, dst});
+    return;
   }
   const int src0 = l.float_value(a);
   const memory::desc src0_md = l.value(src0).md;
@@ -198,6 +239,7 @@ void lower_binary(Lowering& l, const ir::Node& node) {
 void register_binary(Registry& registry) {
   registry.add({"Binary", binary_shapes, run_binary, lower_binary});
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min"}) registry.add_onnx(op, import_binary);
+  for (const char* op : {"Sum", "Mean"}) registry.add_onnx(op, import_variadic);
   registry.add_onnx("BatchNormalization", import_batch_norm);
 }
 

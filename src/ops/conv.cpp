@@ -16,19 +16,30 @@ using namespace family;  // NOLINT(google-build-using-namespace): the family voc
 // ---- import ----
 void import_conv(ImportContext& ctx) {
   const onnx::NodeProto& node = ctx.node();
-  const int x = ctx.activation_input(0);
+  int x = ctx.activation_input(0);
   const Constant* w = ctx.const_input(1);
   if (w == nullptr) ctx.unsupported("missing weights");
-  if (ctx.shape_of(x).size() != 4 || w->shape.size() != 4)
-    ctx.unsupported("only 2-D convolution (4-D tensors)");
-  const auto strides = ctx.spatial_attr("strides", 1, 2);
-  const auto dilations = ctx.spatial_attr("dilations", 1, 2);
+  const Shape x_shape = ctx.shape_of(x);
+  // 1-D convolutions run as 2-D ones with H = 1 (oneDNN's 1-D kernels are the same code).
+  const std::size_t spatial = x_shape.size() - 2;
+  if (x_shape.size() != w->shape.size() || (spatial != 1 && spatial != 2))
+    ctx.unsupported("only 1-D and 2-D convolution (3-D and 4-D tensors)");
+  const auto strides = ImportContext::lift_to_2d(ctx.spatial_attr("strides", 1, spatial), 1);
+  const auto dilations = ImportContext::lift_to_2d(ctx.spatial_attr("dilations", 1, spatial), 1);
+  const Shape w_shape = spatial == 2 ? w->shape : Shape{w->shape[0], w->shape[1], 1, w->shape[2]};
   if (auto kernel = attribute_ints(node, "kernel_shape");
-      kernel && *kernel != std::vector<std::int64_t>{w->shape[2], w->shape[3]}) {
+      kernel && ImportContext::lift_to_2d(*kernel, 1) != std::vector<std::int64_t>{w_shape[2], w_shape[3]}) {
     ctx.unsupported("kernel_shape does not match the weights");
   }
-  const auto pads = ctx.window_pads(ctx.shape_of(x), {w->shape[2], w->shape[3]}, strides, dilations);
-  std::vector<int> inputs{x, ctx.tensor_of(node.input(1)), -1};
+  const std::string& out = node.output(0);
+  int weights = ctx.tensor_of(node.input(1));
+  if (spatial == 1) {
+    x = ctx.emit_reshape(x, {x_shape[0], x_shape[1], 1, x_shape[2]}, out + "/as_2d");
+    weights = ctx.constant_tensor(node.input(1) + "/as_2d", w_shape,
+                                  std::vector<float>(w->values.begin(), w->values.end()));
+  }
+  const auto pads = ctx.window_pads(ctx.shape_of(x), {w_shape[2], w_shape[3]}, strides, dilations, spatial);
+  std::vector<int> inputs{x, weights, -1};
   if (node.input_size() > 2 && !node.input(2).empty()) {
     if (ctx.const_input(2) == nullptr) ctx.unsupported("missing bias");
     inputs[2] = ctx.tensor_of(node.input(2));
@@ -38,7 +49,9 @@ void import_conv(ImportContext& ctx) {
                                 {"dilations", dilations},
                                 {"group", attribute_int(node, "group", 1)},
                                 {"post_ops", nlohmann::json::array()}};
-  ctx.set_activation(node.output(0), ctx.emit1("Conv", inputs, attrs, node.output(0)));
+  const int y = ctx.emit1("Conv", inputs, attrs, spatial == 1 ? out + "/2d" : out);
+  const Shape y_shape = ctx.shape_of(y);
+  ctx.set_activation(out, spatial == 1 ? ctx.emit_reshape(y, {y_shape[0], y_shape[1], y_shape[3]}, out) : y);
 }
 
 // ---- shapes ----

@@ -63,8 +63,13 @@ void import_clip(ImportContext& ctx) {
 void import_pow(ImportContext& ctx) {
   const onnx::NodeProto& node = ctx.node();
   const int x = ctx.activation_input(0);
-  const Constant* e = ctx.const_input(1);
-  if (e == nullptr || e->values.size() != 1) ctx.unsupported("only a constant scalar exponent");
+  const Constant* e = ctx.constant_of(node.input(1));
+  if (e == nullptr || e->values.size() != 1) {
+    // A tensor exponent (or a constant one of several values): elementwise with broadcasting.
+    ctx.set_activation(node.output(0), ctx.emit1("Binary", {x, ctx.tensor_of(node.input(1))},
+                                                 {{"alg", "pow"}}, node.output(0)));
+    return;
+  }
   const double exponent = e->values[0];
   const std::string& out = node.output(0);
   if (exponent == 1.0) {

@@ -44,9 +44,14 @@ std::vector<std::int64_t> ImportContext::spatial_attr(const char* name, std::int
 
 std::vector<std::int64_t> ImportContext::window_pads(const Shape& x, const std::vector<std::int64_t>& kernel,
                                                      const std::vector<std::int64_t>& strides,
-                                                     const std::vector<std::int64_t>& dilations) const {
+                                                     const std::vector<std::int64_t>& dilations,
+                                                     std::size_t spatial_rank) const {
   const std::string auto_pad = attribute_string(node(), "auto_pad", "NOTSET");
-  if (auto_pad == "NOTSET") return spatial_attr("pads", 0, 4);
+  if (auto_pad == "NOTSET") {
+    auto pads = spatial_attr("pads", 0, 2 * spatial_rank);
+    if (spatial_rank == 1) pads = {0, pads[0], 0, pads[1]};
+    return pads;
+  }
   if (auto_pad == "VALID") return {0, 0, 0, 0};
   if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") unsupported("auto_pad '" + auto_pad + "'");
   std::vector<std::int64_t> pads(4);
@@ -60,6 +65,11 @@ std::vector<std::int64_t> ImportContext::window_pads(const Shape& x, const std::
     pads[d + 2] = total - pads[d];
   }
   return pads;
+}
+
+std::vector<std::int64_t> ImportContext::lift_to_2d(std::vector<std::int64_t> values, std::int64_t unit) {
+  if (values.size() == 1) values.insert(values.begin(), unit);
+  return values;
 }
 
 }  // namespace vapipe::ops

@@ -53,10 +53,15 @@ class ImportContext {
   std::int64_t normalize_axis(std::int64_t axis, std::size_t rank) const;
   // A per-spatial-dimension attribute (strides, dilations) with its default, `count` values.
   std::vector<std::int64_t> spatial_attr(const char* name, std::int64_t fallback, std::size_t count) const;
-  // pads (top, left, bottom, right) of a 2-D window op from explicit pads or auto_pad.
+  // pads (top, left, bottom, right) of a 2-D window op from explicit pads or auto_pad. `spatial_rank` 1: a
+  // 1-D op imported as 2-D with H = 1 (x, kernel, strides and dilations already lifted; its pads attribute
+  // has 2 values).
   std::vector<std::int64_t> window_pads(const Shape& x, const std::vector<std::int64_t>& kernel,
                                         const std::vector<std::int64_t>& strides,
-                                        const std::vector<std::int64_t>& dilations) const;
+                                        const std::vector<std::int64_t>& dilations,
+                                        std::size_t spatial_rank = 2) const;
+  // A 1-D window op's per-dimension values lifted to 2-D (a leading `unit` for H = 1); 2-D values as they are.
+  static std::vector<std::int64_t> lift_to_2d(std::vector<std::int64_t> values, std::int64_t unit);
 };
 
 }  // namespace vapipe::ops

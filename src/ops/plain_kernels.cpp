@@ -143,4 +143,82 @@ void softmax_across(const float* input, float* output, std::int64_t outer, std::
   }
 }
 
+namespace {
+
+enum class BinaryAlg : std::uint8_t { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow, kUnknown };
+
+BinaryAlg binary_alg_of(const std::string& alg) {
+  if (alg == "add") return BinaryAlg::kAdd;
+  if (alg == "sub") return BinaryAlg::kSub;
+  if (alg == "mul") return BinaryAlg::kMul;
+  if (alg == "div") return BinaryAlg::kDiv;
+  if (alg == "max") return BinaryAlg::kMax;
+  if (alg == "min") return BinaryAlg::kMin;
+  return alg == "pow" ? BinaryAlg::kPow : BinaryAlg::kUnknown;
+}
+
+// Strides of `shape` aligned to the output's rank, 0 where a dimension is broadcast.
+std::vector<std::int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
+  std::vector<std::int64_t> strides(out.size(), 0);
+  const auto own = dense_strides(shape);
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] != 1) strides[out.size() - shape.size() + i] = own[i];
+  }
+  return strides;
+}
+
+}  // namespace
+
+bool binary_kernel_supports(const std::string& alg) { return binary_alg_of(alg) != BinaryAlg::kUnknown; }
+
+void binary_broadcast(const std::string& alg, const float* a, const Shape& a_shape, const float* b,
+                      const Shape& b_shape, float* y, const Shape& y_shape) {
+  const BinaryAlg op = binary_alg_of(alg);
+  const auto a_strides = broadcast_strides(a_shape, y_shape);
+  const auto b_strides = broadcast_strides(b_shape, y_shape);
+  const std::size_t rank = y_shape.size();
+  const std::int64_t total = shape_volume(y_shape);
+  std::vector<std::int64_t> index(rank, 0);
+  std::int64_t ai = 0;
+  std::int64_t bi = 0;
+  for (std::int64_t flat = 0; flat < total; ++flat) {
+    const float va = a[ai];
+    const float vb = b[bi];
+    switch (op) {
+      case BinaryAlg::kAdd:
+        y[flat] = va + vb;
+        break;
+      case BinaryAlg::kSub:
+        y[flat] = va - vb;
+        break;
+      case BinaryAlg::kMul:
+        y[flat] = va * vb;
+        break;
+      case BinaryAlg::kDiv:
+        y[flat] = va / vb;
+        break;
+      case BinaryAlg::kMax:
+        y[flat] = std::max(va, vb);
+        break;
+      case BinaryAlg::kMin:
+        y[flat] = std::min(va, vb);
+        break;
+      case BinaryAlg::kPow:
+        y[flat] = std::pow(va, vb);
+        break;
+      case BinaryAlg::kUnknown:
+        fail("binary_broadcast: unknown algorithm '{}'", alg);
+    }
+    // Odometer step: the offsets move with the index, so no per-element multiplication.
+    for (std::size_t d = rank; d-- > 0;) {
+      ai += a_strides[d];
+      bi += b_strides[d];
+      if (++index[d] < y_shape[d]) break;
+      ai -= a_strides[d] * y_shape[d];
+      bi -= b_strides[d] * y_shape[d];
+      index[d] = 0;
+    }
+  }
+}
+
 }  // namespace vapipe::ops

@@ -41,4 +41,10 @@ void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::in
 void softmax_across(const float* input, float* output, std::int64_t outer, std::int64_t length,
                     std::int64_t inner, bool log);
 
+// Elementwise a (alg) b with numpy broadcasting of both operands to y_shape; alg: add, sub, mul, div, max,
+// min, pow. For what oneDNN 2.6's binary primitive cannot do (pow; a broadcast first operand).
+bool binary_kernel_supports(const std::string& alg);
+void binary_broadcast(const std::string& alg, const float* a, const Shape& a_shape, const float* b,
+                      const Shape& b_shape, float* y, const Shape& y_shape);
+
 }  // namespace vapipe::ops

@@ -14,16 +14,24 @@ using namespace family;  // NOLINT(google-build-using-namespace): the family voc
 // ---- import ----
 void import_pool(ImportContext& ctx) {
   const onnx::NodeProto& node = ctx.node();
-  const int x = ctx.activation_input(0);
-  const Shape& s = ctx.shape_of(x);
-  if (s.size() != 4) ctx.unsupported("only 2-D pooling (4-D tensors)");
+  int x = ctx.activation_input(0);
+  const Shape input_shape = ctx.shape_of(x);
+  // 1-D pooling runs as 2-D pooling with H = 1.
+  const std::size_t spatial = input_shape.size() - 2;
+  if (spatial != 1 && spatial != 2) ctx.unsupported("only 1-D and 2-D pooling (3-D and 4-D tensors)");
   if (node.output_size() > 1 && !node.output(1).empty()) ctx.unsupported("indices output");
   auto kernel = attribute_ints(node, "kernel_shape");
-  if (!kernel || kernel->size() != 2) ctx.unsupported("kernel_shape must have 2 values");
-  const auto strides = ctx.spatial_attr("strides", 1, 2);
-  const auto dilations = ctx.spatial_attr("dilations", 1, 2);
+  if (!kernel || kernel->size() != spatial)
+    ctx.unsupported(fmt::format("kernel_shape must have {} values", spatial));
+  kernel = ImportContext::lift_to_2d(*kernel, 1);
+  const auto strides = ImportContext::lift_to_2d(ctx.spatial_attr("strides", 1, spatial), 1);
+  const auto dilations = ImportContext::lift_to_2d(ctx.spatial_attr("dilations", 1, spatial), 1);
   if (dilations != std::vector<std::int64_t>{1, 1}) ctx.unsupported("dilated pooling");
-  auto pads = ctx.window_pads(s, *kernel, strides, dilations);
+  const std::string& out = node.output(0);
+  if (spatial == 1)
+    x = ctx.emit_reshape(x, {input_shape[0], input_shape[1], 1, input_shape[2]}, out + "/as_2d");
+  const Shape s = ctx.shape_of(x);
+  auto pads = ctx.window_pads(s, *kernel, strides, dilations, spatial);
   const bool is_max = node.op_type() == "MaxPool";
   const auto include_pad = attribute_int(node, "count_include_pad", 0);
   if (attribute_int(node, "ceil_mode", 0) != 0) {
@@ -31,9 +39,9 @@ void import_pool(ImportContext& ctx) {
     // that excludes padding; the last window must start inside the input (PyTorch/ONNX rule).
     for (std::size_t d = 0; d < 2; ++d) {
       const std::int64_t padded = s[2 + d] + pads[d] + pads[d + 2];
-      std::int64_t out = (padded - (*kernel)[d] + strides[d] - 1) / strides[d] + 1;
-      if ((out - 1) * strides[d] >= s[2 + d] + pads[d]) --out;
-      const std::int64_t extra = (out - 1) * strides[d] + (*kernel)[d] - padded;
+      std::int64_t count = (padded - (*kernel)[d] + strides[d] - 1) / strides[d] + 1;
+      if ((count - 1) * strides[d] >= s[2 + d] + pads[d]) --count;
+      const std::int64_t extra = (count - 1) * strides[d] + (*kernel)[d] - padded;
       if (extra > 0) {
         if (!is_max && include_pad != 0) ctx.unsupported("ceil_mode with count_include_pad");
         pads[d + 2] += extra;
@@ -42,7 +50,9 @@ void import_pool(ImportContext& ctx) {
   }
   json attrs = {{"kernel", *kernel}, {"strides", strides}, {"pads", pads}};
   if (!is_max) attrs["count_include_pad"] = include_pad;
-  ctx.set_activation(node.output(0), ctx.emit1(node.op_type(), {x}, attrs, node.output(0)));
+  const int y = ctx.emit1(node.op_type(), {x}, attrs, spatial == 1 ? out + "/2d" : out);
+  const Shape y_shape = ctx.shape_of(y);
+  ctx.set_activation(out, spatial == 1 ? ctx.emit_reshape(y, {y_shape[0], y_shape[1], y_shape[3]}, out) : y);
 }
 void import_global_pool(ImportContext& ctx) {
   const onnx::NodeProto& node = ctx.node();

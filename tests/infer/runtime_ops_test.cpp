@@ -196,6 +196,22 @@ TEST(RuntimeOps, SoftmaxAndLogSoftmaxOnEveryAxis) {
   }
 }
 
+TEST(RuntimeOps, BinaryOnThePlainKernelPowAndTwoBroadcastOperands) {
+  // What oneDNN's binary cannot do: pow, and a first operand that is broadcast too ([B, 3, 1, 5] - [4, 1]).
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g;
+    const int x = g.input({batch, 3, 1, 5});
+    const int positive = g.node("Eltwise", {x}, {{batch, 3, 1, 5}}, {{"alg", "abs"}})[0];
+    const int exponent = g.constant({1, 3, 1, 1}, 0.5F, 2.5F);
+    const int powered = g.node("Binary", {positive, exponent}, {{batch, 3, 1, 5}}, {{"alg", "pow"}})[0];
+    const int column = g.constant({4, 1}, -1.0F, 1.0F);
+    const int difference = g.node("Binary", {powered, column}, {{batch, 3, 4, 5}}, {{"alg", "sub"}})[0];
+    const int quotient = g.node("Binary", {column, difference}, {{batch, 3, 4, 5}}, {{"alg", "div"}})[0];
+    return g.finish({difference, quotient});
+  };
+  for (std::int64_t batch : {1, 2}) expect_matches_reference(factory, batch);
+}
+
 TEST(RuntimeOps, DifferentNetworksRunConcurrentlyFromDifferentThreads) {
   // Two networks, one context each, on two threads at once: each must produce exactly what it produces
   // alone (contexts share no mutable state: own arena, scratchpad and primitives).

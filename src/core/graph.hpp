@@ -24,6 +24,8 @@
 //   Transpose   in [X]                   perm[]
 //   Softmax     in [X]                   axis (opset-13 semantics: along one axis), log (LogSoftmax; default false)
 //   Gather      in [X]                   axis, indices[] (constant), indices_shape[]
+//   Expand      in [X]                   shape[] (the numpy broadcast of X to it)
+//   Tile        in [X]                   repeats[] (one per dimension, >= 1)
 //
 // Reduced precision (docs/model-format.md, "Precision"): a Conv may carry "precision": "int8" | "bf16".
 //   int8: W is an s8 constant (OIHW) with "weight_scales" [O] (real = q * scale, per output channel);

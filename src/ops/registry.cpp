@@ -11,6 +11,7 @@ void register_binary(Registry& registry);
 void register_concat(Registry& registry);
 void register_conv(Registry& registry);
 void register_eltwise(Registry& registry);
+void register_expand(Registry& registry);
 void register_gather(Registry& registry);
 void register_pool(Registry& registry);
 void register_reshape(Registry& registry);
@@ -24,10 +25,10 @@ namespace {
 Registry build_registry() {
   Registry registry;
   const std::pair<const char*, void (*)(Registry&)> families[] = {
-      {"binary", register_binary},   {"concat", register_concat},       {"conv", register_conv},
-      {"eltwise", register_eltwise}, {"gather", register_gather},       {"pool", register_pool},
-      {"reshape", register_reshape}, {"resize", register_resize},       {"slice", register_slice},
-      {"softmax", register_softmax}, {"transpose", register_transpose},
+      {"binary", register_binary},   {"concat", register_concat},   {"conv", register_conv},
+      {"eltwise", register_eltwise}, {"expand", register_expand},   {"gather", register_gather},
+      {"pool", register_pool},       {"reshape", register_reshape}, {"resize", register_resize},
+      {"slice", register_slice},     {"softmax", register_softmax}, {"transpose", register_transpose},
   };
   for (const auto& [family, add] : families) {
     registry.set_family(family);

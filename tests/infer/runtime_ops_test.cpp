@@ -212,6 +212,17 @@ TEST(RuntimeOps, BinaryOnThePlainKernelPowAndTwoBroadcastOperands) {
   for (std::int64_t batch : {1, 2}) expect_matches_reference(factory, batch);
 }
 
+TEST(RuntimeOps, ExpandAndTileCopyByTheirIndexMaps) {
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g;
+    const int x = g.input({batch, 3, 1, 5});
+    const int wide = g.node("Expand", {x}, {{batch, 3, 4, 5}}, {{"shape", {batch, 3, 4, 5}}})[0];
+    const int tiled = g.node("Tile", {x}, {{batch, 6, 2, 15}}, {{"repeats", {1, 2, 2, 3}}})[0];
+    return g.finish({wide, tiled});
+  };
+  for (std::int64_t batch : {1, 3}) expect_matches_reference(factory, batch);
+}
+
 TEST(RuntimeOps, DifferentNetworksRunConcurrentlyFromDifferentThreads) {
   // Two networks, one context each, on two threads at once: each must produce exactly what it produces
   // alone (contexts share no mutable state: own arena, scratchpad and primitives).

@@ -12,7 +12,10 @@ void register_concat(Registry& registry);
 void register_conv(Registry& registry);
 void register_eltwise(Registry& registry);
 void register_gather(Registry& registry);
+void register_matmul(Registry& registry);
 void register_pool(Registry& registry);
+void register_prelu(Registry& registry);
+void register_reduce(Registry& registry);
 void register_reshape(Registry& registry);
 void register_resize(Registry& registry);
 void register_slice(Registry& registry);
@@ -27,7 +30,8 @@ Registry build_registry() {
       {"binary", register_binary},   {"concat", register_concat},       {"conv", register_conv},
       {"eltwise", register_eltwise}, {"gather", register_gather},       {"pool", register_pool},
       {"reshape", register_reshape}, {"resize", register_resize},       {"slice", register_slice},
-      {"softmax", register_softmax}, {"transpose", register_transpose},
+      {"softmax", register_softmax}, {"transpose", register_transpose}, {"matmul", register_matmul},
+      {"prelu", register_prelu},     {"reduce", register_reduce},
   };
   for (const auto& [family, add] : families) {
     registry.set_family(family);

@@ -20,6 +20,7 @@ void register_reshape(Registry& registry);
 void register_resize(Registry& registry);
 void register_slice(Registry& registry);
 void register_softmax(Registry& registry);
+void register_tile(Registry& registry);
 void register_transpose(Registry& registry);
 
 namespace {
@@ -31,7 +32,7 @@ Registry build_registry() {
       {"eltwise", register_eltwise}, {"gather", register_gather},       {"pool", register_pool},
       {"reshape", register_reshape}, {"resize", register_resize},       {"slice", register_slice},
       {"softmax", register_softmax}, {"transpose", register_transpose}, {"matmul", register_matmul},
-      {"prelu", register_prelu},     {"reduce", register_reduce},
+      {"prelu", register_prelu},     {"reduce", register_reduce},       {"tile", register_tile},
   };
   for (const auto& [family, add] : families) {
     registry.set_family(family);

@@ -70,5 +70,19 @@ TEST(RuntimeLinearOps, ReduceMeanAndMaxKeepingOrDroppingAxes) {
   for (std::int64_t batch : {1, 3, 4}) expect_matches_reference(factory, batch);
 }
 
+TEST(RuntimeLinearOps, TileRepeatsAndExpandsBroadcastDimensions) {
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g(24);
+    const int x = g.input({batch, 3, 1, 5});
+    const int c = g.conv(x, 4, 1, 1);  // a blocked layout, read plain
+    const int tiled = g.node("Tile", {c}, {{batch, 8, 2, 15}}, {{"shape", {batch, 8, 2, 15}}})[0];
+    const int expanded = g.node("Tile", {x}, {{batch, 3, 6, 5}}, {{"shape", {batch, 3, 6, 5}}})[0];
+    const int grid = g.node("Tile", {g.constant({6, 1})}, {{6, 5}}, {{"shape", {6, 5}}})[0];  // of a constant
+    const int shifted = g.node("Binary", {expanded, grid}, {{batch, 3, 6, 5}}, {{"alg", "add"}})[0];
+    return g.finish({tiled, shifted});
+  };
+  for (std::int64_t batch : {1, 3, 4}) expect_matches_reference(factory, batch);
+}
+
 }  // namespace
 }  // namespace vapipe

@@ -30,6 +30,7 @@
 //   Reduce      in [X]                   alg: mean | max ; axes[] (each once), keepdims
 //   Tile        in [X]                   shape[] (output): out[c] = x[c mod dim] per dimension, X padded with
 //                                        leading 1s (ONNX Tile and Expand)
+//   ArgMax      in [X]                   axis, keepdims, select_last_index; the indices as f32 (exact < 2^24)
 //
 // Reduced precision (docs/model-format.md, "Precision"): a Conv may carry "precision": "int8" | "bf16".
 //   int8: W is an s8 constant (OIHW) with "weight_scales" [O] (real = q * scale, per output channel);

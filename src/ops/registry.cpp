@@ -7,6 +7,7 @@
 namespace vapipe::ops {
 
 // One line per operator family (src/ops/<family>.cpp); each registers its IR ops and ONNX imports.
+void register_argmax(Registry& registry);
 void register_binary(Registry& registry);
 void register_concat(Registry& registry);
 void register_conv(Registry& registry);
@@ -33,6 +34,7 @@ Registry build_registry() {
       {"reshape", register_reshape}, {"resize", register_resize},       {"slice", register_slice},
       {"softmax", register_softmax}, {"transpose", register_transpose}, {"matmul", register_matmul},
       {"prelu", register_prelu},     {"reduce", register_reduce},       {"tile", register_tile},
+      {"argmax", register_argmax},
   };
   for (const auto& [family, add] : families) {
     registry.set_family(family);

@@ -84,5 +84,25 @@ TEST(RuntimeLinearOps, TileRepeatsAndExpandsBroadcastDimensions) {
   for (std::int64_t batch : {1, 3, 4}) expect_matches_reference(factory, batch);
 }
 
+TEST(RuntimeLinearOps, ArgMaxFirstAndLastOfEqualValues) {
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g(25);
+    const int x = g.input({batch, 6, 5, 4});
+    const int c = g.conv(x, 8, 3, 1);  // a blocked layout, read plain
+    const auto argmax = [&](int in, std::int64_t axis, int keepdims, int last, const Shape& out) {
+      return g.node("ArgMax", {in}, {out},
+                    {{"axis", axis}, {"keepdims", keepdims}, {"select_last_index", last}})[0];
+    };
+    const int channels = argmax(c, 1, 0, 0, {batch, 5, 4});
+    // Clipped values tie often: the first and the last of equal maxima differ.
+    const int clipped =
+        g.node("Eltwise", {x}, {g.shape(x)}, {{"alg", "clip"}, {"alpha", -0.2}, {"beta", 0.2}})[0];
+    const int first = argmax(clipped, 3, 1, 0, {batch, 6, 5, 1});
+    const int last = argmax(clipped, 3, 1, 1, {batch, 6, 5, 1});
+    return g.finish({channels, first, last});
+  };
+  for (std::int64_t batch : {1, 3, 4}) expect_matches_reference(factory, batch);
+}
+
 }  // namespace
 }  // namespace vapipe

@@ -163,6 +163,18 @@ class Importer final : public ops::ImportContext {
   void forward(const std::string& name, const std::string& source) override {
     values_[name] = lookup(source);
   }
+  std::vector<const onnx::NodeProto*> readers_of(const std::string& name) const override {
+    std::vector<const onnx::NodeProto*> readers;
+    for (const auto& node : model_.proto.graph().node()) {
+      if (std::find(node.input().begin(), node.input().end(), name) != node.input().end())
+        readers.push_back(&node);
+    }
+    return readers;
+  }
+  bool is_graph_output(const std::string& name) const override {
+    const auto names = output_names();
+    return std::find(names.begin(), names.end(), name) != names.end();
+  }
 
   [[noreturn]] void unsupported(const std::string& detail) const override {
     if (detail.empty()) {

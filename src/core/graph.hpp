@@ -24,8 +24,13 @@
 //   Transpose   in [X]                   perm[]
 //   Softmax     in [X]                   axis (opset-13 semantics: along one axis), log (LogSoftmax; default false)
 //   Gather      in [X]                   axis, indices[] (constant), indices_shape[]
-//   Expand      in [X]                   shape[] (the numpy broadcast of X to it)
-//   Tile        in [X]                   repeats[] (one per dimension, >= 1)
+//   PRelu       in [X, Slope]            x < 0 ? slope * x : x; Slope broadcasts to X (numpy, X's shape kept)
+//   MatMul      in [A, B, (Bias)]        A [..., M, K] x B [..., K, N], leading dims broadcast (numpy); Bias
+//                                        broadcasts to the output [..., M, N] (Gemm's beta * C)
+//   Reduce      in [X]                   alg: mean | max ; axes[] (each once), keepdims
+//   Tile        in [X]                   shape[] (output): out[c] = x[c mod dim] per dimension, X padded with
+//                                        leading 1s (ONNX Tile and Expand)
+//   ArgMax      in [X]                   axis, keepdims, select_last_index; the indices as f32 (exact < 2^24)
 //
 // Reduced precision (docs/model-format.md, "Precision"): a Conv may carry "precision": "int8" | "bf16".
 //   int8: W is an s8 constant (OIHW) with "weight_scales" [O] (real = q * scale, per output channel);

@@ -39,6 +39,10 @@ class ImportContext {
   virtual void set_activation(const std::string& name, int tensor) = 0;
   // `name` is another name of the value `source` (Identity, Cast between float types).
   virtual void forward(const std::string& name, const std::string& source) = 0;
+  // Where a value goes: the model's nodes that read it, and whether it is an output of the compiled graph (an
+  // import whose IR value is not of the ONNX type, ArgMax's float32 indices, checks that nothing misreads it).
+  virtual std::vector<const onnx::NodeProto*> readers_of(const std::string& name) const = 0;
+  virtual bool is_graph_output(const std::string& name) const = 0;
 
   // ---- conveniences over the above ----
   // Input i as a constant (nullptr when absent); an activation there is refused as unsupported.

@@ -263,6 +263,14 @@ void Lowering::make_view(int view, int source, bool shared) {
   if (shared) aliased_[root_of(source)] = true;
 }
 
+int Lowering::plain_view(int source, const Shape& dims) {
+  if (md(source).dims() == Dims(dims.begin(), dims.end())) return source;
+  const int view = add_value(plain_md(dims));
+  value(view).constant = value(source).constant;
+  make_view(view, source);
+  return view;
+}
+
 void Lowering::add_step(dnnl::primitive primitive, std::vector<std::pair<int, int>> args,
                         const memory::desc& scratchpad, const std::string& what) {
   Step step;

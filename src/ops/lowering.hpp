@@ -141,6 +141,9 @@ class Lowering {
   // `view` reads the bytes of `source` (a reshape, a strided view, an in-place result). `shared` false: the
   // source's bytes may still be handed out as a graph output (a channels-last view of a head).
   void make_view(int view, int source, bool shared = true);
+  // A plain f32 `value` seen with dims `shape` (the same elements, e.g. leading 1s added to match another
+  // operand's rank): a view of its bytes (constants stay constants), or the value itself when it already has them.
+  int plain_view(int value, const Shape& shape);
   // A previously converted copy of `tensor` in layout `md`, if one exists; remember(…) records one.
   std::optional<int> converted(int tensor, const dnnl::memory::desc& md) const;
   void remember(int tensor, int value) { converted_.emplace_back(tensor, value); }

@@ -30,6 +30,23 @@ std::vector<std::int64_t> dense_strides(const Shape& shape) {
   return strides;
 }
 
+std::vector<std::int64_t> broadcast_strides(const Shape& shape, std::size_t rank) {
+  if (shape.size() > rank) fail("shape {} does not broadcast to rank {}", shape_to_string(shape), rank);
+  std::vector<std::int64_t> strides(rank, 0);
+  const auto own = dense_strides(shape);
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    const std::size_t d = rank - shape.size() + i;
+    strides[d] = shape[i] == 1 ? 0 : own[i];
+  }
+  return strides;
+}
+
+Shape padded_to_rank(const Shape& shape, std::size_t rank) {
+  Shape padded(rank > shape.size() ? rank - shape.size() : 0, 1);
+  padded.insert(padded.end(), shape.begin(), shape.end());
+  return padded;
+}
+
 AxisSplit split_at_axis(const Shape& shape, std::size_t axis) {
   AxisSplit split;
   for (std::size_t d = 0; d < axis; ++d) split.outer *= shape[d];

@@ -32,6 +32,11 @@ struct ReferenceContext {
 };
 
 std::vector<std::int64_t> dense_strides(const Shape& shape);
+// The strides that read a dense `shape` broadcast to rank `rank` (numpy rules: aligned at the trailing
+// dimension): 0 where `shape` has 1 or no dimension, so one index walk over the larger shape serves both.
+std::vector<std::int64_t> broadcast_strides(const Shape& shape, std::size_t rank);
+// `shape` with leading 1s up to `rank`.
+Shape padded_to_rank(const Shape& shape, std::size_t rank);
 
 // Calls visit(flat_index, coordinates) for every element of `shape`, in row-major order.
 template <typename Visit>

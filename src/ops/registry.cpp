@@ -7,17 +7,21 @@
 namespace vapipe::ops {
 
 // One line per operator family (src/ops/<family>.cpp); each registers its IR ops and ONNX imports.
+void register_argmax(Registry& registry);
 void register_binary(Registry& registry);
 void register_concat(Registry& registry);
 void register_conv(Registry& registry);
 void register_eltwise(Registry& registry);
-void register_expand(Registry& registry);
 void register_gather(Registry& registry);
+void register_matmul(Registry& registry);
 void register_pool(Registry& registry);
+void register_prelu(Registry& registry);
+void register_reduce(Registry& registry);
 void register_reshape(Registry& registry);
 void register_resize(Registry& registry);
 void register_slice(Registry& registry);
 void register_softmax(Registry& registry);
+void register_tile(Registry& registry);
 void register_transpose(Registry& registry);
 
 namespace {
@@ -25,10 +29,12 @@ namespace {
 Registry build_registry() {
   Registry registry;
   const std::pair<const char*, void (*)(Registry&)> families[] = {
-      {"binary", register_binary},   {"concat", register_concat},   {"conv", register_conv},
-      {"eltwise", register_eltwise}, {"expand", register_expand},   {"gather", register_gather},
-      {"pool", register_pool},       {"reshape", register_reshape}, {"resize", register_resize},
-      {"slice", register_slice},     {"softmax", register_softmax}, {"transpose", register_transpose},
+      {"binary", register_binary},   {"concat", register_concat},       {"conv", register_conv},
+      {"eltwise", register_eltwise}, {"gather", register_gather},       {"pool", register_pool},
+      {"reshape", register_reshape}, {"resize", register_resize},       {"slice", register_slice},
+      {"softmax", register_softmax}, {"transpose", register_transpose}, {"matmul", register_matmul},
+      {"prelu", register_prelu},     {"reduce", register_reduce},       {"tile", register_tile},
+      {"argmax", register_argmax},
   };
   for (const auto& [family, add] : families) {
     registry.set_family(family);
@@ -38,6 +44,11 @@ Registry build_registry() {
 }
 
 }  // namespace
+
+void Registry::add(OpDef op) {
+  if (find(op.name) != nullptr) fail("operator registry: IR op '{}' registered twice", op.name);
+  ops_.push_back(std::move(op));
+}
 
 void Registry::add_onnx(std::string onnx_op, void (*import)(ImportContext&)) {
   if (find_onnx(onnx_op) != nullptr) fail("operator registry: ONNX op '{}' registered twice", onnx_op);

@@ -36,7 +36,7 @@ struct OnnxImport {
 
 class Registry {
  public:
-  void add(OpDef op) { ops_.push_back(std::move(op)); }
+  void add(OpDef op);
   void add_onnx(std::string onnx_op, void (*import)(ImportContext&));
   // The family the next add_onnx calls belong to (set by each family's register function).
   void set_family(std::string family) { family_ = std::move(family); }

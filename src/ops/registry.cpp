@@ -10,8 +10,10 @@ namespace vapipe::ops {
 void register_binary(Registry& registry);
 void register_concat(Registry& registry);
 void register_conv(Registry& registry);
+void register_conv_transpose(Registry& registry);
 void register_eltwise(Registry& registry);
 void register_gather(Registry& registry);
+void register_pad(Registry& registry);
 void register_pool(Registry& registry);
 void register_reshape(Registry& registry);
 void register_resize(Registry& registry);
@@ -24,10 +26,19 @@ namespace {
 Registry build_registry() {
   Registry registry;
   const std::pair<const char*, void (*)(Registry&)> families[] = {
-      {"binary", register_binary},   {"concat", register_concat},       {"conv", register_conv},
-      {"eltwise", register_eltwise}, {"gather", register_gather},       {"pool", register_pool},
-      {"reshape", register_reshape}, {"resize", register_resize},       {"slice", register_slice},
-      {"softmax", register_softmax}, {"transpose", register_transpose},
+      {"binary", register_binary},
+      {"concat", register_concat},
+      {"conv", register_conv},
+      {"conv_transpose", register_conv_transpose},
+      {"eltwise", register_eltwise},
+      {"gather", register_gather},
+      {"pad", register_pad},
+      {"pool", register_pool},
+      {"reshape", register_reshape},
+      {"resize", register_resize},
+      {"slice", register_slice},
+      {"softmax", register_softmax},
+      {"transpose", register_transpose},
   };
   for (const auto& [family, add] : families) {
     registry.set_family(family);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/graph_passes.hpp"
 #include "infer/differential.hpp"
 #include "infer/graph_builder.hpp"
 
@@ -125,6 +126,36 @@ TEST(RuntimeOps, ConvTransposeShapes) {
     };
     for (std::int64_t batch : {1, 3}) expect_matches_reference(factory, batch);
   }
+}
+
+// An unfused BatchNormalization (per-channel Binary mul and add) after a grouped ConvTranspose folds into its
+// weights and bias (compiler::fold_batch_norm): the same values as unfolded, and no Binary left.
+TEST(RuntimeOps, BatchNormFoldsIntoConvTranspose) {
+  const auto build = [](bool fold) {
+    test::GraphBuilder g(9);
+    const int x = g.input({2, 4, 5, 6});
+    const int w = g.constant({4, 3, 3, 3}, -0.3F, 0.3F);  // group 2: 6 output channels
+    const int d = g.node("ConvTranspose", {x, w}, {{2, 6, 10, 12}},
+                         {{"strides", {2, 2}},
+                          {"pads", {1, 1, 0, 0}},
+                          {"dilations", {1, 1}},
+                          {"output_padding", {0, 0}},
+                          {"group", 2}})[0];
+    const int scaled =
+        g.node("Binary", {d, g.constant({6, 1, 1}, 0.5F, 2.0F)}, {g.shape(d)}, {{"alg", "mul"}})[0];
+    const int shifted = g.node("Binary", {scaled, g.constant({6, 1, 1})}, {g.shape(d)}, {{"alg", "add"}})[0];
+    ir::Graph graph = g.finish({shifted});
+    if (fold) compiler::optimize_graph(graph);
+    return graph;
+  };
+  const ir::Graph folded = build(true);
+  ASSERT_EQ(folded.nodes.size(), 1U);
+  EXPECT_EQ(folded.nodes[0].op, "ConvTranspose");
+  const auto input = test::random_values({2, 4, 5, 6}, 4);
+  const auto expected = compiler::run_reference(build(false), {input});
+  const auto actual = compiler::run_reference(folded, {input});
+  ASSERT_EQ(actual[0].size(), expected[0].size());
+  for (std::size_t i = 0; i < expected[0].size(); ++i) ASSERT_NEAR(actual[0][i], expected[0][i], 1e-5F) << i;
 }
 
 TEST(RuntimeOps, PadConstantReflectEdge) {

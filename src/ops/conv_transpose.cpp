@@ -1,4 +1,4 @@
-// ConvTranspose: 2-D transposed convolution (the upsampling head of top-down pose models), f32, on
+// ConvTranspose: 1-D and 2-D transposed convolution (the upsampling head of top-down pose models), f32, on
 // oneDNN's deconvolution with the weights packed once. ONNX ConvTranspose imports to it; output_shape and
 // auto_pad are resolved into pads at import.
 #include <algorithm>
@@ -13,32 +13,43 @@ using namespace family;  // NOLINT(google-build-using-namespace): the family voc
 // ---- import ----
 void import_conv_transpose(ImportContext& ctx) {
   const onnx::NodeProto& node = ctx.node();
-  const int x = ctx.activation_input(0);
-  const Shape xs = ctx.shape_of(x);
+  int x = ctx.activation_input(0);
+  const Shape x_shape = ctx.shape_of(x);
   const Constant* w = ctx.const_input(1);
   if (w == nullptr) ctx.unsupported("missing weights");
-  if (xs.size() != 4 || w->shape.size() != 4)
-    ctx.unsupported("only 2-D transposed convolution (4-D tensors)");
+  // 1-D runs as 2-D with H = 1: every per-dimension attribute gains the H entry (stride 1, no padding).
+  const std::size_t spatial = x_shape.size() - 2;
+  if (x_shape.size() != w->shape.size() || (spatial != 1 && spatial != 2))
+    ctx.unsupported("only 1-D and 2-D transposed convolution (3-D and 4-D tensors)");
+  const auto lift = [&](std::vector<std::int64_t> values, std::int64_t h) {
+    if (spatial == 1) values.insert(values.begin(), h);
+    return values;
+  };
+  const Shape xs = spatial == 2 ? x_shape : Shape{x_shape[0], x_shape[1], 1, x_shape[2]};
+  const Shape w_shape = spatial == 2 ? w->shape : Shape{w->shape[0], w->shape[1], 1, w->shape[2]};
   const std::int64_t group = attribute_int(node, "group", 1);
-  if (group <= 0 || xs[1] != w->shape[0] || xs[1] % group != 0)
+  if (group <= 0 || xs[1] != w_shape[0] || xs[1] % group != 0)
     ctx.unsupported("input channels do not fit the weights and group");
-  const std::vector<std::int64_t> kernel{w->shape[2], w->shape[3]};
-  if (auto k = attribute_ints(node, "kernel_shape"); k && *k != kernel)
+  const std::vector<std::int64_t> kernel{w_shape[2], w_shape[3]};
+  if (auto k = attribute_ints(node, "kernel_shape"); k && lift(*k, 1) != kernel)
     ctx.unsupported("kernel_shape does not match the weights");
-  const auto strides = ctx.spatial_attr("strides", 1, 2);
-  const auto dilations = ctx.spatial_attr("dilations", 1, 2);
-  auto output_padding = ctx.spatial_attr("output_padding", 0, 2);
+  const auto strides = lift(ctx.spatial_attr("strides", 1, spatial), 1);
+  const auto dilations = lift(ctx.spatial_attr("dilations", 1, spatial), 1);
+  auto output_padding = lift(ctx.spatial_attr("output_padding", 0, spatial), 0);
   for (std::size_t d = 0; d < 2; ++d) {
     if (strides[d] <= 0 || dilations[d] <= 0) ctx.unsupported("non-positive strides or dilations");
   }
   const std::string auto_pad = attribute_string(node, "auto_pad", "NOTSET");
   if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER")
     ctx.unsupported("auto_pad '" + auto_pad + "'");
-  std::vector<std::int64_t> pads = ctx.spatial_attr("pads", 0, 4);
+  std::vector<std::int64_t> pads = ctx.spatial_attr("pads", 0, 2 * spatial);
+  if (spatial == 1) pads = {0, pads[0], 0, pads[1]};
   auto output_shape = attribute_ints(node, "output_shape");
-  if (output_shape && output_shape->size() == 4)
+  if (output_shape && output_shape->size() == spatial + 2)
     output_shape->erase(output_shape->begin(), output_shape->begin() + 2);
-  if (output_shape && output_shape->size() != 2) ctx.unsupported("output_shape must have 2 (spatial) values");
+  if (output_shape && output_shape->size() != spatial)
+    ctx.unsupported("output_shape must have one value per spatial dimension");
+  if (output_shape) output_shape = lift(*output_shape, 1);
   if (auto_pad == "VALID") pads = {0, 0, 0, 0};
   if (output_shape || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     // ONNX: total padding = stride * (in - 1) + output_padding + (kernel - 1) * dilation + 1 - output, split
@@ -68,7 +79,14 @@ void import_conv_transpose(ImportContext& ctx) {
     if (output_padding[d] < 0 || output_padding[d] >= strides[d])
       ctx.unsupported("output_padding (or output_shape past the full output) must stay below the stride");
   }
-  std::vector<int> inputs{x, ctx.tensor_of(node.input(1)), -1};
+  const std::string& out = node.output(0);
+  int weights = ctx.tensor_of(node.input(1));
+  if (spatial == 1) {
+    x = ctx.emit_reshape(x, xs, out + "/as_2d");
+    weights = ctx.constant_tensor(node.input(1) + "/as_2d", w_shape,
+                                  std::vector<float>(w->values.begin(), w->values.end()));
+  }
+  std::vector<int> inputs{x, weights, -1};
   if (ctx.has_input(2)) {
     if (ctx.const_input(2) == nullptr) ctx.unsupported("missing bias");
     inputs[2] = ctx.tensor_of(node.input(2));
@@ -78,7 +96,9 @@ void import_conv_transpose(ImportContext& ctx) {
                                 {"dilations", dilations},
                                 {"output_padding", output_padding},
                                 {"group", group}};
-  ctx.set_activation(node.output(0), ctx.emit1("ConvTranspose", inputs, attrs, node.output(0)));
+  const int y = ctx.emit1("ConvTranspose", inputs, attrs, spatial == 1 ? out + "/2d" : out);
+  const Shape y_shape = ctx.shape_of(y);
+  ctx.set_activation(out, spatial == 1 ? ctx.emit_reshape(y, {y_shape[0], y_shape[1], y_shape[3]}, out) : y);
 }
 
 // ---- shapes ----

@@ -1,6 +1,6 @@
 #pragma once
-// The differential check of the runtime tests: a graph (built per batch) run through the oneDNN runtime
-// (stages of batch 1 and 4) and through the plain reference executor on the same seeded random inputs.
+// Seeded differential checks: a graph run by the runtime (stages 1 and 4, so batches below 4 run as partial
+// batches) against the plain reference executor on random inputs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compiler/reference_executor.hpp"
+#include "core/graph.hpp"
 #include "vapipe/runtime.hpp"
 
 namespace vapipe::test {

@@ -73,7 +73,8 @@ void fold_batch_norm(Graph& graph) {
     changed = false;
     const Uses uses = compute_uses(graph);
     for (auto& conv : graph.nodes) {
-      if (conv.op != "Conv" || has_sum(conv) ||
+      // ConvTranspose too: the unfused BatchNormalization after a pose model's upsampling head.
+      if ((conv.op != "Conv" && conv.op != "ConvTranspose") || has_sum(conv) ||
           !conv.attrs.value("post_ops", nlohmann::json::array()).empty())
         continue;
       const int y = conv.outputs[0];
@@ -115,8 +116,24 @@ void fold_batch_norm(Graph& graph) {
         const auto bias = tensor(graph, conv.inputs[2]).data->as<float>();
         std::copy(bias.begin(), bias.end(), new_bias.begin());
       }
+      if (conv.op == "ConvTranspose") {
+        // Weights [C_in, C_out / group, kh, kw]: output channel g * (C_out / group) + m of input channel i
+        // (group g = i / (C_in / group)) is the block at (i, m).
+        const std::int64_t group = conv.attrs.value("group", std::int64_t{1});
+        const auto per_group = static_cast<std::size_t>(w.shape[1]);
+        const auto in_per_group = static_cast<std::size_t>(w.shape[0] / group);
+        const std::size_t block = weights.size() / (static_cast<std::size_t>(w.shape[0]) * per_group);
+        for (std::size_t i = 0; i < static_cast<std::size_t>(w.shape[0]); ++i) {
+          for (std::size_t m = 0; m < per_group; ++m) {
+            const float factor = scale[(i / in_per_group) * per_group + m];
+            for (std::size_t k = 0; k < block; ++k) new_weights[(i * per_group + m) * block + k] *= factor;
+          }
+        }
+      }
       for (std::size_t c = 0; c < new_bias.size(); ++c) {
-        for (std::size_t k = 0; k < per_out; ++k) new_weights[c * per_out + k] *= scale[c];
+        if (conv.op == "Conv") {
+          for (std::size_t k = 0; k < per_out; ++k) new_weights[c * per_out + k] *= scale[c];
+        }
         new_bias[c] = new_bias[c] * scale[c] + shift[c];
       }
       const std::string base = tensor(graph, next.outputs[0]).name;
@@ -206,7 +223,10 @@ void fuse_residual_sum(Graph& graph) {
         const int producer = uses.producer[static_cast<std::size_t>(b)];
         if (producer < 0) continue;
         const Node& conv = graph.nodes[static_cast<std::size_t>(producer)];
-        if (conv.op != "Conv" || has_sum(conv) || uses.is_output[static_cast<std::size_t>(b)]) continue;
+        // ConvTranspose too: the unfused BatchNormalization after a pose model's upsampling head.
+        if ((conv.op != "Conv" && conv.op != "ConvTranspose") || has_sum(conv) ||
+            uses.is_output[static_cast<std::size_t>(b)])
+          continue;
         if (uses.consumers[static_cast<std::size_t>(b)].size() != 1) continue;
         if (uses.producer[static_cast<std::size_t>(a)] >= producer) continue;
         if (producer > best_index) {

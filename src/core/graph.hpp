@@ -13,8 +13,13 @@
 //   Concat      in [X...]                axis
 //   Split       in [X] out [Y...]        axis, sizes[]
 //   Slice       in [X]                   starts[], ends[], steps[] (one per dim, resolved and clamped, step > 0)
-//   Resize      in [X]                   mode "nearest", coordinate_transformation_mode, nearest_mode
+//   Resize      in [X]                   mode "nearest" | "linear" | "cubic", coordinate_transformation_mode,
+//                                        nearest_mode, scales[]; cubic_coeff_a, exclude_outside (linear, cubic)
 //                                        (output shape carries the scale)
+//   ConvTranspose in [X, W, B?]          strides[2], pads[4], dilations[2], output_padding[2], group;
+//                                        W is ONNX's [C_in, C_out/group, kh, kw]
+//   Pad         in [X]                   mode "constant" | "reflect" | "edge", pads[2 * rank] (begins, then
+//                                        ends; negative crops), value (constant mode)
 //   Eltwise     in [X]                   alg: relu | leaky_relu(alpha) | sigmoid | swish(alpha) | tanh | exp |
 //                                        log | sqrt | square | abs | clip(alpha=min, beta=max) |
 //                                        pow(alpha * x^beta) | linear(alpha * x + beta) | hardswish |

@@ -11,9 +11,11 @@ void register_argmax(Registry& registry);
 void register_binary(Registry& registry);
 void register_concat(Registry& registry);
 void register_conv(Registry& registry);
+void register_conv_transpose(Registry& registry);
 void register_eltwise(Registry& registry);
 void register_gather(Registry& registry);
 void register_matmul(Registry& registry);
+void register_pad(Registry& registry);
 void register_pool(Registry& registry);
 void register_prelu(Registry& registry);
 void register_reduce(Registry& registry);
@@ -29,12 +31,24 @@ namespace {
 Registry build_registry() {
   Registry registry;
   const std::pair<const char*, void (*)(Registry&)> families[] = {
-      {"binary", register_binary},   {"concat", register_concat},       {"conv", register_conv},
-      {"eltwise", register_eltwise}, {"gather", register_gather},       {"pool", register_pool},
-      {"reshape", register_reshape}, {"resize", register_resize},       {"slice", register_slice},
-      {"softmax", register_softmax}, {"transpose", register_transpose}, {"matmul", register_matmul},
-      {"prelu", register_prelu},     {"reduce", register_reduce},       {"tile", register_tile},
       {"argmax", register_argmax},
+      {"binary", register_binary},
+      {"concat", register_concat},
+      {"conv", register_conv},
+      {"conv_transpose", register_conv_transpose},
+      {"eltwise", register_eltwise},
+      {"gather", register_gather},
+      {"matmul", register_matmul},
+      {"pad", register_pad},
+      {"pool", register_pool},
+      {"prelu", register_prelu},
+      {"reduce", register_reduce},
+      {"reshape", register_reshape},
+      {"resize", register_resize},
+      {"slice", register_slice},
+      {"softmax", register_softmax},
+      {"tile", register_tile},
+      {"transpose", register_transpose},
   };
   for (const auto& [family, add] : families) {
     registry.set_family(family);

@@ -100,6 +100,18 @@ TEST(ModelAccuracy, YoloFastestV2MatchesReference) {
   expect_runtime_matches_reference("yolofastestv2.onnx", true);
 }
 
+// NanoDet's FPN upsamples with linear Resize (the plain interpolation kernel); the pose model's head is three
+// ConvTranspose (oneDNN deconvolution) after unfused BatchNormalization.
+TEST(ModelAccuracy, NanoDetLinearResizeMatchesReference) {
+  VAPIPE_REQUIRE_MODEL("nanodet_m_320.onnx");
+  expect_runtime_matches_reference("nanodet_m_320.onnx", false);
+}
+
+TEST(ModelAccuracy, SimplePoseConvTransposeMatchesReference) {
+  VAPIPE_REQUIRE_MODEL("simplepose_256x192.onnx");
+  expect_runtime_matches_reference("simplepose_256x192.onnx", false);
+}
+
 TEST(ModelAccuracy, Fp16ExportMatchesItsFp32Twin) {
   VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
   VAPIPE_REQUIRE_MODEL("yolov5n-fp16.onnx");

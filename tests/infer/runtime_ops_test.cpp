@@ -128,6 +128,47 @@ TEST(RuntimeOps, HeadShapeOps) {
   for (std::int64_t batch : {1, 2}) expect_matches_reference(factory, batch, 1);
 }
 
+TEST(RuntimeOps, EveryEltwiseAlgAndBinaryMaxMin) {
+  // Each elementwise function of the IR alone (not fused into a convolution): oneDNN's eltwise kernels, the
+  // two-step hardsigmoid and the std::log kernel against the reference. The input is shifted to [0.05, 2.05)
+  // for the algs defined on positive values only.
+  const std::vector<std::pair<std::string, nlohmann::json>> algs = {
+      {"relu", {}},
+      {"leaky_relu", {{"alpha", 0.1}}},
+      {"sigmoid", {}},
+      {"swish", {{"alpha", 1.0}}},
+      {"tanh", {}},
+      {"exp", {}},
+      {"log", {}},
+      {"sqrt", {}},
+      {"square", {}},
+      {"abs", {}},
+      {"clip", {{"alpha", -0.3}, {"beta", 0.4}}},
+      {"pow", {{"alpha", 1.5}, {"beta", 2.5}}},
+      {"linear", {{"alpha", -2.0}, {"beta", 0.5}}},
+      {"hardswish", {}},
+      {"hardsigmoid", {{"alpha", 0.2}, {"beta", 0.5}}}};
+  for (const auto& [alg, extra] : algs) {
+    const bool positive_only = alg == "log" || alg == "sqrt" || alg == "pow";
+    const GraphFactory factory = [&, alg = alg, extra = extra](std::int64_t batch) {
+      test::GraphBuilder g;
+      const Shape shape{batch, 8, 6, 7};
+      int x = g.input(shape);
+      if (positive_only)
+        x = g.node("Eltwise", {x}, {shape}, {{"alg", "linear"}, {"alpha", 1.0}, {"beta", 1.05}})[0];
+      nlohmann::json attrs = {{"alg", alg}};
+      if (extra.is_object()) attrs.update(extra);
+      const int y = g.node("Eltwise", {x}, {shape}, attrs)[0];
+      const int other = g.constant({1, 8, 1, 1});
+      const int top = g.node("Binary", {y, other}, {shape}, {{"alg", "max"}})[0];
+      const int bottom = g.node("Binary", {y, other}, {shape}, {{"alg", "min"}})[0];
+      return g.finish({y, top, bottom});
+    };
+    SCOPED_TRACE(alg);
+    expect_matches_reference(factory, 3);
+  }
+}
+
 TEST(RuntimeOps, SoftmaxAndLogSoftmaxOnEveryAxis) {
   // The innermost axis runs on oneDNN; the others on softmax_across (YOLOv8's DFL: [N, 16, 4, A], axis 1),
   // whose chunks of 256 inner values end mid-row here (4 * 130 = 520 inner values).

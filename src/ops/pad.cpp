@@ -24,7 +24,7 @@ void import_pad(ImportContext& ctx) {
   double value = 0.0;
   if (ctx.opset() < 11) {
     pads = attribute_ints(node, "pads").value_or(std::vector<std::int64_t>{});
-    value = attribute_float(node, "value", 0.0F);
+    value = static_cast<double>(attribute_float(node, "value", 0.0F));
   } else {
     const Constant* p = ctx.const_input(1);
     if (p == nullptr) ctx.unsupported("missing pads");

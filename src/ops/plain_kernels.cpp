@@ -10,7 +10,7 @@
 namespace vapipe::ops {
 namespace {
 
-std::vector<std::int64_t> dense_strides(const Shape& shape) {
+std::vector<std::int64_t> row_major_strides(const Shape& shape) {
   std::vector<std::int64_t> strides(shape.size(), 1);
   for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * shape[i + 1];
   return strides;
@@ -21,7 +21,7 @@ std::vector<std::int64_t> dense_strides(const Shape& shape) {
 void resize_nearest(const float* input, const Shape& in_shape, float* output, const Shape& out_shape,
                     const std::vector<std::vector<std::int64_t>>& source) {
   const std::size_t rank = in_shape.size();
-  const auto in_strides = dense_strides(in_shape);
+  const auto in_strides = row_major_strides(in_shape);
   const std::int64_t total = shape_volume(out_shape);
   std::vector<std::int64_t> index(rank, 0);
   for (std::int64_t flat = 0; flat < total; ++flat) {
@@ -38,7 +38,7 @@ void resize_nearest(const float* input, const Shape& in_shape, float* output, co
 void strided_slice(const float* input, const Shape& in_shape, const std::vector<std::int64_t>& starts,
                    const std::vector<std::int64_t>& steps, float* output, const Shape& out_shape) {
   const std::size_t rank = in_shape.size();
-  const auto in_strides = dense_strides(in_shape);
+  const auto in_strides = row_major_strides(in_shape);
   const std::int64_t total = shape_volume(out_shape);
   std::vector<std::int64_t> index(rank, 0);
   for (std::int64_t flat = 0; flat < total; ++flat) {
@@ -158,9 +158,9 @@ BinaryAlg binary_alg_of(const std::string& alg) {
 }
 
 // Strides of `shape` aligned to the output's rank, 0 where a dimension is broadcast.
-std::vector<std::int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
+std::vector<std::int64_t> strides_broadcast_to(const Shape& shape, const Shape& out) {
   std::vector<std::int64_t> strides(out.size(), 0);
-  const auto own = dense_strides(shape);
+  const auto own = row_major_strides(shape);
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] != 1) strides[out.size() - shape.size() + i] = own[i];
   }
@@ -174,8 +174,8 @@ bool binary_kernel_supports(const std::string& alg) { return binary_alg_of(alg) 
 void binary_broadcast(const std::string& alg, const float* a, const Shape& a_shape, const float* b,
                       const Shape& b_shape, float* y, const Shape& y_shape) {
   const BinaryAlg op = binary_alg_of(alg);
-  const auto a_strides = broadcast_strides(a_shape, y_shape);
-  const auto b_strides = broadcast_strides(b_shape, y_shape);
+  const auto a_strides = strides_broadcast_to(a_shape, y_shape);
+  const auto b_strides = strides_broadcast_to(b_shape, y_shape);
   const std::size_t rank = y_shape.size();
   const std::int64_t total = shape_volume(y_shape);
   std::vector<std::int64_t> index(rank, 0);

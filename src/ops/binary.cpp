@@ -220,13 +220,7 @@ void lower_binary(Lowering& l, const ir::Node& node) {
     src1 = l.value_as(b, src0_md);
   } else {
     // A broadcast operand (per channel, scalar, ...) stays plain; oneDNN handles the broadcast.
-    src1 = l.value_of(b);
-    if (l.value(src1).md.dims() != Dims(b_shape.begin(), b_shape.end())) {
-      const int view = l.add_value(plain_md(b_shape));
-      l.value(view).constant = l.value(src1).constant;
-      l.make_view(view, src1);
-      src1 = view;
-    }
+    src1 = l.plain_view(l.value_of(b), b_shape);
   }
   const dnnl::binary::desc desc(found->second, src0_md, l.value(src1).md, src0_md);
   const dnnl::binary::primitive_desc pd(desc, l.plain_attr(), l.engine());

@@ -21,10 +21,7 @@ void import_conv_transpose(ImportContext& ctx) {
   const std::size_t spatial = x_shape.size() - 2;
   if (x_shape.size() != w->shape.size() || (spatial != 1 && spatial != 2))
     ctx.unsupported("only 1-D and 2-D transposed convolution (3-D and 4-D tensors)");
-  const auto lift = [&](std::vector<std::int64_t> values, std::int64_t h) {
-    if (spatial == 1) values.insert(values.begin(), h);
-    return values;
-  };
+  const auto lift = &ImportContext::lift_to_2d;
   const Shape xs = spatial == 2 ? x_shape : Shape{x_shape[0], x_shape[1], 1, x_shape[2]};
   const Shape w_shape = spatial == 2 ? w->shape : Shape{w->shape[0], w->shape[1], 1, w->shape[2]};
   const std::int64_t group = attribute_int(node, "group", 1);

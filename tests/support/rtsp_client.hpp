@@ -22,7 +22,8 @@ class StalledRtspClient {
   // were answered 200 within `timeout` each.
   StalledRtspClient(int port, const std::string& path, std::chrono::milliseconds timeout)
       : url_(fmt::format("rtsp://127.0.0.1:{}/{}", port, path)), timeout_(timeout) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    // CLOEXEC: a child started later (an ffmpeg client) must not hold the stalled connection open.
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return;
     const int receive_buffer = 4096;
     setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));

@@ -13,6 +13,7 @@
 #include "apps/vapipe/commands.hpp"
 #include "core/error.hpp"
 #include "core/file_kind.hpp"
+#include "models/detection_json.hpp"
 #include "models/post_processor.hpp"
 #include "vapipe/runtime.hpp"
 #include "vision/fused_preprocess.hpp"
@@ -38,14 +39,9 @@ struct DetectOptions {
 void print_detections(const DetectOptions& options, const std::string& image,
                       const std::vector<models::Detection>& detections, const models::PostProcessor& post) {
   if (options.json) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& d : detections) {
-      list.push_back({{"class_id", d.class_id},
-                      {"label", post.label(d.class_id)},
-                      {"score", d.score},
-                      {"box", {d.x1, d.y1, d.x2, d.y2}}});
-    }
-    const nlohmann::json line = {{"image", image}, {"detections", std::move(list)}};
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const auto& d : detections) list.push_back(models::detection_to_json(d, post.label(d.class_id)));
+    const nlohmann::ordered_json line = {{"image", image}, {"detections", std::move(list)}};
     std::fputs((line.dump() + "\n").c_str(), stdout);
     return;
   }
@@ -61,8 +57,11 @@ void save_annotated(const DetectOptions& options, const std::string& image_path,
                     const std::vector<models::Detection>& detections, const models::PostProcessor& post) {
   std::vector<vision::OsdBox> boxes;
   for (const auto& d : detections) {
-    boxes.push_back(
-        {d.x1, d.y1, d.x2, d.y2, d.class_id, fmt::format("{} {:.2f}", post.label(d.class_id), d.score)});
+    vision::OsdBox box{d.x1, d.y1,           d.x2,
+                       d.y2, d.class_id,     fmt::format("{} {:.2f}", post.label(d.class_id), d.score),
+                       {},   post.skeleton()};
+    for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
+    boxes.push_back(std::move(box));
   }
   vision::draw_boxes(image, boxes);
   vision::save_image(

@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/head_metadata.hpp"
 #include "core/progress_bar.hpp"
+#include "models/task.hpp"
 #include "vapipe/runtime.hpp"
 #include "vision/image_io.hpp"
 
@@ -26,8 +27,12 @@ namespace {
 const std::vector<std::string> kModelTypes = {"auto", "yolov5", "yolov8", "yolofastestv2", "raw"};
 
 void check_options(const CompileOptions& options) {
-  if (std::find(kModelTypes.begin(), kModelTypes.end(), options.model_type) == kModelTypes.end()) {
-    fail("unknown model type '{}' (expected yolov5, yolov8, yolofastestv2, raw or auto)", options.model_type);
+  if (std::find(kModelTypes.begin(), kModelTypes.end(), options.model_type) == kModelTypes.end() &&
+      models::find_task(options.model_type) == nullptr) {
+    std::string tasks;
+    for (const models::TaskKind* kind : models::task_kinds()) tasks += fmt::format("{}, ", kind->model_type);
+    fail("unknown model type '{}' (expected yolov5, yolov8, yolofastestv2, {}raw or auto)",
+         options.model_type, tasks);
   }
   if (options.batches.empty()) fail("no batch sizes given");
   for (auto batch : options.batches) {
@@ -75,11 +80,30 @@ struct Plan {
   std::vector<std::string> head_outputs;
 };
 
+// The graph's outputs as declared by the export (-1 for a dimension it leaves open).
+std::vector<TensorInfo> declared_outputs(const OnnxModel& model) {
+  std::vector<TensorInfo> outputs;
+  for (const auto& output : model.proto.graph().output()) {
+    TensorInfo info;
+    info.name = output.name();
+    if (output.type().has_tensor_type() && output.type().tensor_type().has_shape()) {
+      for (const auto& dim : output.type().tensor_type().shape().dim())
+        info.shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+    }
+    outputs.push_back(std::move(info));
+  }
+  return outputs;
+}
+
 Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   Plan plan;
-  plan.model_type = options.model_type == "auto"
-                        ? detect_model_type(model, output_shape(model, options.input_size))
-                        : options.model_type;
+  if (options.model_type == "auto") {
+    const models::TaskKind* task = models::recognize_task(declared_outputs(model));
+    plan.model_type = task != nullptr ? std::string(task->model_type)
+                                      : detect_model_type(model, output_shape(model, options.input_size));
+  } else {
+    plan.model_type = options.model_type;
+  }
   plan.cut = !options.full_graph && (plan.model_type == "yolov5" || plan.model_type == "yolov8");
   if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
   return plan;

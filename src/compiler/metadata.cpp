@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "models/task.hpp"
 
 namespace vapipe::compiler {
 namespace {
@@ -204,6 +205,17 @@ json build_metadata(const OnnxModel& model, const std::string& model_type, bool 
                                {"strides", strides},
                                {"grids", grids},
                                {"anchors", anchors}});
+  } else if (const models::TaskKind* task = models::find_task(model_type); task != nullptr) {
+    std::vector<TensorInfo> outputs;
+    for (int index : graph.outputs) {
+      const auto& tensor = graph.tensors.at(static_cast<std::size_t>(index));
+      outputs.push_back({tensor.name, DType::kF32, tensor.shape});
+    }
+    json metadata = {
+        {"model_type", model_type},
+        {"input", {{"name", input.name}, {"width", width}, {"height", height}, {"channels", channels}}}};
+    task->describe(outputs, static_cast<int>(width), static_cast<int>(height), metadata);
+    return metadata;
   } else {
     for (int index : graph.outputs) {
       head["outputs"].push_back({{"tensor", graph.tensors[static_cast<std::size_t>(index)].name}});

@@ -3,13 +3,22 @@
 
 namespace vapipe::models {
 
+// A point of an object (a face landmark, a body joint) in the same pixels as its box.
+struct Keypoint {
+  float x = 0.0f, y = 0.0f;
+  float score = 1.0f;  // the model's confidence; 1 where the model gives none (face landmarks)
+};
+
 // One detected object. Boxes are corners in pixels: network input pixels straight out of a decoder,
-// source image pixels after vision::map_boxes_back.
+// source image pixels after vision::map_boxes_back (which maps the keypoints too).
 struct Detection {
   int class_id = 0;
   float score = 0.0f;
   float x1 = 0.0f, y1 = 0.0f, x2 = 0.0f, y2 = 0.0f;
   int track_id = -1;
+  // Task-defined order: faces left eye, right eye, nose, left and right mouth corner (as seen in the image:
+  // the subject's right eye first, InsightFace's order); body poses COCO's 17 joints. Empty for plain boxes.
+  std::vector<Keypoint> keypoints{};
 };
 
 // Thresholds applied while decoding (semantics in docs/postprocessing.md):

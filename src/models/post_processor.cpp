@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "core/error.hpp"
 
 namespace vapipe::models {
@@ -78,7 +80,11 @@ PostProcessor::PostProcessor(const nlohmann::json& metadata, const std::vector<T
       if (!entry.contains("tensor") && outputs.size() == 1) return std::size_t{0};
       return find_output(outputs, entry.at("tensor").get<std::string>());
     };
-    if (model_type == "yolov5" && form == "raw") {
+    if (const TaskKind* kind = find_task(model_type); kind != nullptr) {
+      type_ = ModelType::kTask;
+      task_kind_ = kind;
+      task_ = kind->make_decoder(metadata, outputs);
+    } else if (model_type == "yolov5" && form == "raw") {
       type_ = ModelType::kYolov5Raw;
       if (head_outputs.empty()) fail("network metadata: head.outputs is empty for a raw yolov5 head");
       for (const auto& entry : head_outputs) {
@@ -157,10 +163,12 @@ PostProcessor::PostProcessor(const nlohmann::json& metadata, const std::vector<T
       }
       levels_.push_back(std::move(level));
     } else {
+      std::string tasks;
+      for (const TaskKind* task : task_kinds()) tasks += fmt::format(", {}", task->model_type);
       fail(
           "network metadata: no decoder for model_type '{}' with head.form '{}' (supported: yolov5 raw|full, "
-          "yolov8 full, yolofastestv2 full)",
-          model_type, form);
+          "yolov8 full, yolofastestv2 full{})",
+          model_type, form, tasks);
     }
   } catch (const nlohmann::json::exception& error) {
     fail("network metadata: bad \"head\": {}", error.what());
@@ -247,6 +255,13 @@ void PostProcessor::run(std::span<const ConstTensorView> outputs, std::int64_t b
       }
       decode_yolofastestv2(float_data(view, levels_[0].output_index), batch, batch_index, fastest_scales_,
                            num_classes_, options_.thresholds, detections);
+      break;
+    }
+    case ModelType::kTask: {
+      task_views_.resize(outputs.size());
+      for (std::size_t i = 0; i < outputs.size(); ++i)
+        task_views_[i] = {float_data(checked(i), i), DType::kF32, outputs[i].shape};
+      task_->decode(task_views_, batch_index, options_.thresholds, detections);
       break;
     }
   }

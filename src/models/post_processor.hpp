@@ -3,6 +3,7 @@
 // (model_type, head.form, head.outputs), decodes, runs class-aware NMS. Boxes are in network input pixels;
 // map them back with vision::map_boxes_back.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 
 #include "models/detection.hpp"
 #include "models/nms.hpp"
+#include "models/task.hpp"
 #include "models/yolo_decoders.hpp"
 #include "vapipe/runtime.hpp"
 
@@ -26,7 +28,8 @@ struct PostprocessOptions {
   static PostprocessOptions from_metadata(const nlohmann::json& metadata);
 };
 
-enum class ModelType : std::uint8_t { kYolov5Raw, kYolov5Full, kYolov8Full, kYoloFastestV2 };
+// kTask: one of models/tasks/ (face detectors, ...), decoded by its TaskDecoder.
+enum class ModelType : std::uint8_t { kYolov5Raw, kYolov5Full, kYolov8Full, kYoloFastestV2, kTask };
 
 // One worker's post-processor (keeps scratch buffers between frames, like an ExecutionContext).
 class PostProcessor {
@@ -48,6 +51,10 @@ class PostProcessor {
   // The class name, or the id as text when the metadata has no names.
   std::string label(int class_id) const;
   PostprocessOptions& options() { return options_; }
+  // The task's keypoint skeleton for drawing (empty for boxes, faces).
+  std::span<const std::pair<int, int>> skeleton() const {
+    return task_kind_ != nullptr ? task_kind_->skeleton : std::span<const std::pair<int, int>>{};
+  }
 
  private:
   struct Level {
@@ -66,6 +73,9 @@ class PostProcessor {
   std::vector<FastestV2Scale> fastest_scales_;
   std::vector<RawHeadLevel> raw_levels_;  // rebuilt per run, capacity kept
   std::vector<float> v8_scratch_;
+  const TaskKind* task_kind_ = nullptr;
+  std::shared_ptr<const TaskDecoder> task_;    // kTask: immutable, shared by copies
+  std::vector<ConstTensorView> task_views_;    // outputs as float32 for it
   std::vector<std::vector<float>> converted_;  // f16 outputs widened to f32
   NmsScratch nms_scratch_;
 };

@@ -606,10 +606,18 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
                   static_cast<std::size_t>(bgr.strides[0]));
     out.osd.clear();
     for (const auto& d : task.detections) {
-      out.osd.push_back({d.x1, d.y1, d.x2, d.y2, d.track_id >= 0 ? d.track_id : d.class_id,
+      vision::OsdBox box{d.x1,
+                         d.y1,
+                         d.x2,
+                         d.y2,
+                         d.track_id >= 0 ? d.track_id : d.class_id,
                          d.track_id >= 0
                              ? fmt::format("{} {:.2f} #{}", labels.label(d.class_id), d.score, d.track_id)
-                             : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score)});
+                             : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score),
+                         {},
+                         labels.skeleton()};
+      for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
+      out.osd.push_back(std::move(box));
     }
     vision::draw_boxes(image, out.osd);
     cv::putText(image, fmt::format("ch {}  {:.1f} fps", setup_.channel, out.fps.fps()), cv::Point(8, 24),

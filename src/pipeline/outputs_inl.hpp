@@ -2,18 +2,15 @@
 // Template part of outputs.hpp (kept out of the header's way).
 #include <nlohmann/json.hpp>
 
+#include "models/detection_json.hpp"
+
 namespace vapipe::pipeline {
 
 template <typename LabelFn>
 std::string format_record(const FrameRecord& record, LabelFn&& label) {
   nlohmann::ordered_json detections = nlohmann::ordered_json::array();
-  for (const auto& d : record.detections) {
-    detections.push_back(nlohmann::ordered_json{{"class_id", d.class_id},
-                                                {"label", label(d.class_id)},
-                                                {"score", d.score},
-                                                {"box", {d.x1, d.y1, d.x2, d.y2}},
-                                                {"track_id", d.track_id}});
-  }
+  for (const auto& d : record.detections)
+    detections.push_back(models::detection_to_json(d, label(d.class_id)));
   const nlohmann::ordered_json line = {{"channel", record.channel},   {"frame", record.frame},
                                        {"pts", record.pts},           {"pts_time", record.pts_seconds},
                                        {"width", record.width},       {"height", record.height},

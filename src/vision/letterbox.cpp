@@ -64,4 +64,9 @@ void LetterboxTransform::map_back(float& x1, float& y1, float& x2, float& y2) co
   y2 = std::clamp((y2 - static_cast<float>(pad_y)) / scale_y, 0.0f, max_y);
 }
 
+void LetterboxTransform::map_point_back(float& x, float& y) const {
+  x = std::clamp((x - static_cast<float>(pad_x)) / scale_x, 0.0f, static_cast<float>(source_width));
+  y = std::clamp((y - static_cast<float>(pad_y)) / scale_y, 0.0f, static_cast<float>(source_height));
+}
+
 }  // namespace vapipe::vision

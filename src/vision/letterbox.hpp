@@ -21,6 +21,8 @@ struct LetterboxTransform {
 
   // Maps a box from network input pixels to source image pixels, clamped to [0, source size].
   void map_back(float& x1, float& y1, float& x2, float& y2) const;
+  // Maps a point the same way.
+  void map_point_back(float& x, float& y) const;
 };
 
 // scale = min(W/w, H/h); resized size rounded half-to-even like Python's round(); the padding split as
@@ -30,10 +32,16 @@ LetterboxTransform compute_letterbox(int source_width, int source_height, int ta
 // The whole input is the resized image (aspect ratio not kept, no padding).
 LetterboxTransform compute_stretch(int source_width, int source_height, int target_width, int target_height);
 
-// Maps every box (anything with float x1, y1, x2, y2 members, e.g. models::Detection) back to source pixels.
+// Maps every box (anything with float x1, y1, x2, y2 members, e.g. models::Detection) back to source pixels,
+// and its keypoints (x, y members) where it has them.
 template <typename Box>
 void map_boxes_back(std::span<Box> boxes, const LetterboxTransform& transform) {
-  for (auto& box : boxes) transform.map_back(box.x1, box.y1, box.x2, box.y2);
+  for (auto& box : boxes) {
+    transform.map_back(box.x1, box.y1, box.x2, box.y2);
+    if constexpr (requires { box.keypoints; }) {
+      for (auto& point : box.keypoints) transform.map_point_back(point.x, point.y);
+    }
+  }
 }
 
 }  // namespace vapipe::vision

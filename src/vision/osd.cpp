@@ -21,6 +21,25 @@ cv::Scalar color_for(int index) {
           static_cast<double>((rgb >> 16) & 0xFF)};
 }
 
+void draw_points(cv::Mat& bgr_image, const OsdBox& box, const cv::Scalar& color, int thickness) {
+  auto shown = [&](int index) {
+    return index >= 0 && static_cast<std::size_t>(index) < box.points.size() &&
+           box.points[static_cast<std::size_t>(index)][2] >= kMinKeypointScore;
+  };
+  auto at = [&](int index) {
+    const auto& p = box.points[static_cast<std::size_t>(index)];
+    return cv::Point(static_cast<int>(std::lround(p[0])), static_cast<int>(std::lround(p[1])));
+  };
+  for (const auto& [from, to] : box.edges)
+    if (shown(from) && shown(to)) cv::line(bgr_image, at(from), at(to), color, thickness, cv::LINE_AA);
+  // Dots in a fixed colour set off from the box's (landmarks stay visible on any box colour).
+  for (std::size_t i = 0; i < box.points.size(); ++i) {
+    if (!shown(static_cast<int>(i))) continue;
+    cv::circle(bgr_image, at(static_cast<int>(i)), thickness + 1, cv::Scalar(0, 255, 255), cv::FILLED,
+               cv::LINE_AA);
+  }
+}
+
 }  // namespace
 
 void draw_boxes(cv::Mat& bgr_image, std::span<const OsdBox> boxes) {
@@ -32,6 +51,7 @@ void draw_boxes(cv::Mat& bgr_image, std::span<const OsdBox> boxes) {
     const cv::Point bottom_right(static_cast<int>(std::lround(box.x2)),
                                  static_cast<int>(std::lround(box.y2)));
     cv::rectangle(bgr_image, top_left, bottom_right, color, thickness, cv::LINE_AA);
+    draw_points(bgr_image, box, color, thickness);
     if (box.label.empty()) continue;
     int baseline = 0;
     const cv::Size text =

@@ -1,8 +1,11 @@
 #pragma once
 // On-screen display: boxes and labels drawn onto a BGR frame (annotated output, `detect --save`).
 // Takes its own box type so vision does not depend on models (they are siblings in the module graph).
+#include <array>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -12,7 +15,13 @@ struct OsdBox {
   float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // image pixels
   int color_index = 0;                   // picks a stable colour (class id or track id)
   std::string label;                     // drawn above the box; empty: none
+  // Keypoints (x, y, score): a dot each where score >= kMinKeypointScore; `edges` joins pairs of them
+  // (a skeleton), drawn where both ends are shown.
+  std::vector<std::array<float, 3>> points{};
+  std::span<const std::pair<int, int>> edges{};
 };
+
+inline constexpr float kMinKeypointScore = 0.3f;
 
 void draw_boxes(cv::Mat& bgr_image, std::span<const OsdBox> boxes);
 

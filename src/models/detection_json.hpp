@@ -1,0 +1,27 @@
+#pragma once
+// The one JSON form of a Detection, shared by `vapipe detect --json`, the JSON Lines output and the API:
+// {"class_id", "label", "score", "box": [x1, y1, x2, y2], "track_id"} plus, where the task gives them,
+// "keypoints": [[x, y, score], ...] in the task's order (docs/metadata.md).
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "models/detection.hpp"
+
+namespace vapipe::models {
+
+inline nlohmann::ordered_json detection_to_json(const Detection& d, const std::string& label) {
+  nlohmann::ordered_json json = {{"class_id", d.class_id},
+                                 {"label", label},
+                                 {"score", d.score},
+                                 {"box", {d.x1, d.y1, d.x2, d.y2}},
+                                 {"track_id", d.track_id}};
+  if (!d.keypoints.empty()) {
+    nlohmann::ordered_json points = nlohmann::ordered_json::array();
+    for (const Keypoint& p : d.keypoints) points.push_back({p.x, p.y, p.score});
+    json["keypoints"] = std::move(points);
+  }
+  return json;
+}
+
+}  // namespace vapipe::models

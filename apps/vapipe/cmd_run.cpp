@@ -26,6 +26,7 @@ namespace {
 
 struct RunArgs {
   std::string config;
+  std::string results;  // --results: JSON Lines of every model without its own results_path
   std::string stats = "line";
   double duration_s = 0.0;
   std::string cache_dir;
@@ -60,6 +61,10 @@ void run_pipeline(const RunArgs& args) {
     fail("--stats '{}' must be line, all or none", args.stats);
   // Everything is checked before a thread starts: config, then models and outputs.
   pipeline::PipelineConfig config = pipeline::load_config(args.config);
+  if (!args.results.empty()) {
+    for (auto& model : config.models)
+      if (!model.results_path) model.results_path = args.results;
+  }
   pipeline::RunOptions options;
   options.stats_line = args.stats != "none";
   options.stats_table = args.stats == "all" || (config.stats.table && args.stats != "none");
@@ -133,6 +138,9 @@ void register_run(CLI::App& app) {
       ->add_option("--duration", args->duration_s,
                    "Stop after this many seconds (0: until Ctrl-C or the end)")
       ->check(non_negative_number());
+  command->add_option("--results", args->results,
+                      "Also write every model's results as JSON Lines here (\"-\": stdout), as results_path "
+                      "would; a model's own results_path wins");
   command->add_option("--cache-dir", args->cache_dir,
                       "Where .onnx models are compiled to (default ~/.cache/vapipe)");
   command

@@ -55,9 +55,10 @@ namespace task_support {
 std::size_t output_index(const std::vector<TensorInfo>& outputs, std::string_view name,
                          std::string_view task);
 bool has_output(const std::vector<TensorInfo>& outputs, std::string_view name);
-// The float32 data of image `batch_index` of an output whose first axis is the batch; throws when the image
-// is outside it.
-const float* image_data(const ConstTensorView& view, std::int64_t batch_index);
+// The float32 data of image `batch_index` of an output holding `per_image` elements per image, images one
+// after another (exports often flatten the batch into a fixed leading 1: [1, B*N, C]); throws when the
+// image is outside the output.
+const float* image_data(const ConstTensorView& view, std::int64_t batch_index, std::int64_t per_image);
 }  // namespace task_support
 
 }  // namespace vapipe::models

@@ -43,11 +43,13 @@ std::size_t output_index(const std::vector<TensorInfo>& outputs, std::string_vie
   fail("{}: the network has no output '{}' (outputs: {})", task, name, known);
 }
 
-const float* image_data(const ConstTensorView& view, std::int64_t batch_index) {
-  if (view.shape.empty() || view.data == nullptr) fail("post-processing: an output is empty");
-  if (batch_index < 0 || batch_index >= view.shape[0])
-    fail("post-processing: image {} is outside the batch of {}", batch_index, view.shape[0]);
-  return static_cast<const float*>(view.data) + batch_index * (shape_volume(view.shape) / view.shape[0]);
+const float* image_data(const ConstTensorView& view, std::int64_t batch_index, std::int64_t per_image) {
+  if (view.data == nullptr) fail("post-processing: an output is empty");
+  const std::int64_t images = per_image > 0 ? shape_volume(view.shape) / per_image : 0;
+  if (batch_index < 0 || batch_index >= images)
+    fail("post-processing: image {} is outside the {} image(s) of an output of shape {}", batch_index, images,
+         shape_to_string(view.shape));
+  return static_cast<const float*>(view.data) + batch_index * per_image;
 }
 
 }  // namespace task_support

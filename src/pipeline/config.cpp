@@ -13,6 +13,7 @@
 
 #include "core/error.hpp"
 #include "io/ffmpeg_handles.hpp"
+#include "models/task.hpp"
 
 namespace vapipe::pipeline {
 namespace {
@@ -197,13 +198,14 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
     std::string type = r.string(*v, child(path, "model_type"));
     std::transform(type.begin(), type.end(), type.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    const auto known = std::find_if(kModelTypePrefixes.begin(), kModelTypePrefixes.end(),
-                                    [&](const auto& entry) { return type.starts_with(entry.first); });
-    if (known == kModelTypePrefixes.end()) {
+    if (model_family(type).empty()) {
+      std::string tasks;
+      for (const models::TaskKind* kind : models::task_kinds())
+        tasks += fmt::format(", {}", kind->model_type);
       r.error(child(path, "model_type"),
               "unsupported model type {} (supported: yolov5*, yolov6*, yolov7* (YOLOv5 head), yolov8*, "
-              "yolofastestv2)",
-              describe(*v));
+              "yolofastestv2{})",
+              describe(*v), tasks);
     }
     model.model_type = type;
   }
@@ -223,12 +225,18 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
     model.ignored_output_path = std::move(model.output_path);
     model.output_path.reset();
   }
-  model.obj_threshold =
-      r.number(r.required(value, path, "obj_threshold"), child(path, "obj_threshold"), 0.0, 1.0);
+  // Which of obj/class_threshold a model reads depends on its kind: required here when model_type names a
+  // YOLO head, else checked when the package is loaded (ModelConfig::check_thresholds_for).
+  const bool yolo_type = model.model_type && !models::find_task(model_family(*model.model_type));
+  auto optional_threshold = [&](std::string_view key) -> std::optional<float> {
+    const json* v = yolo_type ? &r.required(value, path, key) : Reader::optional(value, key);
+    if (v == nullptr) return std::nullopt;
+    return static_cast<float>(r.number(*v, child(path, key), 0.0, 1.0));
+  };
+  model.obj_threshold = optional_threshold("obj_threshold");
   model.nms_threshold =
       r.number(r.required(value, path, "nms_threshold"), child(path, "nms_threshold"), 0.0, 1.0);
-  model.class_threshold =
-      r.number(r.required(value, path, "class_threshold"), child(path, "class_threshold"), 0.0, 1.0);
+  model.class_threshold = optional_threshold("class_threshold");
   if (const auto* v = Reader::optional(value, "class_num"))
     model.class_num = r.integer(*v, child(path, "class_num"), 1, 100000);
   if (const auto* v = Reader::optional(value, "class_thresholds")) {
@@ -386,13 +394,20 @@ std::optional<std::string> address_problem(std::string_view address) {
   return std::nullopt;
 }
 
-models::ScoreThresholds ModelConfig::score_thresholds(std::span<const std::string> class_names) const {
+models::ScoreThresholds ModelConfig::score_thresholds(std::span<const std::string> class_names,
+                                                      bool task_model,
+                                                      const models::ScoreThresholds& defaults) const {
   models::ScoreThresholds thresholds;
-  thresholds.conf_threshold = class_threshold;
-  thresholds.obj_threshold = obj_threshold;
+  if (task_model) {
+    thresholds.conf_threshold = obj_threshold.value_or(class_threshold.value_or(defaults.conf_threshold));
+    thresholds.obj_threshold = 0.0f;
+  } else {
+    thresholds.conf_threshold = class_threshold.value_or(defaults.conf_threshold);
+    thresholds.obj_threshold = obj_threshold.value_or(defaults.obj_threshold);
+  }
   thresholds.per_class = class_thresholds;
   if (!class_thresholds_by_name.empty()) {
-    thresholds.per_class.assign(class_names.size(), class_threshold);
+    thresholds.per_class.assign(class_names.size(), thresholds.conf_threshold);
     for (const auto& [class_name, threshold] : class_thresholds_by_name) {
       const auto it = std::find(class_names.begin(), class_names.end(), class_name);
       if (it == class_names.end()) {
@@ -402,6 +417,16 @@ models::ScoreThresholds ModelConfig::score_thresholds(std::span<const std::strin
     }
   }
   return thresholds;
+}
+
+void ModelConfig::check_thresholds_for(std::string_view network_type, std::string_view key_path) const {
+  if (models::find_task(network_type) != nullptr) return;  // tasks fall back to their defaults
+  for (const auto& [key, given] : {std::pair{"obj_threshold", obj_threshold.has_value()},
+                                   std::pair{"class_threshold", class_threshold.has_value()}}) {
+    if (!given)
+      fail("{}.{}: required key is missing (the model '{}' is a {} network, which reads it)", key_path, key,
+           path, network_type);
+  }
 }
 
 const ModelConfig* PipelineConfig::find_model(std::string_view name) const {
@@ -588,6 +613,7 @@ std::string_view model_family(std::string_view model_type) {
   for (const auto& [prefix, family] : kModelTypePrefixes) {
     if (model_type.starts_with(prefix)) return family;
   }
+  if (const models::TaskKind* kind = models::find_task(model_type)) return kind->model_type;
   return {};
 }
 

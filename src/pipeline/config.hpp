@@ -62,9 +62,12 @@ struct ModelConfig {
   // and an output_path taken as sophon-pipeline's "no output" placeholder (no scheme, no extension).
   std::optional<std::string> output_format;
   std::optional<std::string> ignored_output_path;
-  float obj_threshold = 0.0f;
+  // sophon-pipeline's demos each read their own: yolov5 all three, face_detect/retinaface/face_recognition
+  // obj_threshold and nms_threshold, openpose nms_threshold. A key a model's kind does not need may be left
+  // out (check_thresholds_for); one given is always range-checked.
+  std::optional<float> obj_threshold;
   float nms_threshold = 0.0f;
-  float class_threshold = 0.0f;
+  std::optional<float> class_threshold;
   std::optional<int> class_num;  // checked against the model's metadata at load when given
   // vapipe keys.
   std::vector<float> class_thresholds;  // by class id ("class_thresholds": [..])
@@ -77,7 +80,13 @@ struct ModelConfig {
   // obj_threshold / class_threshold / class_thresholds as the decoders take them. Names in
   // class_thresholds_by_name are looked up in `class_names` (the model's metadata); an unknown name throws
   // vapipe::Error naming the model and the class.
-  models::ScoreThresholds score_thresholds(std::span<const std::string> class_names) const;
+  // For a task model (models/task.hpp: face detectors, ...) the score threshold is obj_threshold, else
+  // class_threshold, else the task's default in `defaults` (the package's metadata).
+  models::ScoreThresholds score_thresholds(std::span<const std::string> class_names, bool task_model = false,
+                                           const models::ScoreThresholds& defaults = {}) const;
+  // Throws vapipe::Error "<key_path>.class_threshold: required key is missing (...)" when a key that a model
+  // of `network_type` (the package's metadata) reads is absent.
+  void check_thresholds_for(std::string_view network_type, std::string_view key_path) const;
 };
 
 struct StatsConfig {

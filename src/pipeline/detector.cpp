@@ -66,6 +66,7 @@ Detector::Detector(const ModelConfig& config, std::string key_path, std::shared_
            *config_.model_type, family, config_.path, metadata_type);
     }
   }
+  config_.check_thresholds_for(metadata_type, key_path_);
   labels_ = std::make_unique<models::PostProcessor>(network_->metadata(), network_->outputs(max_batch_),
                                                     postprocess_options());
   if (config_.class_num && *config_.class_num != labels_->num_classes()) {
@@ -105,7 +106,9 @@ models::PostprocessOptions Detector::postprocess_options() const {
     for (const auto& name : *it) names.push_back(name.is_string() ? name.get<std::string>() : std::string());
   }
   try {
-    post.thresholds = config_.score_thresholds(names);
+    const bool task_model =
+        models::find_task(network_->metadata().value("model_type", std::string())) != nullptr;
+    post.thresholds = config_.score_thresholds(names, task_model, post.thresholds);
   } catch (const Error& error) {
     fail("{}.class_thresholds: {}", key_path_, error.what());
   }

@@ -19,6 +19,7 @@ using task_support::output_index;
 
 constexpr std::array<int, 3> kStrides = {8, 16, 32};
 constexpr int kLandmarks = 5;
+constexpr int kAnchorsPerCell = 2;
 
 // Outputs named score_S / bbox_S (/ kps_S), as the usual exports name them.
 bool recognizes(const std::vector<TensorInfo>& outputs) {
@@ -67,15 +68,13 @@ class ScrfdDecoder final : public TaskDecoder {
         level.kps = output_index(outputs, entry.at("kps").get<std::string>(), "scrfd");
       level.grid_width = width / level.stride;
       const std::int64_t cells = static_cast<std::int64_t>(height / level.stride) * level.grid_width;
-      const Shape& score_shape = outputs[level.score].shape;
-      const std::int64_t rows = shape_volume(score_shape) / score_shape.at(0);
-      if (cells <= 0 || rows % cells != 0)
-        fail("scrfd: output '{}' has shape {}, not a multiple of the {} cells of stride {} at {}x{}",
-             outputs[level.score].name, shape_to_string(score_shape), cells, level.stride, width, height);
-      level.anchors = static_cast<int>(rows / cells);
-      level.rows = rows;
-      check_columns(outputs[level.bbox], rows, 4);
-      if (level.kps != kNone) check_columns(outputs[level.kps], rows, 2 * kLandmarks);
+      // Two anchors per cell for the 6- and 9-output exports (insightface's scrfd.py: _num_anchors = 2).
+      // Counted from the layout, not the shape: exports flatten the batch into a fixed leading 1.
+      level.anchors = kAnchorsPerCell;
+      level.rows = cells * kAnchorsPerCell;
+      check_columns(outputs[level.score], level.rows, 1);
+      check_columns(outputs[level.bbox], level.rows, 4);
+      if (level.kps != kNone) check_columns(outputs[level.kps], level.rows, 2 * kLandmarks);
       levels_.push_back(level);
     }
   }
@@ -84,9 +83,11 @@ class ScrfdDecoder final : public TaskDecoder {
               const ScoreThresholds& thresholds, std::vector<Detection>& out) const override {
     const float threshold = thresholds.for_class(0);
     for (const Level& level : levels_) {
-      const float* scores = image_data(outputs[level.score], batch_index);
-      const float* boxes = image_data(outputs[level.bbox], batch_index);
-      const float* points = level.kps == kNone ? nullptr : image_data(outputs[level.kps], batch_index);
+      const float* scores = image_data(outputs[level.score], batch_index, level.rows);
+      const float* boxes = image_data(outputs[level.bbox], batch_index, level.rows * 4);
+      const float* points = level.kps == kNone
+                                ? nullptr
+                                : image_data(outputs[level.kps], batch_index, level.rows * 2 * kLandmarks);
       const auto stride = static_cast<float>(level.stride);
       for (std::int64_t row = 0; row < level.rows; ++row) {
         if (!(scores[row] > threshold)) continue;
@@ -122,10 +123,12 @@ class ScrfdDecoder final : public TaskDecoder {
     std::int64_t rows = 0;  // per image
     std::size_t score = kNone, bbox = kNone, kps = kNone;
   };
+  // Any whole number of images of `rows` x `columns` values (the batch of the stage).
   static void check_columns(const TensorInfo& output, std::int64_t rows, std::int64_t columns) {
-    if (output.shape.empty() || shape_volume(output.shape) / output.shape[0] != rows * columns)
-      fail("scrfd: output '{}' has shape {}, expected [B, {}, {}]", output.name,
-           shape_to_string(output.shape), rows, columns);
+    const std::int64_t volume = shape_volume(output.shape);
+    if (rows > 0 && volume > 0 && volume % (rows * columns) == 0) return;
+    fail("scrfd: output '{}' has shape {}, expected B x {} x {} values", output.name,
+         shape_to_string(output.shape), rows, columns);
   }
   std::vector<Level> levels_;
 };

@@ -17,6 +17,7 @@ constexpr std::uint8_t kH265AudType = 35;
 constexpr std::uint8_t kUserDataUnregistered = 5;
 constexpr std::size_t kBoxBytes = 7 * 4;   // x1 y1 x2 y2 score class_id track_id
 constexpr std::int32_t kDatumTypeBox = 0;  // NetOutputDatum::Box
+constexpr std::uint32_t kKeypointsVersion = 1;
 
 constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -236,14 +237,50 @@ void serialize_boxes(std::span<const MetadataBox> boxes, std::vector<std::uint8_
     put_be32(static_cast<std::uint32_t>(box.class_id), out);
     put_be32(static_cast<std::uint32_t>(box.track_id), out);
   }
+  const auto has_keypoints = [](const MetadataBox& box) { return !box.keypoints.empty(); };
+  if (std::none_of(boxes.begin(), boxes.begin() + static_cast<std::ptrdiff_t>(count), has_keypoints)) return;
+  out.insert(out.end(), kKeypointsTag.begin(), kKeypointsTag.end());
+  put_be32(kKeypointsVersion, out);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t points = std::min(boxes[i].keypoints.size(), kMaxKeypointsPerBox);
+    put_be32(static_cast<std::uint32_t>(points), out);
+    for (std::size_t k = 0; k < points; ++k)
+      for (float value : boxes[i].keypoints[k]) put_le_float(value, out);
+  }
 }
+
+namespace {
+
+// The keypoint extension after `count` boxes: false unless it is whole and nothing follows it.
+bool parse_keypoints(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes) {
+  if (bytes.size() < 8 || !std::equal(kKeypointsTag.begin(), kKeypointsTag.end(), bytes.begin()))
+    return false;
+  if (get_be32(bytes.data() + 4) != kKeypointsVersion) return false;
+  std::size_t at = 8;
+  for (MetadataBox& box : boxes) {
+    if (bytes.size() - at < 4) return false;
+    const std::uint32_t points = get_be32(bytes.data() + at);
+    at += 4;
+    if (points > kMaxKeypointsPerBox || bytes.size() - at < std::size_t{points} * 12) return false;
+    box.keypoints.resize(points);
+    for (auto& point : box.keypoints) {
+      for (float& value : point) {
+        value = get_le_float(bytes.data() + at);
+        at += 4;
+      }
+    }
+  }
+  return at == bytes.size();
+}
+
+}  // namespace
 
 bool parse_boxes(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes) {
   boxes.clear();
   if (bytes.size() < 8) return false;
   if (static_cast<std::int32_t>(get_be32(bytes.data())) != kDatumTypeBox) return false;
   const std::uint32_t count = get_be32(bytes.data() + 4);
-  if (count > kMaxMetadataBoxes || bytes.size() - 8 != std::size_t{count} * kBoxBytes) return false;
+  if (count > kMaxMetadataBoxes || bytes.size() - 8 < std::size_t{count} * kBoxBytes) return false;
   boxes.resize(count);
   const std::uint8_t* p = bytes.data() + 8;
   for (MetadataBox& box : boxes) {
@@ -256,7 +293,8 @@ bool parse_boxes(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& 
     box.track_id = static_cast<std::int32_t>(get_be32(p + 24));
     p += kBoxBytes;
   }
-  return true;
+  const std::size_t rest = bytes.size() - 8 - std::size_t{count} * kBoxBytes;
+  return rest == 0 || parse_keypoints(bytes.last(rest), boxes);
 }
 
 void base64_encode(std::span<const std::uint8_t> bytes, std::string& out) {

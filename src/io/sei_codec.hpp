@@ -38,12 +38,19 @@ struct MetadataBox {
   float score = 0;
   std::int32_t class_id = 0;
   std::int32_t track_id = -1;  // -1: not tracked
+  // vapipe extension (docs/metadata.md): landmarks / joints (x, y, score) in source pixels, carried after the
+  // box list where sophon's readers, which read `count` boxes and stop, never look.
+  std::vector<std::array<float, 3>> keypoints{};
   bool operator==(const MetadataBox&) const = default;
 };
 
 // Upper bound on boxes per frame, on both sides: the writer refuses more, the reader rejects a count above
 // it before allocating.
 inline constexpr std::size_t kMaxMetadataBoxes = 4096;
+// Upper bound on keypoints per box (COCO-WholeBody has 133; ours: 5 face landmarks, 17 joints).
+inline constexpr std::size_t kMaxKeypointsPerBox = 256;
+// The extension's tag after the box list: "VPKP", then a big-endian version (1).
+inline constexpr std::array<std::uint8_t, 4> kKeypointsTag = {'V', 'P', 'K', 'P'};
 
 enum class SeiError : std::uint8_t {
   kNone,
@@ -63,9 +70,12 @@ struct SeiReadResult {
 // --- payload (the part after the UUID) ---
 
 // NetOutputDatum::toByteBuffer for type Box: int32 type 0, uint32 count, then per box x1 y1 x2 y2 score as
-// little-endian IEEE floats and class_id track_id as big-endian int32. Appends to `out`.
+// little-endian IEEE floats and class_id track_id as big-endian int32. When any box has keypoints, the
+// extension follows: the tag "VPKP", uint32 version 1, then per box uint32 n and n x (x, y, score) floats
+// (the same byte orders). Appends to `out`.
 void serialize_boxes(std::span<const MetadataBox> boxes, std::vector<std::uint8_t>& out);
-// The inverse; false (and `boxes` unspecified) when the bytes are not a complete box list.
+// The inverse; false (and `boxes` unspecified) when the bytes are not a complete box list (with, at most, one
+// complete keypoint extension after it).
 bool parse_boxes(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes);
 
 // bm::base64_enc: standard alphabet, '=' padding, "\r\n" after every 76 characters. Appends to `out`.

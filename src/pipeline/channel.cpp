@@ -51,7 +51,11 @@ std::uint64_t to_us(double ms) { return static_cast<std::uint64_t>(std::max(0.0,
 
 void to_metadata_boxes(std::span<const models::Detection> detections, std::vector<io::MetadataBox>& boxes) {
   boxes.clear();
-  for (const auto& d : detections) boxes.push_back({d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
+  for (const auto& d : detections) {
+    io::MetadataBox& box =
+        boxes.emplace_back(io::MetadataBox{d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
+    for (const auto& p : d.keypoints) box.keypoints.push_back({p.x, p.y, p.score});
+  }
 }
 
 // `packet` refilled with `bytes` (the access unit with its SEI) and the timestamps and flags of `source`.

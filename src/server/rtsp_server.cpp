@@ -27,22 +27,22 @@ extern "C" {
 }
 
 // How the pieces fit (gst-rtsp-server 1.22):
-// - One media factory per channel, shared: the first client's DESCRIBE builds one media
-//   (appsrc ! parse ! rtpXpay) that every later client joins; it is torn down when the last one leaves,
-//   and the next client builds a new one. media-configure hands us the appsrc of each new media.
-// - The channel's output thread copies each packet into that appsrc (never blocking: the queue is
-//   bounded by max_queued_packets, and a packet that finds it full is dropped with the rest of its GOP, so
-//   clients resume at the next key frame). With no media (nobody watching) a packet costs one lock.
+// - One media factory per channel, not shared: every client's DESCRIBE builds its own media
+//   (appsrc ! parse ! rtpXpay), torn down when that client leaves. media-configure hands us its appsrc.
+//   (A shared media serves TCP clients from one sender thread that only a new sample wakes: once all its
+//   clients stalled or left without the media ending, a client joining it got nothing, for 80+ s in our
+//   tests. Per-client medias cost a parser and payloader per client and remove every such coupling.)
+// - The channel's output thread filters each packet once and pushes a shallow copy (shared memory, the
+//   client's own timestamps) into every client's appsrc, never blocking: each appsrc is bounded by
+//   max_queued_packets, and a packet that finds one full is dropped for that client with the rest of its
+//   GOP, so that client resumes at the next key frame and the others lose nothing. With no client a packet
+//   costs one lock.
 // - Every stream is served as Annex-B with its parameter sets in front of every key frame (io::AnnexBFilter:
 //   FFmpeg's mp4toannexb for AVCC/HVCC sources, the extradata for Annex-B ones; H.265 CRA pictures included,
-//   which rtph265pay's config-interval does not cover), and a new media starts at a key frame, so a client
-//   joining a running media decodes from its next key frame.
-// - TCP-interleaved clients: gst-rtsp-stream keeps one backlog per transport and pulls from the shared
-//   appsink while any transport is ready, so a client that stops reading only grows its own backlog; once
-//   that holds more than 10 s (MAX_BACKLOG_DURATION in rtsp-stream-transport.c) the transport is dropped
-//   ("Dropping slow transport"). Our part: drop-backlog stays on for every client (the RTSP watch drops
-//   data, not control messages, when its own 100-message backlog is full), and a media whose only client
-//   stalled blocks its own pipeline, whose appsrc then fills and drops here instead of waiting.
+//   which rtph265pay's config-interval does not cover), and a new media starts at a key frame.
+// - TCP-interleaved clients: drop-backlog stays on for every client (the RTSP watch drops data, not control
+//   messages, when its own 100-message backlog is full); a client that stops reading blocks only its own
+//   media, whose appsrc then fills and drops here.
 // - Every GStreamer callback runs on the server's one GMainLoop thread (thread pool of 0 threads), except
 //   the bus sync handler (streaming threads) and the tap calls (channel output threads); Mount::mutex_
 //   orders them.
@@ -184,73 +184,81 @@ class Mount : public std::enable_shared_from_this<Mount> {
                                      "stream-format", G_TYPE_STRING, "byte-stream", "alignment",
                                      G_TYPE_STRING, "au", nullptr));
 
-    GObjectPtr<GstRTSPMedia> ended;
+    std::vector<GObjectPtr<GstRTSPMedia>> ended;
     bool new_launch = false;
     {
       std::lock_guard lock(mutex_);
       if (kind != launch_codec_) {
-        // Another codec needs another pipeline: the media of the old one ends (its clients get EOS) and
-        // the next client gets one built for this codec.
+        // Another codec needs another pipeline: every client's media ends (its client gets EOS) and the
+        // next client gets one built for this codec.
         new_launch = true;
         launch_codec_ = kind;
-        if (appsrc_) {
-          gst_app_src_end_of_stream(GST_APP_SRC(appsrc_.get()));
-          ended.reset(GST_RTSP_MEDIA(g_object_ref(media_)));
-          appsrc_.reset();
-          media_ = nullptr;
+        for (auto& sink : sinks_) {
+          gst_app_src_end_of_stream(GST_APP_SRC(sink.appsrc.get()));
+          ended.emplace_back(GST_RTSP_MEDIA(g_object_ref(sink.media)));
         }
-      } else if (appsrc_) {
-        gst_app_src_set_caps(GST_APP_SRC(appsrc_.get()), caps.get());
+        sinks_.clear();
+      } else {
+        for (auto& sink : sinks_) gst_app_src_set_caps(GST_APP_SRC(sink.appsrc.get()), caps.get());
       }
       filter_ = std::move(filter);
       caps_ = std::move(caps);
       time_base_ = time_base;
-      restart_timeline();
+      restart_timelines();
       streaming_ = true;
     }
     // Outside mutex_: the factory's own lock is never taken while holding ours.
     if (new_launch) gst_rtsp_media_factory_set_launch(factory_.get(), launch_for(kind));
-    if (ended) {
-      // Unprepared on the server thread, so the factory forgets it and builds a new one.
+    for (auto& media : ended) {
+      // Unprepared on the server thread, so its client is told and the factory builds the next one anew.
       g_main_context_invoke_full(
           context_, G_PRIORITY_DEFAULT,
-          [](gpointer media) -> gboolean {
-            gst_rtsp_media_unprepare(GST_RTSP_MEDIA(media));
+          [](gpointer m) -> gboolean {
+            gst_rtsp_media_unprepare(GST_RTSP_MEDIA(m));
             return G_SOURCE_REMOVE;
           },
-          ended.release(), g_object_unref);
+          media.release(), g_object_unref);
     }
   }
 
   void push(const AVPacket& packet) {
     std::lock_guard lock(mutex_);
-    if (!appsrc_ || !caps_ || !filter_) return;  // nobody watching
+    if (sinks_.empty() || !caps_ || !filter_) return;  // nobody watching
     const bool key_frame = (packet.flags & AV_PKT_FLAG_KEY) != 0;
-    if (need_key_frame_) {
-      if (!key_frame) {
-        if (resyncing_) packets_dropped_.fetch_add(1, std::memory_order_relaxed);
-        return;
+    GstBuffer* shared = nullptr;  // the packet's bytes, filtered once, shared by every client's copy
+    for (Sink& sink : sinks_) {
+      if (sink.need_key_frame) {
+        if (!key_frame) {
+          if (sink.resyncing) packets_dropped_.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        sink.need_key_frame = false;
+        sink.resyncing = false;
       }
-      need_key_frame_ = false;
-      resyncing_ = false;
+      GstAppSrc* appsrc = GST_APP_SRC(sink.appsrc.get());
+      if (gst_app_src_get_current_level_buffers(appsrc) >= max_queued_packets_) {
+        // This client stopped reading (its media blocked): it alone skips to the next key frame.
+        packets_dropped_.fetch_add(1, std::memory_order_relaxed);
+        sink.need_key_frame = true;
+        sink.resyncing = true;
+        continue;
+      }
+      if (shared == nullptr) {
+        const std::span<const std::uint8_t> bytes = filter_->filter(packet);
+        if (bytes.empty()) return;
+        // A copy: the channel reuses its packet buffers.
+        shared = gst_buffer_new_memdup(bytes.data(), bytes.size());
+        if (shared == nullptr) return;
+      }
+      // Shares the memory; timestamps are this client's media's own.
+      GstBuffer* buffer = gst_buffer_copy(shared);
+      stamp(*buffer, packet, *appsrc, sink);
+      if (!key_frame) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+      if (gst_app_src_push_buffer(appsrc, buffer) == GST_FLOW_OK) {
+        packets_served_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
-    GstAppSrc* appsrc = GST_APP_SRC(appsrc_.get());
-    if (gst_app_src_get_current_level_buffers(appsrc) >= max_queued_packets_) {
-      packets_dropped_.fetch_add(1, std::memory_order_relaxed);
-      need_key_frame_ = true;
-      resyncing_ = true;
-      return;
-    }
-    const std::span<const std::uint8_t> bytes = filter_->filter(packet);
-    if (bytes.empty()) return;
-    // A copy: the channel reuses its packet buffers.
-    GstBuffer* buffer = gst_buffer_new_memdup(bytes.data(), bytes.size());
-    if (buffer == nullptr) return;
-    stamp(*buffer, packet, *appsrc);
-    if (!key_frame) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
-    if (gst_app_src_push_buffer(appsrc, buffer) == GST_FLOW_OK) {
-      packets_served_.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (shared != nullptr) gst_buffer_unref(shared);
   }
 
   void stop_stream() {
@@ -258,21 +266,25 @@ class Mount : public std::enable_shared_from_this<Mount> {
     streaming_ = false;
   }
 
-  // The channel is gone (or the server stops): EOS to the media, which sends it on to every client.
+  // The channel is gone (or the server stops): EOS to every client's media, which sends it on to its client.
   void end() {
     std::lock_guard lock(mutex_);
     streaming_ = false;
     ended_ = true;
-    if (appsrc_ && !eos_sent_) {
-      gst_app_src_end_of_stream(GST_APP_SRC(appsrc_.get()));
-      eos_sent_ = true;
+    for (Sink& sink : sinks_) {
+      if (sink.eos_sent) continue;
+      gst_app_src_end_of_stream(GST_APP_SRC(sink.appsrc.get()));
+      sink.eos_sent = true;
     }
   }
 
-  // Waits until the EOS sent by end() went through the media (its sinks have it), up to `deadline`.
+  // Waits until the EOS sent by end() went through every media (their sinks have it), up to `deadline`.
   void wait_drained(Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    drained_changed_.wait_until(lock, deadline, [&] { return !appsrc_ || !eos_sent_ || eos_seen_; });
+    drained_changed_.wait_until(lock, deadline, [&] {
+      return std::all_of(sinks_.begin(), sinks_.end(),
+                         [](const Sink& sink) { return !sink.eos_sent || sink.eos_seen; });
+    });
   }
 
   // --- media side (server thread, bus sync handler) ---
@@ -287,37 +299,35 @@ class Mount : public std::enable_shared_from_this<Mount> {
     // Live, timestamps ours (stamp()), no size limit of its own: the queue bound is max_queued_packets_.
     g_object_set(appsrc.get(), "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp", FALSE, "max-bytes",
                  guint64{0}, "block", FALSE, nullptr);
+    Sink sink;
     if (BusPtr bus(gst_element_get_bus(bin.get())); bus) {
       gst_bus_enable_sync_message_emission(bus.get());
       connect_weak(bus.get(), "sync-message::eos", G_CALLBACK(&Mount::on_bus_eos), shared_from_this());
+      sink.bus = bus.get();
     }
     std::lock_guard lock(mutex_);
     if (caps_) gst_app_src_set_caps(GST_APP_SRC(appsrc.get()), caps_.get());
     if (ended_) gst_app_src_end_of_stream(GST_APP_SRC(appsrc.get()));
-    appsrc_ = std::move(appsrc);
-    media_ = media;
-    eos_sent_ = ended_;
-    eos_seen_ = false;
-    restart_timeline();
+    sink.appsrc = std::move(appsrc);
+    sink.media = media;
+    sink.eos_sent = ended_;
+    sinks_.push_back(std::move(sink));
   }
 
   void detach(GstRTSPMedia* media) {
     std::lock_guard lock(mutex_);
-    if (media != media_) return;
-    appsrc_.reset();
-    media_ = nullptr;
+    std::erase_if(sinks_, [&](const Sink& sink) { return sink.media == media; });
     drained_changed_.notify_all();
   }
 
   bool has_media() const {
     std::lock_guard lock(mutex_);
-    return appsrc_ != nullptr;
+    return !sinks_.empty();
   }
 
   void detach_all() {
     std::lock_guard lock(mutex_);
-    appsrc_.reset();
-    media_ = nullptr;
+    sinks_.clear();
     drained_changed_.notify_all();
   }
 
@@ -337,25 +347,43 @@ class Mount : public std::enable_shared_from_this<Mount> {
   }
 
  private:
-  static void on_bus_eos(GstBus*, GstMessage*, gpointer data) {
+  // One client's media (the factory is not shared): its appsrc and where its timeline stands.
+  struct Sink {
+    GstRTSPMedia* media = nullptr;  // identity only (the media owns the appsrc's pipeline)
+    ElementPtr appsrc;
+    GstBus* bus = nullptr;  // identity only, to find the sink an EOS message is for
+    bool eos_sent = false;
+    bool eos_seen = false;
+    bool need_key_frame = true;
+    bool resyncing = false;  // waiting for a key frame after a drop: what is skipped counts as dropped
+    bool anchored = false;
+    std::int64_t offset = 0;
+    std::int64_t last_dts = -1;    // the last DTS given out (running time, ns)
+    std::int64_t last_in_dts = 0;  // the source's last DTS (ns)
+  };
+
+  static void on_bus_eos(GstBus* bus, GstMessage*, gpointer data) {
     if (auto mount = lock_target<Mount>(data)) {
       std::lock_guard lock(mount->mutex_);
-      mount->eos_seen_ = true;
+      for (Sink& sink : mount->sinks_)
+        if (sink.bus == bus) sink.eos_seen = true;
       mount->drained_changed_.notify_all();
     }
   }
 
-  // With mutex_: the next packet starts a new timeline, at a key frame.
-  void restart_timeline() {
-    need_key_frame_ = true;
-    resyncing_ = false;
-    anchored_ = false;
+  // With mutex_: the next packet starts a new timeline, at a key frame, for every client.
+  void restart_timelines() {
+    for (Sink& sink : sinks_) {
+      sink.need_key_frame = true;
+      sink.resyncing = false;
+      sink.anchored = false;
+    }
   }
 
-  // Maps the channel's timestamps onto the media's running time: anchored at the first packet of a
-  // timeline, re-anchored (keeping DTS increasing) when they drift apart by kMaxClockDrift. PTS - DTS is
-  // kept, so B-frames of a passthrough stream stay in order.
-  void stamp(GstBuffer& buffer, const AVPacket& packet, GstAppSrc& appsrc) {
+  // Maps the channel's timestamps onto the running time of a client's media: anchored at the first packet
+  // of a timeline, re-anchored (keeping DTS increasing) when they drift apart by kMaxClockDrift. PTS - DTS
+  // is kept, so B-frames of a passthrough stream stay in order.
+  void stamp(GstBuffer& buffer, const AVPacket& packet, GstAppSrc& appsrc, Sink& sink) const {
     const AVRational nanoseconds{1, static_cast<int>(GST_SECOND)};
     const std::int64_t dts_in = packet.dts != AV_NOPTS_VALUE ? packet.dts : packet.pts;
     const std::int64_t pts_in = packet.pts != AV_NOPTS_VALUE ? packet.pts : dts_in;
@@ -370,18 +398,19 @@ class Mount : public std::enable_shared_from_this<Mount> {
     // A jump in the source's own timestamps (a reconnect or loop restarting them) or a drift from the
     // clock (a source that stalled, a pipeline that fell behind) starts a new anchor, 1 ms after the last.
     const auto max_drift = static_cast<std::int64_t>(kMaxClockDrift);
-    const bool jumped = anchored_ && (dts < last_in_dts_ || dts - last_in_dts_ > max_drift);
-    const bool drifted = anchored_ && now >= 0 && std::llabs(dts + offset_ - now) > max_drift;
-    if (!anchored_ || jumped || drifted) {
-      offset_ = std::max<std::int64_t>(now, 0) - dts;
-      if (anchored_) offset_ = std::max(offset_, last_dts_ + static_cast<std::int64_t>(GST_MSECOND) - dts);
-      anchored_ = true;
+    const bool jumped = sink.anchored && (dts < sink.last_in_dts || dts - sink.last_in_dts > max_drift);
+    const bool drifted = sink.anchored && now >= 0 && std::llabs(dts + sink.offset - now) > max_drift;
+    if (!sink.anchored || jumped || drifted) {
+      sink.offset = std::max<std::int64_t>(now, 0) - dts;
+      if (sink.anchored)
+        sink.offset = std::max(sink.offset, sink.last_dts + static_cast<std::int64_t>(GST_MSECOND) - dts);
+      sink.anchored = true;
     }
-    last_in_dts_ = dts;
-    const std::int64_t out_dts = std::max(dts + offset_, last_dts_ + 1);
-    last_dts_ = out_dts;
+    sink.last_in_dts = dts;
+    const std::int64_t out_dts = std::max(dts + sink.offset, sink.last_dts + 1);
+    sink.last_dts = out_dts;
     GST_BUFFER_DTS(&buffer) = static_cast<GstClockTime>(out_dts);
-    GST_BUFFER_PTS(&buffer) = static_cast<GstClockTime>(std::max(pts + offset_, out_dts));
+    GST_BUFFER_PTS(&buffer) = static_cast<GstClockTime>(std::max(pts + sink.offset, out_dts));
   }
 
   const std::string path_;
@@ -391,22 +420,13 @@ class Mount : public std::enable_shared_from_this<Mount> {
 
   mutable std::mutex mutex_;
   std::condition_variable drained_changed_;
-  ElementPtr appsrc_;              // the current media's source; null: nobody watching
-  GstRTSPMedia* media_ = nullptr;  // identity of that media only (it owns appsrc_'s pipeline)
+  std::vector<Sink> sinks_;  // one per client's media; empty: nobody watching
   StreamCodec launch_codec_ = StreamCodec::kH264;
   std::unique_ptr<io::AnnexBFilter> filter_;  // of the current stream; null: not served
   CapsPtr caps_;
   AVRational time_base_{1, 90000};
   bool streaming_ = false;
   bool ended_ = false;
-  bool eos_sent_ = false;
-  bool eos_seen_ = false;
-  bool need_key_frame_ = true;
-  bool resyncing_ = false;  // waiting for a key frame after a drop: what is skipped counts as dropped
-  bool anchored_ = false;
-  std::int64_t offset_ = 0;
-  std::int64_t last_dts_ = -1;    // the last DTS given out (running time, ns)
-  std::int64_t last_in_dts_ = 0;  // the source's last DTS (ns)
 
   std::atomic<std::uint64_t> packets_served_{0};
   std::atomic<std::uint64_t> packets_dropped_{0};
@@ -592,7 +612,9 @@ std::shared_ptr<pipeline::ChannelTap> RtspServer::make_tap(const pipeline::Chann
   Impl& impl = *impl_;
   const std::string path = "/" + channel.name;
   GObjectPtr<GstRTSPMediaFactory> factory(gst_rtsp_media_factory_new());
-  gst_rtsp_media_factory_set_shared(factory.get(), TRUE);
+  // One media per client: gst-rtsp-stream's shared TCP sender waits on a new sample to notice a client
+  // that joins, so a media whose clients all stalled or left never serves the next one (seen: 80+ s).
+  gst_rtsp_media_factory_set_shared(factory.get(), FALSE);
   gst_rtsp_media_factory_set_launch(factory.get(), launch_for(StreamCodec::kH264));
   auto mount =
       std::make_shared<Mount>(path, impl.options.max_queued_packets, factory.get(), impl.context.get());

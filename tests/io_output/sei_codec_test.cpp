@@ -68,6 +68,51 @@ TEST(SeiPayload, BoxBytesFollowSophonByteBuffer) {
   EXPECT_EQ(parsed[0], box);
 }
 
+// Faces carry their landmarks after the box list: the box bytes a sophon reader takes (type, count, count
+// boxes) are the very bytes of the same boxes without them, and ours reads both back.
+TEST(SeiPayload, KeypointsFollowTheBoxListWhereSophonReadersStop) {
+  std::vector<MetadataBox> boxes(3);
+  for (int i = 0; i < 3; ++i) {
+    boxes[static_cast<std::size_t>(i)] = {10.0f * i, 5.0f, 10.0f * i + 8, 20.0f, 0.9f, 0, i};
+  }
+  boxes[0].keypoints = {{1.5f, 2.5f, 1.0f}, {3.0f, 4.0f, 0.25f}};
+  boxes[2].keypoints = {{7.0f, 8.0f, 0.5f}};
+  Bytes with_points;
+  serialize_boxes(boxes, with_points);
+  std::vector<MetadataBox> plain = boxes;
+  for (auto& box : plain) box.keypoints.clear();
+  Bytes without_points;
+  serialize_boxes(plain, without_points);
+  ASSERT_GT(with_points.size(), without_points.size());
+  EXPECT_TRUE(std::equal(without_points.begin(), without_points.end(), with_points.begin()));
+  const Bytes tag(with_points.begin() + static_cast<std::ptrdiff_t>(without_points.size()),
+                  with_points.begin() + static_cast<std::ptrdiff_t>(without_points.size()) + 8);
+  EXPECT_EQ(tag, (Bytes{'V', 'P', 'K', 'P', 0, 0, 0, 1}));
+  // 3 counts, 3 points of 3 floats.
+  EXPECT_EQ(with_points.size() - without_points.size(), 8u + 3 * 4 + 3 * 12);
+
+  std::vector<MetadataBox> parsed;
+  ASSERT_TRUE(parse_boxes(with_points, parsed));
+  EXPECT_EQ(parsed, boxes);
+  ASSERT_TRUE(parse_boxes(without_points, parsed));
+  EXPECT_EQ(parsed, plain);
+
+  // Anything but one whole extension after the boxes is refused: cut short, a wrong tag, bytes after it.
+  for (std::size_t cut = without_points.size() + 1; cut < with_points.size(); ++cut) {
+    EXPECT_FALSE(parse_boxes(std::span(with_points).first(cut), parsed)) << "cut at " << cut;
+  }
+  Bytes wrong_tag = with_points;
+  wrong_tag[without_points.size()] = 'X';
+  EXPECT_FALSE(parse_boxes(wrong_tag, parsed));
+  Bytes trailing = with_points;
+  trailing.push_back(0);
+  EXPECT_FALSE(parse_boxes(trailing, parsed));
+  Bytes too_many = with_points;
+  const std::size_t first_count = without_points.size() + 8;
+  too_many[first_count] = 0x7f;  // 2^30 points claimed: refused before any allocation
+  EXPECT_FALSE(parse_boxes(too_many, parsed));
+}
+
 TEST(SeiPayload, Base64MatchesSophonLineBreaks) {
   std::string text;
   base64_encode(Bytes{'M', 'a', 'n'}, text);

@@ -97,9 +97,9 @@ TEST(PipelineConfig, SophonYolov5ExampleParsesAsIs) {
   // sophon's placeholder: no video output, as in sophon-pipeline (kept to be logged).
   EXPECT_FALSE(model.output_path.has_value());
   EXPECT_EQ(model.ignored_output_path, "output_path");
-  EXPECT_FLOAT_EQ(model.obj_threshold, 0.5f);
+  EXPECT_FLOAT_EQ(model.obj_threshold.value(), 0.5f);
   EXPECT_FLOAT_EQ(model.nms_threshold, 0.5f);
-  EXPECT_FLOAT_EQ(model.class_threshold, 0.5f);
+  EXPECT_FLOAT_EQ(model.class_threshold.value(), 0.5f);
   EXPECT_FALSE(model.class_num.has_value());
   EXPECT_EQ(model.output_mode, OutputMode::kPassthrough);
   EXPECT_EQ(model.batch_timeout_ms, 5);

@@ -277,7 +277,7 @@ class RtspServerOneChannel : public ::testing::Test {
   std::unique_ptr<InProcessRun> run;
 };
 
-TEST_F(RtspServerOneChannel, TwoClientsShareOneMediaAndALateJoinerStartsAtAKeyFrame) {
+TEST_F(RtspServerOneChannel, TwoClientsAtOnceAndALateJoinerStartsAtAKeyFrame) {
   auto first = copy_client(url(port, "det_0"), dir / "first.es", "h264", 8);
   ASSERT_TRUE(wait_until([&] { return run->mount("/det_0").packets_served >= 10; }, 60s)) << "nothing served";
   // Joins a running media: 10+ packets in, most likely mid-GOP.
@@ -325,19 +325,16 @@ TEST_F(RtspServerOneChannel, StalledTcpClientLowersNeitherThePipelineFpsNorAnoth
   const double baseline = fps_over(8s);
   ASSERT_GT(baseline, 2.0);
 
-  // A client already watching (30 s of the stream), then one that plays over TCP and never reads: its backlog
-  // fills the kernel's send buffer in ~2 s, then gst-rtsp-server's per-transport backlog, which is cut off
-  // after 10 s ("Dropping slow transport"). A tap or a media that waited for it would bring the rate near 0;
-  // the margins are for a machine shared with other work. The watcher is playing before the stall starts:
-  // a client that joins a media whose only client has already stalled waits for the stalled one to go
-  // (gst-rtsp-stream 1.22 wakes its TCP sender only on a new sample; docs/architecture.md, RTSP server).
-  constexpr int kWatchSeconds = 30;
-  auto watcher = copy_client(url(port, "det_0"), dir / "watcher.es", "h264", kWatchSeconds);
-  ASSERT_TRUE(wait_until(
-      [&] { return fs::exists(dir / "watcher.es") && fs::file_size(dir / "watcher.es") > 0; }, 60s))
-      << "the watcher received nothing before the stall: " << log_of(dir / "watcher.es");
+  // A client that plays over TCP and never reads; once its own media is blocked (the server drops for it),
+  // a normal client joins and plays 20 s beside it. Each client has its own media, so nothing of the
+  // stalled one reaches the pipeline or the other client; the margins are for a machine shared with other
+  // work.
   vapipe::test::StalledRtspClient stalled(port, "det_0", 30s);
   ASSERT_TRUE(stalled.ok()) << "the stalled client could not start playing";
+  ASSERT_TRUE(wait_until([&] { return run->mount("/det_0").packets_dropped > 0; }, 120s))
+      << "the stalled client's media never filled";
+  constexpr int kWatchSeconds = 20;
+  auto watcher = copy_client(url(port, "det_0"), dir / "watcher.es", "h264", kWatchSeconds);
   const double with_stalled = fps_over(22s);
   EXPECT_TRUE(watcher->wait_for(60s));
   EXPECT_GE(with_stalled, 0.5 * baseline) << "baseline " << baseline << " fps";

@@ -50,10 +50,11 @@ void print_detections(const DetectOptions& options, const std::string& image,
     return;
   }
   for (const auto& d : detections) {
-    std::fputs(fmt::format("{}: {} {:.3f} {:.1f} {:.1f} {:.1f} {:.1f}\n", image, post.label(d.class_id),
-                           d.score, d.x1, d.y1, d.x2, d.y2)
-                   .c_str(),
-               stdout);
+    std::string line = fmt::format("{}: {} {:.3f} {:.1f} {:.1f} {:.1f} {:.1f}", image, post.label(d.class_id),
+                                   d.score, d.x1, d.y1, d.x2, d.y2);
+    // Keypoints (face landmarks, body joints) follow as x,y,score in image pixels.
+    for (const auto& p : d.keypoints) line += fmt::format(" {:.1f},{:.1f},{:.2f}", p.x, p.y, p.score);
+    std::fputs((line + "\n").c_str(), stdout);
   }
 }
 

@@ -54,14 +54,13 @@ void SecondaryRunner::run(const vision::ImageView& image, std::span<Detection> d
     for (; next < detections.size() && static_cast<std::int64_t>(batch_members_.size()) < max_batch_; ++next)
       if (takes(detections[next].class_id)) batch_members_.push_back(next);
     if (batch_members_.empty()) return;
-    std::vector<vision::LetterboxTransform> transforms;
-    transforms.reserve(batch_members_.size());
+    transforms_.clear();
     for (std::size_t b = 0; b < batch_members_.size(); ++b) {
       const Detection& d = detections[batch_members_[b]];
       const vision::CropRegion crop =
           vision::expand_crop(d.x1, d.y1, d.x2, d.y2, image.width, image.height, crop_scale_);
-      transforms.push_back(vision::preprocess_crop(image, crop, preprocess_,
-                                                   input_.data() + static_cast<std::int64_t>(b) * slot));
+      transforms_.push_back(vision::preprocess_crop(image, crop, preprocess_,
+                                                    input_.data() + static_cast<std::int64_t>(b) * slot));
     }
     const auto batch = static_cast<std::int64_t>(batch_members_.size());
     context_.run(
@@ -74,7 +73,7 @@ void SecondaryRunner::run(const vision::ImageView& image, std::span<Detection> d
       target.keypoints.clear();
       if (decoded_.empty()) continue;
       target.keypoints = std::move(decoded_.front().keypoints);
-      for (auto& point : target.keypoints) transforms[b].map_point_back(point.x, point.y);
+      for (auto& point : target.keypoints) transforms_[b].map_point_back(point.x, point.y);
     }
   }
 }

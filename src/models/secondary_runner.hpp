@@ -16,6 +16,7 @@
 #include "vapipe/runtime.hpp"
 #include "vision/fused_preprocess.hpp"
 #include "vision/image_view.hpp"
+#include "vision/letterbox.hpp"
 
 namespace vapipe::models {
 
@@ -58,7 +59,8 @@ class SecondaryRunner {
   std::vector<bool> takes_;  // per primary class id
   std::int64_t max_batch_ = 1;
   std::vector<float> input_;
-  std::vector<std::size_t> batch_members_;  // indices into the detections of the batch being run
+  std::vector<std::size_t> batch_members_;              // indices into the detections of the batch being run
+  std::vector<vision::LetterboxTransform> transforms_;  // their crops' mappings back to the image
   std::vector<ConstTensorView> outputs_;
   std::vector<Detection> decoded_;
 };

@@ -172,7 +172,8 @@ void register_compile(CLI::App& app) {
   command->add_option("--batch", args->batch, "Comma-separated batch sizes, one stage each (e.g. 1,4)");
   command->add_option("--shape", args->shape, "static | dynamic (inputs may be smaller than compiled)");
   command->add_option("--input-size", args->input_size, "WxH input size overriding the export's");
-  command->add_option("--model-type", args->model_type, "yolov5 | yolov8 | yolofastestv2 | scrfd | raw | auto");
+  command->add_option("--model-type", args->model_type,
+                      "yolov5 | yolov8 | yolofastestv2 | scrfd | simplepose | raw | auto");
   command->add_flag("--full-graph", args->full_graph,
                     "Keep the YOLO decode instead of cutting at the raw head");
   command->add_option("--precision", args->precision, "f32 | int8 | bf16 | auto (best the CPU runs natively)")

@@ -1,5 +1,7 @@
 // `vapipe detect FILE.vpk IMAGE...`: still-image detection with the same fused preprocessing and
-// post-processing the video pipeline uses, so its output is the reference users compare against.
+// post-processing the video pipeline uses, so its output is the reference users compare against. With a
+// top-down network (a pose network) in the package or given by --secondary, the detector runs first and that
+// network runs on every box of its class (models::SecondaryRunner).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +17,7 @@
 #include "core/file_kind.hpp"
 #include "models/detection_json.hpp"
 #include "models/post_processor.hpp"
+#include "models/secondary_runner.hpp"
 #include "vapipe/runtime.hpp"
 #include "vision/fused_preprocess.hpp"
 #include "vision/image_io.hpp"
@@ -28,6 +31,7 @@ struct DetectOptions {
   std::string package;
   std::vector<std::string> images;
   std::string network;
+  std::string secondary;
   float conf_threshold = 0.25f;
   float iou_threshold = 0.45f;
   int max_detections = 300;
@@ -46,20 +50,24 @@ void print_detections(const DetectOptions& options, const std::string& image,
     return;
   }
   for (const auto& d : detections) {
-    std::fputs(fmt::format("{}: {} {:.3f} {:.1f} {:.1f} {:.1f} {:.1f}\n", image, post.label(d.class_id),
-                           d.score, d.x1, d.y1, d.x2, d.y2)
-                   .c_str(),
-               stdout);
+    std::string line = fmt::format("{}: {} {:.3f} {:.1f} {:.1f} {:.1f} {:.1f}", image, post.label(d.class_id),
+                                   d.score, d.x1, d.y1, d.x2, d.y2);
+    // Keypoints (face landmarks, body joints) follow as x,y,score in image pixels.
+    for (const auto& p : d.keypoints) line += fmt::format(" {:.1f},{:.1f},{:.2f}", p.x, p.y, p.score);
+    std::fputs((line + "\n").c_str(), stdout);
   }
 }
 
 void save_annotated(const DetectOptions& options, const std::string& image_path, cv::Mat& image,
-                    const std::vector<models::Detection>& detections, const models::PostProcessor& post) {
+                    const std::vector<models::Detection>& detections, const models::PostProcessor& post,
+                    const models::SecondaryRunner* secondary) {
   std::vector<vision::OsdBox> boxes;
   for (const auto& d : detections) {
-    vision::OsdBox box{d.x1, d.y1,           d.x2,
-                       d.y2, d.class_id,     fmt::format("{} {:.2f}", post.label(d.class_id), d.score),
-                       {},   post.skeleton()};
+    const bool chained = secondary != nullptr && secondary->takes(d.class_id);
+    vision::OsdBox box{d.x1,       d.y1,
+                       d.x2,       d.y2,
+                       d.class_id, fmt::format("{} {:.2f}", post.label(d.class_id), d.score),
+                       {},         chained ? secondary->skeleton() : post.skeleton()};
     for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
     boxes.push_back(std::move(box));
   }
@@ -80,7 +88,42 @@ void run_detect(const DetectOptions& options) {
     if (error) fail("--save '{}': cannot create the folder: {}", options.save_dir, error.message());
   }
   const auto model = Model::load(options.package);
-  const auto network = model->network(options.network);
+  // A package holding a detector and a top-down network (`vapipe combine`): the detector is the first network
+  // that is not top-down, the other the first that is (unless --net or --secondary say otherwise).
+  std::shared_ptr<const Network> network;
+  std::shared_ptr<const Network> top_down;
+  for (const auto& name : model->network_names()) {
+    auto candidate = model->network(name);
+    const bool is_top_down = models::SecondaryRunner::is_top_down(candidate->metadata());
+    if (!options.network.empty()) {
+      if (name == options.network)
+        network = candidate;
+      else if (is_top_down && top_down == nullptr)
+        top_down = candidate;
+    } else if (!is_top_down && network == nullptr) {
+      network = candidate;
+    } else if (is_top_down && top_down == nullptr) {
+      top_down = candidate;
+    }
+  }
+  if (network == nullptr) {
+    // Only top-down networks (a pose package alone), or --net names one: run it on the whole image.
+    network = model->network(options.network);
+    if (network == top_down) top_down = nullptr;
+  }
+  if (!options.secondary.empty()) {
+    const auto secondary_model = Model::load(options.secondary);
+    top_down = nullptr;
+    for (const auto& name : secondary_model->network_names()) {
+      if (models::SecondaryRunner::is_top_down(secondary_model->network(name)->metadata())) {
+        top_down = secondary_model->network(name);
+        break;
+      }
+    }
+    if (top_down == nullptr)
+      fail("--secondary '{}': the package has no top-down network (one whose metadata has preprocess.crop)",
+           options.secondary);
+  }
   const nlohmann::json& metadata = network->metadata();
 
   const std::int64_t max_batch = network->max_batch();
@@ -102,6 +145,13 @@ void run_detect(const DetectOptions& options) {
   post_options.nms.iou_threshold = options.iou_threshold;
   post_options.nms.max_detections = static_cast<std::size_t>(std::max(0, options.max_detections));
   models::PostProcessor post(metadata, network->outputs(max_batch), post_options);
+  std::unique_ptr<models::SecondaryRunner> secondary;
+  if (top_down != nullptr) {
+    std::vector<std::string> labels;
+    for (int c = 0; c < post.num_classes(); ++c) labels.push_back(post.label(c));
+    secondary = std::make_unique<models::SecondaryRunner>(top_down, labels,
+                                                          models::SecondaryRunner::Options{options.threads});
+  }
 
   ExecutionContext context(network, {.threads = options.threads});
   const std::int64_t image_size = 3 * input_shape[2] * input_shape[3];
@@ -129,9 +179,11 @@ void run_detect(const DetectOptions& options) {
     for (std::size_t i = 0; i < count; ++i) {
       post.run(outputs, static_cast<std::int64_t>(i), detections);
       vision::map_boxes_back(std::span(detections), transforms[i]);
+      if (secondary != nullptr) secondary->run(vision::view_of_bgr(images[i]), detections);
       const std::string& path = options.images[first + i];
       print_detections(options, path, detections, post);
-      if (!options.save_dir.empty()) save_annotated(options, path, images[i], detections, post);
+      if (!options.save_dir.empty())
+        save_annotated(options, path, images[i], detections, post, secondary.get());
     }
   }
   std::fflush(stdout);
@@ -144,7 +196,10 @@ void register_detect(CLI::App& app) {
   auto* command = app.add_subcommand("detect", "Detect objects in still images with a compiled .vpk model");
   command->add_option("package", options->package, "Compiled model package (.vpk)")->required();
   command->add_option("images", options->images, "Image files (JPEG, PNG, ...)")->required();
-  command->add_option("--net", options->network, "Network of the package to run (default: its first)");
+  command->add_option("--net", options->network,
+                      "Network of the package to run (default: its first that is not a top-down network)");
+  command->add_option("--secondary", options->secondary,
+                      "Package with a top-down network (pose) to run on the boxes of its class");
   command->add_option("--conf", options->conf_threshold, "Score threshold (final score = obj * cls)")
       ->check(CLI::Range(0.0f, 1.0f))
       ->capture_default_str();

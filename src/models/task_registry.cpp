@@ -8,9 +8,10 @@ namespace vapipe::models {
 
 // Each task file defines its kind; the list below is the one place that names them all.
 extern const TaskKind kScrfdTask;
+extern const TaskKind kSimplePoseTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 1> kinds = {&kScrfdTask};
+  static const std::array<const TaskKind*, 2> kinds = {&kScrfdTask, &kSimplePoseTask};
   return kinds;
 }
 

@@ -58,15 +58,19 @@ LetterboxTransform compute_stretch(int source_width, int source_height, int targ
 void LetterboxTransform::map_back(float& x1, float& y1, float& x2, float& y2) const {
   const auto max_x = static_cast<float>(source_width);
   const auto max_y = static_cast<float>(source_height);
-  x1 = std::clamp((x1 - static_cast<float>(pad_x)) / scale_x, 0.0f, max_x);
-  x2 = std::clamp((x2 - static_cast<float>(pad_x)) / scale_x, 0.0f, max_x);
-  y1 = std::clamp((y1 - static_cast<float>(pad_y)) / scale_y, 0.0f, max_y);
-  y2 = std::clamp((y2 - static_cast<float>(pad_y)) / scale_y, 0.0f, max_y);
+  const auto left = static_cast<float>(origin_x);
+  const auto top = static_cast<float>(origin_y);
+  x1 = std::clamp((x1 - static_cast<float>(pad_x)) / scale_x, 0.0f, max_x) + left;
+  x2 = std::clamp((x2 - static_cast<float>(pad_x)) / scale_x, 0.0f, max_x) + left;
+  y1 = std::clamp((y1 - static_cast<float>(pad_y)) / scale_y, 0.0f, max_y) + top;
+  y2 = std::clamp((y2 - static_cast<float>(pad_y)) / scale_y, 0.0f, max_y) + top;
 }
 
 void LetterboxTransform::map_point_back(float& x, float& y) const {
-  x = std::clamp((x - static_cast<float>(pad_x)) / scale_x, 0.0f, static_cast<float>(source_width));
-  y = std::clamp((y - static_cast<float>(pad_y)) / scale_y, 0.0f, static_cast<float>(source_height));
+  x = std::clamp((x - static_cast<float>(pad_x)) / scale_x, 0.0f, static_cast<float>(source_width)) +
+      static_cast<float>(origin_x);
+  y = std::clamp((y - static_cast<float>(pad_y)) / scale_y, 0.0f, static_cast<float>(source_height)) +
+      static_cast<float>(origin_y);
 }
 
 }  // namespace vapipe::vision

@@ -18,8 +18,13 @@ struct LetterboxTransform {
   int source_height = 0;
   int target_width = 0;
   int target_height = 0;
+  // Source pixels of the transformed region's top-left corner: 0 for a whole image, the crop's corner for a
+  // crop (vision/crop.hpp), so one mapping serves both.
+  int origin_x = 0;
+  int origin_y = 0;
 
-  // Maps a box from network input pixels to source image pixels, clamped to [0, source size].
+  // Maps a box from network input pixels to source image pixels, clamped to [0, source size] (source size:
+  // of the transformed region; the origin is added after clamping).
   void map_back(float& x1, float& y1, float& x2, float& y2) const;
   // Maps a point the same way.
   void map_point_back(float& x, float& y) const;

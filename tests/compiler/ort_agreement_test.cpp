@@ -24,6 +24,7 @@
 #include "compiler/compiler.hpp"
 #include "compiler/onnx_model.hpp"
 #include "core/error.hpp"
+#include "support/ort_reference.hpp"
 #include "support/test_data.hpp"
 #include "vapipe/runtime.hpp"
 
@@ -75,38 +76,6 @@ std::vector<float> photo_input(const Shape& shape) {
   return values;
 }
 
-// The file ONNX Runtime runs: the model itself, or for an opset < 9 BatchNormalization with `spatial` 0 and
-// per-channel [C] parameters (MXNet's exports, e.g. the pose model) a copy with spatial 1. ONNX's rule asks
-// [C, H, W] parameters for spatial 0, so ORT refuses such a node ("Invalid input scale"); its [C] parameters
-// say the export meant per channel, which is what vapipe computes and what ORT computes with spatial 1.
-fs::path model_for_ort(const fs::path& model, const fs::path& dir) {
-  compiler::OnnxModel onnx = compiler::load_onnx(model.string());
-  bool patched = false;
-  for (auto& node : *onnx.proto.mutable_graph()->mutable_node()) {
-    if (node.op_type() != "BatchNormalization") continue;
-    for (auto& attribute : *node.mutable_attribute()) {
-      if (attribute.name() == "spatial" && attribute.i() == 0) {
-        attribute.set_i(1);
-        patched = true;
-      }
-    }
-  }
-  if (!patched) return model;
-  const fs::path copy = dir / "spatial_batch_norm.onnx";
-  std::ofstream out(copy, std::ios::binary);
-  if (!onnx.proto.SerializeToOstream(&out)) fail("cannot write {}", copy.string());
-  std::cout << model.filename().string() << ": ORT runs a copy with BatchNormalization spatial = 1\n";
-  return copy;
-}
-
-std::vector<float> read_floats(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<float> values(bytes.size() / sizeof(float));
-  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
-  return values;
-}
-
 class SharedModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(SharedModel, MatchesOnnxRuntimeOrNamesItsFirstUnsupportedQuantizedOperator) {
@@ -145,17 +114,8 @@ TEST_P(SharedModel, MatchesOnnxRuntimeOrNamesItsFirstUnsupportedQuantizedOperato
   const auto input = photo_input(shape);
 
   const fs::path dir = test::scratch_dir();
-  const fs::path input_file = dir / "input.f32";
-  std::ofstream(input_file, std::ios::binary)
-      .write(reinterpret_cast<const char*>(input.data()),
-             static_cast<std::streamsize>(input.size() * sizeof(float)));
-  const int status = std::system(
-      fmt::format("node '{}/tests/support/ort_run.mjs' '{}' '{}' '{}={}:{}' >'{}' 2>&1", VAPIPE_SOURCE_DIR,
-                  model_for_ort(options.onnx_path, dir).string(), dir.string(), inputs[0].name,
-                  input_file.string(), fmt::join(shape, "x"), (dir / "ort.log").string())
-          .c_str());
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 4)
-    GTEST_SKIP() << "onnxruntime-node not installed (scripts/setup.sh)";
+  const int status = test::run_ort(options.onnx_path, dir, inputs[0].name, input, shape);
+  if (status == test::kOrtMissing) GTEST_SKIP() << "onnxruntime-node not installed (scripts/setup.sh)";
   ASSERT_EQ(status, 0) << "ONNX Runtime failed: see " << dir / "ort.log";
   const auto ort = nlohmann::json::parse(std::ifstream(dir / "outputs.json"));
   const auto& listing = ort.at("outputs");
@@ -174,7 +134,7 @@ TEST_P(SharedModel, MatchesOnnxRuntimeOrNamesItsFirstUnsupportedQuantizedOperato
     ASSERT_NE(found, outputs.end()) << file << ": no output '" << name << "'";
     const auto index = static_cast<std::size_t>(found - outputs.begin());
     EXPECT_EQ(found->shape, expected.at("shape").get<Shape>()) << file << " output " << name;
-    const auto reference = read_floats(expected.at("file").get<std::string>());
+    const auto reference = test::read_floats(expected.at("file").get<std::string>());
     const ConstTensorView ours = context.output(index);
     ASSERT_EQ(static_cast<std::size_t>(shape_volume(ours.shape)), reference.size())
         << file << " output " << name;

@@ -1,0 +1,81 @@
+#include "models/secondary_runner.hpp"
+
+#include <algorithm>
+
+#include "core/error.hpp"
+#include "vision/crop.hpp"
+
+namespace vapipe::models {
+
+bool SecondaryRunner::is_top_down(const nlohmann::json& metadata) {
+  const auto pre = metadata.find("preprocess");
+  return pre != metadata.end() && pre->is_object() && pre->contains("crop");
+}
+
+SecondaryRunner::SecondaryRunner(std::shared_ptr<const Network> network,
+                                 const std::vector<std::string>& primary_class_names, Options options)
+    : network_(std::move(network)), context_(network_, {.threads = options.threads}) {
+  const nlohmann::json& metadata = network_->metadata();
+  if (!is_top_down(metadata))
+    fail("network '{}' is not a top-down network (its metadata has no preprocess.crop)", network_->name());
+  max_batch_ = network_->max_batch();
+  const auto inputs = network_->inputs(max_batch_);
+  if (inputs.size() != 1 || inputs[0].shape.size() != 4 || inputs[0].shape[1] != 3)
+    fail("network '{}': a top-down network takes one [N, 3, H, W] image", network_->name());
+  preprocess_ = vision::PreprocessOptions::from_metadata(metadata);
+  // The compiled shape is the truth (as in `vapipe detect`).
+  preprocess_.height = static_cast<int>(inputs[0].shape[2]);
+  preprocess_.width = static_cast<int>(inputs[0].shape[3]);
+  try {
+    crop_scale_ = metadata.at("preprocess").at("crop").value("scale", crop_scale_);
+  } catch (const nlohmann::json::exception& error) {
+    fail("network '{}': bad preprocess.crop: {}", network_->name(), error.what());
+  }
+  post_ = std::make_unique<PostProcessor>(metadata, network_->outputs(max_batch_),
+                                          PostprocessOptions::from_metadata(metadata));
+  const auto names = metadata.value("class_names", std::vector<std::string>{});
+  takes_.resize(primary_class_names.size());
+  bool any = false;
+  for (std::size_t i = 0; i < primary_class_names.size(); ++i) {
+    takes_[i] = std::find(names.begin(), names.end(), primary_class_names[i]) != names.end();
+    any = any || takes_[i];
+  }
+  if (!any)
+    fail("network '{}' runs on {} boxes, a class the detector does not have", network_->name(),
+         names.empty() ? std::string("(no class)") : names.front());
+  input_.resize(static_cast<std::size_t>(max_batch_ * 3 * preprocess_.width * preprocess_.height));
+}
+
+void SecondaryRunner::run(const vision::ImageView& image, std::span<Detection> detections) {
+  const std::int64_t slot = 3LL * preprocess_.width * preprocess_.height;
+  std::size_t next = 0;
+  while (true) {
+    batch_members_.clear();
+    for (; next < detections.size() && static_cast<std::int64_t>(batch_members_.size()) < max_batch_; ++next)
+      if (takes(detections[next].class_id)) batch_members_.push_back(next);
+    if (batch_members_.empty()) return;
+    transforms_.clear();
+    for (std::size_t b = 0; b < batch_members_.size(); ++b) {
+      const Detection& d = detections[batch_members_[b]];
+      const vision::CropRegion crop =
+          vision::expand_crop(d.x1, d.y1, d.x2, d.y2, image.width, image.height, crop_scale_);
+      transforms_.push_back(vision::preprocess_crop(image, crop, preprocess_,
+                                                    input_.data() + static_cast<std::int64_t>(b) * slot));
+    }
+    const auto batch = static_cast<std::int64_t>(batch_members_.size());
+    context_.run(
+        {ConstTensorView{input_.data(), DType::kF32, {batch, 3, preprocess_.height, preprocess_.width}}});
+    outputs_.clear();
+    for (std::size_t o = 0; o < context_.output_count(); ++o) outputs_.push_back(context_.output(o));
+    for (std::size_t b = 0; b < batch_members_.size(); ++b) {
+      post_->run(outputs_, static_cast<std::int64_t>(b), decoded_);
+      Detection& target = detections[batch_members_[b]];
+      target.keypoints.clear();
+      if (decoded_.empty()) continue;
+      target.keypoints = std::move(decoded_.front().keypoints);
+      for (auto& point : target.keypoints) transforms_[b].map_point_back(point.x, point.y);
+    }
+  }
+}
+
+}  // namespace vapipe::models

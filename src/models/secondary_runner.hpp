@@ -1,0 +1,68 @@
+#pragma once
+// A chain of models on still images or frames: a top-down (second-stage) network, such as a pose network,
+// run on crops of the detections of a first-stage detector. The detector's detections come in (source image
+// pixels), the crops are cut by the network's own rule (metadata preprocess.crop, vision/crop.hpp), batched up
+// to the network's largest compiled stage, decoded by its task, and the keypoints go back onto the detections
+// in source image pixels. The same object serves `vapipe detect` and the video pipeline.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/detection.hpp"
+#include "models/post_processor.hpp"
+#include "vapipe/runtime.hpp"
+#include "vision/fused_preprocess.hpp"
+#include "vision/image_view.hpp"
+#include "vision/letterbox.hpp"
+
+namespace vapipe::models {
+
+class SecondaryRunner {
+ public:
+  struct Options {
+    int threads = 1;  // the network's kernels (0: every core)
+  };
+
+  // Whether a network's metadata describes a top-down network (one that runs on crops: preprocess.crop).
+  static bool is_top_down(const nlohmann::json& metadata);
+
+  // `network`: a top-down network with a keypoint task; `primary_class_names`: the detector's class names.
+  // The runner takes the detections whose class name is one of the network's class names ("person" for a
+  // pose network). Throws vapipe::Error when the network is not top-down or takes no [N, 3, H, W] image.
+  SecondaryRunner(std::shared_ptr<const Network> network, const std::vector<std::string>& primary_class_names,
+                  Options options);
+  SecondaryRunner(const SecondaryRunner&) = delete;
+  SecondaryRunner& operator=(const SecondaryRunner&) = delete;
+
+  // Sets the keypoints of every detection it takes (see the constructor) from the network's result on that
+  // detection's crop of `image` (BGR, the pixels the detections are in); boxes, scores and the other
+  // detections are left as they are. Runs ceil(taken / max batch) batches.
+  void run(const vision::ImageView& image, std::span<Detection> detections);
+
+  bool takes(int class_id) const {
+    return class_id >= 0 && static_cast<std::size_t>(class_id) < takes_.size() &&
+           takes_[static_cast<std::size_t>(class_id)];
+  }
+  // The keypoints' skeleton (pairs of indices) for drawing.
+  std::span<const std::pair<int, int>> skeleton() const { return post_->skeleton(); }
+  const Network& network() const { return *network_; }
+
+ private:
+  std::shared_ptr<const Network> network_;
+  ExecutionContext context_;
+  std::unique_ptr<PostProcessor> post_;
+  vision::PreprocessOptions preprocess_;
+  float crop_scale_ = 1.25f;
+  std::vector<bool> takes_;  // per primary class id
+  std::int64_t max_batch_ = 1;
+  std::vector<float> input_;
+  std::vector<std::size_t> batch_members_;              // indices into the detections of the batch being run
+  std::vector<vision::LetterboxTransform> transforms_;  // their crops' mappings back to the image
+  std::vector<ConstTensorView> outputs_;
+  std::vector<Detection> decoded_;
+};
+
+}  // namespace vapipe::models

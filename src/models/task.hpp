@@ -58,6 +58,9 @@ bool has_output(const std::vector<TensorInfo>& outputs, std::string_view name);
 // The float32 data of image `batch_index` of an output whose first axis is the batch; throws when the image
 // is outside it.
 const float* image_data(const ConstTensorView& view, std::int64_t batch_index);
+// Throws naming the task and the output unless it holds `rows` x `columns` values per image ([B, rows, columns]
+// or any shape of that volume).
+void check_rows(const TensorInfo& output, std::int64_t rows, std::int64_t columns, std::string_view task);
 }  // namespace task_support
 
 }  // namespace vapipe::models

@@ -8,9 +8,13 @@ namespace vapipe::models {
 
 // Each task file defines its kind; the list below is the one place that names them all.
 extern const TaskKind kScrfdTask;
+extern const TaskKind kRetinaFaceTask;
+extern const TaskKind kYuNetTask;
+extern const TaskKind kUltraFaceTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 1> kinds = {&kScrfdTask};
+  static const std::array<const TaskKind*, 4> kinds = {&kScrfdTask, &kRetinaFaceTask, &kYuNetTask,
+                                                       &kUltraFaceTask};
   return kinds;
 }
 
@@ -48,6 +52,13 @@ const float* image_data(const ConstTensorView& view, std::int64_t batch_index) {
   if (batch_index < 0 || batch_index >= view.shape[0])
     fail("post-processing: image {} is outside the batch of {}", batch_index, view.shape[0]);
   return static_cast<const float*>(view.data) + batch_index * (shape_volume(view.shape) / view.shape[0]);
+}
+
+void check_rows(const TensorInfo& output, std::int64_t rows, std::int64_t columns, std::string_view task) {
+  if (output.shape.empty() || output.shape[0] <= 0 ||
+      shape_volume(output.shape) / output.shape[0] != rows * columns)
+    fail("{}: output '{}' has shape {}, expected [B, {}, {}]", task, output.name,
+         shape_to_string(output.shape), rows, columns);
 }
 
 }  // namespace task_support

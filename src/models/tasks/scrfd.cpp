@@ -13,6 +13,7 @@
 namespace vapipe::models {
 namespace {
 
+using task_support::check_rows;
 using task_support::has_output;
 using task_support::image_data;
 using task_support::output_index;
@@ -74,8 +75,8 @@ class ScrfdDecoder final : public TaskDecoder {
              outputs[level.score].name, shape_to_string(score_shape), cells, level.stride, width, height);
       level.anchors = static_cast<int>(rows / cells);
       level.rows = rows;
-      check_columns(outputs[level.bbox], rows, 4);
-      if (level.kps != kNone) check_columns(outputs[level.kps], rows, 2 * kLandmarks);
+      check_rows(outputs[level.bbox], rows, 4, "scrfd");
+      if (level.kps != kNone) check_rows(outputs[level.kps], rows, 2 * kLandmarks, "scrfd");
       levels_.push_back(level);
     }
   }
@@ -122,11 +123,6 @@ class ScrfdDecoder final : public TaskDecoder {
     std::int64_t rows = 0;  // per image
     std::size_t score = kNone, bbox = kNone, kps = kNone;
   };
-  static void check_columns(const TensorInfo& output, std::int64_t rows, std::int64_t columns) {
-    if (output.shape.empty() || shape_volume(output.shape) / output.shape[0] != rows * columns)
-      fail("scrfd: output '{}' has shape {}, expected [B, {}, {}]", output.name,
-           shape_to_string(output.shape), rows, columns);
-  }
   std::vector<Level> levels_;
 };
 

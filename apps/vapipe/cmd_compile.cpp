@@ -16,6 +16,7 @@
 #include "compiler/compiler.hpp"
 #include "core/error.hpp"
 #include "core/package.hpp"
+#include "models/task.hpp"
 #include "vapipe/runtime.hpp"
 
 namespace vapipe::cli {
@@ -172,8 +173,11 @@ void register_compile(CLI::App& app) {
   command->add_option("--batch", args->batch, "Comma-separated batch sizes, one stage each (e.g. 1,4)");
   command->add_option("--shape", args->shape, "static | dynamic (inputs may be smaller than compiled)");
   command->add_option("--input-size", args->input_size, "WxH input size overriding the export's");
-  command->add_option("--model-type", args->model_type,
-                      "yolov5 | yolov8 | yolofastestv2 | scrfd | simplepose | raw | auto");
+  // The tasks of models/tasks/ listed from their registry, so a new task needs no edit here.
+  std::string model_types = "yolov5 | yolov8 | yolofastestv2";
+  for (const models::TaskKind* kind : models::task_kinds())
+    model_types += fmt::format(" | {}", kind->model_type);
+  command->add_option("--model-type", args->model_type, model_types + " | raw | auto");
   command->add_flag("--full-graph", args->full_graph,
                     "Keep the YOLO decode instead of cutting at the raw head");
   command->add_option("--precision", args->precision, "f32 | int8 | bf16 | auto (best the CPU runs natively)")

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,9 @@ struct DetectOptions {
   std::vector<std::string> images;
   std::string network;
   std::string secondary;
-  float conf_threshold = 0.25f;
-  float iou_threshold = 0.45f;
+  // Unset: the package's own (metadata "postprocess", e.g. a face task's), else 0.25 and 0.45.
+  std::optional<float> conf_threshold;
+  std::optional<float> iou_threshold;
   int max_detections = 300;
   int threads = 0;
   bool json = false;
@@ -141,8 +143,8 @@ void run_detect(const DetectOptions& options) {
   pre.width = static_cast<int>(input_shape[3]);
 
   models::PostprocessOptions post_options = models::PostprocessOptions::from_metadata(metadata);
-  post_options.thresholds.conf_threshold = options.conf_threshold;
-  post_options.nms.iou_threshold = options.iou_threshold;
+  if (options.conf_threshold) post_options.thresholds.conf_threshold = *options.conf_threshold;
+  if (options.iou_threshold) post_options.nms.iou_threshold = *options.iou_threshold;
   post_options.nms.max_detections = static_cast<std::size_t>(std::max(0, options.max_detections));
   models::PostProcessor post(metadata, network->outputs(max_batch), post_options);
   std::unique_ptr<models::SecondaryRunner> secondary;
@@ -200,12 +202,14 @@ void register_detect(CLI::App& app) {
                       "Network of the package to run (default: its first that is not a top-down network)");
   command->add_option("--secondary", options->secondary,
                       "Package with a top-down network (pose) to run on the boxes of its class");
-  command->add_option("--conf", options->conf_threshold, "Score threshold (final score = obj * cls)")
-      ->check(CLI::Range(0.0f, 1.0f))
-      ->capture_default_str();
-  command->add_option("--iou", options->iou_threshold, "NMS IoU threshold (per class)")
-      ->check(CLI::Range(0.0f, 1.0f))
-      ->capture_default_str();
+  command
+      ->add_option("--conf", options->conf_threshold,
+                   "Score threshold (final score = obj * cls; default: the package's, else 0.25)")
+      ->check(CLI::Range(0.0f, 1.0f));
+  command
+      ->add_option("--iou", options->iou_threshold,
+                   "NMS IoU threshold (per class; default: the package's, else 0.45)")
+      ->check(CLI::Range(0.0f, 1.0f));
   command->add_option("--max-det", options->max_detections, "Most detections per image")
       ->check(non_negative_number())
       ->capture_default_str();

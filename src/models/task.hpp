@@ -59,6 +59,12 @@ bool has_output(const std::vector<TensorInfo>& outputs, std::string_view name);
 // after another (exports often flatten the batch into a fixed leading 1: [1, B*N, C]); throws when the
 // image is outside the output.
 const float* image_data(const ConstTensorView& view, std::int64_t batch_index, std::int64_t per_image);
+// The same for an output whose first axis is the batch (it keeps it at every stage: checked by the tasks'
+// tests at batch 4).
+const float* image_data(const ConstTensorView& view, std::int64_t batch_index);
+// Throws naming the task and the output unless it holds a whole number of images of `rows` x `columns`
+// values ([B, rows, columns], or any shape of such a volume: exports may flatten the batch into a leading 1).
+void check_rows(const TensorInfo& output, std::int64_t rows, std::int64_t columns, std::string_view task);
 }  // namespace task_support
 
 }  // namespace vapipe::models

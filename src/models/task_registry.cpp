@@ -8,10 +8,14 @@ namespace vapipe::models {
 
 // Each task file defines its kind; the list below is the one place that names them all.
 extern const TaskKind kScrfdTask;
+extern const TaskKind kRetinaFaceTask;
+extern const TaskKind kYuNetTask;
+extern const TaskKind kUltraFaceTask;
 extern const TaskKind kSimplePoseTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 2> kinds = {&kScrfdTask, &kSimplePoseTask};
+  static const std::array<const TaskKind*, 5> kinds = {&kScrfdTask, &kRetinaFaceTask, &kYuNetTask,
+                                                       &kUltraFaceTask, &kSimplePoseTask};
   return kinds;
 }
 
@@ -51,6 +55,18 @@ const float* image_data(const ConstTensorView& view, std::int64_t batch_index, s
     fail("post-processing: image {} is outside the {} image(s) of an output of shape {}", batch_index, images,
          shape_to_string(view.shape));
   return static_cast<const float*>(view.data) + batch_index * per_image;
+}
+
+void check_rows(const TensorInfo& output, std::int64_t rows, std::int64_t columns, std::string_view task) {
+  const std::int64_t volume = shape_volume(output.shape);
+  if (rows <= 0 || columns <= 0 || volume <= 0 || volume % (rows * columns) != 0)
+    fail("{}: output '{}' has shape {}, expected B x {} x {} values", task, output.name,
+         shape_to_string(output.shape), rows, columns);
+}
+
+const float* image_data(const ConstTensorView& view, std::int64_t batch_index) {
+  if (view.shape.empty() || view.shape[0] <= 0) fail("post-processing: an output is empty");
+  return image_data(view, batch_index, shape_volume(view.shape) / view.shape[0]);
 }
 
 }  // namespace task_support

@@ -113,5 +113,16 @@ TEST(ShippedConfigs, FaceDetectRunsWithScrfd) {
   expect_faces_with_landmarks(run);
 }
 
+TEST(ShippedConfigs, RetinafaceRunsWithRetinaFace) {
+  VAPIPE_REQUIRE_MODEL("retinaface_mnet025.onnx");
+  const fs::path video = faces_dir() / "video_chunk_6s.mp4";
+  if (!fs::exists(video)) GTEST_SKIP() << video << " not found";
+  const ShippedRun run =
+      run_shipped("cameras_retinaface.json", video, test::models_dir() / "retinaface_mnet025.onnx", 8);
+  EXPECT_EQ(run.exit_code, 0) << tail(run.log);
+  EXPECT_GE(stats_lines(run.log), 2) << tail(run.log);
+  expect_faces_with_landmarks(run);
+}
+
 }  // namespace
 }  // namespace vapipe

@@ -13,6 +13,7 @@
 namespace vapipe::models {
 namespace {
 
+using task_support::check_rows;
 using task_support::has_output;
 using task_support::image_data;
 using task_support::output_index;
@@ -72,9 +73,9 @@ class ScrfdDecoder final : public TaskDecoder {
       // Counted from the layout, not the shape: exports flatten the batch into a fixed leading 1.
       level.anchors = kAnchorsPerCell;
       level.rows = cells * kAnchorsPerCell;
-      check_columns(outputs[level.score], level.rows, 1);
-      check_columns(outputs[level.bbox], level.rows, 4);
-      if (level.kps != kNone) check_columns(outputs[level.kps], level.rows, 2 * kLandmarks);
+      check_rows(outputs[level.score], level.rows, 1, "scrfd");
+      check_rows(outputs[level.bbox], level.rows, 4, "scrfd");
+      if (level.kps != kNone) check_rows(outputs[level.kps], level.rows, 2 * kLandmarks, "scrfd");
       levels_.push_back(level);
     }
   }
@@ -123,13 +124,6 @@ class ScrfdDecoder final : public TaskDecoder {
     std::int64_t rows = 0;  // per image
     std::size_t score = kNone, bbox = kNone, kps = kNone;
   };
-  // Any whole number of images of `rows` x `columns` values (the batch of the stage).
-  static void check_columns(const TensorInfo& output, std::int64_t rows, std::int64_t columns) {
-    const std::int64_t volume = shape_volume(output.shape);
-    if (rows > 0 && volume > 0 && volume % (rows * columns) == 0) return;
-    fail("scrfd: output '{}' has shape {}, expected B x {} x {} values", output.name,
-         shape_to_string(output.shape), rows, columns);
-  }
   std::vector<Level> levels_;
 };
 

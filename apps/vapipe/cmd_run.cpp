@@ -52,6 +52,15 @@ void print_summary(const pipeline::RunSummary& summary) {
         c.dropped_failed, c.decode_errors, c.corrupt_frames, c.reconnects, c.packets_dropped,
         c.results_dropped, c.address);
   }
+  // A chained second-stage network (pose): objects it ran on, and objects whose track's fresh result was
+  // reused instead (its cost follows new objects, not frames).
+  std::uint64_t runs = 0, cached = 0;
+  for (const auto& c : summary.channels) {
+    runs += c.secondary_runs;
+    cached += c.secondary_cached;
+  }
+  if (runs + cached > 0)
+    text += fmt::format("second stage: {} object(s) run, {} reused from their track\n", runs, cached);
   std::fputs(text.c_str(), stdout);
   std::fflush(stdout);
 }

@@ -55,6 +55,12 @@ namespace task_support {
 std::size_t output_index(const std::vector<TensorInfo>& outputs, std::string_view name,
                          std::string_view task);
 bool has_output(const std::vector<TensorInfo>& outputs, std::string_view name);
+// TaskKind::make_decoder for a decoder constructed from (metadata, outputs).
+template <typename Decoder>
+std::unique_ptr<TaskDecoder> make_decoder_of(const nlohmann::json& metadata,
+                                             const std::vector<TensorInfo>& outputs) {
+  return std::make_unique<Decoder>(metadata, outputs);
+}
 // The float32 data of image `batch_index` of an output holding `per_image` elements per image, images one
 // after another (exports often flatten the batch into a fixed leading 1: [1, B*N, C]); throws when the
 // image is outside the output.

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
@@ -23,6 +24,7 @@
 #include "io/url_redaction.hpp"
 #include "io/video_decoder.hpp"
 #include "io/video_encoder.hpp"
+#include "models/secondary_runner.hpp"
 #include "models/tracker.hpp"
 #include "vision/osd.hpp"
 
@@ -126,7 +128,27 @@ struct Channel::OutputState {
   io::FrameViewer viewer;
   FpsMeter fps{std::chrono::seconds(2)};
   std::vector<vision::OsdBox> osd;
+  // The second-stage network (this thread's execution context) and its latest result per track.
+  struct CachedKeypoints {
+    std::vector<models::Keypoint> keypoints;
+    float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // the box they were found in
+    std::int64_t frame = 0;
+  };
+  std::unique_ptr<models::SecondaryRunner> secondary;
+  std::unordered_map<int, CachedKeypoints> keypoint_cache;
+  std::vector<models::Detection> secondary_batch;
+  std::vector<std::size_t> secondary_index;
 };
+
+namespace {
+
+// A track's result is reused for this many frames (its keypoints follow the box's move and size), so the
+// second-stage cost follows new objects, not frames; an object without a track runs every time.
+constexpr std::int64_t kSecondaryMaxAge = 5;
+// Objects of one frame the second stage runs on at most (the largest first); the rest reuse or go without.
+constexpr std::size_t kSecondaryMaxObjects = 8;
+
+}  // namespace
 
 Channel::Channel(ChannelSetup setup)
     : setup_(std::move(setup)),
@@ -366,7 +388,7 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
       task->decoded_at = Clock::now();
       task->decode_ms = pending_decode_ms;
       pending_decode_ms = 0.0;
-      task->keep_pixels = reencode_ || taps_want_pixels_ ||
+      task->keep_pixels = reencode_ || taps_want_pixels_ || setup_.secondary != nullptr ||
                           (video_wanted_ && setup_.model->output_mode == OutputMode::kAnnotated);
       task->frame = io::make_frame();
       av_frame_move_ref(task->frame.get(), frame.get());
@@ -529,12 +551,72 @@ void Channel::handle(OutputState& out, ChannelEvent event) {
   if (out.total_frames >= 0 && out.next_emit >= out.total_frames && out.reorder.empty()) close_outputs(out);
 }
 
+void Channel::run_secondary(OutputState& out, FrameTask& task) {
+  if (!task.frame) return;
+  if (!out.secondary) {
+    std::vector<std::string> labels;
+    const auto& post = setup_.detector->labels();
+    for (int c = 0; c < post.num_classes(); ++c) labels.push_back(post.label(c));
+    out.secondary = std::make_unique<models::SecondaryRunner>(setup_.secondary, labels,
+                                                              models::SecondaryRunner::Options{.threads = 1});
+  }
+  models::SecondaryRunner& runner = *out.secondary;
+  out.secondary_batch.clear();
+  out.secondary_index.clear();
+  // Largest objects first: the ones the second stage sees best, and the ones cut last by the limit.
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < task.detections.size(); ++i)
+    if (runner.takes(task.detections[i].class_id)) order.push_back(i);
+  auto area = [&](std::size_t i) {
+    const auto& d = task.detections[i];
+    return (d.x2 - d.x1) * (d.y2 - d.y1);
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return area(a) > area(b); });
+  std::uint64_t cached = 0;
+  for (std::size_t i : order) {
+    models::Detection& d = task.detections[i];
+    const auto hit = d.track_id >= 0 ? out.keypoint_cache.find(d.track_id) : out.keypoint_cache.end();
+    if (hit != out.keypoint_cache.end() && task.frame_index - hit->second.frame <= kSecondaryMaxAge) {
+      // Moved and scaled with the box since it was found.
+      const auto& c = hit->second;
+      const float sx = (d.x2 - d.x1) / std::max(c.x2 - c.x1, 1e-3f);
+      const float sy = (d.y2 - d.y1) / std::max(c.y2 - c.y1, 1e-3f);
+      d.keypoints = c.keypoints;
+      for (auto& p : d.keypoints) {
+        p.x = d.x1 + (p.x - c.x1) * sx;
+        p.y = d.y1 + (p.y - c.y1) * sy;
+      }
+      ++cached;
+      continue;
+    }
+    if (out.secondary_batch.size() >= kSecondaryMaxObjects) continue;
+    out.secondary_batch.push_back(d);
+    out.secondary_index.push_back(i);
+  }
+  counters_.secondary_cached.fetch_add(cached, std::memory_order_relaxed);
+  if (out.secondary_batch.empty()) return;
+  runner.run(out.viewer.bgr(*task.frame), out.secondary_batch);
+  for (std::size_t k = 0; k < out.secondary_batch.size(); ++k) {
+    models::Detection& d = task.detections[out.secondary_index[k]];
+    d.keypoints = std::move(out.secondary_batch[k].keypoints);
+    if (d.track_id >= 0)
+      out.keypoint_cache[d.track_id] = {d.keypoints, d.x1, d.y1, d.x2, d.y2, task.frame_index};
+  }
+  counters_.secondary_runs.fetch_add(out.secondary_batch.size(), std::memory_order_relaxed);
+  // Tracks gone for long are forgotten (the cache stays as small as the live tracks).
+  std::erase_if(out.keypoint_cache, [&](const auto& entry) {
+    return task.frame_index - entry.second.frame > 10 * kSecondaryMaxAge;
+  });
+}
+
 void Channel::emit(OutputState& out, FrameTaskPtr task) {
   const auto started = Clock::now();
   const Clock::time_point decoded_at = task->decoded_at;
   out.next_emit = task->frame_index + 1;
   if (task->outcome == FrameOutcome::kInferred) {
     out.tracker.update(task->detections);
+    if (setup_.secondary) run_secondary(out, *task);
     out.last_detections = task->detections;
     counters_.inferred.fetch_add(1, std::memory_order_relaxed);
     counters_.decode_us.fetch_add(to_us(task->decode_ms), std::memory_order_relaxed);
@@ -610,16 +692,16 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
                   static_cast<std::size_t>(bgr.strides[0]));
     out.osd.clear();
     for (const auto& d : task.detections) {
-      vision::OsdBox box{d.x1,
-                         d.y1,
-                         d.x2,
-                         d.y2,
-                         d.track_id >= 0 ? d.track_id : d.class_id,
-                         d.track_id >= 0
-                             ? fmt::format("{} {:.2f} #{}", labels.label(d.class_id), d.score, d.track_id)
-                             : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score),
-                         {},
-                         labels.skeleton()};
+      vision::OsdBox box{
+          d.x1,
+          d.y1,
+          d.x2,
+          d.y2,
+          d.track_id >= 0 ? d.track_id : d.class_id,
+          d.track_id >= 0 ? fmt::format("{} {:.2f} #{}", labels.label(d.class_id), d.score, d.track_id)
+                          : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score),
+          {},
+          out.secondary && out.secondary->takes(d.class_id) ? out.secondary->skeleton() : labels.skeleton()};
       for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
       out.osd.push_back(std::move(box));
     }

@@ -66,6 +66,10 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> packets_written{0};
   std::atomic<std::uint64_t> packets_dropped{0};  // video output could not take them (server down)
   std::atomic<std::uint64_t> results_dropped{0};  // JSON Lines the results file could not take (disk full)
+  // The model's second-stage network (pose on persons): objects it ran on, and objects whose fresh result
+  // of the same track was reused instead.
+  std::atomic<std::uint64_t> secondary_runs{0};
+  std::atomic<std::uint64_t> secondary_cached{0};
   // Sums over output frames of the per-stage times, in microseconds.
   std::atomic<std::uint64_t> decode_us{0};
   std::atomic<std::uint64_t> preprocess_us{0};
@@ -92,6 +96,9 @@ struct ChannelSetup {
   const CameraConfig* camera = nullptr;
   const ModelConfig* model = nullptr;
   Detector* detector = nullptr;
+  // A top-down network of the model's package (pose) run on the detector's objects of its classes, in the
+  // channel's output thread after tracking; null: none.
+  std::shared_ptr<const Network> secondary;
   ResultsFile* results = nullptr;  // shared by the channels of a model; may be null
   bool drop_when_full = false;     // live source and non-blocking queue: drop oldest instead of waiting
   int encoder_threads = 0;
@@ -167,6 +174,7 @@ class Channel {
   void output_loop();
   void handle(OutputState& out, ChannelEvent event);
   void emit(OutputState& out, FrameTaskPtr task);
+  void run_secondary(OutputState& out, FrameTask& task);
   void open_video_output(OutputState& out, const FrameTask& first);
   void encode_frame(OutputState& out, FrameTask& task, bool draw);
   void write_passthrough(OutputState& out, bool flush_all);

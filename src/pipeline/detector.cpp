@@ -66,7 +66,7 @@ Detector::Detector(const ModelConfig& config, std::string key_path, std::shared_
            *config_.model_type, family, config_.path, metadata_type);
     }
   }
-  config_.check_thresholds_for(metadata_type, key_path_);
+  if (!options_.feeds_secondary) config_.check_thresholds_for(metadata_type, key_path_);
   labels_ = std::make_unique<models::PostProcessor>(network_->metadata(), network_->outputs(max_batch_),
                                                     postprocess_options());
   if (config_.class_num && *config_.class_num != labels_->num_classes()) {

@@ -31,6 +31,9 @@ struct DetectorOptions {
   StageConfig inference;
   StageConfig postprocess;
   int context_threads = 0;  // oneDNN threads per ExecutionContext (0: every core)
+  // The package chains a top-down network (pose) after this detector: sophon's openpose demo reads only
+  // nms_threshold, so obj/class_threshold fall back to the detector's defaults when absent.
+  bool feeds_secondary = false;
 };
 
 struct DetectorCounters {

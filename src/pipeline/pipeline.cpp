@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "io/ffmpeg_log.hpp"
 #include "io/url_redaction.hpp"
+#include "models/secondary_runner.hpp"
 #include "pipeline/model_loader.hpp"
 
 namespace vapipe::pipeline {
@@ -75,14 +76,31 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
     }
     LoadedModel loaded = load_pipeline_model(model.path, key + ".path",
                                              {.cache_dir = options_.cache_dir, .show_progress = false});
+    // A package of several networks (vapipe combine) runs as a chain: its first network that is not a
+    // top-down one detects, its first top-down one (pose) runs on the detections of its classes.
     std::shared_ptr<const Network> network;
+    std::shared_ptr<const Network> secondary;
     try {
-      network = loaded.model->network();
+      for (const auto& name : loaded.model->network_names()) {
+        auto candidate = loaded.model->network(name);
+        const bool top_down = models::SecondaryRunner::is_top_down(candidate->metadata());
+        if (!top_down && !network) {
+          network = std::move(candidate);
+        } else if (top_down && !secondary) {
+          secondary = std::move(candidate);
+        }
+      }
+      if (!network) fail("the package holds no network that runs on whole frames (only top-down ones)");
     } catch (const Error& error) {
       fail("{}.path: {}", key, error.what());
     }
+    if (secondary) {
+      secondary_by_model_[model.name] = secondary;
+      spdlog::info("model '{}': network '{}' runs on the objects of '{}'", model.name, secondary->name(),
+                   network->name());
+    }
     DetectorOptions detector_options{config_.preprocess, config_.inference, config_.postprocess,
-                                     context_threads};
+                                     context_threads, secondary != nullptr};
     auto detector =
         std::make_unique<Detector>(model, key, network, detector_options, [this](FrameTaskPtr task) {
           channels_[static_cast<std::size_t>(task->channel)]->deliver(std::move(task));
@@ -142,6 +160,8 @@ std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* came
   setup.camera = camera;
   setup.model = model;
   setup.detector = detector_by_name_.at(model->name);
+  if (const auto it = secondary_by_model_.find(model->name); it != secondary_by_model_.end())
+    setup.secondary = it->second;
   const auto results = results_by_model_.find(model->name);
   setup.results = results == results_by_model_.end() ? nullptr : results->second;
   setup.drop_when_full = is_network_address(camera->address) && !config_.preprocess.blocking;
@@ -413,6 +433,8 @@ RunSummary Pipeline::summarize(double seconds) const {
     row.packets_written = c.packets_written.load();
     row.packets_dropped = c.packets_dropped.load();
     row.results_dropped = c.results_dropped.load();
+    row.secondary_runs = c.secondary_runs.load();
+    row.secondary_cached = c.secondary_cached.load();
     summary.channels.push_back(std::move(row));
   }
   return summary;

@@ -47,6 +47,7 @@ struct ChannelSummary {
                 corrupt_frames = 0, reconnects = 0, packets_written = 0, packets_dropped = 0,
                 results_dropped = 0;
   std::uint64_t dropped_queue_full = 0, dropped_failed = 0;  // dropped, by reason
+  std::uint64_t secondary_runs = 0, secondary_cached = 0;    // a chained network's objects: run, reused
 };
 
 struct RunSummary {
@@ -127,6 +128,7 @@ class Pipeline {
   std::vector<std::unique_ptr<ResultsFile>> results_files_;
   std::vector<std::unique_ptr<Detector>> detectors_;
   std::map<std::string, Detector*> detector_by_name_;
+  std::map<std::string, std::shared_ptr<const Network>> secondary_by_model_;  // a package's top-down network
   std::map<std::string, ResultsFile*> results_by_model_;
   std::vector<TapFactory> tap_factories_;
 

@@ -34,8 +34,9 @@ struct ShippedRun {
 };
 
 // Runs configs/<name> with its camera, model path and output_path replaced, for `seconds`.
-ShippedRun run_shipped(const std::string& name, const fs::path& video, const fs::path& model, int seconds) {
-  const fs::path dir = test::scratch_dir();
+ShippedRun run_shipped(const std::string& name, const fs::path& video, const fs::path& model, int seconds,
+                       fs::path dir = {}) {
+  if (dir.empty()) dir = test::scratch_dir();
   std::ifstream in(fs::path(VAPIPE_SOURCE_DIR) / "configs" / name);
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(in);
   auto& camera = config["cards"][0]["cameras"][0];
@@ -122,6 +123,73 @@ TEST(ShippedConfigs, RetinafaceRunsWithRetinaFace) {
   EXPECT_EQ(run.exit_code, 0) << tail(run.log);
   EXPECT_GE(stats_lines(run.log), 2) << tail(run.log);
   expect_faces_with_landmarks(run);
+}
+
+// openpose's config names one model: a package holding YOLOv5n and SimplePose (vapipe combine) runs as a chain,
+// the pose network on every person (up to 8 a frame), a track's pose reused for a few frames.
+TEST(ShippedConfigs, OpenposeRunsAPersonDetectorAndPoseChain) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  VAPIPE_REQUIRE_MODEL("simplepose_256x192.onnx");
+  const fs::path video = test::opencv_data_dir() / "vtest.avi";
+  if (!fs::exists(video)) GTEST_SKIP() << video << " not found (Debian's opencv-doc)";
+  const fs::path dir = test::scratch_dir();
+  for (const auto& [onnx, vpk] :
+       {std::pair{"yolov5n.onnx", "yolov5n.vpk"}, {"simplepose_256x192.onnx", "pose.vpk"}}) {
+    ASSERT_EQ(std::system(fmt::format("'{}' compile '{}' --batch 1,4 -o '{}' >'{}' 2>&1", VAPIPE_CLI,
+                                      (test::models_dir() / onnx).string(), (dir / vpk).string(),
+                                      (dir / "compile.log").string())
+                              .c_str()),
+              0)
+        << onnx;
+  }
+  const fs::path package = dir / "person_pose.vpk";
+  ASSERT_EQ(std::system(fmt::format("'{}' combine '{}' '{}' -o '{}' >'{}' 2>&1", VAPIPE_CLI,
+                                    (dir / "yolov5n.vpk").string(), (dir / "pose.vpk").string(),
+                                    package.string(), (dir / "combine.log").string())
+                            .c_str()),
+            0);
+  const ShippedRun run = run_shipped("cameras_openpose.json", video, package, 8, dir);
+  EXPECT_EQ(run.exit_code, 0) << tail(run.log);
+  EXPECT_GE(stats_lines(run.log), 2) << tail(run.log);
+  ASSERT_GE(run.results.size(), 20u) << tail(run.log);
+  std::size_t persons = 0, posed = 0;
+  for (const auto& record : run.results) {
+    for (const auto& d : record.at("detections")) {
+      if (d.at("label") != "person") {
+        EXPECT_FALSE(d.contains("keypoints")) << d.dump();
+        continue;
+      }
+      ++persons;
+      if (!d.contains("keypoints")) continue;  // beyond the 8 largest of its frame
+      ++posed;
+      const auto& box = d.at("box");
+      const auto& points = d.at("keypoints");
+      ASSERT_EQ(points.size(), 17u) << d.dump();
+      // Inside the box grown by the crop's 1.25 (the pose network sees that much around it).
+      const float w = box[2].get<float>() - box[0].get<float>(),
+                  h = box[3].get<float>() - box[1].get<float>();
+      for (const auto& p : points) {
+        EXPECT_GE(p[0].get<float>(), box[0].get<float>() - 0.15f * w - 1) << d.dump();
+        EXPECT_LE(p[0].get<float>(), box[2].get<float>() + 0.15f * w + 1) << d.dump();
+        EXPECT_GE(p[1].get<float>(), box[1].get<float>() - 0.15f * h - 1) << d.dump();
+        EXPECT_LE(p[1].get<float>(), box[3].get<float>() + 0.15f * h + 1) << d.dump();
+      }
+    }
+  }
+  EXPECT_GT(persons, run.results.size()) << "vtest.avi has several people in every frame";
+  EXPECT_GE(posed, persons * 9 / 10);
+  // The chain's cost follows new tracks: most persons reuse their track's pose.
+  const std::regex chain_line(R"(^second stage: (\d+) object\(s\) run, (\d+) reused from their track$)");
+  std::smatch match;
+  bool found = false;
+  for (const auto& line : run.log) {
+    if (!std::regex_match(line, match, chain_line)) continue;
+    found = true;
+    const auto ran = std::stoull(match[1].str()), reused = std::stoull(match[2].str());
+    EXPECT_EQ(ran + reused, posed);
+    EXPECT_GT(reused, ran) << "tracks did not reuse their pose";
+  }
+  EXPECT_TRUE(found) << tail(run.log);
 }
 
 }  // namespace

@@ -170,15 +170,11 @@ class RetinaFaceDecoder final : public TaskDecoder {
   std::vector<Level> levels_;
 };
 
-std::unique_ptr<TaskDecoder> make_decoder(const nlohmann::json& metadata,
-                                          const std::vector<TensorInfo>& outputs) {
-  return std::make_unique<RetinaFaceDecoder>(metadata, outputs);
-}
-
 }  // namespace
 
 extern const TaskKind kRetinaFaceTask;
 const TaskKind kRetinaFaceTask = {
-    "retinaface", "RetinaFace face detector, 5 landmarks", &recognizes, &describe, &make_decoder, {}};
+    "retinaface", "RetinaFace face detector, 5 landmarks",           &recognizes,
+    &describe,    &task_support::make_decoder_of<RetinaFaceDecoder>, {}};
 
 }  // namespace vapipe::models

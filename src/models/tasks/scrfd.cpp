@@ -127,15 +127,10 @@ class ScrfdDecoder final : public TaskDecoder {
   std::vector<Level> levels_;
 };
 
-std::unique_ptr<TaskDecoder> make_decoder(const nlohmann::json& metadata,
-                                          const std::vector<TensorInfo>& outputs) {
-  return std::make_unique<ScrfdDecoder>(metadata, outputs);
-}
-
 }  // namespace
 
 extern const TaskKind kScrfdTask;
-const TaskKind kScrfdTask = {
-    "scrfd", "SCRFD face detector, 5 landmarks", &recognizes, &describe, &make_decoder, {}};
+const TaskKind kScrfdTask = {"scrfd",   "SCRFD face detector, 5 landmarks",           &recognizes,
+                             &describe, &task_support::make_decoder_of<ScrfdDecoder>, {}};
 
 }  // namespace vapipe::models

@@ -113,16 +113,11 @@ class SimplePoseDecoder final : public TaskDecoder {
   std::int64_t height_ = 0, width_ = 0;
 };
 
-std::unique_ptr<TaskDecoder> make_decoder(const nlohmann::json& metadata,
-                                          const std::vector<TensorInfo>& outputs) {
-  return std::make_unique<SimplePoseDecoder>(metadata, outputs);
-}
-
 }  // namespace
 
 extern const TaskKind kSimplePoseTask;
-const TaskKind kSimplePoseTask = {"simplepose",  "SimplePose top-down human pose, COCO 17 keypoints",
-                                  &recognizes,   &describe,
-                                  &make_decoder, kSkeleton};
+const TaskKind kSimplePoseTask = {
+    "simplepose", "SimplePose top-down human pose, COCO 17 keypoints", &recognizes,
+    &describe,    &task_support::make_decoder_of<SimplePoseDecoder>,   kSkeleton};
 
 }  // namespace vapipe::models

@@ -84,15 +84,14 @@ class UltraFaceDecoder final : public TaskDecoder {
   std::int64_t priors_ = 0;
 };
 
-std::unique_ptr<TaskDecoder> make_decoder(const nlohmann::json& metadata,
-                                          const std::vector<TensorInfo>& outputs) {
-  return std::make_unique<UltraFaceDecoder>(metadata, outputs);
-}
-
 }  // namespace
 
 extern const TaskKind kUltraFaceTask;
-const TaskKind kUltraFaceTask = {
-    "ultraface", "UltraFace face detector, boxes only", &recognizes, &describe, &make_decoder, {}};
+const TaskKind kUltraFaceTask = {"ultraface",
+                                 "UltraFace face detector, boxes only",
+                                 &recognizes,
+                                 &describe,
+                                 &task_support::make_decoder_of<UltraFaceDecoder>,
+                                 {}};
 
 }  // namespace vapipe::models

@@ -129,15 +129,10 @@ class YuNetDecoder final : public TaskDecoder {
   std::vector<Level> levels_;
 };
 
-std::unique_ptr<TaskDecoder> make_decoder(const nlohmann::json& metadata,
-                                          const std::vector<TensorInfo>& outputs) {
-  return std::make_unique<YuNetDecoder>(metadata, outputs);
-}
-
 }  // namespace
 
 extern const TaskKind kYuNetTask;
-const TaskKind kYuNetTask = {
-    "yunet", "YuNet face detector, 5 landmarks", &recognizes, &describe, &make_decoder, {}};
+const TaskKind kYuNetTask = {"yunet",   "YuNet face detector, 5 landmarks",           &recognizes,
+                             &describe, &task_support::make_decoder_of<YuNetDecoder>, {}};
 
 }  // namespace vapipe::models

@@ -74,7 +74,6 @@ const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1,
 let results;
 let inputType = 'float32';
 try {
-  inputType = 'float16';
   results = await session.run(feeds);
 } catch (error) {
   if (!/expected: \(tensor\(float16\)\)/.test(error.message)) throw error;

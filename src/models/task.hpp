@@ -55,6 +55,11 @@ namespace task_support {
 std::size_t output_index(const std::vector<TensorInfo>& outputs, std::string_view name,
                          std::string_view task);
 bool has_output(const std::vector<TensorInfo>& outputs, std::string_view name);
+// The network input's width and height as the package's metadata records them ("input").
+struct InputSize {
+  int width = 0, height = 0;
+};
+InputSize input_size(const nlohmann::json& metadata);
 // TaskKind::make_decoder for a decoder constructed from (metadata, outputs).
 template <typename Decoder>
 std::unique_ptr<TaskDecoder> make_decoder_of(const nlohmann::json& metadata,

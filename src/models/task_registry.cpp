@@ -33,6 +33,11 @@ const TaskKind* recognize_task(const std::vector<TensorInfo>& outputs) {
 
 namespace task_support {
 
+InputSize input_size(const nlohmann::json& metadata) {
+  const auto& input = metadata.at("input");
+  return {input.at("width").get<int>(), input.at("height").get<int>()};
+}
+
 bool has_output(const std::vector<TensorInfo>& outputs, std::string_view name) {
   for (const auto& output : outputs)
     if (output.name == name) return true;

@@ -138,6 +138,8 @@ struct Channel::OutputState {
   std::unordered_map<int, CachedKeypoints> keypoint_cache;
   std::vector<models::Detection> secondary_batch;
   std::vector<std::size_t> secondary_index;
+  std::vector<std::size_t>
+      secondary_order;  // the frame's objects of the second stage's classes, largest first
 };
 
 namespace {
@@ -564,7 +566,8 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
   out.secondary_batch.clear();
   out.secondary_index.clear();
   // Largest objects first: the ones the second stage sees best, and the ones cut last by the limit.
-  std::vector<std::size_t> order;
+  std::vector<std::size_t>& order = out.secondary_order;  // reused: no allocation per frame
+  order.clear();
   for (std::size_t i = 0; i < task.detections.size(); ++i)
     if (runner.takes(task.detections[i].class_id)) order.push_back(i);
   auto area = [&](std::size_t i) {

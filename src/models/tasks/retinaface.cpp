@@ -79,9 +79,9 @@ void describe(const std::vector<TensorInfo>& outputs, int input_width, int input
 class RetinaFaceDecoder final : public TaskDecoder {
  public:
   RetinaFaceDecoder(const nlohmann::json& metadata, const std::vector<TensorInfo>& outputs) {
-    const auto& input = metadata.at("input");
-    width_ = input.at("width").get<float>();
-    height_ = input.at("height").get<float>();
+    const auto size = task_support::input_size(metadata);
+    width_ = static_cast<float>(size.width);
+    height_ = static_cast<float>(size.height);
     const auto& head = metadata.at("head");
     centre_ = head.at("anchor_centre").get<float>();
     landmark_std_ = head.value("landmark_std", 1.0f);

@@ -57,9 +57,7 @@ void describe(const std::vector<TensorInfo>& outputs, int input_width, int input
 class ScrfdDecoder final : public TaskDecoder {
  public:
   ScrfdDecoder(const nlohmann::json& metadata, const std::vector<TensorInfo>& outputs) {
-    const auto& input = metadata.at("input");
-    const int width = input.at("width").get<int>();
-    const int height = input.at("height").get<int>();
+    const auto [width, height] = task_support::input_size(metadata);
     for (const auto& entry : metadata.at("head").at("levels")) {
       Level level;
       level.stride = entry.at("stride").get<int>();

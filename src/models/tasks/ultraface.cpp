@@ -41,9 +41,9 @@ void describe(const std::vector<TensorInfo>& /*outputs*/, int input_width, int i
 class UltraFaceDecoder final : public TaskDecoder {
  public:
   UltraFaceDecoder(const nlohmann::json& metadata, const std::vector<TensorInfo>& outputs) {
-    const auto& input = metadata.at("input");
-    width_ = input.at("width").get<float>();
-    height_ = input.at("height").get<float>();
+    const auto size = task_support::input_size(metadata);
+    width_ = static_cast<float>(size.width);
+    height_ = static_cast<float>(size.height);
     const auto& head = metadata.at("head");
     scores_ = output_index(outputs, head.at("scores").get<std::string>(), "ultraface");
     boxes_ = output_index(outputs, head.at("boxes").get<std::string>(), "ultraface");

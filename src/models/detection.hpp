@@ -1,4 +1,6 @@
 #pragma once
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace vapipe::models {
@@ -7,6 +9,15 @@ namespace vapipe::models {
 struct Keypoint {
   float x = 0.0f, y = 0.0f;
   float score = 1.0f;  // the model's confidence; 1 where the model gives none (face landmarks)
+};
+
+// Who a face is: the gallery entry its embedding is closest to (cosine similarity), when that similarity
+// reaches the recognition threshold; otherwise an unknown face (name empty) with the best similarity seen.
+struct Identity {
+  std::string name;         // the gallery's name (file or folder name); empty: unknown
+  float similarity = 0.0f;  // cosine similarity to the best gallery entry, -1..1
+  bool known() const { return !name.empty(); }
+  bool operator==(const Identity&) const = default;
 };
 
 // One detected object. Boxes are corners in pixels: network input pixels straight out of a decoder,
@@ -19,6 +30,10 @@ struct Detection {
   // Task-defined order: faces left eye, right eye, nose, left and right mouth corner (as seen in the image:
   // the subject's right eye first, InsightFace's order); body poses COCO's 17 joints. Empty for plain boxes.
   std::vector<Keypoint> keypoints{};
+  // A second-stage embedding network's output on this object's crop, L2-normalized (face recognition).
+  std::vector<float> embedding{};
+  // Set where the object was matched against a gallery (in a video: the track's vote over its frames).
+  std::optional<Identity> identity{};
 };
 
 // Thresholds applied while decoding (semantics in docs/postprocessing.md):

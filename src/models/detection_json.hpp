@@ -1,7 +1,8 @@
 #pragma once
 // The one JSON form of a Detection, shared by `vapipe detect --json`, the JSON Lines output and the API:
 // {"class_id", "label", "score", "box": [x1, y1, x2, y2], "track_id"} plus, where the task gives them,
-// "keypoints": [[x, y, score], ...] in the task's order (docs/metadata.md).
+// "keypoints": [[x, y, score], ...] in the task's order (docs/metadata.md), "identity": {"name", "known",
+// "similarity"} (an unknown face: name "unknown", known false) and "embedding": [...] (L2-normalized).
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,12 @@ inline nlohmann::ordered_json detection_to_json(const Detection& d, const std::s
     for (const Keypoint& p : d.keypoints) points.push_back({p.x, p.y, p.score});
     json["keypoints"] = std::move(points);
   }
+  if (d.identity) {
+    json["identity"] = {{"name", d.identity->known() ? d.identity->name : std::string("unknown")},
+                        {"known", d.identity->known()},
+                        {"similarity", d.identity->similarity}};
+  }
+  if (!d.embedding.empty()) json["embedding"] = d.embedding;
   return json;
 }
 

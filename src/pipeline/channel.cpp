@@ -149,6 +149,7 @@ struct Channel::OutputState {
     std::int64_t last_frame = 0;
   };
   std::unordered_map<int, TrackVotes> identity_votes;
+  const models::FaceGallery* voted_with = nullptr;  // the gallery the votes were cast against
   std::vector<models::Detection> secondary_batch;
   std::vector<std::size_t> secondary_index;
   std::vector<std::size_t>
@@ -618,6 +619,11 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
   counters_.secondary_cached.fetch_add(cached, std::memory_order_relaxed);
   const std::shared_ptr<const models::FaceGallery> gallery =
       embeddings && setup_.gallery ? setup_.gallery->current() : nullptr;
+  if (gallery.get() != out.voted_with) {
+    // A reloaded gallery (the API): votes cast against the old one name people it may no longer hold.
+    out.identity_votes.clear();
+    out.voted_with = gallery.get();
+  }
   if (!out.secondary_batch.empty()) {
     runner.run(out.viewer.bgr(*task.frame), out.secondary_batch);
     for (std::size_t k = 0; k < out.secondary_batch.size(); ++k) {

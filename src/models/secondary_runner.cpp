@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <fmt/ranges.h>
+
 #include "core/error.hpp"
 #include "vision/crop.hpp"
 #include "vision/face_align.hpp"
@@ -47,7 +49,17 @@ SecondaryRunner::SecondaryRunner(std::shared_ptr<const Network> network,
   produces_embeddings_ = metadata.at("head").value("form", std::string()) == "embedding";
   post_ = std::make_unique<PostProcessor>(metadata, network_->outputs(max_batch_),
                                           PostprocessOptions::from_metadata(metadata));
-  const auto names = metadata.value("class_names", std::vector<std::string>{});
+  const auto names =
+      options.classes.empty() ? metadata.value("class_names", std::vector<std::string>{}) : options.classes;
+  for (const auto& name : options.classes) {
+    if (std::find(primary_class_names.begin(), primary_class_names.end(), name) == primary_class_names.end())
+      fail("class '{}' is not a class of the detector (it has {}{})", name,
+           fmt::join(
+               primary_class_names.begin(),
+               primary_class_names.begin() + std::min<std::ptrdiff_t>(8, std::ssize(primary_class_names)),
+               ", "),
+           primary_class_names.size() > 8 ? ", ..." : "");
+  }
   takes_.resize(primary_class_names.size());
   bool any = false;
   for (std::size_t i = 0; i < primary_class_names.size(); ++i) {

@@ -28,6 +28,9 @@ class SecondaryRunner {
  public:
   struct Options {
     int threads = 1;  // the network's kernels (0: every core)
+    // The detector's classes it runs on; empty: those of the network's metadata class_names ("person" for a
+    // pose network, "face" for a face embedding network).
+    std::vector<std::string> classes{};
   };
 
   // Whether a network's metadata describes a top-down network (one that runs on crops: preprocess.crop).

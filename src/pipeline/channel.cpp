@@ -161,8 +161,6 @@ namespace {
 // A track's result is reused for this many frames (its keypoints follow the box's move and size), so the
 // second-stage cost follows new objects, not frames; an object without a track runs every time.
 constexpr std::int64_t kSecondaryMaxAge = 5;
-// Objects of one frame the second stage runs on at most (the largest first); the rest reuse or go without.
-constexpr std::size_t kSecondaryMaxObjects = 8;
 
 }  // namespace
 
@@ -573,8 +571,9 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
     std::vector<std::string> labels;
     const auto& post = setup_.detector->labels();
     for (int c = 0; c < post.num_classes(); ++c) labels.push_back(post.label(c));
-    out.secondary = std::make_unique<models::SecondaryRunner>(setup_.secondary, labels,
-                                                              models::SecondaryRunner::Options{.threads = 1});
+    out.secondary = std::make_unique<models::SecondaryRunner>(
+        setup_.secondary, labels,
+        models::SecondaryRunner::Options{.threads = 1, .classes = setup_.secondary_classes});
   }
   models::SecondaryRunner& runner = *out.secondary;
   const bool embeddings = runner.produces_embeddings();
@@ -612,7 +611,8 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
       ++cached;
       continue;
     }
-    if (out.secondary_batch.size() >= kSecondaryMaxObjects) continue;
+    // At most max_objects of a frame (the largest first); the rest reuse or go without.
+    if (out.secondary_batch.size() >= static_cast<std::size_t>(setup_.secondary_max_objects)) continue;
     out.secondary_batch.push_back(d);
     out.secondary_index.push_back(i);
   }

@@ -103,6 +103,8 @@ struct ChannelSetup {
   // A top-down network of the model's package (pose) run on the detector's objects of its classes, in the
   // channel's output thread after tracking; null: none.
   std::shared_ptr<const Network> secondary;
+  std::vector<std::string> secondary_classes;  // the config's "secondary" classes; empty: the network's own
+  int secondary_max_objects = 8;               // objects of a frame it runs on at most, the largest first
   // A face embedding secondary's gallery: each tracked face gets the identity its track's matches vote for.
   std::shared_ptr<models::GalleryHolder> gallery;
   ResultsFile* results = nullptr;  // shared by the channels of a model; may be null

@@ -176,7 +176,7 @@ bool is_output_placeholder(const std::string& value) {
 }
 
 ModelConfig parse_model(const Reader& r, const json& value, const std::string& path) {
-  static constexpr std::array<std::string_view, 16> kKeys{"name",
+  static constexpr std::array<std::string_view, 17> kKeys{"name",
                                                           "path",
                                                           "model_type",
                                                           "skip_frame_num",
@@ -191,7 +191,8 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
                                                           "output_mode",
                                                           "results_path",
                                                           "gallery",
-                                                          "recognition_threshold"};
+                                                          "recognition_threshold",
+                                                          "secondary"};
   r.object(value, path, kKeys);
   ModelConfig model;
   model.name = r.string(r.required(value, path, "name"), child(path, "name"));
@@ -276,6 +277,26 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
     if (!model.gallery)
       r.error(child(path, "recognition_threshold"),
               "is used only with \"gallery\" (a folder of known faces)");
+  }
+  if (const auto* v = Reader::optional(value, "secondary")) {
+    const std::string key = child(path, "secondary");
+    const json& list = r.array(*v, key, true);
+    if (list.size() > 1)
+      r.error(key, "has {} entries; one network runs on a model's objects for now", list.size());
+    const std::string entry = element(key, 0);
+    static constexpr std::array<std::string_view, 3> kSecondaryKeys{"model", "classes", "max_objects"};
+    r.object(list[0], entry, kSecondaryKeys);
+    SecondaryConfig secondary;
+    secondary.model = r.string(r.required(list[0], entry, "model"), child(entry, "model"));
+    if (const auto* classes = Reader::optional(list[0], "classes")) {
+      const std::string classes_key = child(entry, "classes");
+      const json& names = r.array(*classes, classes_key, true);
+      for (std::size_t i = 0; i < names.size(); ++i)
+        secondary.classes.push_back(r.string(names[i], element(classes_key, i)));
+    }
+    if (const auto* max = Reader::optional(list[0], "max_objects"))
+      secondary.max_objects = r.integer(*max, child(entry, "max_objects"), 1, 256);
+    model.secondary = std::move(secondary);
   }
   if (model.output_mode == OutputMode::kResults && !model.results_path) {
     r.error(child(path, "output_mode"), "\"results\" needs results_path");

@@ -52,6 +52,16 @@ struct StageConfig {
   bool blocking = false;  // sophon-pipeline's flag: a full queue waits instead of dropping the oldest frame
 };
 
+// "secondary" (vapipe): what runs on this model's objects. `model` names a network of the model's own package
+// (`vapipe info` lists them) or another entry of models[]; `classes` the detector's classes it runs on
+// (absent: the network's own metadata says, e.g. "person" for a pose network); at most `max_objects` objects
+// of a frame, the largest first.
+struct SecondaryConfig {
+  std::string model;
+  std::vector<std::string> classes;
+  int max_objects = 8;
+};
+
 struct ModelConfig {
   std::string name;
   std::string path;                       // .vpk or .onnx, as written (relative to the working directory)
@@ -80,6 +90,7 @@ struct ModelConfig {
   // (models/face_gallery.hpp) and the cosine similarity a match needs (absent: the embedder's metadata
   // default, 0.5 for MobileFaceNet). recognition_threshold without gallery is refused.
   std::optional<std::string> gallery;
+  std::optional<SecondaryConfig> secondary;  // one network for now (the key is a list, as chains grow)
   std::optional<float> recognition_threshold;
 
   // obj_threshold / class_threshold / class_thresholds as the decoders take them. Names in

@@ -72,7 +72,10 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
     const ModelConfig& model = config_.models[i];
     const std::string key = fmt::format("models[{}]", i);
     if (!model_used[i]) {
-      spdlog::warn("{} ('{}'): no camera uses it; not loaded", key, model.name);
+      const bool chained =
+          std::any_of(config_.models.begin(), config_.models.end(),
+                      [&](const ModelConfig& m) { return m.secondary && m.secondary->model == model.name; });
+      if (!chained) spdlog::warn("{} ('{}'): no camera uses it; not loaded", key, model.name);
       continue;
     }
     LoadedModel loaded = load_pipeline_model(model.path, key + ".path",
@@ -95,6 +98,7 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
     } catch (const Error& error) {
       fail("{}.path: {}", key, error.what());
     }
+    if (model.secondary) secondary = configured_secondary(model, key, *loaded.model, network);
     if (secondary) {
       secondary_by_model_[model.name] = secondary;
       spdlog::info("model '{}': network '{}' runs on the objects of '{}'", model.name, secondary->name(),
@@ -173,6 +177,46 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
   channel_count_.store(channels.size(), std::memory_order_release);
 }
 
+std::shared_ptr<const Network> Pipeline::configured_secondary(
+    const ModelConfig& model, const std::string& key, const Model& package,
+    const std::shared_ptr<const Network>& detector) {
+  const SecondaryConfig& wanted = *model.secondary;
+  const std::string entry = key + ".secondary[0]";
+  std::shared_ptr<const Network> network;
+  const auto names = package.network_names();
+  if (std::find(names.begin(), names.end(), wanted.model) != names.end()) {
+    network = package.network(wanted.model);
+  } else {
+    const auto other = std::find_if(config_.models.begin(), config_.models.end(),
+                                    [&](const ModelConfig& m) { return m.name == wanted.model; });
+    if (other == config_.models.end() || other->name == model.name)
+      fail("{}.model: \"{}\" is neither a network of '{}' (it holds {}) nor another entry of models[]", entry,
+           wanted.model, model.path, fmt::join(names, ", "));
+    const auto index = static_cast<std::size_t>(other - config_.models.begin());
+    LoadedModel loaded = load_pipeline_model(other->path, fmt::format("models[{}].path", index),
+                                             {.cache_dir = options_.cache_dir, .show_progress = false});
+    for (const auto& name : loaded.model->network_names()) {
+      auto candidate = loaded.model->network(name);
+      if (models::SecondaryRunner::is_top_down(candidate->metadata())) {
+        network = std::move(candidate);
+        break;
+      }
+    }
+    if (!network)
+      fail("{}.model: models[{}] ('{}') has no network that runs on objects (metadata preprocess.crop)",
+           entry, index, other->name);
+  }
+  // A runner made now checks the network and the classes against the detector before any channel starts.
+  try {
+    const models::SecondaryRunner probe(network,
+                                        detector->metadata().value("class_names", std::vector<std::string>{}),
+                                        {.threads = 1, .classes = wanted.classes});
+  } catch (const Error& error) {
+    fail("{}: {}", entry, error.what());
+  }
+  return network;
+}
+
 std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* camera, const ModelConfig* model,
                                                 bool several_channels) {
   ChannelSetup setup;
@@ -185,6 +229,10 @@ std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* came
     setup.secondary = it->second;
   if (const auto it = galleries_by_model_.find(model->name); it != galleries_by_model_.end())
     setup.gallery = it->second;
+  if (model->secondary) {
+    setup.secondary_classes = model->secondary->classes;
+    setup.secondary_max_objects = model->secondary->max_objects;
+  }
   const auto results = results_by_model_.find(model->name);
   setup.results = results == results_by_model_.end() ? nullptr : results->second;
   setup.drop_when_full = is_network_address(camera->address) && !config_.preprocess.blocking;

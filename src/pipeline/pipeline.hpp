@@ -134,6 +134,10 @@ class Pipeline {
   std::vector<std::unique_ptr<ResultsFile>> results_files_;
   std::vector<std::unique_ptr<Detector>> detectors_;
   std::map<std::string, Detector*> detector_by_name_;
+  // The network a model's "secondary" key names, checked against its detector; throws naming the key.
+  std::shared_ptr<const Network> configured_secondary(const ModelConfig& model, const std::string& key,
+                                                      const Model& package,
+                                                      const std::shared_ptr<const Network>& detector);
   std::map<std::string, std::shared_ptr<const Network>> secondary_by_model_;  // a package's top-down network
   std::map<std::string, std::shared_ptr<models::GalleryHolder>> galleries_by_model_;  // "gallery" models
   std::map<std::string, ResultsFile*> results_by_model_;

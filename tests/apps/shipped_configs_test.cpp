@@ -219,6 +219,56 @@ void combine(const fs::path& dir, const std::vector<std::string>& onnx_files, co
             0);
 }
 
+// The "secondary" key (vapipe): the pose network as another models[] entry instead of inside the package, on at
+// most 2 persons a frame. The run says how many objects it ran; it never runs more than 2 a frame.
+TEST(ShippedConfigs, OpenposeWithASecondaryKeyNamingAnotherModelEntry) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  VAPIPE_REQUIRE_MODEL("simplepose_256x192.onnx");
+  const fs::path video = test::opencv_data_dir() / "vtest.avi";
+  if (!fs::exists(video)) GTEST_SKIP() << video << " not found (Debian's opencv-doc)";
+  const fs::path dir = test::scratch_dir();
+  std::ifstream in(fs::path(VAPIPE_SOURCE_DIR) / "configs" / "cameras_openpose.json");
+  nlohmann::ordered_json config = nlohmann::ordered_json::parse(in);
+  config["cards"][0]["cameras"][0]["address"] = video.string();
+  config["cards"][0]["cameras"][0]["loop"] = false;
+  auto& detector = config["models"][0];
+  detector["path"] = (test::models_dir() / "yolov5n.onnx").string();
+  detector.erase("output_path");
+  detector["secondary"] = {{{"model", "pose"}, {"classes", {"person"}}, {"max_objects", 2}}};
+  config["models"].push_back({{"name", "pose"},
+                              {"path", (test::models_dir() / "simplepose_256x192.onnx").string()},
+                              {"nms_threshold", 0.5}});
+  std::ofstream(dir / "config.json") << config.dump(2);
+  const fs::path results = dir / "results.jsonl";
+  const std::string command = fmt::format(
+      "timeout 300 '{}' run -c '{}' --results '{}' --duration 4 --cache-dir '{}' >'{}' 2>&1", VAPIPE_CLI,
+      (dir / "config.json").string(), results.string(),
+      (fs::temp_directory_path() / "vapipe-tests" / "model-cache").string(), (dir / "log").string());
+  ASSERT_EQ(std::system(command.c_str()), 0) << tail(read_lines(dir / "log"));
+  const auto log = read_lines(dir / "log");
+  EXPECT_EQ(
+      std::find_if(log.begin(), log.end(),
+                   [](const std::string& l) { return l.find("no camera uses it") != std::string::npos; }),
+      log.end())
+      << "the pose entry is used by the detector's secondary key";
+  std::size_t frames = 0, posed = 0;
+  for (const auto& line : read_lines(results)) {
+    ++frames;
+    const auto record = nlohmann::json::parse(line);
+    for (const auto& d : record.at("detections"))
+      posed += d.contains("keypoints") ? 1 : 0;
+  }
+  ASSERT_GT(frames, 10U) << tail(log);
+  EXPECT_GT(posed, frames) << "vtest.avi has persons in every frame";
+  const std::regex chain_line(R"(^second stage: (\d+) object\(s\) run, (\d+) reused from their track$)");
+  std::smatch match;
+  const auto found = std::find_if(
+      log.begin(), log.end(), [&](const std::string& l) { return std::regex_match(l, match, chain_line); });
+  ASSERT_NE(found, log.end()) << tail(log);
+  std::regex_match(*found, match, chain_line);
+  EXPECT_LE(std::stoull(match[1].str()), 2 * frames);
+}
+
 // The face video and a package of SCRFD + MobileFaceNet (vapipe combine), made per test.
 class ShippedFaceRecognition : public ::testing::Test {
  protected:

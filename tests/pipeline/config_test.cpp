@@ -445,5 +445,42 @@ TEST(PipelineConfigErrors, TooLargeAndMissingFiles) {
   }
 }
 
+// Issue 19: the face recognition and chain keys.
+TEST(PipelineConfig, SecondaryGalleryAndRecognitionKeys) {
+  auto json = nlohmann::json::parse(kSophonYolov5);
+  json["models"][0]["secondary"] = {{{"model", "pose"}, {"classes", {"person"}}, {"max_objects", 3}}};
+  json["models"][0]["gallery"] = "faces";
+  json["models"][0]["recognition_threshold"] = 0.42;
+  const ModelConfig model = parse_config(json.dump(), "cameras.json").models[0];
+  ASSERT_TRUE(model.secondary);
+  EXPECT_EQ(model.secondary->model, "pose");
+  EXPECT_EQ(model.secondary->classes, std::vector<std::string>{"person"});
+  EXPECT_EQ(model.secondary->max_objects, 3);
+  EXPECT_EQ(model.gallery, "faces");
+  EXPECT_FLOAT_EQ(*model.recognition_threshold, 0.42f);
+
+  EXPECT_EQ(
+      error_of([](auto& j) {
+        j["models"][0]["secondary"] = {{{"model", "a"}}, {{"model", "b"}}};
+      }),
+      "cameras.json: models[0].secondary: has 2 entries; one network runs on a model's objects for now");
+  EXPECT_EQ(
+      error_of([](auto& j) {
+        j["models"][0]["secondary"] = {{{"model", "a"}, {"max", 2}}};
+      }),
+      "cameras.json: models[0].secondary[0].max: unknown key (allowed here: model, classes, max_objects)");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["models"][0]["secondary"] = {{{"model", "a"}, {"max_objects", 0}}};
+            }),
+            "cameras.json: models[0].secondary[0].max_objects: expected an integer in [1, 256], got 0");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["models"][0]["secondary"] = {{{"classes", {"person"}}}};
+            }),
+            "cameras.json: models[0].secondary[0].model: required key is missing");
+  EXPECT_EQ(
+      error_of([](auto& j) { j["models"][0]["recognition_threshold"] = 0.5; }),
+      R"(cameras.json: models[0].recognition_threshold: is used only with "gallery" (a folder of known faces))");
+}
+
 }  // namespace
 }  // namespace vapipe::pipeline

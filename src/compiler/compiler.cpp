@@ -104,7 +104,10 @@ Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   } else {
     plan.model_type = options.model_type;
   }
-  plan.cut = !options.full_graph && (plan.model_type == "yolov5" || plan.model_type == "yolov8");
+  // YOLOv5's head is cut before its decode (the post-processor decodes the raw grids). YOLOv8's is not: its
+  // raw head needs the DFL decoded in post-processing, which no decoder does yet, so a default compile keeps
+  // the export's own decode (head.form "full") rather than produce a package nothing can read (issue 20).
+  plan.cut = !options.full_graph && plan.model_type == "yolov5";
   if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
   return plan;
 }

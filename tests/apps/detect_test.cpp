@@ -52,19 +52,18 @@ std::vector<Person> persons_of(const nlohmann::json& line) {
   return persons;
 }
 
-TEST(DetectCommand, FindsThePeopleInOpenCvSamplePhotos) {
-  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+// Compiles `model` with the default options and checks the players of messi5.jpg and basketball1.png.
+void expect_players_found(const std::string& model) {
   const auto messi = vapipe::test::opencv_data_dir() / "messi5.jpg";            // 548 x 342
   const auto basketball = vapipe::test::opencv_data_dir() / "basketball1.png";  // 640 x 480, grey
   VAPIPE_REQUIRE_FILE(messi);
   VAPIPE_REQUIRE_FILE(basketball);
   const auto dir = vapipe::test::scratch_dir();
-  const auto package = dir / "yolov5n.vpk";
+  const auto package = dir / "model.vpk";
   const auto log = dir / "stderr.txt";
   const std::string cli = VAPIPE_CLI;
-  const auto compiled =
-      run_command(cli + " compile " + (vapipe::test::models_dir() / "yolov5n.onnx").string() + " -o " +
-                  package.string() + " 2>" + log.string());
+  const auto compiled = run_command(cli + " compile " + (vapipe::test::models_dir() / model).string() +
+                                    " -o " + package.string() + " 2>" + log.string());
   ASSERT_EQ(compiled.status, 0) << read_file(log);
 
   const auto detected =
@@ -103,6 +102,18 @@ TEST(DetectCommand, FindsThePeopleInOpenCvSamplePhotos) {
   }
   EXPECT_TRUE(left && right) << lines[1].dump();
   EXPECT_TRUE(std::filesystem::exists(dir / "annotated" / "messi5.jpg"));
+}
+
+TEST(DetectCommand, FindsThePeopleInOpenCvSamplePhotos) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  expect_players_found("yolov5n.onnx");
+}
+
+// Issue 20: a default compile of YOLOv8n gave a package `detect` refused ("no decoder for model_type 'yolov8'
+// with head.form 'raw'"); it now keeps the export's decode.
+TEST(DetectCommand, YoloV8nCompiledWithDefaultsFindsThePeople) {
+  VAPIPE_REQUIRE_MODEL("yolov8n.onnx");
+  expect_players_found("yolov8n.onnx");
 }
 
 TEST(DetectCommand, MissingImageIsOneErrorLine) {

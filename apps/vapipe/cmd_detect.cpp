@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/file_kind.hpp"
 #include "models/detection_json.hpp"
+#include "models/face_gallery.hpp"
 #include "models/post_processor.hpp"
 #include "models/secondary_runner.hpp"
 #include "vapipe/runtime.hpp"
@@ -33,6 +34,8 @@ struct DetectOptions {
   std::vector<std::string> images;
   std::string network;
   std::string secondary;
+  std::string gallery;
+  std::optional<float> recognition_threshold;
   // Unset: the package's own (metadata "postprocess", e.g. a face task's), else 0.25 and 0.45.
   std::optional<float> conf_threshold;
   std::optional<float> iou_threshold;
@@ -56,6 +59,10 @@ void print_detections(const DetectOptions& options, const std::string& image,
                                    d.score, d.x1, d.y1, d.x2, d.y2);
     // Keypoints (face landmarks, body joints) follow as x,y,score in image pixels.
     for (const auto& p : d.keypoints) line += fmt::format(" {:.1f},{:.1f},{:.2f}", p.x, p.y, p.score);
+    // A face matched against --gallery: its name (or "unknown") and cosine similarity.
+    if (d.identity)
+      line += fmt::format(" id={},{:.3f}", d.identity->known() ? d.identity->name : "unknown",
+                          d.identity->similarity);
     std::fputs((line + "\n").c_str(), stdout);
   }
 }
@@ -155,6 +162,23 @@ void run_detect(const DetectOptions& options) {
                                                           models::SecondaryRunner::Options{options.threads});
   }
 
+  std::optional<models::FaceGallery> gallery;
+  float recognition_threshold = 0.5f;
+  if (!options.gallery.empty()) {
+    if (secondary == nullptr || !secondary->produces_embeddings())
+      fail(
+          "--gallery: the package has no face embedding network (combine a face detector and one: vapipe "
+          "combine det.vpk emb.vpk -o face.vpk)");
+    models::StillImageFaces faces(network, top_down, options.threads);
+    gallery = models::FaceGallery::load(options.gallery, faces);
+    recognition_threshold =
+        options.recognition_threshold.value_or(top_down->metadata()
+                                                   .value("postprocess", nlohmann::json::object())
+                                                   .value("recognition_threshold", 0.5f));
+  } else if (options.recognition_threshold) {
+    fail("--recognition-threshold: used only with --gallery");
+  }
+
   ExecutionContext context(network, {.threads = options.threads});
   const std::int64_t image_size = 3 * input_shape[2] * input_shape[3];
   std::vector<float> input(static_cast<std::size_t>(max_batch * image_size));
@@ -182,6 +206,10 @@ void run_detect(const DetectOptions& options) {
       post.run(outputs, static_cast<std::int64_t>(i), detections);
       vision::map_boxes_back(std::span(detections), transforms[i]);
       if (secondary != nullptr) secondary->run(vision::view_of_bgr(images[i]), detections);
+      if (gallery) {
+        for (auto& d : detections)
+          if (!d.embedding.empty()) d.identity = gallery->match(d.embedding, recognition_threshold);
+      }
       const std::string& path = options.images[first + i];
       print_detections(options, path, detections, post);
       if (!options.save_dir.empty())
@@ -216,6 +244,14 @@ void register_detect(CLI::App& app) {
   command->add_option("--threads", options->threads, "Worker threads (0: every core)")
       ->check(thread_count())
       ->capture_default_str();
+  command->add_option(
+      "--gallery", options->gallery,
+      "Folder of known faces (a photo per person, or a folder of photos per person): name the "
+      "faces a face embedding network embeds");
+  command
+      ->add_option("--recognition-threshold", options->recognition_threshold,
+                   "Cosine similarity a gallery match needs (default: the embedding network's, 0.5)")
+      ->check(CLI::Range(-1.0f, 1.0f));
   command->add_flag("--json", options->json, "One JSON object per image per line");
   command->add_option("--save", options->save_dir, "Write annotated images into this folder");
   command->callback([options] { run_detect(*options); });

@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "vision/crop.hpp"
+#include "vision/face_align.hpp"
 
 namespace vapipe::models {
 
@@ -27,10 +28,23 @@ SecondaryRunner::SecondaryRunner(std::shared_ptr<const Network> network,
   preprocess_.height = static_cast<int>(inputs[0].shape[2]);
   preprocess_.width = static_cast<int>(inputs[0].shape[3]);
   try {
-    crop_scale_ = metadata.at("preprocess").at("crop").value("scale", crop_scale_);
+    const auto& crop = metadata.at("preprocess").at("crop");
+    crop_scale_ = crop.value("scale", crop_scale_);
+    const auto rule = crop.value("rule", std::string("upscale_clip"));
+    if (rule == "face_align") {
+      if (preprocess_.width != preprocess_.height)
+        fail("network '{}': face alignment needs a square input, the network takes {}x{}", network_->name(),
+             preprocess_.width, preprocess_.height);
+      face_template_ = vision::arcface_template(preprocess_.width);
+      align_faces_ = true;
+    } else if (rule != "upscale_clip") {
+      fail("network '{}': unknown preprocess.crop.rule \"{}\" (known: upscale_clip, face_align)",
+           network_->name(), rule);
+    }
   } catch (const nlohmann::json::exception& error) {
     fail("network '{}': bad preprocess.crop: {}", network_->name(), error.what());
   }
+  produces_embeddings_ = metadata.at("head").value("form", std::string()) == "embedding";
   post_ = std::make_unique<PostProcessor>(metadata, network_->outputs(max_batch_),
                                           PostprocessOptions::from_metadata(metadata));
   const auto names = metadata.value("class_names", std::vector<std::string>{});
@@ -46,21 +60,35 @@ SecondaryRunner::SecondaryRunner(std::shared_ptr<const Network> network,
   input_.resize(static_cast<std::size_t>(max_batch_ * 3 * preprocess_.width * preprocess_.height));
 }
 
+bool SecondaryRunner::can_run_on(const Detection& detection) const {
+  // An aligned face needs its 5 landmarks (from a face detector task).
+  return takes(detection.class_id) && (!align_faces_ || detection.keypoints.size() >= face_template_.size());
+}
+
 void SecondaryRunner::run(const vision::ImageView& image, std::span<Detection> detections) {
   const std::int64_t slot = 3LL * preprocess_.width * preprocess_.height;
   std::size_t next = 0;
   while (true) {
     batch_members_.clear();
     for (; next < detections.size() && static_cast<std::int64_t>(batch_members_.size()) < max_batch_; ++next)
-      if (takes(detections[next].class_id)) batch_members_.push_back(next);
+      if (can_run_on(detections[next])) batch_members_.push_back(next);
     if (batch_members_.empty()) return;
     transforms_.clear();
     for (std::size_t b = 0; b < batch_members_.size(); ++b) {
       const Detection& d = detections[batch_members_[b]];
+      float* slot_data = input_.data() + static_cast<std::int64_t>(b) * slot;
+      if (align_faces_) {
+        std::array<vision::Point2, 5> landmarks{};
+        for (std::size_t k = 0; k < landmarks.size(); ++k)
+          landmarks[k] = {d.keypoints[k].x, d.keypoints[k].y};
+        vision::align_face(image, vision::estimate_similarity(landmarks, face_template_), preprocess_,
+                           slot_data);
+        transforms_.emplace_back();  // an embedding has no points to map back
+        continue;
+      }
       const vision::CropRegion crop =
           vision::expand_crop(d.x1, d.y1, d.x2, d.y2, image.width, image.height, crop_scale_);
-      transforms_.push_back(vision::preprocess_crop(image, crop, preprocess_,
-                                                    input_.data() + static_cast<std::int64_t>(b) * slot));
+      transforms_.push_back(vision::preprocess_crop(image, crop, preprocess_, slot_data));
     }
     const auto batch = static_cast<std::int64_t>(batch_members_.size());
     context_.run(
@@ -70,6 +98,11 @@ void SecondaryRunner::run(const vision::ImageView& image, std::span<Detection> d
     for (std::size_t b = 0; b < batch_members_.size(); ++b) {
       post_->run(outputs_, static_cast<std::int64_t>(b), decoded_);
       Detection& target = detections[batch_members_[b]];
+      if (produces_embeddings_) {
+        target.embedding.clear();
+        if (!decoded_.empty()) target.embedding = std::move(decoded_.front().embedding);
+        continue;
+      }
       target.keypoints.clear();
       if (decoded_.empty()) continue;
       target.keypoints = std::move(decoded_.front().keypoints);

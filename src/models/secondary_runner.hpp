@@ -1,9 +1,12 @@
 #pragma once
-// A chain of models on still images or frames: a top-down (second-stage) network, such as a pose network,
-// run on crops of the detections of a first-stage detector. The detector's detections come in (source image
+// A chain of models on still images or frames: a top-down (second-stage) network, such as a pose network or
+// a face embedding network, run on crops of the detections of a first-stage detector. The detector's detections come in (source image
 // pixels), the crops are cut by the network's own rule (metadata preprocess.crop, vision/crop.hpp), batched up
 // to the network's largest compiled stage, decoded by its task, and the keypoints go back onto the detections
-// in source image pixels. The same object serves `vapipe detect` and the video pipeline.
+// in source image pixels. A face embedding network (crop rule "face_align") takes the faces with their 5
+// landmarks, each warped onto the ArcFace template (vision/face_align.hpp), and its result is the face's
+// embedding. The same object serves `vapipe detect`, the gallery and the video pipeline.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -14,6 +17,7 @@
 #include "models/detection.hpp"
 #include "models/post_processor.hpp"
 #include "vapipe/runtime.hpp"
+#include "vision/face_align.hpp"
 #include "vision/fused_preprocess.hpp"
 #include "vision/image_view.hpp"
 #include "vision/letterbox.hpp"
@@ -37,15 +41,20 @@ class SecondaryRunner {
   SecondaryRunner(const SecondaryRunner&) = delete;
   SecondaryRunner& operator=(const SecondaryRunner&) = delete;
 
-  // Sets the keypoints of every detection it takes (see the constructor) from the network's result on that
-  // detection's crop of `image` (BGR, the pixels the detections are in); boxes, scores and the other
-  // detections are left as they are. Runs ceil(taken / max batch) batches.
+  // Sets the keypoints (a pose network) or the embedding (a face embedding network) of every detection it
+  // can run on (can_run_on) from the network's result on that detection's crop of `image` (BGR, the pixels
+  // the detections are in); boxes, scores and the other detections are left as they are. Runs
+  // ceil(taken / max batch) batches.
   void run(const vision::ImageView& image, std::span<Detection> detections);
 
   bool takes(int class_id) const {
     return class_id >= 0 && static_cast<std::size_t>(class_id) < takes_.size() &&
            takes_[static_cast<std::size_t>(class_id)];
   }
+  // Of a class it takes and, for aligned faces, with its 5 landmarks.
+  bool can_run_on(const Detection& detection) const;
+  // Whether its results are embeddings (else keypoints).
+  bool produces_embeddings() const { return produces_embeddings_; }
   // The keypoints' skeleton (pairs of indices) for drawing.
   std::span<const std::pair<int, int>> skeleton() const { return post_->skeleton(); }
   const Network& network() const { return *network_; }
@@ -56,6 +65,9 @@ class SecondaryRunner {
   std::unique_ptr<PostProcessor> post_;
   vision::PreprocessOptions preprocess_;
   float crop_scale_ = 1.25f;
+  bool align_faces_ = false;  // crop rule "face_align"
+  std::array<vision::Point2, 5> face_template_{};
+  bool produces_embeddings_ = false;
   std::vector<bool> takes_;  // per primary class id
   std::int64_t max_batch_ = 1;
   std::vector<float> input_;

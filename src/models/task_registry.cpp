@@ -12,10 +12,11 @@ extern const TaskKind kRetinaFaceTask;
 extern const TaskKind kYuNetTask;
 extern const TaskKind kUltraFaceTask;
 extern const TaskKind kSimplePoseTask;
+extern const TaskKind kFaceEmbeddingTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 5> kinds = {&kScrfdTask, &kRetinaFaceTask, &kYuNetTask,
-                                                       &kUltraFaceTask, &kSimplePoseTask};
+  static const std::array<const TaskKind*, 6> kinds = {
+      &kScrfdTask, &kRetinaFaceTask, &kYuNetTask, &kUltraFaceTask, &kSimplePoseTask, &kFaceEmbeddingTask};
   return kinds;
 }
 

@@ -24,6 +24,7 @@
 #include "io/url_redaction.hpp"
 #include "io/video_decoder.hpp"
 #include "io/video_encoder.hpp"
+#include "models/face_gallery.hpp"
 #include "models/secondary_runner.hpp"
 #include "models/tracker.hpp"
 #include "vision/osd.hpp"
@@ -129,13 +130,26 @@ struct Channel::OutputState {
   FpsMeter fps{std::chrono::seconds(2)};
   std::vector<vision::OsdBox> osd;
   // The second-stage network (this thread's execution context) and its latest result per track.
-  struct CachedKeypoints {
-    std::vector<models::Keypoint> keypoints;
-    float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // the box they were found in
+  struct CachedResult {
+    std::vector<models::Keypoint> keypoints;  // a pose network's
+    std::vector<float> embedding;             // a face embedding network's
+    float x1 = 0, y1 = 0, x2 = 0, y2 = 0;     // the box they were found in
     std::int64_t frame = 0;
   };
   std::unique_ptr<models::SecondaryRunner> secondary;
-  std::unordered_map<int, CachedKeypoints> keypoint_cache;
+  std::unordered_map<int, CachedResult> secondary_cache;
+  // Face recognition: per track, the gallery matches of its faces so far by name ("": unknown); the track's
+  // identity is the name with the most votes (ties: the higher total similarity).
+  struct Vote {
+    int count = 0;
+    float similarity_sum = 0.0f;
+  };
+  struct TrackVotes {
+    std::map<std::string, Vote> by_name;
+    std::int64_t last_frame = 0;
+  };
+  std::unordered_map<int, TrackVotes> identity_votes;
+  const models::FaceGallery* voted_with = nullptr;  // the gallery the votes were cast against
   std::vector<models::Detection> secondary_batch;
   std::vector<std::size_t> secondary_index;
   std::vector<std::size_t>
@@ -563,13 +577,14 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
                                                               models::SecondaryRunner::Options{.threads = 1});
   }
   models::SecondaryRunner& runner = *out.secondary;
+  const bool embeddings = runner.produces_embeddings();
   out.secondary_batch.clear();
   out.secondary_index.clear();
   // Largest objects first: the ones the second stage sees best, and the ones cut last by the limit.
   std::vector<std::size_t>& order = out.secondary_order;  // reused: no allocation per frame
   order.clear();
   for (std::size_t i = 0; i < task.detections.size(); ++i)
-    if (runner.takes(task.detections[i].class_id)) order.push_back(i);
+    if (runner.can_run_on(task.detections[i])) order.push_back(i);
   auto area = [&](std::size_t i) {
     const auto& d = task.detections[i];
     return (d.x2 - d.x1) * (d.y2 - d.y1);
@@ -579,16 +594,20 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
   std::uint64_t cached = 0;
   for (std::size_t i : order) {
     models::Detection& d = task.detections[i];
-    const auto hit = d.track_id >= 0 ? out.keypoint_cache.find(d.track_id) : out.keypoint_cache.end();
-    if (hit != out.keypoint_cache.end() && task.frame_index - hit->second.frame <= kSecondaryMaxAge) {
-      // Moved and scaled with the box since it was found.
+    const auto hit = d.track_id >= 0 ? out.secondary_cache.find(d.track_id) : out.secondary_cache.end();
+    if (hit != out.secondary_cache.end() && task.frame_index - hit->second.frame <= kSecondaryMaxAge) {
       const auto& c = hit->second;
-      const float sx = (d.x2 - d.x1) / std::max(c.x2 - c.x1, 1e-3f);
-      const float sy = (d.y2 - d.y1) / std::max(c.y2 - c.y1, 1e-3f);
-      d.keypoints = c.keypoints;
-      for (auto& p : d.keypoints) {
-        p.x = d.x1 + (p.x - c.x1) * sx;
-        p.y = d.y1 + (p.y - c.y1) * sy;
+      if (embeddings) {
+        d.embedding = c.embedding;
+      } else {
+        // Moved and scaled with the box since they were found.
+        const float sx = (d.x2 - d.x1) / std::max(c.x2 - c.x1, 1e-3f);
+        const float sy = (d.y2 - d.y1) / std::max(c.y2 - c.y1, 1e-3f);
+        d.keypoints = c.keypoints;
+        for (auto& p : d.keypoints) {
+          p.x = d.x1 + (p.x - c.x1) * sx;
+          p.y = d.y1 + (p.y - c.y1) * sy;
+        }
       }
       ++cached;
       continue;
@@ -598,18 +617,66 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
     out.secondary_index.push_back(i);
   }
   counters_.secondary_cached.fetch_add(cached, std::memory_order_relaxed);
-  if (out.secondary_batch.empty()) return;
-  runner.run(out.viewer.bgr(*task.frame), out.secondary_batch);
-  for (std::size_t k = 0; k < out.secondary_batch.size(); ++k) {
-    models::Detection& d = task.detections[out.secondary_index[k]];
-    d.keypoints = std::move(out.secondary_batch[k].keypoints);
-    if (d.track_id >= 0)
-      out.keypoint_cache[d.track_id] = {d.keypoints, d.x1, d.y1, d.x2, d.y2, task.frame_index};
+  const std::shared_ptr<const models::FaceGallery> gallery =
+      embeddings && setup_.gallery ? setup_.gallery->current() : nullptr;
+  if (gallery.get() != out.voted_with) {
+    // A reloaded gallery (the API): votes cast against the old one name people it may no longer hold.
+    out.identity_votes.clear();
+    out.voted_with = gallery.get();
   }
-  counters_.secondary_runs.fetch_add(out.secondary_batch.size(), std::memory_order_relaxed);
-  // Tracks gone for long are forgotten (the cache stays as small as the live tracks).
-  std::erase_if(out.keypoint_cache, [&](const auto& entry) {
+  if (!out.secondary_batch.empty()) {
+    runner.run(out.viewer.bgr(*task.frame), out.secondary_batch);
+    for (std::size_t k = 0; k < out.secondary_batch.size(); ++k) {
+      models::Detection& d = task.detections[out.secondary_index[k]];
+      if (embeddings)
+        d.embedding = std::move(out.secondary_batch[k].embedding);
+      else
+        d.keypoints = std::move(out.secondary_batch[k].keypoints);
+      if (d.track_id >= 0) {
+        out.secondary_cache[d.track_id] = {embeddings ? std::vector<models::Keypoint>() : d.keypoints,
+                                           d.embedding,
+                                           d.x1,
+                                           d.y1,
+                                           d.x2,
+                                           d.y2,
+                                           task.frame_index};
+      }
+      if (gallery == nullptr || d.embedding.empty()) continue;
+      // Each fresh embedding of a track votes once; a face without a track is named by this frame alone.
+      const models::Identity match = gallery->match(d.embedding, setup_.gallery->threshold());
+      if (d.track_id < 0) {
+        d.identity = match;
+        continue;
+      }
+      auto& votes = out.identity_votes[d.track_id];
+      auto& vote = votes.by_name[match.name];
+      ++vote.count;
+      vote.similarity_sum += match.similarity;
+    }
+    counters_.secondary_runs.fetch_add(out.secondary_batch.size(), std::memory_order_relaxed);
+  }
+  if (gallery != nullptr) {
+    for (std::size_t i : order) {
+      models::Detection& d = task.detections[i];
+      const auto votes = d.track_id >= 0 ? out.identity_votes.find(d.track_id) : out.identity_votes.end();
+      if (votes == out.identity_votes.end()) continue;
+      votes->second.last_frame = task.frame_index;
+      const auto winner = std::max_element(
+          votes->second.by_name.begin(), votes->second.by_name.end(), [](const auto& a, const auto& b) {
+            return a.second.count != b.second.count ? a.second.count < b.second.count
+                                                    : a.second.similarity_sum < b.second.similarity_sum;
+          });
+      if (winner == votes->second.by_name.end()) continue;
+      d.identity = models::Identity{winner->first,
+                                    winner->second.similarity_sum / static_cast<float>(winner->second.count)};
+    }
+  }
+  // Tracks gone for long are forgotten (the cache and the votes stay as small as the live tracks).
+  std::erase_if(out.secondary_cache, [&](const auto& entry) {
     return task.frame_index - entry.second.frame > 10 * kSecondaryMaxAge;
+  });
+  std::erase_if(out.identity_votes, [&](const auto& entry) {
+    return task.frame_index - entry.second.last_frame > 10 * kSecondaryMaxAge;
   });
 }
 

@@ -30,6 +30,10 @@
 #include "pipeline/frame_task.hpp"
 #include "pipeline/outputs.hpp"
 
+namespace vapipe::models {
+class GalleryHolder;
+}
+
 namespace vapipe::pipeline {
 
 // Per-frame stage times by bucket, for the Prometheus histograms at /metrics. Upper bounds in milliseconds:
@@ -99,6 +103,8 @@ struct ChannelSetup {
   // A top-down network of the model's package (pose) run on the detector's objects of its classes, in the
   // channel's output thread after tracking; null: none.
   std::shared_ptr<const Network> secondary;
+  // A face embedding secondary's gallery: each tracked face gets the identity its track's matches vote for.
+  std::shared_ptr<models::GalleryHolder> gallery;
   ResultsFile* results = nullptr;  // shared by the channels of a model; may be null
   bool drop_when_full = false;     // live source and non-blocking queue: drop oldest instead of waiting
   int encoder_threads = 0;

@@ -176,7 +176,7 @@ bool is_output_placeholder(const std::string& value) {
 }
 
 ModelConfig parse_model(const Reader& r, const json& value, const std::string& path) {
-  static constexpr std::array<std::string_view, 14> kKeys{"name",
+  static constexpr std::array<std::string_view, 16> kKeys{"name",
                                                           "path",
                                                           "model_type",
                                                           "skip_frame_num",
@@ -189,7 +189,9 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
                                                           "class_thresholds",
                                                           "batch_timeout_ms",
                                                           "output_mode",
-                                                          "results_path"};
+                                                          "results_path",
+                                                          "gallery",
+                                                          "recognition_threshold"};
   r.object(value, path, kKeys);
   ModelConfig model;
   model.name = r.string(r.required(value, path, "name"), child(path, "name"));
@@ -266,6 +268,15 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
   model.output_mode_given = mode != nullptr;
   if (const auto* v = Reader::optional(value, "results_path"))
     model.results_path = r.string(*v, child(path, "results_path"));
+  if (const auto* v = Reader::optional(value, "gallery"))
+    model.gallery = r.string(*v, child(path, "gallery"));
+  if (const auto* v = Reader::optional(value, "recognition_threshold")) {
+    model.recognition_threshold =
+        static_cast<float>(r.number(*v, child(path, "recognition_threshold"), -1.0, 1.0));
+    if (!model.gallery)
+      r.error(child(path, "recognition_threshold"),
+              "is used only with \"gallery\" (a folder of known faces)");
+  }
   if (model.output_mode == OutputMode::kResults && !model.results_path) {
     r.error(child(path, "output_mode"), "\"results\" needs results_path");
   }

@@ -76,6 +76,11 @@ struct ModelConfig {
   OutputMode output_mode = OutputMode::kPassthrough;
   bool output_mode_given = false;           // written in the config (not the default)
   std::optional<std::string> results_path;  // JSON Lines; "-" is stdout
+  // Face recognition (a package chaining a face detector and a face embedding network): the gallery folder
+  // (models/face_gallery.hpp) and the cosine similarity a match needs (absent: the embedder's metadata
+  // default, 0.5 for MobileFaceNet). recognition_threshold without gallery is refused.
+  std::optional<std::string> gallery;
+  std::optional<float> recognition_threshold;
 
   // obj_threshold / class_threshold / class_thresholds as the decoders take them. Names in
   // class_thresholds_by_name are looked up in `class_names` (the model's metadata); an unknown name throws

@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "io/ffmpeg_log.hpp"
 #include "io/url_redaction.hpp"
+#include "models/face_gallery.hpp"
 #include "models/secondary_runner.hpp"
 #include "pipeline/model_loader.hpp"
 
@@ -99,6 +100,26 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
       spdlog::info("model '{}': network '{}' runs on the objects of '{}'", model.name, secondary->name(),
                    network->name());
     }
+    if (model.gallery) {
+      const bool embeds =
+          secondary &&
+          secondary->metadata().value("head", nlohmann::json::object()).value("form", "") == "embedding";
+      if (!embeds)
+        fail(
+            "{}.gallery: the package '{}' has no face embedding network to match faces with (combine a face "
+            "detector and a face embedding network: vapipe combine det.vpk emb.vpk -o face.vpk)",
+            key, model.path);
+      const float threshold =
+          model.recognition_threshold.value_or(secondary->metadata()
+                                                   .value("postprocess", nlohmann::json::object())
+                                                   .value("recognition_threshold", 0.5f));
+      try {
+        galleries_by_model_[model.name] =
+            std::make_shared<models::GalleryHolder>(*model.gallery, network, secondary, threshold);
+      } catch (const Error& error) {
+        fail("{}.gallery: {}", key, error.what());
+      }
+    }
     DetectorOptions detector_options{config_.preprocess, config_.inference, config_.postprocess,
                                      context_threads, secondary != nullptr};
     auto detector =
@@ -162,6 +183,8 @@ std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* came
   setup.detector = detector_by_name_.at(model->name);
   if (const auto it = secondary_by_model_.find(model->name); it != secondary_by_model_.end())
     setup.secondary = it->second;
+  if (const auto it = galleries_by_model_.find(model->name); it != galleries_by_model_.end())
+    setup.gallery = it->second;
   const auto results = results_by_model_.find(model->name);
   setup.results = results == results_by_model_.end() ? nullptr : results->second;
   setup.drop_when_full = is_network_address(camera->address) && !config_.preprocess.blocking;

@@ -101,6 +101,12 @@ class Pipeline {
   bool remove_channel(int channel);
   // True for a model this run loaded (add_channel can use it).
   bool has_model(std::string_view name) const { return detector_by_name_.contains(std::string(name)); }
+  // The face gallery of a model with a "gallery" key; null for others. Its reload() (thread-safe) re-reads
+  // the folder while the channels keep matching against the previous gallery until the new one is in.
+  std::shared_ptr<models::GalleryHolder> gallery(std::string_view model) const {
+    const auto it = galleries_by_model_.find(std::string(model));
+    return it == galleries_by_model_.end() ? nullptr : it->second;
+  }
 
   // Channel ids are 0 .. channel_count()-1, removed ones included. Thread-safe.
   std::size_t channel_count() const { return channel_count_.load(std::memory_order_acquire); }
@@ -129,6 +135,7 @@ class Pipeline {
   std::vector<std::unique_ptr<Detector>> detectors_;
   std::map<std::string, Detector*> detector_by_name_;
   std::map<std::string, std::shared_ptr<const Network>> secondary_by_model_;  // a package's top-down network
+  std::map<std::string, std::shared_ptr<models::GalleryHolder>> galleries_by_model_;  // "gallery" models
   std::map<std::string, ResultsFile*> results_by_model_;
   std::vector<TapFactory> tap_factories_;
 

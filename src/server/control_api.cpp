@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "models/face_gallery.hpp"
 
 namespace vapipe::server {
 namespace {
@@ -228,6 +229,43 @@ ControlApi::ControlApi(pipeline::Pipeline& pipeline, HttpServer& server)
   server.route("GET", "/api/stats", [this](const HttpRequest& r) { return get_stats(r); });
   server.route("GET", "/api/stats/history", [this](const HttpRequest& r) { return get_history(r); });
   server.route("GET", "/metrics", [this](const HttpRequest& r) { return get_metrics(r); });
+  server.route("GET", "/api/gallery", [this](const HttpRequest& r) { return gallery(r, false); });
+  server.route("POST", "/api/gallery/reload", [this](const HttpRequest& r) { return gallery(r, true); });
+}
+
+HttpResponse ControlApi::gallery(const HttpRequest& request, bool reload) {
+  // ?model=NAME; without it, the one model with a gallery.
+  std::string model;
+  if (const auto it = request.query.find("model"); it != request.query.end()) {
+    model = it->second;
+  } else {
+    for (const auto& config : pipeline_.config().models) {
+      if (!config.gallery || !pipeline_.gallery(config.name)) continue;
+      if (!model.empty())
+        return error_response(400, "model: several models have a gallery; say which (?model=NAME)");
+      model = config.name;
+    }
+    if (model.empty()) return error_response(404, "no model of this run has a gallery (models[].gallery)");
+  }
+  const auto holder = pipeline_.gallery(model);
+  if (!holder) return error_response(404, fmt::format("model '{}' has no gallery", model));
+  std::shared_ptr<const models::FaceGallery> current;
+  try {
+    // A reload runs the detector and the embedder on every photo here, on the server's thread (about 20 ms a
+    // photo on one core): the caller gets what was loaded and what was skipped in the reply.
+    current = reload ? holder->reload() : holder->current();
+  } catch (const Error& error) {
+    return error_response(409, fmt::format("gallery of model '{}' not reloaded (the previous one stays): {}",
+                                           model, error.what()));
+  }
+  json skipped = json::array();
+  for (const auto& s : current->skipped()) skipped.push_back({{"file", s.source}, {"reason", s.reason}});
+  return json_response(200, json{{"model", model},
+                                 {"folder", current->folder().string()},
+                                 {"threshold", holder->threshold()},
+                                 {"identities", current->names()},
+                                 {"photos", current->entries().size()},
+                                 {"skipped", std::move(skipped)}});
 }
 
 json ControlApi::channel_json(std::size_t id) const {

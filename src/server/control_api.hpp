@@ -16,7 +16,8 @@ namespace vapipe::server {
 
 class ControlApi {
  public:
-  // Registers /api/channels, /api/channels/{id}, /api/stats, /api/stats/history and /metrics on `server`.
+  // Registers /api/channels, /api/channels/{id}, /api/stats, /api/stats/history, /api/gallery and /metrics
+  // on `server`.
   ControlApi(pipeline::Pipeline& pipeline, HttpServer& server);
   ControlApi(const ControlApi&) = delete;
   ControlApi& operator=(const ControlApi&) = delete;
@@ -31,6 +32,8 @@ class ControlApi {
   HttpResponse get_stats(const HttpRequest& request) const;
   HttpResponse get_history(const HttpRequest& request) const;
   HttpResponse get_metrics(const HttpRequest& request) const;
+  // GET /api/gallery, POST /api/gallery/reload (?model=NAME): a face recognition model's gallery.
+  HttpResponse gallery(const HttpRequest& request, bool reload);
   nlohmann::json channel_json(std::size_t id) const;
 
   pipeline::Pipeline& pipeline_;

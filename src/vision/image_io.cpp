@@ -98,6 +98,15 @@ ImageView view_of_bgr(const cv::Mat& image) {
   return ImageView::bgr(image.data, image.cols, image.rows, static_cast<std::ptrdiff_t>(image.step[0]));
 }
 
+bool has_image_extension(const std::filesystem::path& path) {
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  static const std::vector<std::string> kImageExtensions = {".jpg", ".jpeg", ".png", ".bmp",
+                                                            ".tif", ".tiff", ".webp"};
+  return std::find(kImageExtensions.begin(), kImageExtensions.end(), extension) != kImageExtensions.end();
+}
+
 std::vector<std::string> list_image_files(const std::string& dir, std::size_t count,
                                           const std::string& what) {
   namespace fs = std::filesystem;
@@ -105,14 +114,7 @@ std::vector<std::string> list_image_files(const std::string& dir, std::size_t co
   if (!fs::is_directory(dir, error)) fail("{} '{}': not a folder", what, dir);
   std::vector<std::string> images;
   for (const auto& entry : fs::directory_iterator(dir, error)) {
-    if (!entry.is_regular_file()) continue;
-    std::string extension = entry.path().extension().string();
-    std::transform(extension.begin(), extension.end(), extension.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    static const std::vector<std::string> kImageExtensions = {".jpg", ".jpeg", ".png", ".bmp",
-                                                              ".tif", ".tiff", ".webp"};
-    if (std::find(kImageExtensions.begin(), kImageExtensions.end(), extension) != kImageExtensions.end())
-      images.push_back(entry.path().string());
+    if (entry.is_regular_file() && has_image_extension(entry.path())) images.push_back(entry.path().string());
   }
   if (error) fail("{} '{}': cannot list the folder: {}", what, dir, error.message());
   if (images.empty())

@@ -1,6 +1,7 @@
 #pragma once
 // Still images for `vapipe detect` and calibration.
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ cv::Mat load_image(const std::string& path);
 
 // Writes an image (format from the extension); throws vapipe::Error naming the path on failure.
 void save_image(const std::string& path, const cv::Mat& image);
+
+// Whether the file name ends in one of the image extensions below (any case).
+bool has_image_extension(const std::filesystem::path& path);
 
 // Image files (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp) directly in `dir`, sorted by name, at most
 // `count` (0 = all). Throws vapipe::Error starting with `what` (the option naming the folder) when the

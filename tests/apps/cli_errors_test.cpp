@@ -389,4 +389,55 @@ TEST(CliErrors, CombineMissingInput) {
   expect_one_error_line(run_cli("combine '" + path.string() + "' -o /tmp/y.vpk"), "absent.vpk");
 }
 
+// Face recognition keys: a gallery needs a face embedding network in the model's package, a threshold needs a
+// gallery, and `detect --gallery` the same chain; each refused in one line naming the key.
+TEST(CliErrors, AGalleryNeedsAFaceEmbeddingChain) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const auto dir = fixture_dir() / "gallery-errors";
+  std::filesystem::create_directories(dir / "faces");
+  auto write_config = [&](const nlohmann::json& extra) {
+    nlohmann::json model = {{"name", "det"},
+                            {"path", (vapipe::test::models_dir() / "yolofastestv2.onnx").string()},
+                            {"obj_threshold", 0.25},
+                            {"class_threshold", 0.25},
+                            {"nms_threshold", 0.45}};
+    model.update(extra);
+    const nlohmann::json config = {
+        {"cards",
+         {{{"devid", 0},
+           {"cameras",
+            {{{"address", (vapipe::test::opencv_data_dir() / "vtest.avi").string()},
+              {"chan_num", 1},
+              {"model_names", {"det"}}}}}}}},
+        {"models", {model}}};
+    const auto path = dir / "cameras.json";
+    std::ofstream(path) << config.dump(2);
+    return path.string();
+  };
+  // `run` logs the model cache it uses first: the error is its last line.
+  auto expect_error_last = [](const CliResult& result, const std::string& needle) {
+    EXPECT_NE(result.exit_code, 0);
+    ASSERT_FALSE(result.stderr_lines.empty());
+    EXPECT_EQ(result.stderr_lines.back().rfind("vapipe: error:", 0), 0U) << result.stderr_lines.back();
+    EXPECT_NE(result.stderr_lines.back().find(needle), std::string::npos) << result.stderr_lines.back();
+  };
+  const std::string cache = "--cache-dir '" + (fixture_dir() / "cache").string() + "'";
+  expect_error_last(
+      run_cli("run -c '" + write_config({{"gallery", (dir / "faces").string()}}) + "' --duration 1 " + cache),
+      "models[0].gallery: the package");
+  // Refused by the config's parser, before anything loads.
+  expect_one_error_line(
+      run_cli("run -c '" + write_config({{"recognition_threshold", 0.4}}) + "' --duration 1 " + cache),
+      "models[0].recognition_threshold: is used only with \"gallery\"");
+  const auto package = (dir / "yolofastestv2.vpk").string();
+  ASSERT_EQ(run_cli("compile '" + (vapipe::test::models_dir() / "yolofastestv2.onnx").string() + "' -o '" +
+                    package + "'")
+                .exit_code,
+            0);
+  const auto image = (vapipe::test::opencv_data_dir() / "messi5.jpg").string();
+  expect_one_error_line(
+      run_cli("detect '" + package + "' '" + image + "' --gallery '" + (dir / "faces").string() + "'"),
+      "--gallery: the package has no face embedding network");
+}
+
 }  // namespace

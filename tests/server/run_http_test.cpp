@@ -122,5 +122,79 @@ TEST(RunHttp, AConfigAddressWithControlCharactersIsRefusedInOneEscapedLine) {
   EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
 }
 
+// Face recognition over the API: GET /api/gallery lists what the gallery folder gave (a corrupt photo reported
+// by name), a photo added to the folder is picked up by POST /api/gallery/reload, and the running channel then
+// names that person in its results (her track's earlier "unknown" votes dropped with the old gallery).
+TEST(RunHttp, AGalleryReloadedOverTheApiNamesANewPerson) {
+  VAPIPE_REQUIRE_MODEL("scrfd_500m_bnkps.onnx");
+  VAPIPE_REQUIRE_MODEL("mobilefacenet.onnx");
+  const fs::path faces = test::models_dir() / ".." / "data" / "faces";
+  if (!fs::exists(faces / "video_chunk_6s.mp4")) GTEST_SKIP() << "no face video in " << faces;
+  const fs::path dir = test::scratch_dir();
+  const std::string log_file = (dir / "build.log").string();
+  for (const char* name : {"scrfd_500m_bnkps", "mobilefacenet"}) {
+    ASSERT_EQ(test::run_shell(fmt::format("'{}' compile '{}' -o '{}' >>'{}' 2>&1", VAPIPE_CLI,
+                                          (test::models_dir() / (std::string(name) + ".onnx")).string(),
+                                          (dir / (std::string(name) + ".vpk")).string(), log_file))
+                  .exit_code,
+              0)
+        << read_file(log_file);
+  }
+  ASSERT_EQ(test::run_shell(fmt::format("'{}' combine '{}' '{}' -o '{}' >>'{}' 2>&1", VAPIPE_CLI,
+                                        (dir / "scrfd_500m_bnkps.vpk").string(),
+                                        (dir / "mobilefacenet.vpk").string(), (dir / "face.vpk").string(),
+                                        log_file))
+                .exit_code,
+            0)
+      << read_file(log_file);
+  const fs::path gallery = dir / "gallery";
+  fs::create_directories(gallery);
+  fs::copy_file(faces / "0001.jpg", gallery / "alice.jpg");
+  std::ofstream(gallery / "broken.jpg") << "not a jpeg";
+  const int port = test::free_port();
+  json config = config_for((faces / "video_chunk_6s.mp4").string(), {{"port", port}});
+  config["models"][0] = {{"name", "det"},
+                         {"path", (dir / "face.vpk").string()},
+                         {"nms_threshold", 0.4},
+                         {"gallery", gallery.string()}};
+  std::ofstream(dir / "cameras.json") << config.dump(2);
+  const fs::path results = dir / "results.jsonl";
+  test::Child run({VAPIPE_CLI, "run", "-c", (dir / "cameras.json").string(), "--results", results.string(),
+                   "--duration", "120"},
+                  dir / "run.log");
+
+  test::HttpResult listed;
+  const auto deadline = Clock::now() + std::chrono::seconds(100);
+  while (Clock::now() < deadline) {
+    listed = test::http_get(port, "/api/gallery");
+    if (listed.status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // waiting for a child process to listen
+  }
+  ASSERT_EQ(listed.status, 200) << listed.body << read_file(dir / "run.log");
+  const json before = json::parse(listed.body);
+  EXPECT_EQ(before.at("identities"), json::array({"alice"}));
+  ASSERT_EQ(before.at("skipped").size(), 1U) << listed.body;
+  EXPECT_EQ(before.at("skipped")[0].at("file"), "broken.jpg");
+
+  // 0025 is the person on the left of the face video (0026 is her too).
+  fs::copy_file(faces / "0025.jpg", gallery / "carol.jpg");
+  const auto reloaded = test::http_request(port, "POST", "/api/gallery/reload", "");
+  ASSERT_EQ(reloaded.status, 200) << reloaded.body;
+  EXPECT_EQ(json::parse(reloaded.body).at("identities"), json::array({"alice", "carol"})) << reloaded.body;
+  // The channel loops over the video: carol shows up in the results once her track has voted again.
+  bool named = false;
+  while (Clock::now() < deadline && !named) {
+    std::ifstream in(results);
+    for (std::string line; !named && std::getline(in, line);)
+      named = line.find(R"("identity":{"name":"carol")") != std::string::npos;
+    if (!named) std::this_thread::sleep_for(std::chrono::milliseconds(200));  // polling a growing file
+  }
+  EXPECT_TRUE(named) << "no face named carol after the reload";
+  run.signal(SIGINT);
+  ASSERT_TRUE(run.wait_for(std::chrono::seconds(60)));
+  EXPECT_EQ(run.exit_code(), 0) << read_file(dir / "run.log");
+  EXPECT_NE(read_file(dir / "run.log").find("'broken.jpg' skipped: cannot be decoded"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vapipe

@@ -4,11 +4,14 @@
 # same two models with the same crops in the same invocation (bench/face_ort_pipeline.mjs: ffmpeg decode per
 # channel, SCRFD, 5-point ArcFace alignment, MobileFaceNet, cosine match). The two alternate, --rounds times,
 # so drift of the machine hits both alike; the ratio is the median vapipe fps / the median ORT fps.
+# Work differs in one way, by design: vapipe reuses a track's embedding for 5 frames, the peer (no tracker)
+# embeds every face of every frame. The table shows both counts, and the summary adds what the ORT run would
+# take with vapipe's embedding count (its own measured cost per embedding taken off: an estimate).
 #
 #   bash bench/face.sh [--channels 4] [--threads 2] [--threshold 0.5] [--rounds 1] [--contention] [--ort-only]
 #
 # --threads: oneDNN threads of vapipe's inference context (`vapipe run --threads`), ORT's intra-op threads.
-# --threshold: the cosine a face must exceed to take a gallery name (vapipe's "recognition_threshold").
+# --threshold: the cosine a face must reach to take a gallery name (vapipe's "recognition_threshold").
 # --contention: run every measurement again beside one CPU-bound process (a shell busy loop), so the table
 #   also shows how each side degrades when a core is taken.
 # Results: a table on stdout and bench/results/face-latest.md; the load average before is printed with it.
@@ -197,6 +200,19 @@ for (const load of [...new Set(records.map((r) => r.load))]) {
   const ratio = v.length && o.length ? `**${(median(v) / median(o)).toFixed(2)}x**` : 'n/a';
   out.push(`- ${load}: vapipe ${v.length ? median(v).toFixed(1) : 'n/a'} fps, ORT ${o.length ? median(o).toFixed(1) : 'n/a'}` +
            ` fps (medians over rounds); vapipe / ORT = ${ratio}`);
+  // Equal embedding work (estimate): each ORT run less (its embeddings - vapipe's) x its own time per embedding
+  // (alignment + MobileFaceNet run, from its stage timers).
+  const vEmb = median(records.filter((r) => r.tool === 'vapipe' && r.load === load && !r.error && r.embeddings !== null)
+                             .map((r) => r.embeddings));
+  const equal = records.filter((r) => r.tool === 'ort' && r.load === load && !r.error).map((r) => {
+    const perEmbeddingS = ((r.stage_ms_per_frame.align + r.stage_ms_per_frame.emb_run) * r.frames) / r.embeddings / 1000;
+    return r.frames / (r.seconds - (r.embeddings - vEmb) * perEmbeddingS);
+  });
+  if (v.length && equal.length && Number.isFinite(vEmb)) {
+    out.push(`- ${load}, equal embedding work (estimate): ORT with vapipe's ${vEmb} embeddings instead of its ` +
+             `${median(records.filter((r) => r.tool === 'ort' && r.load === load && !r.error).map((r) => r.embeddings))}` +
+             `: ${median(equal).toFixed(1)} fps; vapipe / ORT = **${(median(v) / median(equal)).toFixed(2)}x**`);
+  }
 }
 if (vapipeNote) out.push(`- vapipe not measured: ${vapipeNote}`);
 console.log(out.join('\n'));

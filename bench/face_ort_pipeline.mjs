@@ -13,7 +13,9 @@
 // similarity alignment to 112x112 (insightface face_align.norm_crop), MobileFaceNet (batch 1: one run per
 // face), L2 normalization, and the best cosine against a gallery built the same way at start from the largest
 // face of each image in --gallery (name = file stem). fps = frames of all channels / wall seconds of the video
-// part (sessions and gallery excluded, as vapipe's run time excludes loading its package).
+// part (sessions and gallery excluded, as vapipe's run time excludes loading its package). Having no tracker,
+// the peer embeds every face of every frame and names each face on its own (vapipe reuses a track's embedding
+// for 5 frames and names a track by vote); bench/face.sh reports both embedding counts.
 //
 // Output: a summary (frames, faces, fps, per-identity frame counts of channel 0, cosine statistics), or with
 // --json one JSON object for bench/face.sh.
@@ -496,11 +498,11 @@ async function main() {
         const cosines = gallery.map((g) => dot(embedding, g.embedding));
         cosines.forEach((c, i) => { if (c > best) { best = c; best_index = i; } });
         cosines.forEach((c, i) => { if (i !== best_index) others.push(c); });
-        const label = best > options.threshold ? gallery[best_index].name : 'unknown';
+        const label = best >= options.threshold ? gallery[best_index].name : 'unknown';
         if (!profile.has(label)) profile.set(label, { faces: 0, sums: new Float64Array(gallery.length) });
         ++profile.get(label).faces;
         cosines.forEach((c, i) => { profile.get(label).sums[i] += c; });
-        if (best > options.threshold) {
+        if (best >= options.threshold) {
           const name = gallery[best_index].name;
           names.add(name);
           if (!matched.has(name)) matched.set(name, []);
@@ -549,7 +551,7 @@ async function main() {
   console.log(`ort face pipeline: ${options.channels} channel(s) x ${frames_of[0]} frames, ${options.threads} thread(s): ` +
               `${frames} frames, ${faces} faces, ${embeddings} embeddings in ${result.seconds} s = ${result.fps} fps`);
   console.log(`per frame (ms): ${Object.entries(result.stage_ms_per_frame).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  console.log(`frames showing each identity (channel 0, of ${frames_of[0]}; cosine > ${options.threshold}):` +
+  console.log(`frames showing each identity (channel 0, of ${frames_of[0]}; cosine >= ${options.threshold}):` +
               (channels_agree ? '' : ' WARNING: the channels disagree'));
   for (const [name, count] of Object.entries(identities)) {
     const s = result.cosine.matched[name];

@@ -71,7 +71,7 @@ if ((ort_only)); then
 elif [[ ! -x $VAPIPE ]]; then
   vapipe_note="$VAPIPE not built (bash scripts/setup.sh)"
 elif ! "$VAPIPE" compile "$MODELS/scrfd_500m_bnkps.onnx" --batch 1,4 -o "$work/det.vpk" >"$work/compile.log" 2>&1 ||
-  ! "$VAPIPE" compile "$MODELS/mobilefacenet.onnx" --batch 1,2,4 -o "$work/emb.vpk" >>"$work/compile.log" 2>&1 ||
+  ! "$VAPIPE" compile "$MODELS/mobilefacenet.onnx" --batch 1,4 -o "$work/emb.vpk" >>"$work/compile.log" 2>&1 ||
   ! "$VAPIPE" combine "$work/det.vpk" "$work/emb.vpk" -o "$work/face.vpk" >>"$work/compile.log" 2>&1; then
   vapipe_note="compiling the package failed: $(tail -n 1 "$work/compile.log")"
 else

@@ -14,7 +14,8 @@
 # --threshold: the cosine a face must reach to take a gallery name (vapipe's "recognition_threshold").
 # --contention: run every measurement again beside one CPU-bound process (a shell busy loop), so the table
 #   also shows how each side degrades when a core is taken.
-# Results: a table on stdout and bench/results/face-latest.md; the load average before is printed with it.
+# Results: a table on stdout and bench/results/face-latest.md (raw JSON lines: face-latest.jsonl); the load
+# average before and after is printed with it.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,7 +39,7 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --contention) contention=1; shift ;;
     --ort-only) ort_only=1; shift ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -167,7 +168,10 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
-command="bash bench/face.sh --channels $channels --threads $threads --threshold $threshold --rounds $rounds$( ((contention)) && echo " --contention")$( ((ort_only)) && echo " --ort-only")"
+command="bash bench/face.sh --channels $channels --threads $threads --threshold $threshold --rounds $rounds"
+if ((contention)); then command+=" --contention"; fi
+if ((ort_only)); then command+=" --ort-only"; fi
+cp "$raw" bench/results/face-latest.jsonl
 node - "$raw" "$cpu" "$(nproc)" "$isa" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   "$load_before -> $load_after" "$command" "$vapipe_note" >bench/results/face-latest.md <<'EOF'
 const fs = require('fs');

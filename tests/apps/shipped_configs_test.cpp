@@ -255,8 +255,7 @@ TEST(ShippedConfigs, OpenposeWithASecondaryKeyNamingAnotherModelEntry) {
   for (const auto& line : read_lines(results)) {
     ++frames;
     const auto record = nlohmann::json::parse(line);
-    for (const auto& d : record.at("detections"))
-      posed += d.contains("keypoints") ? 1 : 0;
+    for (const auto& d : record.at("detections")) posed += d.contains("keypoints") ? 1 : 0;
   }
   ASSERT_GT(frames, 10U) << tail(log);
   EXPECT_GT(posed, frames) << "vtest.avi has persons in every frame";

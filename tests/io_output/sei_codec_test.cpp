@@ -143,10 +143,22 @@ TEST(SeiPayload, BrokenExtensionsAreRefused) {
   const std::vector<MetadataBox> plain = without_extensions(boxes);
   Bytes bytes;
   serialize_extensions(boxes, bytes);
+  std::vector<MetadataBox> points_only = boxes;
+  for (auto& box : points_only) box.identity.reset();
+  Bytes points;
+  serialize_extensions(points_only, points);
   std::vector<MetadataBox> parsed = plain;
   for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
     parsed = plain;
-    EXPECT_FALSE(parse_extensions(std::span(bytes).first(cut), parsed)) << "cut at " << cut;
+    const bool accepted = parse_extensions(std::span(bytes).first(cut), parsed);
+    // Cut between the blocks: the keypoint block alone, which is a whole payload (the SEI message's own size
+    // says where it ends).
+    if (cut == points.size()) {
+      EXPECT_TRUE(accepted);
+      EXPECT_EQ(parsed, points_only);
+    } else {
+      EXPECT_FALSE(accepted) << "cut at " << cut;
+    }
   }
   const auto refused = [&](const Bytes& broken) {
     parsed = plain;
@@ -162,10 +174,6 @@ TEST(SeiPayload, BrokenExtensionsAreRefused) {
   other_version[7] = 2;
   EXPECT_TRUE(refused(other_version));
   // Identities before keypoints.
-  std::vector<MetadataBox> points_only = boxes;
-  for (auto& box : points_only) box.identity.reset();
-  Bytes points;
-  serialize_extensions(points_only, points);
   Bytes swapped(bytes.begin() + static_cast<std::ptrdiff_t>(points.size()), bytes.end());
   swapped.insert(swapped.end(), points.begin(), points.end());
   EXPECT_TRUE(refused(swapped));

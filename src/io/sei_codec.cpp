@@ -212,7 +212,6 @@ SeiError read_sei_rbsp(std::span<const std::uint8_t> escaped, std::vector<std::u
     zeros = byte == 0 ? zeros + 1 : 0;
   }
   bool found = false;
-  bool found_extension = false;
   extension = {};
   std::size_t pos = 0;
   while (pos < rbsp.size()) {
@@ -223,24 +222,30 @@ SeiError read_sei_rbsp(std::span<const std::uint8_t> escaped, std::vector<std::u
     }
     std::size_t type = 0;
     std::size_t size = 0;
-    if (!read_ff_coded(rbsp, pos, type) || !read_ff_coded(rbsp, pos, size)) return SeiError::kMalformedSei;
-    if (size > rbsp.size() - pos) return SeiError::kMalformedSei;
+    const bool whole =
+        read_ff_coded(rbsp, pos, type) && read_ff_coded(rbsp, pos, size) && size <= rbsp.size() - pos;
+    // Once ours is found, what follows cannot take it away (bytes of a packet without its start code run on
+    // into our NAL unit: found by fuzz/sei_fuzzer).
+    if (!whole) return found ? SeiError::kNone : SeiError::kMalformedSei;
     const std::span<const std::uint8_t> payload(rbsp.data() + pos, size);
     pos += size;
-    if (type != kUserDataUnregistered || size < kMetadataUuid.size()) continue;
-    if (!found && std::equal(kMetadataUuid.begin(), kMetadataUuid.end(), payload.begin())) {
+    const auto is = [&](const std::array<std::uint8_t, 16>& uuid) {
+      return type == kUserDataUnregistered && size >= uuid.size() &&
+             std::equal(uuid.begin(), uuid.end(), payload.begin());
+    };
+    if (found) {
+      // The extension is the message right after ours, where the writer puts it, or there is none: after
+      // ours without one comes our rbsp_trailing_bits byte, so bytes that run on into the NAL unit never
+      // parse as an extension.
+      if (is(kExtensionUuid)) extension = payload.subspan(kExtensionUuid.size());
+      return SeiError::kNone;
+    }
+    if (is(kMetadataUuid)) {
       user_data = payload.subspan(kMetadataUuid.size());
       found = true;
-    } else if (!found_extension &&
-               std::equal(kExtensionUuid.begin(), kExtensionUuid.end(), payload.begin())) {
-      extension = payload.subspan(kExtensionUuid.size());
-      found_extension = true;
     }
-    if (found && found_extension) break;
   }
-  // The extension belongs to the box list of its own NAL unit only (the writer puts both in one).
-  if (!found) return SeiError::kNoMetadata;
-  return SeiError::kNone;
+  return found ? SeiError::kNone : SeiError::kNoMetadata;
 }
 
 // Calls `on_user_data(user_data, extension)` for each of our SEI messages until it returns kNone; the first

@@ -301,6 +301,21 @@ TEST(SeiNal, ExtensionIsASecondMessageSophonReadersNeverSee) {
     const auto client = vapipe::test::client_read_sei(codec, nal);
     ASSERT_TRUE(client.has_value());
     EXPECT_EQ(*client, plain);
+
+    // Bytes that run on into our NAL unit (a packet without its start code, found by fuzz/sei_fuzzer) neither
+    // spoil our message nor pass for an extension, even one that would parse: only the message right after
+    // ours is one, and without one our rbsp_trailing_bits byte comes there.
+    Bytes run_on = plain_nal;
+    run_on.insert(run_on.end(), {0x00, 0x05, 16 + 8 + 4 * 5});
+    run_on.insert(run_on.end(), kExtensionUuid.begin(), kExtensionUuid.end());
+    run_on.insert(run_on.end(), {'V', 'P', 'I', 'D', 0, 0, 0, 1});
+    for (int box = 0; box < 4; ++box)
+      run_on.insert(run_on.end(), {255, 0x00, 0x00, 0x80, 0x3f});  // unknown, 1.0
+    const SeiReadResult ran_on = read_metadata(codec, NalFraming::annexb(), run_on);
+    ASSERT_TRUE(ran_on.ok()) << to_string(ran_on.error);
+    EXPECT_EQ(ran_on.boxes, plain);
+    run_on.resize(plain_nal.size() + 2);  // cut inside a message: ours still stands
+    EXPECT_EQ(read_metadata(codec, NalFraming::annexb(), run_on).boxes, plain);
   }
   // Why not after the box list in sophon's own payload: pipeline_client would lose every track id and read
   // the boxes after the first 4 bytes early.

@@ -86,6 +86,11 @@ int main(int argc, char** argv) {
   // First byte: bit 0 H.265, bit 1 Annex-B, bits 2.. the length size (sei_fuzzer.cpp).
   using namespace vapipe::io;
   const std::vector<MetadataBox> boxes = {{10, 20, 110, 220, 0.9F, 0, 3}, {5, 5, 50, 60, 0.4F, 2, -1}};
+  // The extension message too (docs/metadata.md): landmarks, a known and an unknown face.
+  std::vector<MetadataBox> faces = boxes;
+  faces[0].keypoints = {{30, 60, 1}, {80, 60, 1}, {55, 90, 1}, {35, 120, 1}, {75, 120, 1}};
+  faces[0].identity = MetadataIdentity{"0016", 0.62F};
+  faces[1].identity = MetadataIdentity{"", 0.18F};
   const std::vector<std::uint8_t> slice = {0x00, 0x00, 0x00, 0x01, 0x65, 0x88, 0x84, 0x00, 0x00, 0x03, 0x01};
   for (int selector : {0b00, 0b01, 0b10, 0b11, 0b0100, 0b1000}) {
     const VideoCodec codec = (selector & 1) != 0 ? VideoCodec::kH265 : VideoCodec::kH264;
@@ -98,6 +103,10 @@ int main(int argc, char** argv) {
     const auto packet = framing.annex_b ? inserter.insert(slice, boxes) : inserter.make_nal(boxes);
     seed.insert(seed.end(), packet.begin(), packet.end());
     write_file(corpus / "sei" / ("boxes_" + std::to_string(selector) + ".bin"), seed);
+    seed.resize(1);
+    const auto with_faces = framing.annex_b ? inserter.insert(slice, faces) : inserter.make_nal(faces);
+    seed.insert(seed.end(), with_faces.begin(), with_faces.end());
+    write_file(corpus / "sei" / ("faces_" + std::to_string(selector) + ".bin"), seed);
   }
   return 0;
 }

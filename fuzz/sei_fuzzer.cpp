@@ -28,6 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)base64_decode({reinterpret_cast<const char*>(packet.data()), packet.size()}, decoded);
   std::vector<MetadataBox> boxes;
   (void)parse_boxes(packet, boxes);
+  // The extension payload (keypoints, identities) for as many boxes as the box list had (none when it
+  // failed: then only the block headers are read).
+  (void)parse_extensions(packet, boxes);
 
   // Whatever was read back, written again, reads back the same. Compared as written bytes, not as boxes:
   // a peer's float fields may be NaN, which never equals itself.

@@ -25,6 +25,7 @@
 
   const showLabels = document.getElementById('show-labels');
   const showTracks = document.getElementById('show-tracks');
+  const showKeypoints = document.getElementById('show-keypoints');
   const grid = document.getElementById('grid');
   const summary = document.getElementById('summary');
   const playback = document.getElementById('playback');
@@ -70,6 +71,79 @@
       }
       return null;
     }
+  }
+
+  const kMinKeypointScore = 0.3;  // a keypoint below it is not drawn (as vision/osd.hpp's)
+  const kKeypointColour = '#ffff00';
+
+  // The pairs of keypoints joined by lines for a detection of `classId`: the second stage's skeleton for the
+  // classes it runs on, else the detector's; both from the channel's description (GET /api/channels:
+  // "skeleton", "secondary"), since the per-frame records carry none.
+  function skeletonFor(info, classId) {
+    const secondary = info && info.secondary;
+    if (secondary && (secondary.classes || []).includes(classId)) return secondary.skeleton || [];
+    return (info && info.skeleton) || [];
+  }
+
+  // The text over a box, as the annotated output writes it (models/detection_label.hpp): class and score,
+  // or a face's identity (name or "unknown") and similarity, then the track.
+  function labelOf(d, { labels, tracks }) {
+    const parts = [];
+    if (labels) {
+      parts.push(d.identity ? `${d.identity.name} ${d.identity.similarity.toFixed(2)}`
+        : `${d.label} ${d.score.toFixed(2)}`);
+    }
+    if (tracks && d.track_id >= 0) parts.push(`#${d.track_id}`);
+    return parts.join(' ');
+  }
+
+  // Draws one JSON Lines record (detections in source pixels: box, keypoints [[x, y, score]], identity) on a
+  // context the size of the source picture, after clearing it. Returns what was drawn (tests read it).
+  function drawRecord(context, record, info, options) {
+    const { canvas } = context;
+    const drawn = { boxes: 0, points: 0, lines: 0, labels: [] };
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    const line = Math.max(2, Math.round(canvas.height / 240));
+    const fontPx = Math.max(12, Math.round(canvas.height / 32));
+    context.lineWidth = line;
+    context.font = `${fontPx}px system-ui, sans-serif`;
+    context.textBaseline = 'bottom';
+    for (const d of record.detections) {
+      const [x1, y1, x2, y2] = d.box;
+      const tracked = options.tracks && d.track_id >= 0;
+      const stroke = colour(tracked ? d.track_id : d.class_id);
+      context.strokeStyle = stroke;
+      context.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      drawn.boxes += 1;
+      const points = (options.keypoints !== false && d.keypoints) || [];
+      const shown = points.map((p) => p[2] >= kMinKeypointScore);
+      context.beginPath();
+      for (const [a, b] of skeletonFor(info, d.class_id)) {
+        if (!shown[a] || !shown[b]) continue;
+        context.moveTo(points[a][0], points[a][1]);
+        context.lineTo(points[b][0], points[b][1]);
+        drawn.lines += 1;
+      }
+      context.stroke();
+      context.fillStyle = kKeypointColour;
+      points.forEach(([x, y], i) => {
+        if (!shown[i]) return;
+        context.beginPath();
+        context.arc(x, y, line + 1, 0, 2 * Math.PI);
+        context.fill();
+        drawn.points += 1;
+      });
+      const text = labelOf(d, options);
+      if (!text) continue;
+      const width = context.measureText(text).width + 6;
+      const top = Math.max(fontPx + 2, y1);
+      context.fillStyle = stroke;
+      context.fillRect(x1 - line / 2, top - fontPx - 2, width, fontPx + 2);
+      context.fillStyle = '#000';
+      context.fillText(text, x1 + 3, top);
+      drawn.labels.push(text);
+    }
+    return drawn;
   }
 
   class Tile {
@@ -335,32 +409,11 @@
         canvas.width = record.width;
         canvas.height = record.height;
       }
-      const context = canvas.getContext('2d');
-      context.clearRect(0, 0, canvas.width, canvas.height);
-      const line = Math.max(2, Math.round(canvas.height / 240));
-      const fontPx = Math.max(12, Math.round(canvas.height / 32));
-      context.lineWidth = line;
-      context.font = `${fontPx}px system-ui, sans-serif`;
-      context.textBaseline = 'bottom';
-      for (const d of record.detections) {
-        const [x1, y1, x2, y2] = d.box;
-        const tracked = showTracks.checked && d.track_id >= 0;
-        const stroke = colour(tracked ? d.track_id : d.class_id);
-        context.strokeStyle = stroke;
-        context.strokeRect(x1, y1, x2 - x1, y2 - y1);
-        const parts = [];
-        if (showLabels.checked) parts.push(`${d.label} ${d.score.toFixed(2)}`);
-        if (tracked) parts.push(`#${d.track_id}`);
-        if (!parts.length) continue;
-        const text = parts.join(' ');
-        const width = context.measureText(text).width + 6;
-        const top = Math.max(fontPx + 2, y1);
-        context.fillStyle = stroke;
-        context.fillRect(x1 - line / 2, top - fontPx - 2, width, fontPx + 2);
-        context.fillStyle = '#000';
-        context.fillText(text, x1 + 3, top);
-      }
-      this.root.dataset.boxes = String(record.detections.length);
+      const drawn = drawRecord(canvas.getContext('2d'), record, this.info,
+        { labels: showLabels.checked, tracks: showTracks.checked, keypoints: showKeypoints.checked });
+      this.root.dataset.boxes = String(drawn.boxes);
+      this.root.dataset.points = String(drawn.points);
+      this.root.dataset.lines = String(drawn.lines);
     }
 
     dispose() {
@@ -528,7 +581,7 @@
     }));
   }
 
-  for (const toggle of [showLabels, showTracks]) {
+  for (const toggle of [showLabels, showTracks, showKeypoints]) {
     toggle.addEventListener('change', () => {
       for (const tile of tiles.values()) {
         if (tile.mode === 'jpeg' && tile.lastPictureT !== undefined) tile.draw(tile.lastPictureT);
@@ -545,5 +598,5 @@
   setInterval(refreshChannels, kChannelsEveryMs);
   setInterval(refreshStats, kStatsEveryMs);
   setInterval(refreshHistory, kHistoryEveryMs);
-  window.vapipeViewer = { tiles };
+  window.vapipeViewer = { tiles, drawRecord, skeletonFor };
 })();

@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/file_kind.hpp"
 #include "models/detection_json.hpp"
+#include "models/detection_label.hpp"
 #include "models/face_gallery.hpp"
 #include "models/post_processor.hpp"
 #include "models/secondary_runner.hpp"
@@ -75,7 +76,7 @@ void save_annotated(const DetectOptions& options, const std::string& image_path,
     const bool chained = secondary != nullptr && secondary->takes(d.class_id);
     vision::OsdBox box{d.x1,       d.y1,
                        d.x2,       d.y2,
-                       d.class_id, fmt::format("{} {:.2f}", post.label(d.class_id), d.score),
+                       d.class_id, models::display_label(d, post.label(d.class_id)),
                        {},         chained ? secondary->skeleton() : post.skeleton()};
     for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
     boxes.push_back(std::move(box));

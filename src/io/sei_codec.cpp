@@ -18,6 +18,9 @@ constexpr std::uint8_t kUserDataUnregistered = 5;
 constexpr std::size_t kBoxBytes = 7 * 4;   // x1 y1 x2 y2 score class_id track_id
 constexpr std::int32_t kDatumTypeBox = 0;  // NetOutputDatum::Box
 constexpr std::uint32_t kKeypointsVersion = 1;
+constexpr std::uint32_t kIdentityVersion = 1;
+constexpr std::uint8_t kUnknownIdentity = 255;  // the identity extension's length byte of an unknown face
+static_assert(kMaxIdentityNameBytes < kUnknownIdentity);
 
 constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -43,6 +46,58 @@ float get_le_float(const std::uint8_t* p) {
   const std::uint32_t bits =
       (std::uint32_t{p[3]} << 24) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[1]} << 8) | p[0];
   return std::bit_cast<float>(bits);
+}
+
+// Bytes of the UTF-8 character at the start of `text` (RFC 3629: no overlong forms, no surrogates, nothing
+// above U+10FFFF), 0 when it does not start with a whole one.
+std::size_t utf8_char_size(std::span<const std::uint8_t> text) {
+  if (text.empty()) return 0;
+  const std::uint8_t lead = text[0];
+  if (lead < 0x80) return 1;
+  std::size_t size = 0;
+  std::uint8_t low = 0x80, high = 0xbf;  // the range of the second byte
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    size = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    size = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    size = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (text.size() < size || text[1] < low || text[1] > high) return 0;
+  for (std::size_t i = 2; i < size; ++i)
+    if (text[i] < 0x80 || text[i] > 0xbf) return 0;
+  return size;
+}
+
+// A known face's name in the identity extension: its length byte, then at most kMaxIdentityNameBytes bytes of
+// it, cut before a character that would not fit; a byte that is not UTF-8 (a gallery file name may be
+// anything) is written as '?', so a reader can rely on UTF-8.
+void put_name(std::string_view name, std::vector<std::uint8_t>& out) {
+  const std::size_t length_at = out.size();
+  out.push_back(0);
+  const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(name.data()), name.size());
+  std::size_t written = 0;
+  for (std::size_t i = 0; i < bytes.size();) {
+    const std::size_t size = utf8_char_size(bytes.subspan(i));
+    if (written + std::max<std::size_t>(size, 1) > kMaxIdentityNameBytes) break;
+    if (size == 0) {
+      out.push_back('?');
+      ++i;
+      ++written;
+    } else {
+      out.insert(out.end(), bytes.begin() + static_cast<std::ptrdiff_t>(i),
+                 bytes.begin() + static_cast<std::ptrdiff_t>(i + size));
+      i += size;
+      written += size;
+    }
+  }
+  out[length_at] = static_cast<std::uint8_t>(written);
 }
 
 int nal_type(VideoCodec codec, std::uint8_t first_header_byte) {
@@ -142,9 +197,10 @@ bool read_ff_coded(std::span<const std::uint8_t> rbsp, std::size_t& pos, std::si
 }
 
 // Looks for our user_data_unregistered message in one SEI NAL unit (header removed, still escaped); on
-// kNone, `user_data` is the payload after the UUID.
+// kNone, `user_data` is the payload after the UUID and `extension` that of the first message with vapipe's
+// extension UUID in the same NAL unit (empty: none).
 SeiError read_sei_rbsp(std::span<const std::uint8_t> escaped, std::vector<std::uint8_t>& rbsp,
-                       std::span<const std::uint8_t>& user_data) {
+                       std::span<const std::uint8_t>& user_data, std::span<const std::uint8_t>& extension) {
   rbsp.clear();
   int zeros = 0;
   for (const std::uint8_t byte : escaped) {
@@ -155,6 +211,8 @@ SeiError read_sei_rbsp(std::span<const std::uint8_t> escaped, std::vector<std::u
     rbsp.push_back(byte);
     zeros = byte == 0 ? zeros + 1 : 0;
   }
+  bool found = false;
+  extension = {};
   std::size_t pos = 0;
   while (pos < rbsp.size()) {
     // more_rbsp_data(): what is left is the stop bit and alignment zeros.
@@ -164,21 +222,34 @@ SeiError read_sei_rbsp(std::span<const std::uint8_t> escaped, std::vector<std::u
     }
     std::size_t type = 0;
     std::size_t size = 0;
-    if (!read_ff_coded(rbsp, pos, type) || !read_ff_coded(rbsp, pos, size)) return SeiError::kMalformedSei;
-    if (size > rbsp.size() - pos) return SeiError::kMalformedSei;
+    const bool whole =
+        read_ff_coded(rbsp, pos, type) && read_ff_coded(rbsp, pos, size) && size <= rbsp.size() - pos;
+    // Once ours is found, what follows cannot take it away (bytes of a packet without its start code run on
+    // into our NAL unit: found by fuzz/sei_fuzzer).
+    if (!whole) return found ? SeiError::kNone : SeiError::kMalformedSei;
     const std::span<const std::uint8_t> payload(rbsp.data() + pos, size);
     pos += size;
-    if (type == kUserDataUnregistered && size >= kMetadataUuid.size() &&
-        std::equal(kMetadataUuid.begin(), kMetadataUuid.end(), payload.begin())) {
-      user_data = payload.subspan(kMetadataUuid.size());
+    const auto is = [&](const std::array<std::uint8_t, 16>& uuid) {
+      return type == kUserDataUnregistered && size >= uuid.size() &&
+             std::equal(uuid.begin(), uuid.end(), payload.begin());
+    };
+    if (found) {
+      // The extension is the message right after ours, where the writer puts it, or there is none: after
+      // ours without one comes our rbsp_trailing_bits byte, so bytes that run on into the NAL unit never
+      // parse as an extension.
+      if (is(kExtensionUuid)) extension = payload.subspan(kExtensionUuid.size());
       return SeiError::kNone;
     }
+    if (is(kMetadataUuid)) {
+      user_data = payload.subspan(kMetadataUuid.size());
+      found = true;
+    }
   }
-  return SeiError::kNoMetadata;
+  return found ? SeiError::kNone : SeiError::kNoMetadata;
 }
 
-// Calls `on_user_data` for each of our SEI messages until it returns kNone; the first real error (or
-// kNoMetadata) otherwise.
+// Calls `on_user_data(user_data, extension)` for each of our SEI messages until it returns kNone; the first
+// real error (or kNoMetadata) otherwise.
 template <typename OnUserData>
 SeiError for_each_user_data(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet,
                             OnUserData&& on_user_data) {
@@ -194,9 +265,10 @@ SeiError for_each_user_data(VideoCodec codec, NalFraming framing, std::span<cons
                             : (type == kH265PrefixSeiType || type == kH265SuffixSeiType);
     if (!is_sei) continue;
     std::span<const std::uint8_t> user_data;
+    std::span<const std::uint8_t> extension;
     SeiError error = read_sei_rbsp(packet.subspan(unit->begin + header, unit->end - unit->begin - header),
-                                   rbsp, user_data);
-    if (error == SeiError::kNone) error = on_user_data(user_data);
+                                   rbsp, user_data, extension);
+    if (error == SeiError::kNone) error = on_user_data(user_data, extension);
     if (error == SeiError::kNone) return error;
     if (result == SeiError::kNoMetadata) result = error;  // keep the first real error
   }
@@ -237,26 +309,54 @@ void serialize_boxes(std::span<const MetadataBox> boxes, std::vector<std::uint8_
     put_be32(static_cast<std::uint32_t>(box.class_id), out);
     put_be32(static_cast<std::uint32_t>(box.track_id), out);
   }
+}
+
+void serialize_extensions(std::span<const MetadataBox> boxes, std::vector<std::uint8_t>& out) {
+  const auto written = boxes.first(std::min(boxes.size(), kMaxMetadataBoxes));
   const auto has_keypoints = [](const MetadataBox& box) { return !box.keypoints.empty(); };
-  if (std::none_of(boxes.begin(), boxes.begin() + static_cast<std::ptrdiff_t>(count), has_keypoints)) return;
-  out.insert(out.end(), kKeypointsTag.begin(), kKeypointsTag.end());
-  put_be32(kKeypointsVersion, out);
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::size_t points = std::min(boxes[i].keypoints.size(), kMaxKeypointsPerBox);
-    put_be32(static_cast<std::uint32_t>(points), out);
-    for (std::size_t k = 0; k < points; ++k)
-      for (float value : boxes[i].keypoints[k]) put_le_float(value, out);
+  if (std::any_of(written.begin(), written.end(), has_keypoints)) {
+    out.insert(out.end(), kKeypointsTag.begin(), kKeypointsTag.end());
+    put_be32(kKeypointsVersion, out);
+    for (const MetadataBox& box : written) {
+      const std::size_t points = std::min(box.keypoints.size(), kMaxKeypointsPerBox);
+      put_be32(static_cast<std::uint32_t>(points), out);
+      for (std::size_t k = 0; k < points; ++k)
+        for (float value : box.keypoints[k]) put_le_float(value, out);
+    }
+  }
+  const auto has_identity = [](const MetadataBox& box) { return box.identity.has_value(); };
+  if (std::any_of(written.begin(), written.end(), has_identity)) {
+    out.insert(out.end(), kIdentityTag.begin(), kIdentityTag.end());
+    put_be32(kIdentityVersion, out);
+    for (const MetadataBox& box : written) {
+      if (!box.identity) {
+        out.push_back(0);
+      } else if (box.identity->name.empty()) {
+        out.push_back(kUnknownIdentity);
+        put_le_float(box.identity->similarity, out);
+      } else {
+        put_name(box.identity->name, out);
+        put_le_float(box.identity->similarity, out);
+      }
+    }
   }
 }
 
 namespace {
 
-// The keypoint extension after `count` boxes: false unless it is whole and nothing follows it.
-bool parse_keypoints(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes) {
-  if (bytes.size() < 8 || !std::equal(kKeypointsTag.begin(), kKeypointsTag.end(), bytes.begin()))
+// Whether an extension with this tag and version starts at `at`; if so, `at` moves past its header.
+bool extension_header(std::span<const std::uint8_t> bytes, std::size_t& at,
+                      std::span<const std::uint8_t, 4> tag, std::uint32_t version) {
+  if (bytes.size() - at < 8 ||
+      !std::equal(tag.begin(), tag.end(), bytes.begin() + static_cast<std::ptrdiff_t>(at)))
     return false;
-  if (get_be32(bytes.data() + 4) != kKeypointsVersion) return false;
-  std::size_t at = 8;
+  if (get_be32(bytes.data() + at + 4) != version) return false;
+  at += 8;
+  return true;
+}
+
+// The keypoint extension's body, from `at` (after its header): false unless it is whole.
+bool parse_keypoints(std::span<const std::uint8_t> bytes, std::size_t& at, std::vector<MetadataBox>& boxes) {
   for (MetadataBox& box : boxes) {
     if (bytes.size() - at < 4) return false;
     const std::uint32_t points = get_be32(bytes.data() + at);
@@ -270,7 +370,30 @@ bool parse_keypoints(std::span<const std::uint8_t> bytes, std::vector<MetadataBo
       }
     }
   }
-  return at == bytes.size();
+  return true;
+}
+
+// The identity extension's body, from `at` (after its header): false unless it is whole and every name is
+// UTF-8 (a name goes on into JSON and onto the screen).
+bool parse_identities(std::span<const std::uint8_t> bytes, std::size_t& at, std::vector<MetadataBox>& boxes) {
+  for (MetadataBox& box : boxes) {
+    if (bytes.size() - at < 1) return false;
+    const std::uint8_t length = bytes[at++];
+    if (length == 0) continue;
+    const std::size_t name_bytes = length == kUnknownIdentity ? std::size_t{0} : std::size_t{length};
+    if (bytes.size() - at < name_bytes + 4) return false;
+    const auto name = bytes.subspan(at, name_bytes);
+    for (std::size_t i = 0; i < name.size();) {
+      const std::size_t size = utf8_char_size(name.subspan(i));
+      if (size == 0) return false;
+      i += size;
+    }
+    box.identity.emplace();
+    box.identity->name.assign(name.begin(), name.end());
+    box.identity->similarity = get_le_float(bytes.data() + at + name_bytes);
+    at += name_bytes + 4;
+  }
+  return true;
 }
 
 }  // namespace
@@ -280,7 +403,7 @@ bool parse_boxes(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& 
   if (bytes.size() < 8) return false;
   if (static_cast<std::int32_t>(get_be32(bytes.data())) != kDatumTypeBox) return false;
   const std::uint32_t count = get_be32(bytes.data() + 4);
-  if (count > kMaxMetadataBoxes || bytes.size() - 8 < std::size_t{count} * kBoxBytes) return false;
+  if (count > kMaxMetadataBoxes || bytes.size() - 8 != std::size_t{count} * kBoxBytes) return false;
   boxes.resize(count);
   const std::uint8_t* p = bytes.data() + 8;
   for (MetadataBox& box : boxes) {
@@ -293,8 +416,18 @@ bool parse_boxes(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& 
     box.track_id = static_cast<std::int32_t>(get_be32(p + 24));
     p += kBoxBytes;
   }
-  const std::size_t rest = bytes.size() - 8 - std::size_t{count} * kBoxBytes;
-  return rest == 0 || parse_keypoints(bytes.last(rest), boxes);
+  return true;
+}
+
+bool parse_extensions(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes) {
+  // Each block at most once and in this order; anything else (an unknown tag, a byte too many) refuses the
+  // whole payload, as does a message with neither (the writer sends none then).
+  std::size_t at = 0;
+  const bool keypoints = extension_header(bytes, at, kKeypointsTag, kKeypointsVersion);
+  if (keypoints && !parse_keypoints(bytes, at, boxes)) return false;
+  const bool identities = extension_header(bytes, at, kIdentityTag, kIdentityVersion);
+  if (identities && !parse_identities(bytes, at, boxes)) return false;
+  return (keypoints || identities) && at == bytes.size();
 }
 
 void base64_encode(std::span<const std::uint8_t> bytes, std::string& out) {
@@ -370,7 +503,7 @@ bool base64_decode(std::string_view text, std::vector<std::uint8_t>& out) {
 }
 
 void append_sei_nal(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> user_data,
-                    std::vector<std::uint8_t>& out) {
+                    std::span<const std::uint8_t> extension, std::vector<std::uint8_t>& out) {
   const std::size_t start = out.size();
   if (framing.annex_b) {
     out.insert(out.end(), {0, 0, 0, 1});
@@ -385,16 +518,20 @@ void append_sei_nal(VideoCodec codec, NalFraming framing, std::span<const std::u
     out.push_back(1);                        // nuh_temporal_id_plus1
   }
   int zeros = 0;
-  std::uint8_t byte = kUserDataUnregistered;
-  append_escaped({&byte, 1}, zeros, out);
-  for (std::size_t size = user_data.size() + kMetadataUuid.size();; size -= 0xff) {
-    byte = static_cast<std::uint8_t>(std::min<std::size_t>(size, 0xff));
+  const auto message = [&](std::span<const std::uint8_t, 16> uuid, std::span<const std::uint8_t> data) {
+    std::uint8_t byte = kUserDataUnregistered;
     append_escaped({&byte, 1}, zeros, out);
-    if (size < 0xff) break;
-  }
-  append_escaped(kMetadataUuid, zeros, out);
-  append_escaped(user_data, zeros, out);
-  byte = 0x80;  // rbsp_trailing_bits
+    for (std::size_t size = data.size() + uuid.size();; size -= 0xff) {
+      byte = static_cast<std::uint8_t>(std::min<std::size_t>(size, 0xff));
+      append_escaped({&byte, 1}, zeros, out);
+      if (size < 0xff) break;
+    }
+    append_escaped(uuid, zeros, out);
+    append_escaped(data, zeros, out);
+  };
+  message(kMetadataUuid, user_data);
+  if (!extension.empty()) message(kExtensionUuid, extension);
+  std::uint8_t byte = 0x80;  // rbsp_trailing_bits
   append_escaped({&byte, 1}, zeros, out);
 
   if (!framing.annex_b) {
@@ -464,7 +601,7 @@ void to_elementary_stream(VideoCodec codec, std::span<const std::uint8_t> access
 
 SeiError read_user_data(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet,
                         std::vector<std::uint8_t>& user_data) {
-  return for_each_user_data(codec, framing, packet, [&](std::span<const std::uint8_t> data) {
+  return for_each_user_data(codec, framing, packet, [&](std::span<const std::uint8_t> data, auto) {
     user_data.assign(data.begin(), data.end());
     return SeiError::kNone;
   });
@@ -473,13 +610,17 @@ SeiError read_user_data(VideoCodec codec, NalFraming framing, std::span<const st
 SeiReadResult read_metadata(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet) {
   SeiReadResult result;
   std::vector<std::uint8_t> decoded;
-  result.error = for_each_user_data(codec, framing, packet, [&](std::span<const std::uint8_t> text) {
-    if (!base64_decode(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), decoded) ||
-        !parse_boxes(decoded, result.boxes)) {
-      return SeiError::kBadPayload;
-    }
-    return SeiError::kNone;
-  });
+  result.error = for_each_user_data(
+      codec, framing, packet,
+      [&](std::span<const std::uint8_t> text, std::span<const std::uint8_t> extension) {
+        if (!base64_decode(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()),
+                           decoded) ||
+            !parse_boxes(decoded, result.boxes) ||
+            (!extension.empty() && !parse_extensions(extension, result.boxes))) {
+          return SeiError::kBadPayload;
+        }
+        return SeiError::kNone;
+      });
   if (!result.ok()) result.boxes.clear();
   return result;
 }
@@ -489,9 +630,12 @@ std::span<const std::uint8_t> SeiInserter::make_nal(std::span<const MetadataBox>
   serialize_boxes(boxes, bytes_);
   text_.clear();
   base64_encode(bytes_, text_);
+  extension_.clear();
+  serialize_extensions(boxes, extension_);
   nal_.clear();
   append_sei_nal(codec_, framing_,
-                 std::span(reinterpret_cast<const std::uint8_t*>(text_.data()), text_.size()), nal_);
+                 std::span(reinterpret_cast<const std::uint8_t*>(text_.data()), text_.size()), extension_,
+                 nal_);
   return nal_;
 }
 

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,6 +31,19 @@ struct NalFraming {
 // sophon-pipeline's UUID (stream_sei.cpp, "self UUID"), the first 16 bytes of the SEI payload.
 inline constexpr std::array<std::uint8_t, 16> kMetadataUuid = {
     0x54, 0x80, 0x83, 0x97, 0xf0, 0x23, 0x47, 0x4b, 0xb7, 0xf7, 0x4f, 0x32, 0xb5, 0x4e, 0x06, 0xac};
+// vapipe's own UUID (a random version 4 UUID) for its extension message (keypoints, identities), which
+// follows sophon's message in the same SEI NAL unit: sophon's readers take the first message with their
+// UUID and never see it (docs/metadata.md).
+inline constexpr std::array<std::uint8_t, 16> kExtensionUuid = {
+    0x0d, 0xf5, 0x4b, 0x78, 0xc9, 0xde, 0x4d, 0x41, 0xa2, 0x04, 0xee, 0x17, 0xcc, 0x6b, 0x7a, 0x2b};
+
+// Who a face is (models::Identity's twin): the gallery name, empty for an unknown face, and the cosine
+// similarity to the best gallery entry.
+struct MetadataIdentity {
+  std::string name;
+  float similarity = 0;
+  bool operator==(const MetadataIdentity&) const = default;
+};
 
 // One box as sophon-pipeline's NetOutputObject serializes it. Own type rather than models::Detection:
 // io and models are siblings in the module graph (the pipeline converts).
@@ -38,9 +52,10 @@ struct MetadataBox {
   float score = 0;
   std::int32_t class_id = 0;
   std::int32_t track_id = -1;  // -1: not tracked
-  // vapipe extension (docs/metadata.md): landmarks / joints (x, y, score) in source pixels, carried after the
-  // box list where sophon's readers, which read `count` boxes and stop, never look.
+  // vapipe extension (docs/metadata.md), carried in vapipe's own SEI message where sophon's readers never
+  // look: landmarks / joints (x, y, score) in source pixels, and the identity of a recognized face.
   std::vector<std::array<float, 3>> keypoints{};
+  std::optional<MetadataIdentity> identity{};
   bool operator==(const MetadataBox&) const = default;
 };
 
@@ -49,8 +64,13 @@ struct MetadataBox {
 inline constexpr std::size_t kMaxMetadataBoxes = 4096;
 // Upper bound on keypoints per box (COCO-WholeBody has 133; ours: 5 face landmarks, 17 joints).
 inline constexpr std::size_t kMaxKeypointsPerBox = 256;
-// The extension's tag after the box list: "VPKP", then a big-endian version (1).
+// The extension message's blocks: keypoints ("VPKP") then identities ("VPID"), each tag followed by a
+// big-endian version (1).
 inline constexpr std::array<std::uint8_t, 4> kKeypointsTag = {'V', 'P', 'K', 'P'};
+inline constexpr std::array<std::uint8_t, 4> kIdentityTag = {'V', 'P', 'I', 'D'};
+// Longest name written, in bytes (a longer one is cut at a UTF-8 character boundary): the length byte's 255
+// marks an unknown face.
+inline constexpr std::size_t kMaxIdentityNameBytes = 254;
 
 enum class SeiError : std::uint8_t {
   kNone,
@@ -70,13 +90,23 @@ struct SeiReadResult {
 // --- payload (the part after the UUID) ---
 
 // NetOutputDatum::toByteBuffer for type Box: int32 type 0, uint32 count, then per box x1 y1 x2 y2 score as
-// little-endian IEEE floats and class_id track_id as big-endian int32. When any box has keypoints, the
-// extension follows: the tag "VPKP", uint32 version 1, then per box uint32 n and n x (x, y, score) floats
-// (the same byte orders). Appends to `out`.
+// little-endian IEEE floats and class_id track_id as big-endian int32, nothing else (pipeline_client reads
+// the track ids only when the payload is exactly that long). Appends to `out`.
 void serialize_boxes(std::span<const MetadataBox> boxes, std::vector<std::uint8_t>& out);
-// The inverse; false (and `boxes` unspecified) when the bytes are not a complete box list (with, at most, one
-// complete keypoint extension after it).
+// The inverse; false (and `boxes` unspecified) when the bytes are not exactly a box list.
 bool parse_boxes(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes);
+
+// The extension message's payload (after kExtensionUuid, binary, no base64), for the same boxes in the same
+// order (at most kMaxMetadataBoxes): when any box has keypoints, the tag "VPKP", uint32 version 1, then per
+// box uint32 n and n x (x, y, score) floats; then, when any box has an identity, the tag "VPID", uint32
+// version 1, then per box a uint8 n: 0 no identity; 1..254 a known face, its n-byte UTF-8 name and its
+// similarity (little-endian float); 255 an unknown face and its similarity. Integers big-endian, floats
+// little-endian, as in the box list. Appends nothing when no box has either.
+void serialize_extensions(std::span<const MetadataBox> boxes, std::vector<std::uint8_t>& out);
+// Sets the keypoints and identities of `boxes` (as parse_boxes left them) from an extension payload; false
+// (and `boxes` unspecified) unless it is one or both blocks, whole, in that order, with nothing after them,
+// and every name is UTF-8.
+bool parse_extensions(std::span<const std::uint8_t> bytes, std::vector<MetadataBox>& boxes);
 
 // bm::base64_enc: standard alphabet, '=' padding, "\r\n" after every 76 characters. Appends to `out`.
 void base64_encode(std::span<const std::uint8_t> bytes, std::string& out);
@@ -87,9 +117,14 @@ bool base64_decode(std::string_view text, std::vector<std::uint8_t>& out);
 
 // Appends a complete SEI NAL unit carrying `user_data` after the UUID (H.264: nal_unit_type 6; H.265:
 // prefix SEI, type 39), framed as `framing` says (start code 00 00 00 01, or a length prefix), with
-// emulation prevention bytes inserted where the RBSP holds 00 00 0x (x <= 3).
+// emulation prevention bytes inserted where the RBSP holds 00 00 0x (x <= 3). A non-empty `extension` goes
+// into a second message of the same NAL unit, after kExtensionUuid.
 void append_sei_nal(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> user_data,
-                    std::vector<std::uint8_t>& out);
+                    std::span<const std::uint8_t> extension, std::vector<std::uint8_t>& out);
+inline void append_sei_nal(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> user_data,
+                           std::vector<std::uint8_t>& out) {
+  append_sei_nal(codec, framing, user_data, {}, out);
+}
 
 // Appends `access_unit` with `sei_nal` (framed like the access unit) inserted at the front of the access
 // unit, after an access unit delimiter if one leads: before every VCL NAL as H.264 7.4.1.2.3 and H.265
@@ -114,7 +149,8 @@ SeiError read_user_data(VideoCodec codec, NalFraming framing, std::span<const st
                         std::vector<std::uint8_t>& user_data);
 
 // Finds our metadata SEI in a packet or access unit (every SEI NAL and every SEI message in it is tried;
-// other SEI, such as x264's version string, are skipped).
+// other SEI, such as x264's version string, are skipped), with the extension message of the same NAL unit
+// when it has one.
 SeiReadResult read_metadata(VideoCodec codec, NalFraming framing, std::span<const std::uint8_t> packet);
 
 // Per-channel writer for the passthrough output: reuses its buffers, so a stream of similar frames does
@@ -137,6 +173,7 @@ class SeiInserter {
   VideoCodec codec_;
   NalFraming framing_;
   std::vector<std::uint8_t> bytes_;
+  std::vector<std::uint8_t> extension_;
   std::string text_;
   std::vector<std::uint8_t> nal_;
   std::vector<std::uint8_t> out_;

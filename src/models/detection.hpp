@@ -1,6 +1,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vapipe::models {
@@ -17,6 +18,10 @@ struct Identity {
   std::string name;         // the gallery's name (file or folder name); empty: unknown
   float similarity = 0.0f;  // cosine similarity to the best gallery entry, -1..1
   bool known() const { return !name.empty(); }
+  // What is shown and written for it (JSON's "name", the annotated output's label): the name, or "unknown".
+  std::string_view display_name() const {
+    return known() ? std::string_view(name) : std::string_view("unknown");
+  }
   bool operator==(const Identity&) const = default;
 };
 

@@ -23,7 +23,7 @@ inline nlohmann::ordered_json detection_to_json(const Detection& d, const std::s
     json["keypoints"] = std::move(points);
   }
   if (d.identity) {
-    json["identity"] = {{"name", d.identity->known() ? d.identity->name : std::string("unknown")},
+    json["identity"] = {{"name", std::string(d.identity->display_name())},
                         {"known", d.identity->known()},
                         {"similarity", d.identity->similarity}};
   }

@@ -10,6 +10,11 @@
 
 namespace vapipe::models {
 
+std::vector<std::string> SecondaryRunner::class_names_taken(const nlohmann::json& metadata,
+                                                            const std::vector<std::string>& configured) {
+  return configured.empty() ? metadata.value("class_names", std::vector<std::string>{}) : configured;
+}
+
 bool SecondaryRunner::is_top_down(const nlohmann::json& metadata) {
   const auto pre = metadata.find("preprocess");
   return pre != metadata.end() && pre->is_object() && pre->contains("crop");

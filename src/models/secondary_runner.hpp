@@ -33,6 +33,11 @@ class SecondaryRunner {
     std::vector<std::string> classes{};
   };
 
+  // The names of the detector's classes a network runs on: `configured` (Options::classes) when given, else
+  // its metadata's class_names.
+  static std::vector<std::string> class_names_taken(const nlohmann::json& metadata,
+                                                    const std::vector<std::string>& configured);
+
   // Whether a network's metadata describes a top-down network (one that runs on crops: preprocess.crop).
   static bool is_top_down(const nlohmann::json& metadata);
 

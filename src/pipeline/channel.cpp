@@ -24,6 +24,7 @@
 #include "io/url_redaction.hpp"
 #include "io/video_decoder.hpp"
 #include "io/video_encoder.hpp"
+#include "models/detection_label.hpp"
 #include "models/face_gallery.hpp"
 #include "models/secondary_runner.hpp"
 #include "models/tracker.hpp"
@@ -58,6 +59,7 @@ void to_metadata_boxes(std::span<const models::Detection> detections, std::vecto
     io::MetadataBox& box =
         boxes.emplace_back(io::MetadataBox{d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
     for (const auto& p : d.keypoints) box.keypoints.push_back({p.x, p.y, p.score});
+    if (d.identity) box.identity = io::MetadataIdentity{d.identity->name, d.identity->similarity};
   }
 }
 
@@ -181,8 +183,24 @@ void Channel::add_tap(std::shared_ptr<ChannelTap> tap) {
 }
 
 ChannelInfo Channel::info() const {
-  return ChannelInfo{setup_.channel, fmt::format("{}_{}", setup_.model->name, setup_.channel),
+  ChannelInfo result{setup_.channel, fmt::format("{}_{}", setup_.model->name, setup_.channel),
                      setup_.model->name, io::redact_credentials(setup_.address), setup_.model->output_mode};
+  if (setup_.detector == nullptr) return result;
+  const models::PostProcessor& detector = setup_.detector->labels();
+  const auto skeleton = detector.skeleton();
+  result.skeleton.assign(skeleton.begin(), skeleton.end());
+  if (setup_.secondary) {
+    // The classes the second stage takes, by SecondaryRunner's rule, without building a runner (an execution
+    // context) for it.
+    const nlohmann::json& metadata = setup_.secondary->metadata();
+    const auto names = models::SecondaryRunner::class_names_taken(metadata, setup_.secondary_classes);
+    for (int c = 0; c < detector.num_classes(); ++c)
+      if (std::find(names.begin(), names.end(), detector.label(c)) != names.end())
+        result.secondary_classes.push_back(c);
+    if (const models::TaskKind* task = models::find_task(metadata.value("model_type", std::string())))
+      result.secondary_skeleton.assign(task->skeleton.begin(), task->skeleton.end());
+  }
+  return result;
 }
 
 template <typename Call>
@@ -768,8 +786,7 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
           d.x2,
           d.y2,
           d.track_id >= 0 ? d.track_id : d.class_id,
-          d.track_id >= 0 ? fmt::format("{} {:.2f} #{}", labels.label(d.class_id), d.score, d.track_id)
-                          : fmt::format("{} {:.2f}", labels.label(d.class_id), d.score),
+          models::display_label(d, labels.label(d.class_id)),
           {},
           out.secondary && out.secondary->takes(d.class_id) ? out.secondary->skeleton() : labels.skeleton()};
       for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});

@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "io/ffmpeg_handles.hpp"
 #include "pipeline/config.hpp"
@@ -24,6 +26,12 @@ struct ChannelInfo {
   std::string model;    // the model's config name
   std::string address;  // the source address with credentials redacted: safe to log and show
   OutputMode output_mode = OutputMode::kPassthrough;
+  // How the keypoints of this channel's detections are joined when drawn (the web viewer draws from the
+  // JSON records, which carry no skeleton): pairs of keypoint indices of the detector's task, and of the
+  // second stage's for the detector's classes it runs on. Empty: dots only.
+  std::vector<std::pair<int, int>> skeleton{};
+  std::vector<int> secondary_classes{};
+  std::vector<std::pair<int, int>> secondary_skeleton{};
 };
 
 class ChannelTap {

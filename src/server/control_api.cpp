@@ -272,28 +272,33 @@ json ControlApi::channel_json(std::size_t id) const {
   const auto info = pipeline_.channel_info(id);
   const auto& c = pipeline_.counters(id);
   const ChannelRates rates = stats_.rates(static_cast<int>(id));
-  return json{{"id", info.channel},
-              {"name", info.name},
-              {"model", info.model},
-              {"address", info.address},  // credentials redacted by the pipeline
-              {"output_mode", pipeline::to_string(info.output_mode)},
-              {"state", state_name(pipeline_, id)},
-              {"fps", rates.fps},
-              {"queue_depth", pipeline_.queue_depth(id)},
-              {"counters",
-               {{"decoded", c.decoded.load()},
-                {"output", c.output.load()},
-                {"inferred", c.inferred.load()},
-                {"skipped", c.skipped.load()},
-                {"dropped", c.dropped.load()},
-                {"dropped_queue_full", c.dropped_queue_full.load()},
-                {"dropped_failed", c.dropped_failed.load()},
-                {"decode_errors", c.decode_errors.load()},
-                {"corrupt_frames", c.corrupt_frames.load()},
-                {"reconnects", c.reconnects.load()},
-                {"packets_written", c.packets_written.load()},
-                {"packets_dropped", c.packets_dropped.load()},
-                {"results_dropped", c.results_dropped.load()}}}};
+  json channel{{"id", info.channel},
+               {"name", info.name},
+               {"model", info.model},
+               {"address", info.address},  // credentials redacted by the pipeline
+               {"output_mode", pipeline::to_string(info.output_mode)},
+               {"state", state_name(pipeline_, id)},
+               {"fps", rates.fps},
+               {"queue_depth", pipeline_.queue_depth(id)},
+               {"counters",
+                {{"decoded", c.decoded.load()},
+                 {"output", c.output.load()},
+                 {"inferred", c.inferred.load()},
+                 {"skipped", c.skipped.load()},
+                 {"dropped", c.dropped.load()},
+                 {"dropped_queue_full", c.dropped_queue_full.load()},
+                 {"dropped_failed", c.dropped_failed.load()},
+                 {"decode_errors", c.decode_errors.load()},
+                 {"corrupt_frames", c.corrupt_frames.load()},
+                 {"reconnects", c.reconnects.load()},
+                 {"packets_written", c.packets_written.load()},
+                 {"packets_dropped", c.packets_dropped.load()},
+                 {"results_dropped", c.results_dropped.load()}}},
+               // How the keypoints of the records' detections are joined when drawn (the viewer).
+               {"skeleton", info.skeleton}};
+  if (!info.secondary_classes.empty())
+    channel["secondary"] = {{"classes", info.secondary_classes}, {"skeleton", info.secondary_skeleton}};
+  return channel;
 }
 
 HttpResponse ControlApi::list_channels(const HttpRequest& request) const {

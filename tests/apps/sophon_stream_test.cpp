@@ -2,7 +2,8 @@
 // (with access unit delimiters, as camera recordings have) pushed to tcp:// and udp://, received by ffmpeg
 // as the raw stream (`ffmpeg -i tcp://...?listen -c copy -f h264 out.h264`) and read with pipeline_client's
 // two rules (support/pipeline_client.hpp): the first key frame is recognised, every access unit begins with
-// our SEI after a 4-byte start code, and its boxes are those of the JSON Lines of the same frame.
+// our SEI after a 4-byte start code, and the boxes its fromByteBuffer reads (track ids only from a payload
+// that is exactly the box list) are those of the JSON Lines of the same frame.
 #include <fstream>
 #include <optional>
 #include <string>

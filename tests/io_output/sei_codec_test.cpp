@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/pipeline_client.hpp"
+
 namespace vapipe::io {
 namespace {
 
@@ -68,49 +70,144 @@ TEST(SeiPayload, BoxBytesFollowSophonByteBuffer) {
   EXPECT_EQ(parsed[0], box);
 }
 
-// Faces carry their landmarks after the box list: the box bytes a sophon reader takes (type, count, count
-// boxes) are the very bytes of the same boxes without them, and ours reads both back.
-TEST(SeiPayload, KeypointsFollowTheBoxListWhereSophonReadersStop) {
-  std::vector<MetadataBox> boxes(3);
-  for (int i = 0; i < 3; ++i) {
-    boxes[static_cast<std::size_t>(i)] = {10.0f * i, 5.0f, 10.0f * i + 8, 20.0f, 0.9f, 0, i};
-  }
+// Boxes with everything the extension carries: landmarks, a known face (ASCII and multi-byte UTF-8 names),
+// an unknown one, and boxes with neither.
+std::vector<MetadataBox> boxes_with_extensions() {
+  std::vector<MetadataBox> boxes = sample_boxes(4);
   boxes[0].keypoints = {{1.5f, 2.5f, 1.0f}, {3.0f, 4.0f, 0.25f}};
-  boxes[2].keypoints = {{7.0f, 8.0f, 0.5f}};
-  Bytes with_points;
-  serialize_boxes(boxes, with_points);
-  std::vector<MetadataBox> plain = boxes;
-  for (auto& box : plain) box.keypoints.clear();
-  Bytes without_points;
-  serialize_boxes(plain, without_points);
-  ASSERT_GT(with_points.size(), without_points.size());
-  EXPECT_TRUE(std::equal(without_points.begin(), without_points.end(), with_points.begin()));
-  const Bytes tag(with_points.begin() + static_cast<std::ptrdiff_t>(without_points.size()),
-                  with_points.begin() + static_cast<std::ptrdiff_t>(without_points.size()) + 8);
-  EXPECT_EQ(tag, (Bytes{'V', 'P', 'K', 'P', 0, 0, 0, 1}));
-  // 3 counts, 3 points of 3 floats.
-  EXPECT_EQ(with_points.size() - without_points.size(), 8u + 3 * 4 + 3 * 12);
+  boxes[0].identity = MetadataIdentity{"0016", 0.62f};
+  boxes[1].identity = MetadataIdentity{"", 0.18f};  // unknown
+  boxes[3].keypoints = {{7.0f, 8.0f, 0.5f}};
+  boxes[3].identity = MetadataIdentity{"Zo\xc3\xab \xe6\x9d\x8e", -0.25f};  // "Zoë 李"
+  return boxes;
+}
 
-  std::vector<MetadataBox> parsed;
-  ASSERT_TRUE(parse_boxes(with_points, parsed));
-  EXPECT_EQ(parsed, boxes);
-  ASSERT_TRUE(parse_boxes(without_points, parsed));
-  EXPECT_EQ(parsed, plain);
-
-  // Anything but one whole extension after the boxes is refused: cut short, a wrong tag, bytes after it.
-  for (std::size_t cut = without_points.size() + 1; cut < with_points.size(); ++cut) {
-    EXPECT_FALSE(parse_boxes(std::span(with_points).first(cut), parsed)) << "cut at " << cut;
+std::vector<MetadataBox> without_extensions(std::vector<MetadataBox> boxes) {
+  for (auto& box : boxes) {
+    box.keypoints.clear();
+    box.identity.reset();
   }
-  Bytes wrong_tag = with_points;
-  wrong_tag[without_points.size()] = 'X';
-  EXPECT_FALSE(parse_boxes(wrong_tag, parsed));
-  Bytes trailing = with_points;
+  return boxes;
+}
+
+// The extension payload, field by field: keypoints, then identities (length byte 0: none, 255: unknown).
+TEST(SeiPayload, ExtensionLayoutIsKeypointsThenIdentities) {
+  const std::vector<MetadataBox> boxes = boxes_with_extensions();
+  Bytes bytes;
+  serialize_extensions(boxes, bytes);
+  const auto le = [](float value) {
+    Bytes out(4);
+    std::memcpy(out.data(), &value, 4);  // the test hosts are little-endian, as the wire format
+    return out;
+  };
+  Bytes expected = {'V', 'P', 'K', 'P', 0, 0, 0, 1, 0, 0, 0, 2};
+  for (float v : {1.5f, 2.5f, 1.0f, 3.0f, 4.0f, 0.25f}) {
+    const Bytes b = le(v);
+    expected.insert(expected.end(), b.begin(), b.end());
+  }
+  expected.insert(expected.end(), {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});  // boxes 1, 2: none; box 3: one
+  for (float v : {7.0f, 8.0f, 0.5f}) {
+    const Bytes b = le(v);
+    expected.insert(expected.end(), b.begin(), b.end());
+  }
+  expected.insert(expected.end(), {'V', 'P', 'I', 'D', 0, 0, 0, 1, 4, '0', '0', '1', '6'});
+  for (const Bytes& b : {le(0.62f), Bytes{255}, le(0.18f), Bytes{0},
+                         Bytes{8, 'Z', 'o', 0xc3, 0xab, ' ', 0xe6, 0x9d, 0x8e}, le(-0.25f)}) {
+    expected.insert(expected.end(), b.begin(), b.end());
+  }
+  EXPECT_EQ(bytes, expected);
+
+  std::vector<MetadataBox> parsed = without_extensions(boxes);
+  ASSERT_TRUE(parse_extensions(bytes, parsed));
+  EXPECT_EQ(parsed, boxes);
+
+  // Identities alone: the block starts the payload. Neither: no payload at all.
+  std::vector<MetadataBox> ids_only = boxes;
+  for (auto& box : ids_only) box.keypoints.clear();
+  Bytes ids;
+  serialize_extensions(ids_only, ids);
+  ASSERT_GE(ids.size(), 8u);
+  EXPECT_EQ(Bytes(ids.begin(), ids.begin() + 8), (Bytes{'V', 'P', 'I', 'D', 0, 0, 0, 1}));
+  parsed = without_extensions(boxes);
+  ASSERT_TRUE(parse_extensions(ids, parsed));
+  EXPECT_EQ(parsed, ids_only);
+  Bytes none;
+  serialize_extensions(without_extensions(boxes), none);
+  EXPECT_TRUE(none.empty());
+}
+
+// Anything but whole blocks in their order is refused: cut short, unknown or swapped tags, a byte after them,
+// a count beyond the bound, a name that is not UTF-8, an empty payload.
+TEST(SeiPayload, BrokenExtensionsAreRefused) {
+  const std::vector<MetadataBox> boxes = boxes_with_extensions();
+  const std::vector<MetadataBox> plain = without_extensions(boxes);
+  Bytes bytes;
+  serialize_extensions(boxes, bytes);
+  std::vector<MetadataBox> points_only = boxes;
+  for (auto& box : points_only) box.identity.reset();
+  Bytes points;
+  serialize_extensions(points_only, points);
+  std::vector<MetadataBox> parsed = plain;
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+    parsed = plain;
+    const bool accepted = parse_extensions(std::span(bytes).first(cut), parsed);
+    // Cut between the blocks: the keypoint block alone, which is a whole payload (the SEI message's own size
+    // says where it ends).
+    if (cut == points.size()) {
+      EXPECT_TRUE(accepted);
+      EXPECT_EQ(parsed, points_only);
+    } else {
+      EXPECT_FALSE(accepted) << "cut at " << cut;
+    }
+  }
+  const auto refused = [&](const Bytes& broken) {
+    parsed = plain;
+    return !parse_extensions(broken, parsed);
+  };
+  Bytes unknown_tag = bytes;
+  unknown_tag[3] = 'X';
+  EXPECT_TRUE(refused(unknown_tag));
+  Bytes trailing = bytes;
   trailing.push_back(0);
-  EXPECT_FALSE(parse_boxes(trailing, parsed));
-  Bytes too_many = with_points;
-  const std::size_t first_count = without_points.size() + 8;
-  too_many[first_count] = 0x7f;  // 2^30 points claimed: refused before any allocation
-  EXPECT_FALSE(parse_boxes(too_many, parsed));
+  EXPECT_TRUE(refused(trailing));
+  Bytes other_version = bytes;
+  other_version[7] = 2;
+  EXPECT_TRUE(refused(other_version));
+  // Identities before keypoints.
+  Bytes swapped(bytes.begin() + static_cast<std::ptrdiff_t>(points.size()), bytes.end());
+  swapped.insert(swapped.end(), points.begin(), points.end());
+  EXPECT_TRUE(refused(swapped));
+  Bytes too_many = bytes;
+  too_many[8] = 0x7f;  // 2^30 points claimed: refused before any allocation
+  EXPECT_TRUE(refused(too_many));
+  // A name's byte that is not UTF-8 (the first name, "0016", starts after the identity block's header).
+  Bytes not_utf8 = bytes;
+  const std::size_t name = points.size() + 8 + 1;
+  ASSERT_EQ(not_utf8[name], '0');
+  not_utf8[name] = 0xff;
+  EXPECT_TRUE(refused(not_utf8));
+  not_utf8[name] = 0xc3;  // a lead byte without its continuation
+  EXPECT_TRUE(refused(not_utf8));
+  EXPECT_TRUE(refused(Bytes{}));
+}
+
+// A name is written as UTF-8 of at most 254 bytes: cut before the character that does not fit, a byte that
+// is not UTF-8 as '?'. What the reader gets back is what a second write writes again.
+TEST(SeiPayload, NamesAreWrittenAsBoundedUtf8) {
+  std::vector<MetadataBox> boxes = sample_boxes(2);
+  std::string long_name;
+  for (int i = 0; i < 200; ++i) long_name += "\xc3\xa9";  // 'é', 400 bytes
+  boxes[0].identity = MetadataIdentity{long_name, 0.5f};
+  boxes[1].identity = MetadataIdentity{"a\xff\xc3z", 0.5f};
+  Bytes bytes;
+  serialize_extensions(boxes, bytes);
+  std::vector<MetadataBox> parsed = without_extensions(boxes);
+  ASSERT_TRUE(parse_extensions(bytes, parsed));
+  EXPECT_EQ(parsed[0].identity->name, long_name.substr(0, kMaxIdentityNameBytes));
+  EXPECT_EQ(parsed[1].identity->name, "a??z");
+  Bytes again;
+  serialize_extensions(parsed, again);
+  EXPECT_EQ(again, bytes);
 }
 
 TEST(SeiPayload, Base64MatchesSophonLineBreaks) {
@@ -179,6 +276,70 @@ TEST(SeiNal, EmulationPreventionIsInsertedAndRemoved) {
   }
 }
 
+// Keypoints and identities ride in a second SEI message (vapipe's UUID) after sophon's, in the same NAL unit:
+// sophon's message is byte for byte the one of the same boxes without them, and pipeline_client (its
+// fromByteBuffer reads track ids only when the payload is exactly the box list) reads every box and track id.
+TEST(SeiNal, ExtensionIsASecondMessageSophonReadersNeverSee) {
+  const std::vector<MetadataBox> boxes = boxes_with_extensions();
+  const std::vector<MetadataBox> plain = without_extensions(boxes);
+  for (const VideoCodec codec : {VideoCodec::kH264, VideoCodec::kH265}) {
+    SeiInserter inserter(codec, NalFraming::annexb());
+    const auto made = inserter.make_nal(plain);
+    const Bytes plain_nal(made.begin(), made.end());
+    const auto with = inserter.make_nal(boxes);
+    const Bytes nal(with.begin(), with.end());
+    ASSERT_GT(nal.size(), plain_nal.size());
+    // Everything up to the plain NAL's rbsp_trailing_bits is the same: sophon's message comes first, whole.
+    EXPECT_TRUE(std::equal(plain_nal.begin(), plain_nal.end() - 1, nal.begin()));
+    const Bytes uuid(nal.begin() + static_cast<std::ptrdiff_t>(plain_nal.size()) + 1,
+                     nal.begin() + static_cast<std::ptrdiff_t>(plain_nal.size()) + 17);
+    EXPECT_EQ(uuid, Bytes(kExtensionUuid.begin(), kExtensionUuid.end()));
+
+    const SeiReadResult read = read_metadata(codec, NalFraming::annexb(), nal);
+    ASSERT_TRUE(read.ok()) << to_string(read.error);
+    EXPECT_EQ(read.boxes, boxes);
+    const auto client = vapipe::test::client_read_sei(codec, nal);
+    ASSERT_TRUE(client.has_value());
+    EXPECT_EQ(*client, plain);
+
+    // Bytes that run on into our NAL unit (a packet without its start code, found by fuzz/sei_fuzzer) neither
+    // spoil our message nor pass for an extension, even one that would parse: only the message right after
+    // ours is one, and without one our rbsp_trailing_bits byte comes there.
+    Bytes run_on = plain_nal;
+    run_on.insert(run_on.end(), {0x00, 0x05, 16 + 8 + 4 * 5});
+    run_on.insert(run_on.end(), kExtensionUuid.begin(), kExtensionUuid.end());
+    run_on.insert(run_on.end(), {'V', 'P', 'I', 'D', 0, 0, 0, 1});
+    for (int box = 0; box < 4; ++box)
+      run_on.insert(run_on.end(), {255, 0x00, 0x00, 0x80, 0x3f});  // unknown, 1.0
+    const SeiReadResult ran_on = read_metadata(codec, NalFraming::annexb(), run_on);
+    ASSERT_TRUE(ran_on.ok()) << to_string(ran_on.error);
+    EXPECT_EQ(ran_on.boxes, plain);
+    run_on.resize(plain_nal.size() + 2);  // cut inside a message: ours still stands
+    EXPECT_EQ(read_metadata(codec, NalFraming::annexb(), run_on).boxes, plain);
+  }
+  // Why not after the box list in sophon's own payload: pipeline_client would lose every track id and read
+  // the boxes after the first 4 bytes early.
+  Bytes payload;
+  serialize_boxes(plain, payload);
+  serialize_extensions(boxes, payload);
+  const auto misread = vapipe::test::client_from_byte_buffer(payload);
+  ASSERT_TRUE(misread.has_value());
+  ASSERT_EQ(misread->size(), plain.size());
+  EXPECT_EQ((*misread)[0].track_id, 0);
+  EXPECT_NE((*misread)[1].x1, plain[1].x1);
+  // An extension that does not parse spoils the frame's metadata (read as one payload), not the reader.
+  Bytes broken = {'V', 'P', 'I', 'D', 0, 0, 0, 1, 7};
+  std::string text;
+  Bytes list;
+  serialize_boxes(plain, list);
+  base64_encode(list, text);
+  Bytes bad;
+  append_sei_nal(VideoCodec::kH264, NalFraming::annexb(),
+                 std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()), broken, bad);
+  EXPECT_EQ(read_metadata(VideoCodec::kH264, NalFraming::annexb(), bad).error, SeiError::kBadPayload);
+  EXPECT_EQ(vapipe::test::client_read_sei(VideoCodec::kH264, bad), plain);
+}
+
 TEST(SeiInsert, RoundTripInEveryCodecAndFraming) {
   for (const VideoCodec codec : {VideoCodec::kH264, VideoCodec::kH265}) {
     for (const bool annex_b : {true, false}) {
@@ -186,7 +347,11 @@ TEST(SeiInsert, RoundTripInEveryCodecAndFraming) {
         const NalFraming framing = annex_b ? NalFraming::annexb() : NalFraming::length_prefixed();
         const Bytes au = annex_b ? h264_key_frame(false) : to_length_prefixed(h264_key_frame(false));
         SeiInserter inserter(codec, framing);
-        const auto boxes = sample_boxes(count, count);
+        auto boxes = sample_boxes(count, count);
+        if (count == 3) {  // keypoints and identities too: the extension message (binary, so escaped)
+          boxes[0].keypoints = {{0.0f, 0.0f, 0.0f}, {1.0f, 2.0f, 3.0f}};
+          boxes[2].identity = MetadataIdentity{"0016", 0.62f};
+        }
         const auto packet = inserter.insert(au, boxes);
         const SeiReadResult read = read_metadata(codec, framing, packet);
         ASSERT_TRUE(read.ok()) << to_string(read.error);
@@ -323,7 +488,7 @@ TEST(SeiRead, TruncatedAndCorruptInputIsRejected) {
 TEST(SeiRead, SeededRandomBuffersNeverCrash) {
   std::mt19937 rng(20240607);
   SeiInserter inserter(VideoCodec::kH265, NalFraming::annexb());
-  const auto boxes = sample_boxes(4);
+  const auto boxes = boxes_with_extensions();  // mutations reach the extension message too
   const Bytes valid(inserter.insert(h264_key_frame(false), boxes).begin(),
                     inserter.insert(h264_key_frame(false), boxes).end());
   std::uniform_int_distribution<int> byte(0, 255);

@@ -8,7 +8,10 @@
 //   from byte 4 on is an SPS or an IDR slice (5). For other codecs every packet is a key frame.
 // - It reads an SEI only when the packet begins with it: H.264 `00 00 00 01` then type 6; H.265 `00 00 00
 //   01` or `00 00 01` then type 39 (prefix SEI). h26xsei_packet_read then takes the first
-//   user_data_unregistered message with sophon's UUID: ours (io::read_metadata on that first NAL alone).
+//   user_data_unregistered message with sophon's UUID: ours. StreamController::on_decoded_sei_info decodes
+//   its base64 and hands it to NetOutputDatum::fromByteBuffer (utility/face_info_serialize.h), ported below:
+//   the boxes the client draws.
+#include <bit>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -34,6 +37,49 @@ inline bool client_is_key_frame(io::VideoCodec codec, std::span<const std::uint8
     }
   }
   return nal_type == 7 || nal_type == 5;
+}
+
+// NetOutputDatum::fromByteBuffer for type Box (pipeline_client at 9e6fcc8): int32 type, uint32 count (ByteBuffer
+// pops integers through ntohl, floats in host order: little-endian), then per box x1 y1 x2 y2 score class_id,
+// and track_id only when the bytes after the count are exactly sizeof(NetOutputObject) = 28 per box. With
+// any other length it reads 24 bytes a box, leaving track_id 0: one byte after the box list shifts every box
+// after the first. nullopt for another datum type; where the client would read past the end (its ByteBuffer
+// then fails the pop and leaves the field as it was), this port stops.
+inline std::optional<std::vector<io::MetadataBox>> client_from_byte_buffer(
+    std::span<const std::uint8_t> bytes) {
+  std::size_t at = 0;
+  const auto pop_be32 = [&](std::uint32_t& value) {
+    if (bytes.size() - at < 4) return false;
+    value = (std::uint32_t{bytes[at]} << 24) | (std::uint32_t{bytes[at + 1]} << 16) |
+            (std::uint32_t{bytes[at + 2]} << 8) | bytes[at + 3];
+    at += 4;
+    return true;
+  };
+  const auto pop_float = [&](float& value) {
+    if (bytes.size() - at < 4) return false;
+    value = std::bit_cast<float>((std::uint32_t{bytes[at + 3]} << 24) | (std::uint32_t{bytes[at + 2]} << 16) |
+                                 (std::uint32_t{bytes[at + 1]} << 8) | bytes[at]);
+    at += 4;
+    return true;
+  };
+  std::uint32_t type = 0;
+  std::uint32_t count = 0;
+  if (!pop_be32(type) || type != 0 || !pop_be32(count)) return std::nullopt;
+  const bool has_track = std::size_t{count} * 28 == bytes.size() - at;
+  std::vector<io::MetadataBox> boxes;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    io::MetadataBox box;
+    box.track_id = 0;  // NetOutputObject's default
+    std::uint32_t class_id = 0;
+    std::uint32_t track_id = 0;
+    if (!pop_float(box.x1) || !pop_float(box.y1) || !pop_float(box.x2) || !pop_float(box.y2) ||
+        !pop_float(box.score) || !pop_be32(class_id))
+      break;
+    box.class_id = static_cast<std::int32_t>(class_id);
+    if (has_track && pop_be32(track_id)) box.track_id = static_cast<std::int32_t>(track_id);
+    boxes.push_back(box);
+  }
+  return boxes;
 }
 
 // The detections the client reads from a packet: nullopt when it does not look at it (no SEI first) or
@@ -62,9 +108,12 @@ inline std::optional<std::vector<io::MetadataBox>> client_read_sei(io::VideoCode
       break;
     }
   }
-  io::SeiReadResult read = io::read_metadata(codec, io::NalFraming::annexb(), data.first(end));
-  if (!read.ok()) return std::nullopt;
-  return std::move(read.boxes);
+  std::vector<std::uint8_t> text;
+  std::vector<std::uint8_t> bytes;
+  if (io::read_user_data(codec, io::NalFraming::annexb(), data.first(end), text) != io::SeiError::kNone ||
+      !io::base64_decode({reinterpret_cast<const char*>(text.data()), text.size()}, bytes))
+    return std::nullopt;
+  return client_from_byte_buffer(bytes);
 }
 
 struct ClientView {

@@ -5,6 +5,8 @@
 //   - boxes are drawn (pixels on each tile's overlay canvas);
 //   - a channel added through the API appears, one removed disappears;
 //   - the JPEG fallback (?mode=jpeg) shows pictures and boxes too;
+//   - a record with keypoints and identities (issue 19) draws the dots, the skeleton's lines between shown
+//     points only, and the name or "unknown" with the similarity; the skeleton comes from GET /api/channels;
 //   - screenshots are saved in the build folder (viewer.png, viewer-jpeg.png).
 // Exit 77 (CTest SKIP_RETURN_CODE) with the reason when chromium, playwright-core or the model is absent.
 //
@@ -183,6 +185,52 @@ async function checkTilesAdvance(page, label, expectedMode) {
   }
 }
 
+// The page's own overlay code (window.vapipeViewer.drawRecord, what every tile draws with) on a canvas of its
+// own, fed a record as JSON Lines writes one: a person with 4 joints (one below the score shown) chained to a
+// second stage whose skeleton closes a square, identified as "0016"; a face of another class with one
+// landmark, unknown. Read back: what it says it drew, and the pixels of dots, bones and what must stay empty.
+async function checkKeypointsAndIdentities(page) {
+  const result = await page.evaluate(() => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 320;
+    canvas.height = 240;
+    const context = canvas.getContext('2d');
+    const info = { skeleton: [], secondary: { classes: [0], skeleton: [[0, 1], [1, 2], [2, 3], [3, 0]] } };
+    const record = {
+      width: 320,
+      height: 240,
+      detections: [
+        { class_id: 0, label: 'person', score: 0.9, box: [60, 30, 240, 200], track_id: 3,
+          keypoints: [[100, 60, 0.9], [200, 60, 0.8], [200, 160, 0.95], [100, 160, 0.1]],
+          identity: { name: '0016', known: true, similarity: 0.62 } },
+        { class_id: 1, label: 'face', score: 0.8, box: [260, 150, 310, 230], track_id: -1,
+          keypoints: [[285, 190, 1]], identity: { name: 'unknown', known: false, similarity: 0.18 } },
+      ],
+    };
+    const drawn = window.vapipeViewer.drawRecord(context, record, info, { labels: true, tracks: true, keypoints: true });
+    const pixel = (x, y) => Array.from(context.getImageData(x, y, 1, 1).data);
+    return {
+      drawn,
+      dots: [pixel(100, 60), pixel(200, 160), pixel(285, 190)],
+      hiddenDot: pixel(100, 160),
+      bones: [pixel(150, 60), pixel(200, 110)],
+      noBones: [pixel(150, 160), pixel(100, 110)],  // 2-3 and 3-0 end at the hidden joint
+    };
+  });
+  const { drawn } = result;
+  const yellow = ([r, g, b, a]) => r > 200 && g > 200 && b < 100 && a > 200;
+  const bone = ([r, g, b, a]) => a > 200 && !yellow([r, g, b, a]);
+  check(drawn.points === 4 && drawn.lines === 2,
+    `keypoints: 4 dots and 2 skeleton lines drawn (${drawn.points} dots, ${drawn.lines} lines)`);
+  check(result.dots.every(yellow), `keypoint dots are painted (${JSON.stringify(result.dots)})`);
+  check(result.hiddenDot[3] === 0, `a joint under the score shown stays empty (${result.hiddenDot})`);
+  check(result.bones.every(bone), `skeleton lines join shown joints (${JSON.stringify(result.bones)})`);
+  check(result.noBones.every((p) => p[3] === 0),
+    `no line to a joint not shown (${JSON.stringify(result.noBones)})`);
+  check(JSON.stringify(drawn.labels) === JSON.stringify(['0016 0.62 #3', 'unknown 0.18']),
+    `identity labels: name or unknown, similarity, track (${JSON.stringify(drawn.labels)})`);
+}
+
 let browser;
 try {
   await waitFor('vapipe to serve the page', async () => {
@@ -201,6 +249,7 @@ try {
   page.on('pageerror', (error) => consoleErrors.push(error.message));
   await page.goto(`${base}/`);
   check(await page.title() === 'vapipe viewer', 'the page loads');
+  await checkKeypointsAndIdentities(page);
   const mse = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="avc1.42E01E"'));
   console.log(`chromium MediaSource H.264: ${mse}`);
 
@@ -210,6 +259,13 @@ try {
   // Run-time channels through the API.
   const listed = await api('GET', '/api/channels');
   const channels = Array.isArray(listed) ? listed : listed.channels;
+  // The skeleton reaches the page with the channel list: a box detector's is empty and it has no second stage.
+  check(channels.every((c) => Array.isArray(c.skeleton) && c.skeleton.length === 0 && !('secondary' in c)),
+    `GET /api/channels: every channel has an empty skeleton and no secondary (${JSON.stringify(
+      channels.map((c) => [c.skeleton, c.secondary]))})`);
+  const pageSkeletons = await page.evaluate(() => [...window.vapipeViewer.tiles.values()].map((t) => t.info.skeleton));
+  check(pageSkeletons.length >= 2 && pageSkeletons.every(Array.isArray),
+    `the tiles hold their channel's skeleton (${JSON.stringify(pageSkeletons)})`);
   const added = await api('POST', '/api/channels', { address: h264Clip, model: 'det', loop: true, pace: true });
   const addedName = added.name;
   await waitFor(`the added channel ${addedName} to show pictures`, async () => {

@@ -6,7 +6,7 @@
 #   bash scripts/fuzz.sh [--smoke] [--seconds N] [--jobs N] [--build-only] [target...]
 #
 #   --build-only  build the targets and stop (.ci/run builds them in the background while other checks run)
-#   --smoke       CI: every target 15 s (targets: config package onnx sei demux; default all)
+#   --smoke       CI: every target 10 s (targets: config package onnx sei demux; default all)
 #   --seconds N   run each target N seconds (default 300)
 #   --jobs N      parallel fuzzing processes per target (libFuzzer -fork), default 1
 # Environment: FUZZ_BUILD_DIR (build-fuzz), FUZZ_DIR (scratch: $FUZZ_BUILD_DIR/fuzz-runs). New inputs found
@@ -20,7 +20,7 @@ build_only=0
 targets=()
 while (($#)); do
   case $1 in
-    --smoke) seconds=15 ;;
+    --smoke) seconds=10 ;;
     --seconds) seconds=$2; shift ;;
     --jobs) jobs=$2; shift ;;
     --build-only) build_only=1 ;;

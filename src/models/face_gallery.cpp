@@ -29,6 +29,13 @@ std::vector<std::filesystem::directory_entry> sorted_entries(const std::filesyst
   return entries;
 }
 
+// A file name as text for the API and the log: bytes that are not UTF-8 (a Latin-1 name) become U+FFFD.
+std::string as_text(const std::string& bytes) {
+  const std::string quoted =
+      nlohmann::json(bytes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(quoted).get<std::string>();
+}
+
 }  // namespace
 
 StillImageFaces::StillImageFaces(std::shared_ptr<const Network> detector,
@@ -77,11 +84,16 @@ FaceGallery FaceGallery::load(const std::filesystem::path& folder, StillImageFac
   FaceGallery gallery;
   gallery.folder_ = folder;
   auto add_photo = [&](const std::filesystem::path& photo, const std::string& name) {
-    const std::string source = std::filesystem::relative(photo, folder, error).string();
+    const std::string source = as_text(std::filesystem::relative(photo, folder, error).string());
     auto skip = [&](std::string reason) {
       spdlog::warn("gallery '{}': '{}' skipped: {}", folder.string(), source, reason);
       gallery.skipped_.push_back({source, std::move(reason)});
     };
+    // The name goes into JSON (results, MQTT, the API) and onto the screen: it must be text.
+    if (as_text(name) != name) {
+      skip("its name is not UTF-8 text (rename the file or folder)");
+      return;
+    }
     cv::Mat image;
     try {
       image = vision::load_image(photo.string());

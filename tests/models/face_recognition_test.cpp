@@ -113,17 +113,21 @@ TEST_F(FaceGalleryTest, LoadsIdentitiesReportsBadPhotosAndMatchesTheSamePerson) 
   }
   fs::copy_file(test::opencv_data_dir() / "fruits.jpg", gallery / "fruits.jpg");
   std::ofstream(gallery / "notes.txt") << "not a photo";
+  // A file name that is not UTF-8 (Latin-1 "é"): no identity can be named by it in JSON.
+  fs::copy_file(faces_dir() / "0003.jpg", gallery / "caf\xe9.jpg");
 
   models::StillImageFaces faces(detector_, embedder_);
   const models::FaceGallery loaded = models::FaceGallery::load(gallery, faces);
   EXPECT_EQ(loaded.names(), (std::vector<std::string>{"alice", "pair"}));
   ASSERT_EQ(loaded.entries().size(), 3U);
-  ASSERT_EQ(loaded.skipped().size(), 2U);
+  ASSERT_EQ(loaded.skipped().size(), 3U);
   EXPECT_EQ(loaded.skipped()[0].source, "broken.jpg");
   EXPECT_NE(loaded.skipped()[0].reason.find("cannot be decoded"), std::string::npos)
       << loaded.skipped()[0].reason;
-  EXPECT_EQ(loaded.skipped()[1].source, "fruits.jpg");
-  EXPECT_EQ(loaded.skipped()[1].reason, "no face found");
+  EXPECT_EQ(loaded.skipped()[1].source, "caf\xef\xbf\xbd.jpg");  // reported as text: U+FFFD for the byte
+  EXPECT_EQ(loaded.skipped()[1].reason, "its name is not UTF-8 text (rename the file or folder)");
+  EXPECT_EQ(loaded.skipped()[2].source, "fruits.jpg");
+  EXPECT_EQ(loaded.skipped()[2].reason, "no face found");
 
   // 0002 is alice in another photo; 0025 someone else.
   const auto embed = [&](const char* file) {

@@ -172,14 +172,25 @@ TEST(RtspServer, EveryChannelOfAVapipeRunIsReadByFfprobeFfmpegAndRtspsrcWithDete
   Child vapipe({VAPIPE_CLI, "run", "-c", (dir / "cameras.json").string(), "--cache-dir",
                 model_cache().string(), "--stats", "none"},
                dir / "vapipe.log");
-  ASSERT_TRUE(wait_until([&] { return port_open(port); }, 180s)) << "vapipe never listened on " << port;
-
   struct Mount {
     std::string name, codec, format, depay, parse;
   };
   const std::vector<Mount> mounts = {{"det_0", "h264", "h264", "rtph264depay", "h264parse"},
                                      {"det_1", "hevc", "hevc", "rtph265depay", "h265parse"},
                                      {"ann_2", "h264", "h264", "rtph264depay", "h264parse"}};
+  // The server listens before the channels open and mount their paths; a client earlier than its channel
+  // gets 404 (seen on a loaded CI machine), so the test waits until vapipe says every path is served.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string log = log_of(dir / "vapipe");
+        return std::all_of(mounts.begin(), mounts.end(), [&](const Mount& m) {
+          return log.find(m.name + ": served at rtsp://") != std::string::npos;
+        });
+      },
+      180s))
+      << "vapipe never served every channel:\n"
+      << log_of(dir / "vapipe");
+  ASSERT_TRUE(port_open(port)) << "vapipe does not listen on " << port;
   for (const auto& m : mounts) {
     const std::string probed = vapipe::test::run_capture(fmt::format(
         "timeout 60 ffprobe -v error -rtsp_transport tcp -select_streams v:0 -show_entries stream=codec_name "

@@ -368,9 +368,9 @@ class Soak:
             if c["decoded"] != accounted:
                 self.fail(f"channel {ch}: {c['decoded']} decoded != {c['inferred']} inferred + {c['skipped']} "
                           f"skipped + {c['dropped']} dropped")
-            if "drop_full" in c and c["dropped"] != c["drop_full"] + c["drop_fail"]:
+            if "drop_full" in c and c["dropped"] != c["drop_full"] + c["drop_fail"] + c.get("drop_stale", 0):
                 self.fail(f"channel {ch}: {c['dropped']} dropped != {c['drop_full']} for a full queue + "
-                          f"{c['drop_fail']} failed")
+                          f"{c['drop_fail']} failed + {c.get('drop_stale', 0)} stale")
             if c["decoded"] == 0:
                 self.fail(f"channel {ch}: no frame decoded")
             api = getattr(self, "before_stop", {}).get(ch)

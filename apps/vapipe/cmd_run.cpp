@@ -38,18 +38,19 @@ void print_summary(const pipeline::RunSummary& summary) {
       fmt::format("vapipe run: {:.1f} s, {} channel(s), {} frames output ({:.1f} fps)\n", summary.seconds,
                   summary.channels.size(), summary.frames_output(),
                   summary.seconds > 0 ? static_cast<double>(summary.frames_output()) / summary.seconds : 0.0);
-  // drop_full + drop_fail = dropped: why frames were not detected (queue of a live source full, failure).
+  // drop_full + drop_fail + drop_stale = dropped: why frames were not detected (queue of a live source full,
+  // failure, older than max_latency_ms).
   // corrupt: frames decoded with concealed errors (output all the same); res_drop: result lines the results
   // file could not take (disk full). Scripts read the table by column name (scripts/soak.py).
   text += fmt::format(
-      "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>7} {:>9} {:>9} {:>8}  {}\n", "ch",
-      "state", "decoded", "output", "inferred", "skipped", "dropped", "drop_full", "drop_fail", "dec_errors",
-      "corrupt", "reconnect", "pkt_drop", "res_drop", "address");
+      "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>10} {:>7} {:>9} {:>9} {:>8}  {}\n",
+      "ch", "state", "decoded", "output", "inferred", "skipped", "dropped", "drop_full", "drop_fail",
+      "drop_stale", "dec_errors", "corrupt", "reconnect", "pkt_drop", "res_drop", "address");
   for (const auto& c : summary.channels) {
     text += fmt::format(
-        "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>7} {:>9} {:>9} {:>8}  {}\n",
+        "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>10} {:>7} {:>9} {:>9} {:>8}  {}\n",
         c.channel, c.state, c.decoded, c.output, c.inferred, c.skipped, c.dropped, c.dropped_queue_full,
-        c.dropped_failed, c.decode_errors, c.corrupt_frames, c.reconnects, c.packets_dropped,
+        c.dropped_failed, c.dropped_stale, c.decode_errors, c.corrupt_frames, c.reconnects, c.packets_dropped,
         c.results_dropped, c.address);
   }
   // A chained second-stage network (pose): objects it ran on, and objects whose track's fresh result was

@@ -1,6 +1,7 @@
 #include "core/fps_meter.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -47,6 +48,32 @@ void FpsMeter::reset() {
   count_ = 0;
 }
 
+void RecentPercentiles::record(double value) {
+  std::lock_guard lock(mutex_);
+  values_[next_] = static_cast<float>(value);
+  next_ = (next_ + 1) % kCapacity;
+  count_ = std::min(count_ + 1, kCapacity);
+}
+
+std::vector<float> RecentPercentiles::sorted_copy() const {
+  std::vector<float> sorted;
+  {
+    std::lock_guard lock(mutex_);
+    sorted.assign(values_.begin(), values_.begin() + static_cast<std::ptrdiff_t>(count_));
+  }
+  std::sort(sorted.begin(), sorted.end());
+  return sorted;
+}
+
+double RecentPercentiles::nearest_rank(const std::vector<float>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  // Nearest rank: the smallest value with at least p % of the observations at or below it.
+  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
+}
+
+double RecentPercentiles::percentile(double p) const { return nearest_rank(sorted_copy(), p); }
+
 std::string format_stats_line(const std::tm& t, double total_fps, int channel, double channel_fps) {
   return fmt::format("[{}-{:02}-{:02}:{:02}:{:02}:{:02}] total fps ={:.1f},ch={}: speed={:.1f}",
                      t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, total_fps,
@@ -68,7 +95,7 @@ std::string format_stats_table(std::span<const ChannelStats> channels,
   std::string out = fmt::format("{:>4} {:>8} {:>8} {:>8} {:>6}", "ch", "fps", "frames", "dropped", "queue");
   for (const auto& header : stage_headers)
     out += fmt::format(" {:>{}}", header, std::max<std::size_t>(header.size(), 8));
-  out += fmt::format(" {:>10}\n", "latency_ms");
+  out += fmt::format(" {:>10} {:>9} {:>9}\n", "latency_ms", "p50_ms", "p99_ms");
   for (const auto& ch : channels) {
     out += fmt::format("{:>4} {:>8.1f} {:>8} {:>8} {:>6}", ch.channel, ch.fps, ch.frames, ch.dropped,
                        ch.queue_depth);
@@ -80,7 +107,7 @@ std::string format_stats_table(std::span<const ChannelStats> channels,
         out += fmt::format(" {:>{}}", "-", width);
       }
     }
-    out += fmt::format(" {:>10.1f}\n", ch.latency_ms);
+    out += fmt::format(" {:>10.1f} {:>9.1f} {:>9.1f}\n", ch.latency_ms, ch.latency_p50_ms, ch.latency_p99_ms);
   }
   return out;
 }

@@ -720,8 +720,9 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
     if (task->outcome == FrameOutcome::kSkipped) {
       counters_.skipped.fetch_add(1, std::memory_order_relaxed);
     } else {
-      // The reason first: a reader that sees `dropped` finds it accounted for by the two reasons.
+      // The reason first: a reader that sees `dropped` finds it accounted for by the reasons.
       auto& reason = task->drop_reason == DropReason::kDetectionFailed ? counters_.dropped_failed
+                     : task->drop_reason == DropReason::kStale         ? counters_.dropped_stale
                                                                        : counters_.dropped_queue_full;
       reason.fetch_add(1, std::memory_order_relaxed);
       counters_.dropped.fetch_add(1, std::memory_order_relaxed);
@@ -768,6 +769,7 @@ void Channel::emit(OutputState& out, FrameTaskPtr task) {
   counters_.latency_us.fetch_add(to_us(latency_ms), std::memory_order_relaxed);
   counters_.histogram(Stage::kOutput).observe(output_ms);
   counters_.histogram(Stage::kEndToEnd).observe(latency_ms);
+  counters_.recent_latency.record(latency_ms);
   counters_.output.fetch_add(1, std::memory_order_relaxed);
 }
 

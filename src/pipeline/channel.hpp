@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/bounded_queue.hpp"
+#include "core/fps_meter.hpp"
 #include "io/ffmpeg_handles.hpp"
 #include "io/reconnect_policy.hpp"
 #include "io/video_source.hpp"
@@ -61,9 +62,10 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> output{0};  // frames that reached the end of the channel (all outputs done)
   std::atomic<std::uint64_t> inferred{0};
   std::atomic<std::uint64_t> skipped{0};
-  std::atomic<std::uint64_t> dropped{0};  // = dropped_queue_full + dropped_failed
+  std::atomic<std::uint64_t> dropped{0};  // = dropped_queue_full + dropped_failed + dropped_stale
   std::atomic<std::uint64_t> dropped_queue_full{0};
   std::atomic<std::uint64_t> dropped_failed{0};  // preprocessing or inference failed
+  std::atomic<std::uint64_t> dropped_stale{0};   // live source, older than max_latency_ms
   std::atomic<std::uint64_t> decode_errors{0};
   std::atomic<std::uint64_t> corrupt_frames{0};  // decoded with concealed errors (damaged stream)
   std::atomic<std::uint64_t> reconnects{0};
@@ -83,6 +85,8 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> latency_us{0};  // decoded -> all outputs done
   // The same times frame by frame (decode..postprocess: inferred frames; output, end-to-end: every frame).
   std::array<LatencyHistogram, kStageCount> histograms;
+  // End-to-end latency of the last frames, for the p50/p99 of the stats table, /api/channels and /metrics.
+  RecentPercentiles recent_latency;
   LatencyHistogram& histogram(Stage stage) { return histograms[static_cast<std::size_t>(stage)]; }
   const LatencyHistogram& histogram(Stage stage) const { return histograms[static_cast<std::size_t>(stage)]; }
 };

@@ -176,7 +176,7 @@ bool is_output_placeholder(const std::string& value) {
 }
 
 ModelConfig parse_model(const Reader& r, const json& value, const std::string& path) {
-  static constexpr std::array<std::string_view, 17> kKeys{"name",
+  static constexpr std::array<std::string_view, 18> kKeys{"name",
                                                           "path",
                                                           "model_type",
                                                           "skip_frame_num",
@@ -188,6 +188,7 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
                                                           "class_num",
                                                           "class_thresholds",
                                                           "batch_timeout_ms",
+                                                          "max_latency_ms",
                                                           "output_mode",
                                                           "results_path",
                                                           "gallery",
@@ -263,6 +264,9 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
   }
   if (const auto* v = Reader::optional(value, "batch_timeout_ms")) {
     model.batch_timeout_ms = r.integer(*v, child(path, "batch_timeout_ms"), 0, 10000);
+  }
+  if (const auto* v = Reader::optional(value, "max_latency_ms")) {
+    model.max_latency_ms = r.integer(*v, child(path, "max_latency_ms"), 0, 600000);
   }
   const json* mode = Reader::optional(value, "output_mode");
   if (mode != nullptr) model.output_mode = r.choice(*mode, child(path, "output_mode"), kOutputModes);

@@ -83,6 +83,10 @@ struct ModelConfig {
   std::vector<float> class_thresholds;  // by class id ("class_thresholds": [..])
   std::vector<std::pair<std::string, float>> class_thresholds_by_name;  // {"person": 0.4}
   int batch_timeout_ms = 5;
+  // A frame of a live source (one that may lose frames: network cameras unless preprocess.blocking) older
+  // than this when its batch is formed is dropped as stale and counted: an overloaded model keeps its
+  // latency bounded instead of queueing (0: no limit).
+  int max_latency_ms = 500;
   OutputMode output_mode = OutputMode::kPassthrough;
   bool output_mode_given = false;           // written in the config (not the default)
   std::optional<std::string> results_path;  // JSON Lines; "-" is stdout

@@ -43,7 +43,8 @@ Detector::Detector(const ModelConfig& config, std::string key_path, std::shared_
       free_(static_cast<std::size_t>(options.preprocess.thread_num + options.inference.thread_num +
                                      options.postprocess.thread_num + 1)),
       inference_(free_.capacity()),
-      post_(free_.capacity()) {
+      post_(free_.capacity()),
+      formation_slots_(options.inference.thread_num) {
   max_batch_ = network_->max_batch();
   const auto inputs = network_->inputs(max_batch_);
   if (inputs.size() != 1 || inputs[0].shape.size() != 4 || inputs[0].shape[1] != 3 ||
@@ -135,6 +136,7 @@ void Detector::submit(FrameTaskPtr task, bool may_drop) {
     deliver_(std::move(dropped));
   };
   const int channel = task->channel;
+  task->live = may_drop;
   auto result = frames_.push(channel, std::move(task), may_drop);
   if (result.dropped) give_back(std::move(*result.dropped));
   if (!result.pushed) give_back(std::move(task));  // closed: push leaves the task with us
@@ -151,6 +153,25 @@ void Detector::join() {
   }
 }
 
+bool Detector::drop_if_stale(FrameTaskPtr& task, Clock::time_point now) {
+  if (!task->live || config_.max_latency_ms <= 0) return false;
+  // What the frame still waits before its batch starts: the rest of the running batch (formation_slots_
+  // keeps batches from queueing behind it), estimated from the recent batches' mean time.
+  double wait_ms = 0.0;
+  if (const auto running = running_since_ns_.load(std::memory_order_relaxed); running != 0) {
+    const double ran_ms = static_cast<double>(now.time_since_epoch().count() - running) / 1e6;
+    wait_ms = std::max(0.0, batch_ms_.load(std::memory_order_relaxed) - ran_ms);
+  }
+  if (elapsed_ms(task->decoded_at, now) + wait_ms <= static_cast<double>(config_.max_latency_ms))
+    return false;
+  task->outcome = FrameOutcome::kDropped;
+  task->drop_reason = DropReason::kStale;
+  if (!task->keep_pixels) task->frame.reset();
+  counters_.dropped.fetch_add(1, std::memory_order_relaxed);
+  deliver_(std::move(task));
+  return true;
+}
+
 void Detector::batcher_loop() {
   // Per thread: one preprocessor per source size and pixel format (tables computed once per stream).
   std::map<std::tuple<int, int, int>, std::unique_ptr<vision::FusedPreprocessor>> preprocessors;
@@ -162,6 +183,7 @@ void Detector::batcher_loop() {
   // pixels cannot be read is delivered as dropped instead (logged by the caller's counters).
   auto add_frame = [&](Batch& batch, FrameTaskPtr task) {
     const auto started = Clock::now();
+    if (drop_if_stale(task, started)) return;
     try {
       const vision::ImageView view = viewer.view(*task->frame);
       const auto key = std::make_tuple(static_cast<int>(view.format), view.width, view.height);
@@ -186,7 +208,16 @@ void Detector::batcher_loop() {
     batch.frames.push_back(std::move(task));
   };
 
-  while (auto first = frames_.pop()) {
+  for (;;) {
+    // One batch formed ahead of each inference thread, no more: a frame put into a batch then waits for
+    // the running batch only, which is what lets drop_if_stale bound its latency (and what keeps the
+    // channels' frames fair: a batch formed further ahead would wait longer than its neighbours).
+    formation_slots_.acquire();
+    auto first = frames_.pop();
+    if (!first) {
+      formation_slots_.release();
+      break;
+    }
     auto batch = free_.pop();
     if (!batch) break;  // cannot happen: free_ is never closed
     (*batch)->frames.clear();
@@ -199,6 +230,7 @@ void Detector::batcher_loop() {
     }
     if ((*batch)->frames.empty()) {
       free_.push(std::move(*batch));
+      formation_slots_.release();
       continue;
     }
     inference_.push(std::move(*batch));
@@ -210,6 +242,7 @@ void Detector::inference_loop() {
   ExecutionContext context(network_, {.threads = options_.context_threads});
   std::vector<TensorView> outputs;
   while (auto batch = inference_.pop()) {
+    formation_slots_.release();  // the next batch may be formed while this one runs
     Batch& b = **batch;
     const auto count = static_cast<std::int64_t>(b.frames.size());
     b.stage = network_->stage_for(count);
@@ -220,6 +253,7 @@ void Detector::inference_loop() {
     }
     const ConstTensorView input{b.input.data(), DType::kF32, {count, 3, input_height_, input_width_}};
     const auto started = Clock::now();
+    running_since_ns_.store(started.time_since_epoch().count(), std::memory_order_relaxed);
     bool ok = true;
     try {
       context.run(std::span(&input, 1), outputs);
@@ -227,7 +261,11 @@ void Detector::inference_loop() {
       spdlog::error("model '{}': inference failed: {}", config_.name, error.what());
       ok = false;
     }
-    const double share_ms = elapsed_ms(started) / static_cast<double>(count);
+    const double batch_ms = elapsed_ms(started);
+    running_since_ns_.store(0, std::memory_order_relaxed);
+    const double mean_ms = batch_ms_.load(std::memory_order_relaxed);
+    batch_ms_.store(mean_ms == 0.0 ? batch_ms : 0.7 * mean_ms + 0.3 * batch_ms, std::memory_order_relaxed);
+    const double share_ms = batch_ms / static_cast<double>(count);
     for (auto& task : b.frames) task->infer_ms = share_ms;
     if (!ok) {
       for (auto& task : b.frames) {

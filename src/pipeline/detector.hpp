@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <semaphore>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,6 +81,9 @@ class Detector {
   void inference_loop();
   void postprocess_loop();
   models::PostprocessOptions postprocess_options() const;
+  // A live frame that will have waited longer than config_.max_latency_ms when its batch starts: delivered
+  // as dropped (kStale).
+  bool drop_if_stale(FrameTaskPtr& task, Clock::time_point now);
 
   ModelConfig config_;
   std::string key_path_;
@@ -101,6 +105,12 @@ class Detector {
   std::vector<std::thread> posters_;
   std::atomic<int> batchers_running_{0};
   std::atomic<int> inferers_running_{0};
+  // Batches that may be formed and waiting for an inference thread: one per inference thread.
+  std::counting_semaphore<64> formation_slots_;
+  // steady_clock nanoseconds at which the running batch started (0: none runs), and the recent batches'
+  // mean time (exponentially weighted): a batch being formed waits that long for the running one.
+  std::atomic<std::int64_t> running_since_ns_{0};
+  std::atomic<double> batch_ms_{0.0};
   DetectorCounters counters_;
 };
 

@@ -20,11 +20,13 @@ enum class FrameOutcome : std::uint8_t {
   kDropped,   // not detected (drop_reason says why): the last detections are carried over, counted
 };
 
-// Why a frame is kDropped: the per-channel counters say it (ChannelCounters::dropped_queue_full, _failed).
+// Why a frame is kDropped: the per-channel counters say it (ChannelCounters::dropped_queue_full, _failed,
+// _stale).
 enum class DropReason : std::uint8_t {
   kNone,
   kQueueFull,        // live source, non-blocking queue: the oldest waiting frame made room (or closed)
   kDetectionFailed,  // preprocessing (unreadable pixels) or inference failed for it
+  kStale,            // live source: older than the model's max_latency_ms when its batch was formed
 };
 
 struct FrameTask {
@@ -36,6 +38,7 @@ struct FrameTask {
   int height = 0;
   io::FramePtr frame;        // the decoder's picture (a reference); released once nothing needs the pixels
   bool keep_pixels = false;  // the output draws on the picture (annotated mode)
+  bool live = false;         // from a live source that may lose frames (queue full, stale)
   FrameOutcome outcome = FrameOutcome::kInferred;
   DropReason drop_reason = DropReason::kNone;
   vision::LetterboxTransform transform;

@@ -464,6 +464,9 @@ void Pipeline::print_statistics(Clock::time_point now, bool final_table) {
                       mean_ms(c.postprocess_us.load(), w.postprocess_us, inferred_delta),
                       mean_ms(c.output_us.load(), w.output_us, output_delta)};
       row.latency_ms = mean_ms(c.latency_us.load(), w.latency_us, output_delta);
+      const auto [p50, p99] = c.recent_latency.percentiles(std::array<double, 2>{50, 99});
+      row.latency_p50_ms = p50;
+      row.latency_p99_ms = p99;
       rows.push_back(std::move(row));
     }
     w.inferred = inferred;
@@ -498,6 +501,7 @@ RunSummary Pipeline::summarize(double seconds) const {
     row.dropped = c.dropped.load();
     row.dropped_queue_full = c.dropped_queue_full.load();
     row.dropped_failed = c.dropped_failed.load();
+    row.dropped_stale = c.dropped_stale.load();
     row.decode_errors = c.decode_errors.load();
     row.corrupt_frames = c.corrupt_frames.load();
     row.reconnects = c.reconnects.load();

@@ -46,8 +46,8 @@ struct ChannelSummary {
   std::uint64_t decoded = 0, output = 0, inferred = 0, skipped = 0, dropped = 0, decode_errors = 0,
                 corrupt_frames = 0, reconnects = 0, packets_written = 0, packets_dropped = 0,
                 results_dropped = 0;
-  std::uint64_t dropped_queue_full = 0, dropped_failed = 0;  // dropped, by reason
-  std::uint64_t secondary_runs = 0, secondary_cached = 0;    // a chained network's objects: run, reused
+  std::uint64_t dropped_queue_full = 0, dropped_failed = 0, dropped_stale = 0;  // dropped, by reason
+  std::uint64_t secondary_runs = 0, secondary_cached = 0;  // a chained network's objects: run, reused
 };
 
 struct RunSummary {

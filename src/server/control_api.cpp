@@ -63,7 +63,9 @@ json rates_json(const ChannelRates& rates) {
               {"dropped", rates.dropped},
               {"queue_depth", rates.queue_depth},
               {"stage_ms", stage_json(rates)},
-              {"latency_ms", rates.latency_ms}};
+              {"latency_ms", rates.latency_ms},
+              {"latency_p50_ms", rates.latency_p50_ms},
+              {"latency_p99_ms", rates.latency_p99_ms}};
 }
 
 json sample_json(const StatsSample& sample) {
@@ -160,12 +162,15 @@ std::string format_metrics(const pipeline::Pipeline& pipeline, const StatsHistor
       {"vapipe_frames_inferred_total", "Frames run through the model.", &pipeline::ChannelCounters::inferred},
       {"vapipe_frames_skipped_total", "Frames skipped by skip_frame_num.",
        &pipeline::ChannelCounters::skipped},
-      {"vapipe_frames_dropped_total", "Frames dropped (full queue, unreadable pixels).",
+      {"vapipe_frames_dropped_total", "Frames dropped (full queue, unreadable pixels, stale).",
        &pipeline::ChannelCounters::dropped},
       {"vapipe_frames_dropped_queue_full_total", "Frames dropped: a live source's full queue.",
        &pipeline::ChannelCounters::dropped_queue_full},
       {"vapipe_frames_dropped_failed_total", "Frames dropped: preprocessing or inference failed.",
        &pipeline::ChannelCounters::dropped_failed},
+      {"vapipe_frames_dropped_stale_total",
+       "Frames dropped: a live source's frame older than max_latency_ms.",
+       &pipeline::ChannelCounters::dropped_stale},
       {"vapipe_decode_errors_total", "Packets the decoder rejected.",
        &pipeline::ChannelCounters::decode_errors},
       {"vapipe_corrupt_frames_total", "Frames decoded with concealed errors (damaged stream).",
@@ -215,6 +220,16 @@ std::string format_metrics(const pipeline::Pipeline& pipeline, const StatsHistor
                          static_cast<double>((counters.*kSums[stage]).load(std::memory_order_relaxed)) / 1e6);
       out += fmt::format("vapipe_stage_latency_seconds_count{{{}}} {}\n", labels, cumulative);
     }
+  }
+  // The histograms' buckets are too coarse for a latency bound; the exact percentiles of the last frames too.
+  family(out, "vapipe_recent_latency_seconds", "gauge",
+         "Decoded to every output done: percentile (quantile label) of the channel's last 512 frames.");
+  for (const auto& row : rows) {
+    const auto [p50, p99] =
+        pipeline.counters(row.id).recent_latency.percentiles(std::array<double, 2>{50, 99});
+    out += fmt::format("vapipe_recent_latency_seconds{{{},quantile=\"0.5\"}} {}\n", row.labels, p50 / 1000.0);
+    out +=
+        fmt::format("vapipe_recent_latency_seconds{{{},quantile=\"0.99\"}} {}\n", row.labels, p99 / 1000.0);
   }
   return out;
 }
@@ -288,6 +303,7 @@ json ControlApi::channel_json(std::size_t id) const {
                  {"dropped", c.dropped.load()},
                  {"dropped_queue_full", c.dropped_queue_full.load()},
                  {"dropped_failed", c.dropped_failed.load()},
+                 {"dropped_stale", c.dropped_stale.load()},
                  {"decode_errors", c.decode_errors.load()},
                  {"corrupt_frames", c.corrupt_frames.load()},
                  {"reconnects", c.reconnects.load()},

@@ -69,6 +69,9 @@ void StatsHistory::sample(std::chrono::steady_clock::time_point now) {
           frames > 0 ? static_cast<double>(totals.us[stage] - before.us[stage]) / 1000.0 / frames : 0.0;
     }
     rates.latency_ms = output > 0 ? static_cast<double>(totals.us[5] - before.us[5]) / 1000.0 / output : 0.0;
+    const auto [p50, p99] = c.recent_latency.percentiles(std::array<double, 2>{50, 99});
+    rates.latency_p50_ms = p50;
+    rates.latency_p99_ms = p99;
     result.total_fps += rates.fps;
     result.channels.push_back(rates);
   }

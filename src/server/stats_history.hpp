@@ -32,6 +32,9 @@ struct ChannelRates {
   // postprocess, output; and decode -> all outputs done.
   std::array<double, 5> stage_ms{};
   double latency_ms = 0.0;
+  // Decode -> all outputs done over the channel's last frames (pipeline::ChannelCounters::recent_latency).
+  double latency_p50_ms = 0.0;
+  double latency_p99_ms = 0.0;
 };
 
 struct StatsSample {

@@ -1,8 +1,14 @@
 #include "core/fps_meter.hpp"
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <random>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -101,14 +107,51 @@ TEST(StatsLine, TimeTOverloadUsesLocalTime) {
 
 TEST(StatsTable, OneAlignedRowPerChannel) {
   std::array<ChannelStats, 2> channels;
-  channels[0] = ChannelStats{0, 24.0, 480, 0, 2, {3.1, 12.4}, 41.0};
-  channels[1] = ChannelStats{1, 12.5, 250, 17, 16, {3.0}, 120.26};
+  channels[0] = ChannelStats{0, 24.0, 480, 0, 2, {3.1, 12.4}, 41.0, 40.0, 52.04};
+  channels[1] = ChannelStats{1, 12.5, 250, 17, 16, {3.0}, 120.26, 110.0, 480.5};
   constexpr std::array<std::string_view, 2> stages{"decode", "infer"};
   const std::string table = format_stats_table(channels, stages);
   EXPECT_EQ(table,
-            "  ch      fps   frames  dropped  queue decode_ms infer_ms latency_ms\n"
-            "   0     24.0      480        0      2      3.10    12.40       41.0\n"
-            "   1     12.5      250       17     16      3.00        -      120.3\n");
+            "  ch      fps   frames  dropped  queue decode_ms infer_ms latency_ms    p50_ms    p99_ms\n"
+            "   0     24.0      480        0      2      3.10    12.40       41.0      40.0      52.0\n"
+            "   1     12.5      250       17     16      3.00        -      120.3     110.0     480.5\n");
+}
+
+TEST(RecentPercentiles, NearestRankOverTheLastObservations) {
+  RecentPercentiles recent;
+  EXPECT_EQ(recent.percentile(50), 0.0) << "nothing recorded yet";
+  // 1..100 in a shuffled order: the nearest-rank p50 is 50, p99 is 99, p100 is 100.
+  std::vector<int> values(100);
+  for (int i = 0; i < 100; ++i) values[static_cast<std::size_t>(i)] = i + 1;
+  std::mt19937 rng(7);
+  std::shuffle(values.begin(), values.end(), rng);
+  for (int v : values) recent.record(v);
+  const auto [p50, p99, p100] = recent.percentiles(std::array<double, 3>{50, 99, 100});
+  EXPECT_EQ(p50, 50.0);
+  EXPECT_EQ(p99, 99.0);
+  EXPECT_EQ(p100, 100.0);
+  EXPECT_EQ(recent.percentile(1), 1.0);
+  // A full window of newer, larger values replaces the old ones entirely.
+  for (std::size_t i = 0; i < RecentPercentiles::kCapacity; ++i)
+    recent.record(1000.0 + static_cast<double>(i));
+  EXPECT_EQ(recent.percentile(1), 1000.0 + std::ceil(0.01 * RecentPercentiles::kCapacity) - 1);
+  EXPECT_EQ(recent.percentile(100), 1000.0 + RecentPercentiles::kCapacity - 1);
+}
+
+TEST(RecentPercentiles, AWriterAndReadersAtOnceSeeOnlyRecordedValues) {
+  RecentPercentiles recent;
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 20000; ++i) recent.record(i % 2 == 0 ? 10.0 : 20.0);
+    done = true;
+  });
+  while (!done) {
+    const double p = recent.percentile(50);
+    ASSERT_TRUE(p == 0.0 || p == 10.0 || p == 20.0) << p;
+  }
+  writer.join();
+  EXPECT_EQ(recent.percentile(50), 10.0);  // 256 of each among the last 512
+  EXPECT_EQ(recent.percentile(51), 20.0);
 }
 
 }  // namespace

@@ -367,6 +367,7 @@ TEST(ControlApi, MetricsParseAndMatchTheChannels) {
              {"vapipe_frames_dropped_total", "dropped"},
              {"vapipe_frames_dropped_queue_full_total", "dropped_queue_full"},
              {"vapipe_frames_dropped_failed_total", "dropped_failed"},
+             {"vapipe_frames_dropped_stale_total", "dropped_stale"},
              {"vapipe_decode_errors_total", "decode_errors"},
              {"vapipe_reconnects_total", "reconnects"},
              {"vapipe_packets_written_total", "packets_written"},

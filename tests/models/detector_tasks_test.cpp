@@ -193,6 +193,34 @@ TEST(GflTask, RecognizesNanoDetOutputsAndMatchesAPlainDecodeOnRandomOutputs) {
   }
 }
 
+// YOLOX's preproc puts the scaled image at the top-left corner: no padding left or above, boxes map back
+// without an offset; an alignment the preprocessor does not know is an error naming the key.
+TEST(LetterboxAlign, TopLeftPutsAllThePaddingRightAndBelow) {
+  nlohmann::json metadata = {{"input", {{"width", 416}, {"height", 416}}},
+                             {"preprocess", {{"letterbox", true}, {"letterbox_align", "top_left"}}}};
+  const auto options = vision::PreprocessOptions::from_metadata(metadata);
+  const vision::LetterboxTransform transform = options.transform_for(640, 480);  // scaled to 416 x 312
+  EXPECT_EQ(transform.pad_x, 0);
+  EXPECT_EQ(transform.pad_y, 0);
+  EXPECT_EQ(transform.resized_height, 312);
+  float x1 = 104, y1 = 78, x2 = 208, y2 = 156;
+  transform.map_back(x1, y1, x2, y2);
+  EXPECT_NEAR(x1, 160.0f, 1e-3);
+  EXPECT_NEAR(y1, 120.0f, 1e-3);
+  EXPECT_NEAR(x2, 320.0f, 1e-3);
+  EXPECT_NEAR(y2, 240.0f, 1e-3);
+  metadata["preprocess"]["letterbox_align"] = "center";
+  EXPECT_EQ(vision::PreprocessOptions::from_metadata(metadata).transform_for(640, 480).pad_y, 52);
+  metadata["preprocess"]["letterbox_align"] = "bottom";
+  try {
+    vision::PreprocessOptions::from_metadata(metadata);
+    ADD_FAILURE() << "an unknown letterbox_align was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("preprocess.letterbox_align 'bottom'"), std::string::npos)
+        << error.what();
+  }
+}
+
 // ---- the shared models against ONNX Runtime ----
 
 struct DetectorModel {

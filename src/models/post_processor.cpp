@@ -233,16 +233,24 @@ void PostProcessor::run(std::span<const ConstTensorView> outputs, std::int64_t b
     }
     return batch_index * (shape_volume(view.shape) / view.shape[0]);
   };
+  // A raw head level's data for this image and its grid height and width, in either layout.
+  struct Grid {
+    const float* data;
+    int height, width;
+  };
+  auto grid_of = [&](const Level& level) {
+    const ConstTensorView& view = checked(level.output_index);
+    const std::size_t height_axis = level.channels_last ? 1 : 2;
+    return Grid{float_data(view, level.output_index) + image_offset(view),
+                static_cast<int>(view.shape[height_axis]), static_cast<int>(view.shape[height_axis + 1])};
+  };
   switch (type_) {
     case ModelType::kYolov5Raw: {
       raw_levels_.clear();
       for (const Level& level : levels_) {
-        const ConstTensorView& view = checked(level.output_index);
-        const float* data = float_data(view, level.output_index) + image_offset(view);
-        const std::size_t height_axis = level.channels_last ? 1 : 2;
-        raw_levels_.push_back({data, static_cast<int>(view.shape[height_axis]),
-                               static_cast<int>(view.shape[height_axis + 1]), level.stride, level.anchors,
-                               level.channels_last});
+        const Grid grid = grid_of(level);
+        raw_levels_.push_back(
+            {grid.data, grid.height, grid.width, level.stride, level.anchors, level.channels_last});
       }
       decode_yolov5_raw(raw_levels_, num_classes_, options_.thresholds, detections);
       break;
@@ -250,12 +258,8 @@ void PostProcessor::run(std::span<const ConstTensorView> outputs, std::int64_t b
     case ModelType::kYolov8Raw: {
       dfl_levels_.clear();
       for (const Level& level : levels_) {
-        const ConstTensorView& view = checked(level.output_index);
-        const float* data = float_data(view, level.output_index) + image_offset(view);
-        const std::size_t height_axis = level.channels_last ? 1 : 2;
-        dfl_levels_.push_back({data, static_cast<int>(view.shape[height_axis]),
-                               static_cast<int>(view.shape[height_axis + 1]), level.stride,
-                               level.channels_last});
+        const Grid grid = grid_of(level);
+        dfl_levels_.push_back({grid.data, grid.height, grid.width, level.stride, level.channels_last});
       }
       decode_yolov8_raw(dfl_levels_, num_classes_, reg_max_, options_.thresholds, detections);
       break;

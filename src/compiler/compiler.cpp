@@ -106,7 +106,10 @@ Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   }
   // YOLO heads are cut before their decode: the post-processor decodes the raw grids of the few candidates
   // (YOLOv8: before the DFL, whose softmax over every cell's 64 bins was ~40% of the full graph's time).
-  plan.cut = !options.full_graph && (plan.model_type == "yolov5" || plan.model_type == "yolov8");
+  // Only a detection-only YOLOv8 export (one output) is cut: a segmentation export's second output (mask
+  // prototypes) is not behind the detection head, and its decoder is another task's (issue 20, item 2).
+  const bool yolov8_detect = plan.model_type == "yolov8" && model.proto.graph().output_size() == 1;
+  plan.cut = !options.full_graph && (plan.model_type == "yolov5" || yolov8_detect);
   if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
   return plan;
 }

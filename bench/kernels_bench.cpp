@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "models/nms.hpp"
+#include "models/yolo_decoders.hpp"
 #include "vision/fused_preprocess.hpp"
 
 namespace {
@@ -159,6 +160,50 @@ void BM_NmsReference(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_NmsReference)->Arg(1000)->Arg(5000)->Unit(benchmark::kMicrosecond);
+
+// YOLOv8n's raw head at 640 (80x80, 40x40, 20x20 cells, channels-last, 64 box-distribution + 80 class logits),
+// class logits like a photo's (almost all far below the 0.25 threshold, one cell in 400 above it): the cost the
+// post-processor adds to the cut network, beside the decode of the full graph's [84, 8400] output.
+void BM_Yolov8RawDecode(benchmark::State& state) {
+  constexpr int kRegMax = 16, kClasses = 80, kChannels = 4 * kRegMax + kClasses;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> box(0.0f, 2.0f), background(-9.0f, 2.0f);
+  std::vector<std::vector<float>> data;
+  std::vector<vapipe::models::DflHeadLevel> levels;
+  for (const int side : {80, 40, 20}) {
+    std::vector<float> level(static_cast<std::size_t>(side * side * kChannels));
+    for (std::size_t i = 0; i < level.size(); ++i) {
+      const auto channel = static_cast<int>(i % kChannels);
+      level[i] = channel < 4 * kRegMax ? box(rng) : (rng() % 400 == 0 ? 2.0f : background(rng));
+    }
+    data.push_back(std::move(level));
+    levels.push_back({data.back().data(), side, side, 640.0f / static_cast<float>(side), true});
+  }
+  std::vector<vapipe::models::Detection> out;
+  for (auto _ : state) {
+    out.clear();
+    vapipe::models::decode_yolov8_raw(levels, kClasses, kRegMax, {}, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_Yolov8RawDecode)->Unit(benchmark::kMicrosecond);
+
+void BM_Yolov8FullDecode(benchmark::State& state) {
+  constexpr int kClasses = 80, kCount = 8400;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> coordinate(0.0f, 640.0f), score(0.0f, 0.02f);
+  std::vector<float> data(static_cast<std::size_t>((4 + kClasses) * kCount));
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = i < 4 * kCount ? coordinate(rng) : (rng() % 400 == 0 ? 0.9f : score(rng));
+  std::vector<vapipe::models::Detection> out;
+  std::vector<float> scratch;
+  for (auto _ : state) {
+    out.clear();
+    vapipe::models::decode_yolov8_full(data.data(), kCount, kClasses, {}, out, scratch);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_Yolov8FullDecode)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -104,16 +104,19 @@ Plan make_plan(const OnnxModel& model, const CompileOptions& options) {
   } else {
     plan.model_type = options.model_type;
   }
-  // YOLOv5's head is cut before its decode (the post-processor decodes the raw grids). YOLOv8's is not: its
-  // raw head needs the DFL decoded in post-processing, which no decoder does yet, so a default compile keeps
-  // the export's own decode (head.form "full") rather than produce a package nothing can read (issue 20).
-  plan.cut = !options.full_graph && plan.model_type == "yolov5";
+  // YOLO heads are cut before their decode: the post-processor decodes the raw grids of the few candidates
+  // (YOLOv8: before the DFL, whose softmax over every cell's 64 bins was ~40% of the full graph's time).
+  // Only a detection-only YOLOv8 export (one output) is cut: a segmentation export's second output (mask
+  // prototypes) is not behind the detection head, and its decoder is another task's (issue 20, item 2).
+  const bool yolov8_detect = plan.model_type == "yolov8" && model.proto.graph().output_size() == 1;
+  plan.cut = !options.full_graph && (plan.model_type == "yolov5" || yolov8_detect);
   if (plan.cut) plan.head_outputs = find_head_outputs(model, plan.model_type);
   return plan;
 }
 
-// YOLOv5's raw heads are written channels-last (its decoder reads either layout; the metadata says which).
-bool channels_last_heads(const Plan& plan) { return plan.cut && plan.model_type == "yolov5"; }
+// Raw YOLO heads are written channels-last (the decoders read either layout; the metadata says which): a
+// cell's values are then contiguous, and the head convolutions write that layout without a transpose.
+bool channels_last_heads(const Plan& plan) { return plan.cut; }
 
 // The export's own height and width of the first graph input, when both are fixed numbers.
 std::optional<std::pair<std::string, std::pair<std::int64_t, std::int64_t>>> fixed_input_size(

@@ -84,34 +84,49 @@ PostProcessor::PostProcessor(const nlohmann::json& metadata, const std::vector<T
       type_ = ModelType::kTask;
       task_kind_ = kind;
       task_ = kind->make_decoder(metadata, outputs);
-    } else if (model_type == "yolov5" && form == "raw") {
-      type_ = ModelType::kYolov5Raw;
-      if (head_outputs.empty()) fail("network metadata: head.outputs is empty for a raw yolov5 head");
+    } else if ((model_type == "yolov5" || model_type == "yolov8") && form == "raw") {
+      const bool v8 = model_type == "yolov8";
+      type_ = v8 ? ModelType::kYolov8Raw : ModelType::kYolov5Raw;
+      if (head_outputs.empty()) fail("network metadata: head.outputs is empty for a raw {} head", model_type);
+      if (v8) {
+        reg_max_ = head.value("reg_max", 16);
+        if (reg_max_ < 1 || reg_max_ > 1024)
+          fail("network metadata: head.reg_max {} is out of range", reg_max_);
+      }
       for (const auto& entry : head_outputs) {
         Level level;
         level.output_index = output_of(entry);
         level.stride = entry.at("stride").get<float>();
-        level.anchors = parse_anchors(entry.at("anchors"), "head.outputs[].anchors");
+        if (!v8) level.anchors = parse_anchors(entry.at("anchors"), "head.outputs[].anchors");
         // Packages written before the layout key have channel-major heads.
         const std::string layout = entry.value("layout", std::string("nchw"));
         if (layout != "nchw" && layout != "nhwc")
           fail("network metadata: head.outputs[].layout '{}' is unknown (expected nchw or nhwc)", layout);
         level.channels_last = layout == "nhwc";
         const Shape& shape = outputs[level.output_index].shape;
+        const std::string expected_channels = v8 ? fmt::format("4*{}+nc", reg_max_) : "na*(5+nc)";
         if (shape.size() != 4) {
-          fail("post-processing: raw yolov5 output '{}' has shape {}, expected [B, {}]",
+          fail("post-processing: raw {} output '{}' has shape {}, expected [B, {}]", model_type,
                outputs[level.output_index].name, shape_to_string(shape),
-               level.channels_last ? "H, W, na*(5+nc)" : "na*(5+nc), H, W");
+               level.channels_last ? "H, W, " + expected_channels : expected_channels + ", H, W");
         }
         const std::int64_t channels = shape[level.channels_last ? 3 : 1];
-        const auto per_anchor = channels / static_cast<std::int64_t>(level.anchors.size());
-        if (num_classes_ <= 0) num_classes_ = static_cast<int>(per_anchor - 5);
-        if (per_anchor * static_cast<std::int64_t>(level.anchors.size()) != channels ||
-            per_anchor != 5 + num_classes_) {
-          fail(
-              "post-processing: raw yolov5 output '{}' ({}) has {} channels, expected {} anchors x (5 + {} "
-              "classes)",
-              outputs[level.output_index].name, layout, channels, level.anchors.size(), num_classes_);
+        if (v8) {
+          if (num_classes_ <= 0) num_classes_ = static_cast<int>(channels - 4 * reg_max_);
+          if (channels != 4 * reg_max_ + num_classes_) {
+            fail("post-processing: raw yolov8 output '{}' ({}) has {} channels, expected 4 x {} + {} classes",
+                 outputs[level.output_index].name, layout, channels, reg_max_, num_classes_);
+          }
+        } else {
+          const auto per_anchor = channels / static_cast<std::int64_t>(level.anchors.size());
+          if (num_classes_ <= 0) num_classes_ = static_cast<int>(per_anchor - 5);
+          if (per_anchor * static_cast<std::int64_t>(level.anchors.size()) != channels ||
+              per_anchor != 5 + num_classes_) {
+            fail(
+                "post-processing: raw yolov5 output '{}' ({}) has {} channels, expected {} anchors x (5 + {} "
+                "classes)",
+                outputs[level.output_index].name, layout, channels, level.anchors.size(), num_classes_);
+          }
         }
         levels_.push_back(std::move(level));
       }
@@ -167,7 +182,7 @@ PostProcessor::PostProcessor(const nlohmann::json& metadata, const std::vector<T
       for (const TaskKind* task : task_kinds()) tasks += fmt::format(", {}", task->model_type);
       fail(
           "network metadata: no decoder for model_type '{}' with head.form '{}' (supported: yolov5 raw|full, "
-          "yolov8 full, yolofastestv2 full{})",
+          "yolov8 raw|full, yolofastestv2 full{})",
           model_type, form, tasks);
     }
   } catch (const nlohmann::json::exception& error) {
@@ -218,18 +233,35 @@ void PostProcessor::run(std::span<const ConstTensorView> outputs, std::int64_t b
     }
     return batch_index * (shape_volume(view.shape) / view.shape[0]);
   };
+  // A raw head level's data for this image and its grid height and width, in either layout.
+  struct Grid {
+    const float* data;
+    int height, width;
+  };
+  auto grid_of = [&](const Level& level) {
+    const ConstTensorView& view = checked(level.output_index);
+    const std::size_t height_axis = level.channels_last ? 1 : 2;
+    return Grid{float_data(view, level.output_index) + image_offset(view),
+                static_cast<int>(view.shape[height_axis]), static_cast<int>(view.shape[height_axis + 1])};
+  };
   switch (type_) {
     case ModelType::kYolov5Raw: {
       raw_levels_.clear();
       for (const Level& level : levels_) {
-        const ConstTensorView& view = checked(level.output_index);
-        const float* data = float_data(view, level.output_index) + image_offset(view);
-        const std::size_t height_axis = level.channels_last ? 1 : 2;
-        raw_levels_.push_back({data, static_cast<int>(view.shape[height_axis]),
-                               static_cast<int>(view.shape[height_axis + 1]), level.stride, level.anchors,
-                               level.channels_last});
+        const Grid grid = grid_of(level);
+        raw_levels_.push_back(
+            {grid.data, grid.height, grid.width, level.stride, level.anchors, level.channels_last});
       }
       decode_yolov5_raw(raw_levels_, num_classes_, options_.thresholds, detections);
+      break;
+    }
+    case ModelType::kYolov8Raw: {
+      dfl_levels_.clear();
+      for (const Level& level : levels_) {
+        const Grid grid = grid_of(level);
+        dfl_levels_.push_back({grid.data, grid.height, grid.width, level.stride, level.channels_last});
+      }
+      decode_yolov8_raw(dfl_levels_, num_classes_, reg_max_, options_.thresholds, detections);
       break;
     }
     case ModelType::kYolov5Full: {

@@ -29,7 +29,14 @@ struct PostprocessOptions {
 };
 
 // kTask: one of models/tasks/ (face detectors, ...), decoded by its TaskDecoder.
-enum class ModelType : std::uint8_t { kYolov5Raw, kYolov5Full, kYolov8Full, kYoloFastestV2, kTask };
+enum class ModelType : std::uint8_t {
+  kYolov5Raw,
+  kYolov5Full,
+  kYolov8Raw,
+  kYolov8Full,
+  kYoloFastestV2,
+  kTask
+};
 
 // One worker's post-processor (keeps scratch buffers between frames, like an ExecutionContext).
 class PostProcessor {
@@ -61,7 +68,7 @@ class PostProcessor {
     std::size_t output_index = 0;
     float stride = 0.0f;
     std::vector<Anchor> anchors;
-    bool channels_last = false;  // raw yolov5 heads: [B, H, W, C] instead of [B, C, H, W]
+    bool channels_last = false;  // raw yolov5/yolov8 heads: [B, H, W, C] instead of [B, C, H, W]
   };
   const float* float_data(const ConstTensorView& view, std::size_t slot);
 
@@ -72,6 +79,8 @@ class PostProcessor {
   std::vector<Level> levels_;  // raw heads: one per stride; full forms: one entry
   std::vector<FastestV2Scale> fastest_scales_;
   std::vector<RawHeadLevel> raw_levels_;  // rebuilt per run, capacity kept
+  std::vector<DflHeadLevel> dfl_levels_;  // likewise (raw yolov8)
+  int reg_max_ = 16;                      // raw yolov8: DFL bins per side
   std::vector<float> v8_scratch_;
   const TaskKind* task_kind_ = nullptr;
   std::shared_ptr<const TaskDecoder> task_;    // kTask: immutable, shared by copies

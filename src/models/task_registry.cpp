@@ -13,10 +13,13 @@ extern const TaskKind kYuNetTask;
 extern const TaskKind kUltraFaceTask;
 extern const TaskKind kSimplePoseTask;
 extern const TaskKind kFaceEmbeddingTask;
+extern const TaskKind kYoloxTask;
+extern const TaskKind kGflTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 6> kinds = {
-      &kScrfdTask, &kRetinaFaceTask, &kYuNetTask, &kUltraFaceTask, &kSimplePoseTask, &kFaceEmbeddingTask};
+  static const std::array<const TaskKind*, 8> kinds = {&kScrfdTask,     &kRetinaFaceTask, &kYuNetTask,
+                                                       &kUltraFaceTask, &kSimplePoseTask, &kFaceEmbeddingTask,
+                                                       &kYoloxTask,     &kGflTask};
   return kinds;
 }
 

@@ -39,6 +39,26 @@ void decode_yolov8_full(const float* data, std::int64_t count, int num_classes,
                         const ScoreThresholds& thresholds, std::vector<Detection>& out,
                         std::vector<float>& best_scratch);
 
+// One level of YOLOv8's raw head (the graph cut before the DFL): 4 * reg_max box-distribution logits (sides
+// l, t, r, b, reg_max bins each) then num_classes class logits (before sigmoid) per cell of a height x width
+// grid, channel-major ([C, H, W]) or channels-last ([H, W, C], what `vapipe compile` writes).
+struct DflHeadLevel {
+  const float* data = nullptr;
+  int height = 0;
+  int width = 0;
+  float stride = 8.0f;
+  bool channels_last = false;
+};
+
+// YOLOv8 raw head: score = sigmoid(best class logit); only cells whose best logit passes the inverse sigmoid
+// of the class's threshold get their DFL decoded: per side softmax over the bins, expectation d; box
+// ((gx + 0.5 - dl) * stride, (gy + 0.5 - dt) * stride, (gx + 0.5 + dr) * stride, (gy + 0.5 + db) * stride).
+void decode_yolov8_raw(std::span<const DflHeadLevel> levels, int num_classes, int reg_max,
+                       const ScoreThresholds& thresholds, std::vector<Detection>& out);
+
+// The expectation of one DFL side: sum_i i * softmax(logits)_i over `bins` logits `step` floats apart.
+float dfl_expectation(const float* logits, int bins, std::int64_t step);
+
 // Yolo-FastestV2 (dog-qiuqiu) exported output: rows [batch * sum(h * w), 4 na + na + nc], ordered scale by
 // scale, and within a scale batch item by batch item, then row-major cells; columns reg (anchor-major,
 // sigmoid), obj (sigmoid), cls (softmax, shared by the anchors of a cell).

@@ -147,13 +147,16 @@ constexpr std::array<std::pair<std::string_view, RtspTransport>, 2> kTransports{
 
 // sophon-pipeline's model_type names (examples/yolov5/yolov5s.cpp matches by prefix: yolov5*, yolov6*, yolov7*
 // decode as YOLOv5, yolov8* as YOLOv8) plus our Yolo-FastestV2.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kModelTypePrefixes{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kModelTypePrefixes{{
     {"yolov5", "yolov5"},
     {"yolov6", "yolov5"},
     {"yolov7", "yolov5"},
     {"yolov8", "yolov8"},
     {"yolofastestv2", "yolofastestv2"},
     {"yolo-fastestv2", "yolofastestv2"},
+    // PP-YOLOE's head is a GFL head (docs/postprocessing.md, "GFL": which exports decode).
+    {"ppyoloe", "gfl"},
+    {"nanodet", "gfl"},
 }};
 
 StageConfig parse_stage(const Reader& r, const json& value, const std::string& path) {

@@ -151,6 +151,11 @@ PreprocessOptions PreprocessOptions::from_metadata(const nlohmann::json& metadat
       options.rgb = pre->value("color", std::string("rgb")) != "bgr";
       options.scale = pre->value("scale", options.scale);
       options.letterbox = pre->value("letterbox", options.letterbox);
+      const std::string align = pre->value("letterbox_align", std::string("center"));
+      if (align != "center" && align != "top_left")
+        fail("network metadata: preprocess.letterbox_align '{}' is unknown (expected center or top_left)",
+             align);
+      options.letterbox_top_left = align == "top_left";
       options.pad_value = static_cast<std::uint8_t>(std::clamp(pre->value("pad_value", 114), 0, 255));
       if (pre->contains("mean")) options.mean = pre->at("mean").get<std::array<float, 3>>();
       if (pre->contains("std")) options.std = pre->at("std").get<std::array<float, 3>>();
@@ -165,6 +170,13 @@ PreprocessOptions PreprocessOptions::from_metadata(const nlohmann::json& metadat
     if (value == 0.0f) fail("network metadata: preprocess.std contains 0");
   }
   return options;
+}
+
+LetterboxTransform PreprocessOptions::transform_for(int source_width, int source_height) const {
+  if (!letterbox) return compute_stretch(source_width, source_height, width, height);
+  LetterboxTransform transform = compute_letterbox(source_width, source_height, width, height);
+  if (letterbox_top_left) transform.pad_x = transform.pad_y = 0;
+  return transform;
 }
 
 // Helper threads of one preprocessor. A job is published under a generation number; chunks are claimed
@@ -257,9 +269,7 @@ FusedPreprocessor::~FusedPreprocessor() = default;
 FusedPreprocessor::FusedPreprocessor(PixelFormat format, int source_width, int source_height,
                                      const PreprocessOptions& options, int threads)
     : format_(format), options_(options), threads_(std::max(1, threads)) {
-  transform_ = options.letterbox
-                   ? compute_letterbox(source_width, source_height, options.width, options.height)
-                   : compute_stretch(source_width, source_height, options.width, options.height);
+  transform_ = options.transform_for(source_width, source_height);
   for (int c = 0; c < 3; ++c) {
     multiplier_[c] = options.scale / options.std[c];
     offset_[c] = -options.mean[c] / options.std[c];
@@ -482,9 +492,7 @@ LetterboxTransform preprocess(const ImageView& source, const PreprocessOptions& 
 
 LetterboxTransform preprocess_reference(const ImageView& source, const PreprocessOptions& options,
                                         float* output) {
-  const LetterboxTransform transform =
-      options.letterbox ? compute_letterbox(source.width, source.height, options.width, options.height)
-                        : compute_stretch(source.width, source.height, options.width, options.height);
+  const LetterboxTransform transform = options.transform_for(source.width, source.height);
   const detail::YuvCoefficients k = detail::yuv_coefficients(options.yuv_matrix);
   const double ratio_x = static_cast<double>(source.width) / transform.resized_width;
   const double ratio_y = static_cast<double>(source.height) / transform.resized_height;

@@ -22,12 +22,18 @@ struct PreprocessOptions {
   int width = 640;  // network input size
   int height = 640;
   bool letterbox = true;  // false: stretch to width x height
+  // Where a letterboxed image sits: centred (YOLOv5's letterbox), or at the top-left corner with all the
+  // padding right and below (metadata "letterbox_align": "top_left", YOLOX's preproc).
+  bool letterbox_top_left = false;
   std::uint8_t pad_value = 114;
   bool rgb = true;  // channel order of the output planes
   float scale = 1.0f / 255.0f;
   std::array<float, 3> mean = {0.0f, 0.0f, 0.0f};  // in output channel order, after scaling
   std::array<float, 3> std = {1.0f, 1.0f, 1.0f};
   YuvMatrix yuv_matrix = YuvMatrix::kBt601;
+
+  // The geometry of a source image of this size in the network input (letterbox or stretch, as above).
+  LetterboxTransform transform_for(int source_width, int source_height) const;
 
   // Reads "input" (width, height) and "preprocess" of a network's metadata; absent keys keep defaults.
   static PreprocessOptions from_metadata(const nlohmann::json& metadata);

@@ -110,10 +110,22 @@ TEST(DetectCommand, FindsThePeopleInOpenCvSamplePhotos) {
 }
 
 // Issue 20: a default compile of YOLOv8n gave a package `detect` refused ("no decoder for model_type 'yolov8'
-// with head.form 'raw'"); it now keeps the export's decode.
+// with head.form 'raw'"); the head is now cut before the DFL and decoded in post-processing.
 TEST(DetectCommand, YoloV8nCompiledWithDefaultsFindsThePeople) {
   VAPIPE_REQUIRE_MODEL("yolov8n.onnx");
   expect_players_found("yolov8n.onnx");
+}
+
+// Issue 20: the anchor-free detectors, their task recognized from the outputs (YOLOX: BGR 0..255, top-left
+// letterbox; NanoDet: a GFL head, BGR with its mean/std, stretched to 320x320).
+TEST(DetectCommand, YoloxNanoCompiledWithDefaultsFindsThePeople) {
+  VAPIPE_REQUIRE_MODEL("yolox_nano.onnx");
+  expect_players_found("yolox_nano.onnx");
+}
+
+TEST(DetectCommand, NanoDetCompiledWithDefaultsFindsThePeople) {
+  VAPIPE_REQUIRE_MODEL("nanodet_m_320.onnx");
+  expect_players_found("nanodet_m_320.onnx");
 }
 
 TEST(DetectCommand, MissingImageIsOneErrorLine) {

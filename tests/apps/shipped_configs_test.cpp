@@ -133,6 +133,30 @@ TEST(ShippedConfigs, RetinafaceRunsWithRetinaFace) {
   expect_faces_with_landmarks(run);
 }
 
+// Issue 20: ppyoloe's config (model_type "ppyoloe", obj_threshold 0.5, no class_threshold) on NanoDet-m, a GFL
+// head like PP-YOLOE's: the people walking through vtest.avi, as persons above the config's 0.5.
+TEST(ShippedConfigs, PpyoloeRunsWithAGflDetector) {
+  VAPIPE_REQUIRE_MODEL("nanodet_m_320.onnx");
+  const fs::path video = test::opencv_data_dir() / "vtest.avi";
+  if (!fs::exists(video)) GTEST_SKIP() << video << " not found (Debian's opencv-doc)";
+  const ShippedRun run =
+      run_shipped("cameras_ppyoloe.json", video, test::models_dir() / "nanodet_m_320.onnx", 8);
+  EXPECT_EQ(run.exit_code, 0) << tail(run.log);
+  EXPECT_GE(stats_lines(run.log), 2) << tail(run.log);
+  ASSERT_GE(run.results.size(), 20u) << tail(run.log);
+  std::size_t frames_with_persons = 0;
+  for (const auto& record : run.results) {
+    bool person = false;
+    for (const auto& d : record.at("detections")) {
+      EXPECT_GT(d.at("score").get<float>(), 0.5f) << "below the config's obj_threshold: " << d.dump();
+      person = person || d.at("label") == "person";
+    }
+    frames_with_persons += person ? 1 : 0;
+  }
+  // Several people walk through every frame of the clip.
+  EXPECT_GE(frames_with_persons, run.results.size() * 9 / 10) << tail(run.log);
+}
+
 // openpose's config names one model: a package holding YOLOv5n and SimplePose (vapipe combine) runs as a chain,
 // the pose network on every person (up to 8 a frame), a track's pose reused for a few frames.
 TEST(ShippedConfigs, OpenposeRunsAPersonDetectorAndPoseChain) {

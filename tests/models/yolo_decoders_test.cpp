@@ -1,10 +1,17 @@
 // Each decoder on hand-built tensors whose correct boxes are known.
 #include "models/yolo_decoders.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <random>
+#include <tuple>
+#include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "support/detections.hpp"
 
 namespace vapipe::models {
 namespace {
@@ -164,6 +171,114 @@ TEST(Yolov8FullDecoder, ChannelMajorBoxesAndClassScores) {
   EXPECT_FLOAT_EQ(out[0].score, 0.6f);
   EXPECT_FLOAT_EQ(out[0].x1, 288);
   EXPECT_FLOAT_EQ(out[0].y2, 256);
+}
+
+// The plain YOLOv8 decode the export's graph does after the head (Ultralytics' DFL + dist2bbox + sigmoid),
+// written out the straightforward way: its [4 + nc, N] output is what the full-graph package decodes.
+// `levels` hold channel-major [4 * reg_max + nc, H, W] logits.
+std::vector<float> yolov8_full_output_reference(const std::vector<std::vector<float>>& levels,
+                                                const std::vector<std::array<int, 3>>& grids, int reg_max,
+                                                int classes) {
+  std::int64_t count = 0;
+  for (const auto& grid : grids) count += grid[0] * grid[1];
+  std::vector<float> output(static_cast<std::size_t>((4 + classes) * count));
+  std::int64_t anchor = 0;
+  for (std::size_t l = 0; l < levels.size(); ++l) {
+    const auto [height, width, stride] = grids[l];
+    const int plane = height * width;
+    for (int i = 0; i < plane; ++i, ++anchor) {
+      auto at = [&](int channel) { return levels[l][static_cast<std::size_t>(channel * plane + i)]; };
+      std::array<double, 4> distance{};
+      for (int side = 0; side < 4; ++side) {
+        std::vector<double> bins(static_cast<std::size_t>(reg_max));
+        double sum = 0.0;
+        for (int b = 0; b < reg_max; ++b)
+          sum += bins[static_cast<std::size_t>(b)] = std::exp(static_cast<double>(at(side * reg_max + b)));
+        for (int b = 0; b < reg_max; ++b)
+          distance[static_cast<std::size_t>(side)] += b * bins[static_cast<std::size_t>(b)] / sum;
+      }
+      const double ax = i % width + 0.5, ay = i / width + 0.5;
+      const double x1 = ax - distance[0], y1 = ay - distance[1], x2 = ax + distance[2], y2 = ay + distance[3];
+      auto put = [&](int row, double value) {
+        output[static_cast<std::size_t>(row * count + anchor)] = static_cast<float>(value);
+      };
+      put(0, (x1 + x2) / 2 * stride);
+      put(1, (y1 + y2) / 2 * stride);
+      put(2, (x2 - x1) * stride);
+      put(3, (y2 - y1) * stride);
+      for (int c = 0; c < classes; ++c)
+        put(4 + c, 1.0 / (1.0 + std::exp(-static_cast<double>(at(4 * reg_max + c)))));
+    }
+  }
+  return output;
+}
+
+// Seeded differential test: random head logits through the raw (cut) decoder, and through the plain decode
+// of the full graph's output plus its decoder, in both layouts and with per-class thresholds.
+TEST(Yolov8RawDecoder, MatchesTheFullGraphDecodeOnRandomLogits) {
+  constexpr int kRegMax = 16, kClasses = 7;
+  const std::vector<std::array<int, 3>> grids = {{12, 10, 8}, {6, 5, 16}, {3, 3, 32}};
+  for (const unsigned seed : {1u, 2u, 3u, 4u}) {
+    std::mt19937 random(seed);
+    std::normal_distribution<float> box_logit(0.0f, 2.0f);
+    std::normal_distribution<float> class_logit(-4.0f, 2.5f);
+    std::vector<std::vector<float>> levels;
+    std::vector<std::vector<float>> channels_last;
+    for (const auto& [height, width, stride] : grids) {
+      const int plane = height * width, channels = 4 * kRegMax + kClasses;
+      std::vector<float> level(static_cast<std::size_t>(channels * plane));
+      for (int c = 0; c < channels; ++c)
+        for (int i = 0; i < plane; ++i)
+          level[static_cast<std::size_t>(c * plane + i)] =
+              c < 4 * kRegMax ? box_logit(random) : class_logit(random);
+      std::vector<float> transposed(level.size());
+      for (int c = 0; c < channels; ++c)
+        for (int i = 0; i < plane; ++i)
+          transposed[static_cast<std::size_t>(i * channels + c)] =
+              level[static_cast<std::size_t>(c * plane + i)];
+      levels.push_back(std::move(level));
+      channels_last.push_back(std::move(transposed));
+    }
+    const auto full = yolov8_full_output_reference(levels, grids, kRegMax, kClasses);
+    ScoreThresholds thresholds;
+    thresholds.conf_threshold = 0.2f;
+    if (seed % 2 == 0) thresholds.per_class = {0.5f, 0.1f, 0.3f};  // the others keep 0.2
+    std::vector<Detection> expected;
+    std::vector<float> scratch;
+    decode_yolov8_full(full.data(), static_cast<std::int64_t>(full.size() / (4 + kClasses)), kClasses,
+                       thresholds, expected, scratch);
+    ASSERT_GT(expected.size(), 10u) << "seed " << seed << ": too few candidates to compare";
+    for (const bool nhwc : {false, true}) {
+      std::vector<DflHeadLevel> heads;
+      for (std::size_t l = 0; l < grids.size(); ++l)
+        heads.push_back({(nhwc ? channels_last : levels)[l].data(), grids[l][0], grids[l][1],
+                         static_cast<float>(grids[l][2]), nhwc});
+      std::vector<Detection> got;
+      decode_yolov8_raw(heads, kClasses, kRegMax, thresholds, got);
+      test::expect_same_detections(got, expected, fmt::format("seed {} {}", seed, nhwc ? "nhwc" : "nchw"));
+    }
+  }
+}
+
+TEST(Yolov8RawDecoder, OneCellWithAPeakedDistributionGivesItsBox) {
+  // 2 classes, reg_max 4; one cell at (x=1, y=0) of a 1x2 stride-8 grid: sides peaked at bins 1, 2, 3, 0.
+  constexpr int kRegMax = 4;
+  std::vector<float> cell(4 * kRegMax + 2, -30.0f);
+  const int peak[4] = {1, 2, 3, 0};
+  for (int side = 0; side < 4; ++side) cell[static_cast<std::size_t>(side * kRegMax + peak[side])] = 30.0f;
+  cell[4 * kRegMax + 1] = logit(0.9f);
+  std::vector<float> data(2 * cell.size(), -30.0f);
+  std::copy(cell.begin(), cell.end(), data.begin() + static_cast<std::ptrdiff_t>(cell.size()));
+  const DflHeadLevel levels[] = {{data.data(), 1, 2, 8.0f, true}};
+  std::vector<Detection> out;
+  decode_yolov8_raw(levels, 2, kRegMax, {}, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].class_id, 1);
+  EXPECT_NEAR(out[0].score, 0.9f, 1e-5);
+  EXPECT_NEAR(out[0].x1, (1.5f - 1) * 8, 1e-3);
+  EXPECT_NEAR(out[0].y1, (0.5f - 2) * 8, 1e-3);
+  EXPECT_NEAR(out[0].x2, (1.5f + 3) * 8, 1e-3);
+  EXPECT_NEAR(out[0].y2, (0.5f + 0) * 8, 1e-3);
 }
 
 TEST(YoloFastestV2Decoder, RowsGoScaleByScaleThenImageByImage) {

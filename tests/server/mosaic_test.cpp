@@ -67,8 +67,11 @@ std::unique_ptr<Child> run_vapipe(const fs::path& config, const fs::path& dir) {
 std::vector<nlohmann::json> read_records(const fs::path& file) {
   std::vector<nlohmann::json> records;
   std::ifstream in(file);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) records.push_back(nlohmann::json::parse(line));
+  // While vapipe runs, the last line may be half written: it is left for the next look.
+  for (std::string line; std::getline(in, line);) {
+    auto record = nlohmann::json::parse(line, nullptr, false);
+    if (!record.is_discarded()) records.push_back(std::move(record));
+  }
   return records;
 }
 
@@ -210,8 +213,8 @@ TEST(Mosaic, FourChannelsServedAtTwiceTheTileSizeWithEachTilesBoxesAtItsOffset) 
   EXPECT_GT(boxes_checked, 0u);
 }
 
-// Channel 3 is a camera that never answers: its tile stays black, the other three fill and the mosaic keeps
-// its rate (10 pictures a second of source time), the other channels their frames.
+// Channel 3 is a camera that never answers: its tile stays black, the other three fill, the mosaic's pictures
+// are 1/10 s apart, and the other channels are never held back.
 TEST(Mosaic, AChannelWithoutPicturesStaysBlackWhileTheOthersGoOn) {
   VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
   const fs::path clip = small_clip();
@@ -227,18 +230,27 @@ TEST(Mosaic, AChannelWithoutPicturesStaysBlackWhileTheOthersGoOn) {
                         {"results_path", (dir / "mosaic.jsonl").string()}})
              .dump(2);
   auto vapipe = run_vapipe(dir / "cameras.json", dir);
-  ASSERT_TRUE(wait_until([&] { return read_records(dir / "mosaic.jsonl").size() >= 30; }, 180s))
+  // Until the mosaic shows frame 20 or later of each of the three channels with pictures (however slowly a
+  // loaded machine gets there).
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto records = read_records(dir / "mosaic.jsonl");
+        if (records.size() < 10) return false;
+        const auto& tiles = records.back().at("tiles");
+        return tiles[0].at("frame") >= 20 && tiles[1].at("frame") >= 20 && tiles[2].at("frame") >= 20;
+      },
+      180s))
       << log_of(dir / "vapipe");
   vapipe->signal(SIGINT);
   ASSERT_TRUE(vapipe->wait_for(60s)) << "vapipe did not exit after SIGINT";
   EXPECT_EQ(vapipe->exit_code(), 0) << log_of(dir / "vapipe");
 
   const auto records = read_records(dir / "mosaic.jsonl");
-  ASSERT_GE(records.size(), 30u);
+  ASSERT_GE(records.size(), 10u);
   const auto& last = records.back();
   EXPECT_EQ(last.at("tiles")[3].at("frame"), -1) << last.dump();
   for (int tile = 0; tile < 3; ++tile)
-    EXPECT_GE(last.at("tiles")[tile].at("frame").get<int>(), 10) << last.dump();
+    EXPECT_GE(last.at("tiles")[tile].at("frame").get<int>(), 20) << last.dump();
   EXPECT_NEAR(last.at("pts_time").get<double>(), static_cast<double>(records.size() - 1) / 10.0, 1e-6);
   const auto luma =
       tile_luma(dir / "mosaic.mp4", static_cast<int>(records.size()) - 1, 2 * kTileWidth, 2 * kTileHeight);
@@ -252,6 +264,33 @@ TEST(Mosaic, AChannelWithoutPicturesStaysBlackWhileTheOthersGoOn) {
   for (int channel = 0; channel < 3; ++channel)
     EXPECT_GE(frames[static_cast<std::size_t>(channel)], 20) << "channel " << channel;
   EXPECT_EQ(frames[3], 0);
+}
+
+// Pushed like any output: to tcp:// as the raw H.264 elementary stream sophon's pipeline_client reads (our SEI
+// first in every access unit), received by an ffmpeg listening there.
+TEST(Mosaic, PushedToATcpListenerWithTheTilesBoxes) {
+  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+  const fs::path clip = small_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "320x240 H.264");
+  const fs::path dir = vapipe::test::scratch_dir();
+  const int port = vapipe::test::free_port();
+  const std::string target = fmt::format("tcp://127.0.0.1:{}", port);
+  Child listener({"ffmpeg", "-nostdin", "-v", "error", "-f", "h264", "-i", target + "?listen=1", "-frames:v",
+                  "30", "-c", "copy", "-f", "h264", "-y", (dir / "pushed.h264").string()},
+                 dir / "pushed.h264.log");
+  std::ofstream(dir / "cameras.json") << mosaic_config(nlohmann::json::array({camera(clip.string(), 4)}), dir,
+                                                       0, {{"fps", 10}, {"output_path", target}})
+                                             .dump(2);
+  auto vapipe = run_vapipe(dir / "cameras.json", dir);
+  ASSERT_TRUE(listener.wait_for(120s)) << log_of(dir / "pushed.h264") << log_of(dir / "vapipe");
+  vapipe->signal(SIGINT);
+  ASSERT_TRUE(vapipe->wait_for(60s)) << "vapipe did not exit after SIGINT";
+  EXPECT_EQ(vapipe->exit_code(), 0) << log_of(dir / "vapipe");
+  EXPECT_EQ(probed_size((dir / "pushed.h264").string()),
+            fmt::format("{}x{}\n", 2 * kTileWidth, 2 * kTileHeight));
+  const auto pushed = boxes_per_tile(dir / "pushed.h264", kTileWidth, kTileHeight);
+  for (std::size_t tile = 0; tile < 4; ++tile)
+    EXPECT_GT(pushed[tile], 0u) << "no box in tile " << tile << " of the pushed stream";
 }
 
 // sophon-pipeline's video_stitch demo config, paths changed only: four channels (its one camera repeated, as

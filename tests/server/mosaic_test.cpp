@@ -126,11 +126,22 @@ std::array<double, 4> tile_luma(const fs::path& file, int index, int width, int 
   return sums;
 }
 
-TEST(Mosaic, FourChannelsServedAtTwiceTheTileSizeWithEachTilesBoxesAtItsOffset) {
-  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
-  const fs::path clip = small_clip();
-  VAPIPE_REQUIRE_CLIP(clip, "320x240 H.264");
-  const fs::path dir = vapipe::test::scratch_dir();
+// Every test: the model, the clip and a scratch folder.
+class MosaicRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
+    clip = small_clip();
+    VAPIPE_REQUIRE_CLIP(clip, "320x240 H.264");
+    dir = vapipe::test::scratch_dir();
+  }
+  fs::path clip;
+  fs::path dir;
+};
+using Mosaic = MosaicRun;
+using ShippedConfigs = MosaicRun;
+
+TEST_F(Mosaic, FourChannelsServedAtTwiceTheTileSizeWithEachTilesBoxesAtItsOffset) {
   const int port = vapipe::test::free_port();
   std::ofstream(dir / "cameras.json")
       << mosaic_config(nlohmann::json::array({camera(clip.string(), 4)}), dir, port,
@@ -215,11 +226,7 @@ TEST(Mosaic, FourChannelsServedAtTwiceTheTileSizeWithEachTilesBoxesAtItsOffset) 
 
 // Channel 3 is a camera that never answers: its tile stays black, the other three fill, the mosaic's pictures
 // are 1/10 s apart, and the other channels are never held back.
-TEST(Mosaic, AChannelWithoutPicturesStaysBlackWhileTheOthersGoOn) {
-  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
-  const fs::path clip = small_clip();
-  VAPIPE_REQUIRE_CLIP(clip, "320x240 H.264");
-  const fs::path dir = vapipe::test::scratch_dir();
+TEST_F(Mosaic, AChannelWithoutPicturesStaysBlackWhileTheOthersGoOn) {
   const std::string dead = fmt::format("rtsp://127.0.0.1:{}/nobody", vapipe::test::free_port());
   std::ofstream(dir / "cameras.json")
       << mosaic_config(nlohmann::json::array({camera(clip.string(), 3), camera(dead, 1)}), dir, 0,
@@ -268,11 +275,7 @@ TEST(Mosaic, AChannelWithoutPicturesStaysBlackWhileTheOthersGoOn) {
 
 // Pushed like any output: to tcp:// as the raw H.264 elementary stream sophon's pipeline_client reads (our SEI
 // first in every access unit), received by an ffmpeg listening there.
-TEST(Mosaic, PushedToATcpListenerWithTheTilesBoxes) {
-  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
-  const fs::path clip = small_clip();
-  VAPIPE_REQUIRE_CLIP(clip, "320x240 H.264");
-  const fs::path dir = vapipe::test::scratch_dir();
+TEST_F(Mosaic, PushedToATcpListenerWithTheTilesBoxes) {
   const int port = vapipe::test::free_port();
   const std::string target = fmt::format("tcp://127.0.0.1:{}", port);
   Child listener({"ffmpeg", "-nostdin", "-v", "error", "-f", "h264", "-i", target + "?listen=1", "-frames:v",
@@ -296,11 +299,7 @@ TEST(Mosaic, PushedToATcpListenerWithTheTilesBoxes) {
 // sophon-pipeline's video_stitch demo config, paths changed only: four channels (its one camera repeated, as
 // the demo does) composed 2x2 into a picture of the camera's size, served at /bitmain on the demo's port
 // (554, else 1554, 1564, ...: whichever vapipe could bind is in its log).
-TEST(ShippedConfigs, VideoStitchServesTheFourChannelsStitched) {
-  VAPIPE_REQUIRE_MODEL("yolofastestv2.onnx");
-  const fs::path clip = small_clip();
-  VAPIPE_REQUIRE_CLIP(clip, "320x240 H.264");
-  const fs::path dir = vapipe::test::scratch_dir();
+TEST_F(ShippedConfigs, VideoStitchServesTheFourChannelsStitched) {
   std::ifstream in(fs::path(VAPIPE_SOURCE_DIR) / "configs" / "cameras_video_stitch.json");
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(in);
   config["cards"][0]["cameras"][0]["address"] = clip.string();

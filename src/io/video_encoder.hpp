@@ -40,6 +40,16 @@ struct EncoderFrame {
   const std::uint8_t* planes[2] = {nullptr, nullptr};
   int strides[2] = {0, 0};
   std::int64_t pts = AV_NOPTS_VALUE;  // in time_base() units; AV_NOPTS_VALUE: the next frame number
+
+  // A packed BGR picture (a cv::Mat's data and step).
+  static EncoderFrame bgr24(const std::uint8_t* pixels, int width, int height, int stride) {
+    EncoderFrame frame;
+    frame.width = width;
+    frame.height = height;
+    frame.planes[0] = pixels;
+    frame.strides[0] = stride;
+    return frame;
+  }
 };
 
 enum class EncodeStatus : std::uint8_t {

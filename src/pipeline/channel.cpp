@@ -798,12 +798,8 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
     cv::putText(image, fmt::format("ch {}  {:.1f} fps", setup_.channel, out.fps.fps()), cv::Point(8, 24),
                 cv::FONT_HERSHEY_SIMPLEX, 0.7, cv::Scalar(0, 255, 255), 2, cv::LINE_AA);
   }
-  io::EncoderFrame frame;
-  frame.format = io::EncoderPixelFormat::kBgr24;
-  frame.width = bgr.width;
-  frame.height = bgr.height;
-  frame.planes[0] = out.viewer.bgr_pixels();
-  frame.strides[0] = static_cast<int>(bgr.strides[0]);
+  const io::EncoderFrame frame = io::EncoderFrame::bgr24(out.viewer.bgr_pixels(), bgr.width, bgr.height,
+                                                         static_cast<int>(bgr.strides[0]));
   to_metadata_boxes(task.detections, out.boxes);
   try {
     out.encoder->send(&frame);

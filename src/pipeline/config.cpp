@@ -347,6 +347,102 @@ CameraConfig parse_camera(const Reader& r, const json& value, const std::string&
   return camera;
 }
 
+MosaicConfig parse_mosaic(const Reader& r, const json& value) {
+  static constexpr std::array<std::string_view, 10> kKeys{
+      "name", "channels",   "columns",     "tile_width",    "tile_height",
+      "fps",  "tile_scale", "output_path", "output_format", "results_path"};
+  r.object(value, "mosaic", kKeys);
+  MosaicConfig mosaic;
+  if (const auto* v = Reader::optional(value, "name")) {
+    mosaic.name = r.string(*v, "mosaic.name");
+    // The RTSP mount path: one URL path segment.
+    if (mosaic.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+        std::string::npos)
+      r.error("mosaic.name", "\"{}\": only letters, digits, '_', '-' and '.' (it is the RTSP path)",
+              mosaic.name);
+  }
+  if (const auto* v = Reader::optional(value, "channels")) {
+    const json& list = r.array(*v, "mosaic.channels", true);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const int id = r.integer(list[i], element("mosaic.channels", i), 0, 65535);
+      if (std::find(mosaic.channels.begin(), mosaic.channels.end(), id) != mosaic.channels.end())
+        r.error(element("mosaic.channels", i), "channel {} is listed twice", id);
+      mosaic.channels.push_back(id);
+    }
+  }
+  if (const auto* v = Reader::optional(value, "columns"))
+    mosaic.columns = r.integer(*v, "mosaic.columns", 1, 16);
+  if (const auto* v = Reader::optional(value, "tile_width"))
+    mosaic.tile_width = r.integer(*v, "mosaic.tile_width", 16, 4096);
+  if (const auto* v = Reader::optional(value, "tile_height"))
+    mosaic.tile_height = r.integer(*v, "mosaic.tile_height", 16, 4096);
+  if (mosaic.tile_width.has_value() != mosaic.tile_height.has_value())
+    r.error(mosaic.tile_width ? "mosaic.tile_height" : "mosaic.tile_width",
+            "required with {} (a tile size is both or neither)",
+            mosaic.tile_width ? "mosaic.tile_width" : "mosaic.tile_height");
+  if (const auto* v = Reader::optional(value, "tile_scale")) {
+    mosaic.tile_scale = r.number(*v, "mosaic.tile_scale", 0.05, 4.0);
+    if (mosaic.tile_width) r.error("mosaic.tile_scale", "is not used with tile_width/tile_height");
+  }
+  if (const auto* v = Reader::optional(value, "fps")) mosaic.fps = r.number(*v, "mosaic.fps", 0.5, 120.0);
+  if (const auto* v = Reader::optional(value, "output_path"))
+    mosaic.output_path = r.string(*v, "mosaic.output_path");
+  if (const auto* v = Reader::optional(value, "output_format")) {
+    mosaic.output_format = r.string(*v, "mosaic.output_format");
+    if (av_guess_format(mosaic.output_format->c_str(), nullptr, nullptr) == nullptr)
+      r.error("mosaic.output_format", "\"{}\" is not an FFmpeg muxer (e.g. \"mpegts\", \"h264\", \"mp4\")",
+              *mosaic.output_format);
+  }
+  if (const auto* v = Reader::optional(value, "results_path"))
+    mosaic.results_path = r.string(*v, "mosaic.results_path");
+  return mosaic;
+}
+
+// sophon-pipeline's video_stitch demo, as examples/video_stitch/main.cpp runs it whatever its config says:
+// total_num = 4 channels spread over the cards (4 / cards each, the first 4 % cards one more), card c's
+// channel i reading that card's i % n-th address (addresses expanded by chan_num and model_names, as
+// configuration.h lists them), the first (by name) model's skip_frame_num setting the encoder's
+// 25 / (skip + 1) fps, one 1920x1080 picture for its 1080p camera (here: the first camera's size, tiles at
+// half of it) served by live555 at rtsp://<host>:<554, else 1554 + 10 k>/bitmain.
+void apply_video_stitch_demo(PipelineConfig& config) {
+  constexpr int kTotal = 4;
+  const int cards = static_cast<int>(config.cards.size());
+  for (int c = 0; c < cards; ++c) {
+    CardConfig& card = config.cards[static_cast<std::size_t>(c)];
+    const int share = kTotal / cards + (c < kTotal % cards ? 1 : 0);
+    std::vector<std::pair<std::size_t, std::string>> urls;  // (camera, model) per configured channel
+    for (std::size_t k = 0; k < card.cameras.size(); ++k)
+      for (const auto& model : card.cameras[k].model_names)
+        for (int j = 0; j < card.cameras[k].chan_num; ++j) urls.emplace_back(k, model);
+    std::vector<CameraConfig> cameras;
+    for (int i = 0; i < share && !urls.empty(); ++i) {
+      const auto& [camera, model] = urls[static_cast<std::size_t>(i) % urls.size()];
+      CameraConfig one = card.cameras[camera];
+      one.chan_num = 1;
+      one.model_names = {model};
+      cameras.push_back(std::move(one));
+    }
+    card.cameras = std::move(cameras);
+  }
+  std::string first_model;
+  for (const auto& camera : config.cards.front().cameras)
+    for (const auto& model : camera.model_names)
+      if (first_model.empty() || model < first_model) first_model = model;
+  const ModelConfig* model = config.find_model(first_model);
+  MosaicConfig mosaic;
+  mosaic.name = "bitmain";
+  mosaic.tile_scale = 0.5;
+  mosaic.fps = 25.0 / (model != nullptr ? model->skip_frame_num + 1 : 1);
+  mosaic.from_demo = true;
+  config.mosaic = std::move(mosaic);
+  if (!config.rtsp_server) {
+    RtspServerConfig server;
+    server.port = 554;
+    for (int i = 0; i < 100; ++i) server.other_ports.push_back(1554 + 10 * i);
+    config.rtsp_server = std::move(server);
+  }
+}
+
 // nlohmann::json keeps the last of duplicate keys silently; a config with two "obj_threshold" is a mistake,
 // so the parser callback tracks the key path and rejects duplicates.
 class DuplicateKeyCheck {
@@ -481,8 +577,8 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
   }
   const json root = parse_json_strict(json_text, source_name);
 
-  static constexpr std::array<std::string_view, 7> kRootKeys{"cards", "pipeline",    "models", "stats",
-                                                             "http",  "rtsp_server", "mqtt"};
+  static constexpr std::array<std::string_view, 8> kRootKeys{"cards", "pipeline",    "models", "stats",
+                                                             "http",  "rtsp_server", "mqtt",   "mosaic"};
   r.object(root, "", kRootKeys);
   PipelineConfig config;
 
@@ -595,6 +691,24 @@ PipelineConfig parse_config(std::string_view json_text, std::string_view source_
     if (const auto* v = Reader::optional(*mqtt, "keepalive_s"))
       section.keepalive_s = r.integer(*v, "mqtt.keepalive_s", 5, 3600);
     config.mqtt = std::move(section);
+  }
+
+  if (const auto* mosaic = Reader::optional(root, "mosaic")) {
+    config.mosaic = parse_mosaic(r, *mosaic);
+    std::size_t channels = 0;
+    for (const auto& card : config.cards)
+      for (const auto& camera : card.cameras)
+        channels += camera.model_names.size() * static_cast<std::size_t>(camera.chan_num);
+    for (std::size_t i = 0; i < config.mosaic->channels.size(); ++i) {
+      if (static_cast<std::size_t>(config.mosaic->channels[i]) >= channels)
+        r.error(element("mosaic.channels", i), "no channel {} (the config opens channels 0-{})",
+                config.mosaic->channels[i], channels - 1);
+    }
+    if (!config.mosaic->output_path && !config.rtsp_server)
+      r.error("mosaic", "needs output_path or an rtsp_server section (it serves the picture at /{})",
+              config.mosaic->name);
+  } else if (std::filesystem::path(source_name).filename() == kVideoStitchConfigName) {
+    apply_video_stitch_demo(config);
   }
 
   // A video mode needs somewhere to show the video: a file/server, or the embedded RTSP server or viewer.

@@ -129,6 +129,28 @@ struct HttpConfig {
 struct RtspServerConfig {
   std::string bind = "127.0.0.1";
   int port = 8554;
+  // Not a key: ports tried in order when `port` cannot be bound (sophon's video_stitch demo, whose live555
+  // server tries 554, then 1554, 1564, ...). Empty: `port` or an error.
+  std::vector<int> other_ports{};
+};
+
+// `mosaic` (vapipe): several channels' annotated frames composed into one picture (a grid), encoded with x264
+// and served at rtsp://HOST:PORT/<name> (with an rtsp_server section) and/or written to output_path, the
+// boxes of each tile in its SEI and results with the tile's offset and scale applied. sophon-pipeline's
+// video_stitch demo (a config file named cameras_video_stitch.json) implies one (video_stitch_mosaic).
+struct MosaicConfig {
+  std::string name = "mosaic";  // the RTSP mount (/mosaic) and the log's label
+  std::vector<int> channels;    // channel ids in tile order; empty: every configured channel
+  int columns = 0;              // 0: ceil(sqrt(tiles)), so 4 tiles are 2x2
+  // Tile size in pixels; absent: the first tile's channel's picture size times tile_scale.
+  std::optional<int> tile_width;
+  std::optional<int> tile_height;
+  double tile_scale = 1.0;
+  std::optional<double> fps;  // absent: the fastest tile channel's frame rate (25 until one is known)
+  std::optional<std::string> output_path;  // a file or a push URL, as models[].output_path (no _<ch> suffix)
+  std::optional<std::string> output_format;
+  std::optional<std::string> results_path;  // JSON Lines, one record per composed picture
+  bool from_demo = false;                   // implied by sophon's cameras_video_stitch.json
 };
 
 // `mqtt`: each frame's results record published as JSON (libmosquitto); never blocks the pipeline.
@@ -156,6 +178,7 @@ struct PipelineConfig {
   std::optional<HttpConfig> http;
   std::optional<RtspServerConfig> rtsp_server;
   std::optional<MqttConfig> mqtt;
+  std::optional<MosaicConfig> mosaic;
 
   const ModelConfig* find_model(std::string_view name) const;
 };
@@ -186,6 +209,12 @@ struct ChannelConfig {
   const ModelConfig* model = nullptr;    // points into the PipelineConfig
 };
 std::vector<ChannelConfig> expand_channels(const PipelineConfig& config);
+
+// The file name of sophon-pipeline's video_stitch demo config: a config of that name without a "mosaic" key
+// runs as that demo does (examples/video_stitch/main.cpp): four channels, each card's addresses repeated in
+// turn to fill its share, detected and composed 2x2 into a picture of the first camera's size, encoded at
+// 25 / (skip_frame_num + 1) fps and served at rtsp://127.0.0.1:<554, else 1554, 1564, ...>/bitmain.
+inline constexpr std::string_view kVideoStitchConfigName = "cameras_video_stitch.json";
 
 // The decoder family of a sophon model_type name: "yolov5" (yolov5*, yolov6*, yolov7*), "yolov8" or
 // "yolofastestv2"; empty for an unknown name.

@@ -167,6 +167,19 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
       fail("models[{}].output_path: cannot write into the folder '{}': {}", i, folder.string(), why);
   }
 
+  if (config_.mosaic) {
+    std::vector<int> tiles = config_.mosaic->channels;
+    if (tiles.empty())
+      for (const auto& channel : channels) tiles.push_back(channel.channel);
+    mosaic_ = std::make_unique<Mosaic>(*config_.mosaic, std::move(tiles));
+    if (config_.mosaic->from_demo) {
+      spdlog::info(
+          "{}: sophon-pipeline's video_stitch demo: {} channels composed 2x2 (add a \"mosaic\" key to "
+          "choose)",
+          kVideoStitchConfigName, channels.size());
+    }
+  }
+
   channel_capacity_ = channels.size() + kMaxAddedChannels;
   channels_ = std::make_unique<std::unique_ptr<Channel>[]>(channel_capacity_);
   removing_.assign(channel_capacity_, false);
@@ -238,7 +251,13 @@ std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* came
   setup.drop_when_full = is_network_address(camera->address) && !config_.preprocess.blocking;
   setup.encoder_threads = several_channels ? 1 : 0;
   setup.reconnect = options_.reconnect;
+  Detector* detector = setup.detector;
   auto created = std::make_unique<Channel>(std::move(setup));
+  if (mosaic_) {
+    const auto& tiles = mosaic_->channels();
+    if (const auto it = std::find(tiles.begin(), tiles.end(), id); it != tiles.end())
+      created->add_tap(mosaic_->tile_tap(static_cast<std::size_t>(it - tiles.begin()), detector->labels()));
+  }
   created->set_on_source_done([this] { wake_.notify_all(); });
   created->set_on_outputs_closed([this] { wake_.notify_all(); });
   return created;
@@ -261,6 +280,7 @@ Pipeline::~Pipeline() {
   for (auto& detector : detectors_) detector->close();
   for (auto& detector : detectors_) detector->join();
   for (std::size_t i = 0; i < count; ++i) channels_[i]->finish_output();
+  if (mosaic_) mosaic_->finish();
 }
 
 void Pipeline::request_stop() {
@@ -372,6 +392,7 @@ RunSummary Pipeline::run() {
     started_ = true;
     for (auto& detector : detectors_) detector->start();
     for (std::size_t i = 0; i < channel_count(); ++i) channels_[i]->start();
+    if (mosaic_) mosaic_->start();
   }
 
   const auto interval = std::chrono::milliseconds(config_.stats.interval_ms);
@@ -428,6 +449,7 @@ RunSummary Pipeline::run() {
   for (auto& detector : detectors_) detector->close();
   for (auto& detector : detectors_) detector->join();
   for (std::size_t i = 0; i < count; ++i) channels_[i]->finish_output();
+  if (mosaic_) mosaic_->finish();  // after the channels: every tile has its last picture
   const double seconds = elapsed_ms(started) / 1000.0;
   return summarize(seconds);
 }

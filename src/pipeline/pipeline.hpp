@@ -23,6 +23,7 @@
 #include "pipeline/channel_tap.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/detector.hpp"
+#include "pipeline/mosaic.hpp"
 #include "pipeline/outputs.hpp"
 
 namespace vapipe::pipeline {
@@ -88,6 +89,9 @@ class Pipeline {
   // remove_channel.
   void add_tap_factory(TapFactory factory);
   const PipelineConfig& config() const { return config_; }
+  // The `mosaic` output (null without one): live outputs of the composed stream attach with
+  // Mosaic::add_output_tap before run().
+  Mosaic* mosaic() const { return mosaic_.get(); }
 
   // Run time, thread-safe, returns at once (the source opens on the channel's own thread): a new channel
   // with the next unused id, its taps from every tap factory. Throws vapipe::Error naming the request
@@ -142,6 +146,8 @@ class Pipeline {
   std::map<std::string, std::shared_ptr<models::GalleryHolder>> galleries_by_model_;  // "gallery" models
   std::map<std::string, ResultsFile*> results_by_model_;
   std::vector<TapFactory> tap_factories_;
+  // After detectors_: destroyed first (its tiles name the detectors' classes).
+  std::unique_ptr<Mosaic> mosaic_;
 
   // Channels by id in a table allocated once: the detector threads look channels up without a lock while
   // add_channel() appends (a slot is written before channel_count_ is published with release order).

@@ -579,7 +579,6 @@ RtspServer::RtspServer(RtspServerOptions options) : impl_(std::make_unique<Impl>
   impl.server.reset(gst_rtsp_server_new());
   GstRTSPServer* server = impl.server.get();
   gst_rtsp_server_set_address(server, impl.options.bind.c_str());
-  gst_rtsp_server_set_service(server, std::to_string(impl.options.port).c_str());
   // Every client and media callback on the one server thread: no locking between them.
   GObjectPtr<GstRTSPThreadPool> pool(gst_rtsp_server_get_thread_pool(server));
   gst_rtsp_thread_pool_set_max_threads(pool.get(), 0);
@@ -587,10 +586,20 @@ RtspServer::RtspServer(RtspServerOptions options) : impl_(std::make_unique<Impl>
   g_signal_connect(server, "client-connected", G_CALLBACK(&Impl::on_client_connected), &impl);
 
   GError* raw = nullptr;
-  impl.listener.reset(gst_rtsp_server_create_source(server, nullptr, &raw));
+  std::vector<int> ports{impl.options.port};
+  ports.insert(ports.end(), impl.options.other_ports.begin(), impl.options.other_ports.end());
+  for (const int port : ports) {
+    if (raw != nullptr) g_clear_error(&raw);
+    gst_rtsp_server_set_service(server, std::to_string(port).c_str());
+    impl.listener.reset(gst_rtsp_server_create_source(server, nullptr, &raw));
+    if (impl.listener) break;
+  }
   if (!impl.listener) {
     ErrorPtr error(raw);
     const std::string why = error ? error->message : "unknown error";
+    if (!impl.options.other_ports.empty())
+      fail("rtsp_server.port: cannot listen on {} at port {} nor at any of its {} alternatives (last: {})",
+           impl.options.bind, impl.options.port, impl.options.other_ports.size(), why);
     if (error && g_error_matches(error.get(), G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
       fail("rtsp_server.port: {} is in use on {} ({})", impl.options.port, impl.options.bind, why);
     fail("rtsp_server.bind: cannot listen on {}:{} ({})", impl.options.bind, impl.options.port, why);

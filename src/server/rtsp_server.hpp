@@ -22,6 +22,9 @@ namespace vapipe::server {
 struct RtspServerOptions {
   std::string bind = "127.0.0.1";
   int port = 8554;  // 0: any free port (tests); port() tells which
+  // Tried in order when `port` cannot be bound (in use, privileged): sophon's video_stitch demo's 554, then
+  // 1554, 1564, ... The error names `port` when none can be.
+  std::vector<int> other_ports{};
   // Packets waiting between a channel's output thread and its media (~3 s at 30 fps). A media that
   // does not take them (its only client stalled, or between DESCRIBE and PLAY) costs drops, never a wait.
   std::size_t max_queued_packets = 90;

@@ -14,10 +14,14 @@ namespace vapipe::server {
 Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
   // --- rtsp_server: one mount per video channel, each fed by the channel's tap ---
   if (const auto& rtsp = pipeline_.config().rtsp_server) {
-    rtsp_server_ = std::make_unique<RtspServer>(RtspServerOptions{.bind = rtsp->bind, .port = rtsp->port});
+    rtsp_server_ = std::make_unique<RtspServer>(
+        RtspServerOptions{.bind = rtsp->bind, .port = rtsp->port, .other_ports = rtsp->other_ports});
     pipeline_.add_tap_factory([server = rtsp_server_.get()](const pipeline::ChannelInfo& channel) {
       return server->make_tap(channel);
     });
+    // The composed stream of the `mosaic` output, at /<mosaic.name>.
+    if (pipeline::Mosaic* mosaic = pipeline_.mosaic())
+      mosaic->add_output_tap(rtsp_server_->make_tap(mosaic->info()));
   }
   // --- mqtt: each frame's results record to <topic>/<model>_<ch> ---
   if (pipeline_.config().mqtt) {

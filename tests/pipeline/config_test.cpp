@@ -482,5 +482,107 @@ TEST(PipelineConfig, SecondaryGalleryAndRecognitionKeys) {
       R"(cameras.json: models[0].recognition_threshold: is used only with "gallery" (a folder of known faces))");
 }
 
+// ---- mosaic (issue 20) ----
+
+TEST(PipelineConfig, MosaicKeyDefaultsAndValues) {
+  auto json = nlohmann::json::parse(kSophonYolov5);
+  json["mosaic"] = {{"output_path", "out/mosaic.mp4"}};
+  PipelineConfig config = parse_config(json.dump(), "cameras.json");
+  ASSERT_TRUE(config.mosaic);
+  EXPECT_EQ(config.mosaic->name, "mosaic");
+  EXPECT_TRUE(config.mosaic->channels.empty());
+  EXPECT_EQ(config.mosaic->columns, 0);
+  EXPECT_FALSE(config.mosaic->tile_width);
+  EXPECT_FALSE(config.mosaic->fps);
+  EXPECT_FALSE(config.mosaic->from_demo);
+  EXPECT_FALSE(config.rtsp_server);
+
+  json["cards"][0]["cameras"][0]["chan_num"] = 4;
+  json["rtsp_server"] = {{"port", 0}};
+  json["mosaic"] = {{"name", "wall"},           {"channels", {3, 1}}, {"columns", 1},
+                    {"tile_width", 640},        {"tile_height", 360}, {"fps", 12.5},
+                    {"results_path", "m.jsonl"}};
+  config = parse_config(json.dump(), "cameras.json");
+  EXPECT_EQ(config.mosaic->name, "wall");
+  EXPECT_EQ(config.mosaic->channels, (std::vector<int>{3, 1}));
+  EXPECT_EQ(config.mosaic->columns, 1);
+  EXPECT_EQ(*config.mosaic->tile_width, 640);
+  EXPECT_EQ(*config.mosaic->tile_height, 360);
+  EXPECT_DOUBLE_EQ(*config.mosaic->fps, 12.5);
+  EXPECT_EQ(config.mosaic->results_path, "m.jsonl");
+}
+
+TEST(PipelineConfigErrors, Mosaic) {
+  EXPECT_EQ(
+      error_of([](auto& j) { j["mosaic"] = nlohmann::json::object(); }),
+      "cameras.json: mosaic: needs output_path or an rtsp_server section (it serves the picture at /mosaic)");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["mosaic"] = {{"output_path", "m.mp4"}, {"channels", {0, 1}}};
+            }),
+            "cameras.json: mosaic.channels[1]: no channel 1 (the config opens channels 0-0)");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["mosaic"] = {{"output_path", "m.mp4"}, {"channels", {0, 0}}};
+            }),
+            "cameras.json: mosaic.channels[1]: channel 0 is listed twice");
+  EXPECT_EQ(
+      error_of([](auto& j) {
+        j["mosaic"] = {{"output_path", "m.mp4"}, {"tile_width", 320}};
+      }),
+      "cameras.json: mosaic.tile_height: required with mosaic.tile_width (a tile size is both or neither)");
+  EXPECT_EQ(
+      error_of([](auto& j) {
+        j["mosaic"] = {{"output_path", "m.mp4"}, {"name", "a/b"}};
+      }),
+      "cameras.json: mosaic.name: \"a/b\": only letters, digits, '_', '-' and '.' (it is the RTSP path)");
+  EXPECT_EQ(error_of([](auto& j) {
+              j["mosaic"] = {{"output_path", "m.mp4"}, {"size", 2}};
+            }),
+            "cameras.json: mosaic.size: unknown key (allowed here: name, channels, columns, tile_width, "
+            "tile_height, fps, tile_scale, output_path, output_format, results_path)");
+}
+
+// sophon's video_stitch demo opens 4 channels whatever its config's chan_num (main.cpp: total_num = 4, each
+// card's addresses in turn), so its config, by its name, brings the demo's mosaic and RTSP server.
+TEST(PipelineConfig, VideoStitchDemoConfigRunsAsTheDemo) {
+  const auto dir = std::filesystem::path(VAPIPE_SOURCE_DIR) / "configs";
+  const PipelineConfig config = load_config(dir / "cameras_video_stitch.json");
+  const auto channels = expand_channels(config);
+  ASSERT_EQ(channels.size(), 4u);
+  for (const auto& channel : channels) {
+    EXPECT_EQ(channel.camera->address, "./elevator-1080p-25fps-4000kbps.h264");
+    EXPECT_EQ(channel.model->name, "ex1");
+  }
+  ASSERT_TRUE(config.mosaic);
+  EXPECT_TRUE(config.mosaic->from_demo);
+  EXPECT_EQ(config.mosaic->name, "bitmain");
+  EXPECT_DOUBLE_EQ(config.mosaic->tile_scale, 0.5);
+  EXPECT_DOUBLE_EQ(*config.mosaic->fps, 12.5);  // 25 / (skip_frame_num 1 + 1)
+  ASSERT_TRUE(config.rtsp_server);
+  EXPECT_EQ(config.rtsp_server->bind, "127.0.0.1");
+  EXPECT_EQ(config.rtsp_server->port, 554);
+  ASSERT_FALSE(config.rtsp_server->other_ports.empty());
+  EXPECT_EQ(config.rtsp_server->other_ports.front(), 1554);
+
+  // Two cards of one address each: two channels each, addresses repeated in turn.
+  auto json = nlohmann::json::parse(kSophonYolov5);
+  json["cards"].push_back(json["cards"][0]);
+  json["cards"][1]["cameras"][0]["address"] = "b.h264";
+  json["cards"][0]["cameras"].push_back(json["cards"][0]["cameras"][0]);
+  json["cards"][0]["cameras"][1]["address"] = "a2.h264";
+  json["cards"][0]["cameras"][1]["chan_num"] = 3;
+  const PipelineConfig two = parse_config(json.dump(), "cameras_video_stitch.json");
+  std::vector<std::string> addresses;
+  for (const auto& channel : expand_channels(two)) addresses.push_back(channel.camera->address);
+  EXPECT_EQ(addresses, (std::vector<std::string>{"./elevator-1080p-25fps-4000kbps.h264", "a2.h264", "b.h264",
+                                                 "b.h264"}));
+  // Any other name runs the config as it says; an explicit mosaic key wins over the name.
+  EXPECT_FALSE(parse_config(json.dump(), "cameras.json").mosaic);
+  json["mosaic"] = {{"output_path", "m.mp4"}};
+  const PipelineConfig explicit_key = parse_config(json.dump(), "cameras_video_stitch.json");
+  EXPECT_EQ(expand_channels(explicit_key).size(), 5u);
+  EXPECT_EQ(explicit_key.mosaic->name, "mosaic");
+  EXPECT_FALSE(explicit_key.rtsp_server);
+}
+
 }  // namespace
 }  // namespace vapipe::pipeline

@@ -20,6 +20,7 @@
 #include "support/process.hpp"
 #include "support/rtsp_client.hpp"
 #include "support/rtsp_server.hpp"
+#include "support/rtsp_watch.hpp"
 
 namespace vapipe::server::test {
 namespace {
@@ -29,6 +30,9 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using pipeline::test::model_cache;
 using vapipe::test::Child;
+using vapipe::test::copy_client;
+using vapipe::test::log_of;
+using vapipe::test::wait_until;
 
 // vtest.avi at 10 fps, a key frame every second (a late client waits at most 1 s for one). The B-frame clip
 // is the whole of vtest.avi (80 s), so it does not loop during a test: passthrough of a looping B-frame file
@@ -80,17 +84,6 @@ std::string url(int port, const std::string& mount) {
   return fmt::format("rtsp://127.0.0.1:{}/{}", port, mount);
 }
 
-// Polls `condition` (a child process or a counter, nothing to wait on) until true or `limit` passed.
-template <typename Condition>
-bool wait_until(Condition condition, std::chrono::milliseconds limit) {
-  const auto deadline = Clock::now() + limit;
-  for (;;) {
-    if (condition()) return true;  // evaluated once per turn: a condition may consume what it sees
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-}
-
 bool port_open(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -100,28 +93,6 @@ bool port_open(int port) {
   const bool open = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
   close(fd);
   return open;
-}
-
-// `ffmpeg -rtsp_transport tcp -i URL -c copy -f h264|hevc out`: the stream as received, for ffprobe and the
-// SEI reader. `seconds` 0: until the stream ends.
-// Copies `seconds` of the stream's clock, or, with `frames` > 0, that many video packets: a client that joins
-// a running media must not count on that clock, which the server moves forward to resync after the pipeline
-// stalled (a late joiner on a loaded machine got a jump past its -t 3 and wrote nothing).
-std::unique_ptr<Child> copy_client(const std::string& from, const fs::path& out, const std::string& format,
-                                   int seconds, int frames = 0) {
-  std::vector<std::string> argv = {"ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", from};
-  if (frames > 0) {
-    argv.insert(argv.end(), {"-frames:v", std::to_string(frames)});
-  } else if (seconds > 0) {
-    argv.insert(argv.end(), {"-t", std::to_string(seconds)});
-  }
-  argv.insert(argv.end(), {"-c", "copy", "-f", format, "-y", out.string()});
-  return std::make_unique<Child>(argv, fs::path(out.string() + ".log"));
-}
-
-std::string log_of(const fs::path& out) {
-  std::ifstream in(out.string() + ".log");
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 struct Received {

@@ -14,6 +14,18 @@ namespace vapipe::server::test {
 // these tests quick on a loaded machine (records of skipped frames carry the last detections over).
 inline constexpr const char* kLightModel = "yolofastestv2.onnx";
 
+// The model entry "det" of the server tests that run detection: the lightest detector on one frame in three,
+// so a loaded machine keeps up with 10 fps sources (the frames between carry the last detections); `extra`
+// keys are merged in.
+inline nlohmann::json light_detector(const nlohmann::json& extra = nlohmann::json::object()) {
+  nlohmann::json entry = {
+      {"name", "det"},           {"path", (vapipe::test::models_dir() / kLightModel).string()},
+      {"obj_threshold", 0.25},   {"nms_threshold", 0.45},
+      {"class_threshold", 0.25}, {"skip_frame_num", 2}};
+  entry.update(extra);
+  return entry;
+}
+
 // One camera of `chan_num` channels on `address`, model "det", results only, JSON Lines to `results`.
 inline nlohmann::json results_config(const std::string& address, int chan_num,
                                      const std::filesystem::path& results) {

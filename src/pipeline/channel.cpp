@@ -26,6 +26,7 @@
 #include "io/video_encoder.hpp"
 #include "models/detection_label.hpp"
 #include "models/face_gallery.hpp"
+#include "models/instance_mask.hpp"
 #include "models/secondary_runner.hpp"
 #include "models/tracker.hpp"
 #include "vision/osd.hpp"
@@ -790,6 +791,10 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
           {},
           out.secondary && out.secondary->takes(d.class_id) ? out.secondary->skeleton() : labels.skeleton()};
       for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
+      if (!d.mask.empty()) {
+        models::PixelMask mask = models::rasterize(d);
+        box.mask = {mask.x, mask.y, mask.width, mask.height, std::move(mask.pixels)};
+      }
       out.osd.push_back(std::move(box));
     }
     vision::draw_boxes(image, out.osd);

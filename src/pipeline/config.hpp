@@ -183,8 +183,8 @@ struct ChannelConfig {
 };
 std::vector<ChannelConfig> expand_channels(const PipelineConfig& config);
 
-// The decoder family of a sophon model_type name: "yolov5" (yolov5*, yolov6*, yolov7*), "yolov8" or
-// "yolofastestv2"; empty for an unknown name.
+// The decoder family of a sophon model_type name: "yolov5" (yolov5*, yolov6*, yolov7*), "yolov8",
+// "yolofastestv2", a task's model_type (its own name; yolact* is "yolov8-seg"); empty for an unknown name.
 std::string_view model_family(std::string_view model_type);
 
 std::string_view to_string(OutputMode mode);

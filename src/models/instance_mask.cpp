@@ -10,14 +10,18 @@ namespace vapipe::models {
 namespace {
 
 // The cell of each pixel centre from `first` on: pixel p's centre p + 0.5 in extent [lo, hi) of `cells`
-// cells; -1 outside.
+// cells; -1 outside. A centre on a cell boundary is common (a 548-wide photo letterboxed to 320: pixel 342's
+// centre is input pixel 200.0 exactly) and belongs to the cell right of it, as exact arithmetic puts it; the
+// float extent's rounding (about 1e-5 of a cell) must not move it left, hence the nudge.
+constexpr double kBoundaryNudge = 1e-3;  // cells
 void cell_of_pixels(int first, int pixels, float lo, float hi, int cells, std::vector<int>& out) {
   out.assign(static_cast<std::size_t>(pixels), -1);
   const float span = hi - lo;
   if (!(span > 0.0f) || cells <= 0) return;
   const double per_pixel = static_cast<double>(cells) / static_cast<double>(span);
   for (int p = 0; p < pixels; ++p) {
-    const double position = (static_cast<double>(first + p) + 0.5 - static_cast<double>(lo)) * per_pixel;
+    const double position =
+        (static_cast<double>(first + p) + 0.5 - static_cast<double>(lo)) * per_pixel + kBoundaryNudge;
     if (position >= 0.0 && position < static_cast<double>(cells))
       out[static_cast<std::size_t>(p)] = static_cast<int>(position);
   }

@@ -25,6 +25,14 @@ struct Identity {
   bool operator==(const Identity&) const = default;
 };
 
+// What a second-stage classifier (models/tasks/classifier.cpp) says of an object's crop: its top-1 class name
+// and that class's probability.
+struct Attribute {
+  std::string label;
+  float score = 0.0f;
+  bool operator==(const Attribute&) const = default;
+};
+
 // One detected object. Boxes are corners in pixels: network input pixels straight out of a decoder,
 // source image pixels after vision::map_boxes_back (which maps the keypoints too).
 struct Detection {
@@ -39,6 +47,8 @@ struct Detection {
   std::vector<float> embedding{};
   // Set where the object was matched against a gallery (in a video: the track's vote over its frames).
   std::optional<Identity> identity{};
+  // Set where a secondary classifier ran on this object.
+  std::optional<Attribute> attribute{};
 };
 
 // Thresholds applied while decoding (semantics in docs/postprocessing.md):

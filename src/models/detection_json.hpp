@@ -2,7 +2,8 @@
 // The one JSON form of a Detection, shared by `vapipe detect --json`, the JSON Lines output and the API:
 // {"class_id", "label", "score", "box": [x1, y1, x2, y2], "track_id"} plus, where the task gives them,
 // "keypoints": [[x, y, score], ...] in the task's order (docs/metadata.md), "identity": {"name", "known",
-// "similarity"} (an unknown face: name "unknown", known false) and "embedding": [...] (L2-normalized).
+// "similarity"} (an unknown face: name "unknown", known false), "embedding": [...] (L2-normalized) and
+// "attribute": {"label", "score"} (a secondary classifier's top-1 class).
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,7 @@ inline nlohmann::ordered_json detection_to_json(const Detection& d, const std::s
                         {"similarity", d.identity->similarity}};
   }
   if (!d.embedding.empty()) json["embedding"] = d.embedding;
+  if (d.attribute) json["attribute"] = {{"label", d.attribute->label}, {"score", d.attribute->score}};
   return json;
 }
 

@@ -13,10 +13,12 @@ extern const TaskKind kYuNetTask;
 extern const TaskKind kUltraFaceTask;
 extern const TaskKind kSimplePoseTask;
 extern const TaskKind kFaceEmbeddingTask;
+extern const TaskKind kClassifierTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 6> kinds = {
-      &kScrfdTask, &kRetinaFaceTask, &kYuNetTask, &kUltraFaceTask, &kSimplePoseTask, &kFaceEmbeddingTask};
+  static const std::array<const TaskKind*, 7> kinds = {&kScrfdTask,     &kRetinaFaceTask, &kYuNetTask,
+                                                       &kUltraFaceTask, &kSimplePoseTask, &kFaceEmbeddingTask,
+                                                       &kClassifierTask};
   return kinds;
 }
 

@@ -55,6 +55,14 @@ struct InstanceMask {
   }
 };
 
+// What a second-stage classifier (models/tasks/classifier.cpp) says of an object's crop: its top-1 class name
+// and that class's probability.
+struct Attribute {
+  std::string label;
+  float score = 0.0f;
+  bool operator==(const Attribute&) const = default;
+};
+
 // One detected object. Boxes are corners in pixels: network input pixels straight out of a decoder,
 // source image pixels after vision::map_boxes_back (which maps the keypoints too).
 struct Detection {
@@ -74,6 +82,8 @@ struct Detection {
   // The decoder's row (anchor) this candidate came from, for a task's second pass over the kept detections
   // after NMS (instance masks read their coefficients there); -1 where the decoder sets none.
   std::int32_t candidate = -1;
+  // Set where a secondary classifier ran on this object.
+  std::optional<Attribute> attribute{};
 };
 
 // Thresholds applied while decoding (semantics in docs/postprocessing.md):

@@ -13,12 +13,13 @@ extern const TaskKind kYuNetTask;
 extern const TaskKind kUltraFaceTask;
 extern const TaskKind kSimplePoseTask;
 extern const TaskKind kFaceEmbeddingTask;
+extern const TaskKind kClassifierTask;
 extern const TaskKind kYolov8SegTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 7> kinds = {&kScrfdTask,     &kRetinaFaceTask, &kYuNetTask,
-                                                       &kUltraFaceTask, &kSimplePoseTask, &kFaceEmbeddingTask,
-                                                       &kYolov8SegTask};
+  static const std::array<const TaskKind*, 8> kinds = {
+      &kScrfdTask,      &kRetinaFaceTask,    &kYuNetTask,      &kUltraFaceTask,
+      &kSimplePoseTask, &kFaceEmbeddingTask, &kClassifierTask, &kYolov8SegTask};
   return kinds;
 }
 

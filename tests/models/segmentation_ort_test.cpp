@@ -118,6 +118,16 @@ struct Comparison {
   double worst_inside = 0.0;
 };
 
+// The photo as vapipe's preprocessor feeds the network (letterbox, colour, scale from the metadata).
+std::vector<float> network_input(const cv::Mat& bgr, const vision::PreprocessOptions& preprocess,
+                                 const Shape& shape) {
+  std::vector<float> input(static_cast<std::size_t>(shape_volume(shape)));
+  vision::preprocess(
+      vision::ImageView::bgr(bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step)), preprocess,
+      input.data());
+  return input;
+}
+
 // ONNX Runtime's outputs for `input`, decoded by the reference: its objects, masks over the whole photo.
 // Sets `skip` (the caller skips) without onnxruntime-node.
 std::vector<Object> reference_objects(const fs::path& dir, const std::string& model,
@@ -250,10 +260,7 @@ TEST(SegmentationOrt, DecodeOfOnnxRuntimesOutputsMatchesTheReference) {
     SCOPED_TRACE(photo.string());
     const cv::Mat bgr = cv::imread(photo.string(), cv::IMREAD_COLOR);
     ASSERT_FALSE(bgr.empty());
-    std::vector<float> input(static_cast<std::size_t>(shape_volume(shape)));
-    vision::preprocess(
-        vision::ImageView::bgr(bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step)),
-        preprocess, input.data());
+    const std::vector<float> input = network_input(bgr, preprocess, shape);
     bool skip = false;
     const auto theirs = reference_objects(dir, model, "images", input, shape, post_options, bgr, skip);
     if (skip) GTEST_SKIP() << "onnxruntime-node not installed (scripts/setup.sh)";
@@ -314,10 +321,7 @@ TEST(SegmentationOrt, MasksAgreeWithOnnxRuntimeAndAReferenceDecodeOnThePhotos) {
     SCOPED_TRACE(photo.string());
     const cv::Mat bgr = cv::imread(photo.string(), cv::IMREAD_COLOR);
     ASSERT_FALSE(bgr.empty());
-    std::vector<float> input(static_cast<std::size_t>(shape_volume(shape)));
-    vision::preprocess(
-        vision::ImageView::bgr(bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step)),
-        preprocess, input.data());
+    const std::vector<float> input = network_input(bgr, preprocess, shape);
     bool skip = false;
     const auto theirs =
         reference_objects(dir, options.onnx_path, inputs[0].name, input, shape, post_options, bgr, skip);

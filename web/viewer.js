@@ -26,6 +26,7 @@
   const showLabels = document.getElementById('show-labels');
   const showTracks = document.getElementById('show-tracks');
   const showKeypoints = document.getElementById('show-keypoints');
+  const showMasks = document.getElementById('show-masks');
   const grid = document.getElementById('grid');
   const summary = document.getElementById('summary');
   const playback = document.getElementById('playback');
@@ -97,12 +98,48 @@
     return parts.join(' ');
   }
 
-  // Draws one JSON Lines record (detections in source pixels: box, keypoints [[x, y, score]], identity) on a
-  // context the size of the source picture, after clearing it. Returns what was drawn (tests read it).
+  const kMaskAlpha = 128;  // half the box's colour over the picture, as the annotated output blends it
+
+  // Paints an instance mask ({origin: [x, y], size: [height, width], counts}: COCO's uncompressed RLE over the
+  // box's pixels, column-major, first run of 0; models/detection_json.hpp) in `fill` (#rrggbb), half
+  // transparent. Returns whether it painted.
+  function drawMask(context, mask, fill) {
+    const [height, width] = mask.size || [0, 0];
+    if (!(width > 0 && height > 0) || !Array.isArray(mask.counts)) return false;
+    const image = context.createImageData(width, height);
+    const rgb = [1, 3, 5].map((i) => parseInt(fill.slice(i, i + 2), 16));
+    let position = 0;
+    mask.counts.forEach((count, i) => {
+      if (i % 2 === 1) {
+        for (let p = position; p < position + count && p < width * height; ++p) {
+          const at = ((p % height) * width + Math.floor(p / height)) * 4;
+          image.data.set([rgb[0], rgb[1], rgb[2], kMaskAlpha], at);
+        }
+      }
+      position += count;
+    });
+    // Through a canvas of its own: putImageData would replace what lies under the mask, drawImage blends.
+    const sprite = document.createElement('canvas');
+    sprite.width = width;
+    sprite.height = height;
+    sprite.getContext('2d').putImageData(image, 0, 0);
+    context.drawImage(sprite, mask.origin[0], mask.origin[1]);
+    return true;
+  }
+
+  // Draws one JSON Lines record (detections in source pixels: box, keypoints [[x, y, score]], identity, mask)
+  // on a context the size of the source picture, after clearing it. Returns what was drawn (tests read it).
   function drawRecord(context, record, info, options) {
     const { canvas } = context;
-    const drawn = { boxes: 0, points: 0, lines: 0, labels: [] };
+    const drawn = { boxes: 0, points: 0, lines: 0, masks: 0, labels: [] };
     context.clearRect(0, 0, canvas.width, canvas.height);
+    // Masks under every box and label.
+    if (options.masks !== false) {
+      for (const d of record.detections) {
+        const tracked = options.tracks && d.track_id >= 0;
+        if (d.mask && drawMask(context, d.mask, colour(tracked ? d.track_id : d.class_id))) drawn.masks += 1;
+      }
+    }
     const line = Math.max(2, Math.round(canvas.height / 240));
     const fontPx = Math.max(12, Math.round(canvas.height / 32));
     context.lineWidth = line;
@@ -409,11 +446,14 @@
         canvas.width = record.width;
         canvas.height = record.height;
       }
-      const drawn = drawRecord(canvas.getContext('2d'), record, this.info,
-        { labels: showLabels.checked, tracks: showTracks.checked, keypoints: showKeypoints.checked });
+      const drawn = drawRecord(canvas.getContext('2d'), record, this.info, {
+        labels: showLabels.checked, tracks: showTracks.checked, keypoints: showKeypoints.checked,
+        masks: showMasks.checked,
+      });
       this.root.dataset.boxes = String(drawn.boxes);
       this.root.dataset.points = String(drawn.points);
       this.root.dataset.lines = String(drawn.lines);
+      this.root.dataset.masks = String(drawn.masks);
     }
 
     dispose() {
@@ -581,7 +621,7 @@
     }));
   }
 
-  for (const toggle of [showLabels, showTracks, showKeypoints]) {
+  for (const toggle of [showLabels, showTracks, showKeypoints, showMasks]) {
     toggle.addEventListener('change', () => {
       for (const tile of tiles.values()) {
         if (tile.mode === 'jpeg' && tile.lastPictureT !== undefined) tile.draw(tile.lastPictureT);

@@ -19,6 +19,7 @@
 #include "models/detection_json.hpp"
 #include "models/detection_label.hpp"
 #include "models/face_gallery.hpp"
+#include "models/instance_mask.hpp"
 #include "models/post_processor.hpp"
 #include "models/secondary_runner.hpp"
 #include "vapipe/runtime.hpp"
@@ -64,6 +65,11 @@ void print_detections(const DetectOptions& options, const std::string& image,
     if (d.identity)
       line += fmt::format(" id={},{:.3f}", d.identity->known() ? d.identity->name : "unknown",
                           d.identity->similarity);
+    // An instance mask: how many image pixels it covers (--json gives the mask itself, as COCO RLE).
+    if (!d.mask.empty()) {
+      const models::PixelMask mask = models::rasterize(d);
+      line += fmt::format(" mask={}px", std::count(mask.pixels.begin(), mask.pixels.end(), 1));
+    }
     std::fputs((line + "\n").c_str(), stdout);
   }
 }
@@ -79,6 +85,10 @@ void save_annotated(const DetectOptions& options, const std::string& image_path,
                        d.class_id, models::display_label(d, post.label(d.class_id)),
                        {},         chained ? secondary->skeleton() : post.skeleton()};
     for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
+    if (!d.mask.empty()) {
+      models::PixelMask mask = models::rasterize(d);
+      box.mask = {mask.x, mask.y, mask.width, mask.height, std::move(mask.pixels)};
+    }
     boxes.push_back(std::move(box));
   }
   vision::draw_boxes(image, boxes);

@@ -14,6 +14,7 @@
 #include "compiler/metadata.hpp"
 #include "compiler/onnx_importer.hpp"
 #include "compiler/precision.hpp"
+#include "compiler/quantized_onnx.hpp"
 #include "core/error.hpp"
 #include "core/head_metadata.hpp"
 #include "core/progress_bar.hpp"
@@ -47,8 +48,11 @@ void check_options(const CompileOptions& options) {
   calibration_method_from_name(options.calib_method);
   if (!(options.percentile > 0.0 && options.percentile <= 100.0))
     fail("--percentile {} is outside (0, 100]", options.percentile);
-  if (p == "int8" && options.calib_images.empty() && options.calib_table_in.empty())
-    fail("--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE");
+  if (p == "int8" && options.calib_images.empty() && options.calib_table_in.empty() &&
+      !has_static_quantization(load_onnx(options.onnx_path)))
+    fail(
+        "--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE (a "
+        "statically quantized model brings its own scales)");
   if (!(options.int8_tolerance >= 0.0 && options.int8_tolerance <= 1.0))
     fail("--int8-tolerance {} is outside [0, 1]", options.int8_tolerance);
   if (p != "int8" && p != "auto" && !options.keep_float.empty())
@@ -194,14 +198,19 @@ CalibrationTable calibration_table(const OnnxModel& model, const Plan& plan, con
 }
 
 void apply_network_precision(ir::Network& network, const std::string& precision, const OnnxModel& model,
-                             const Plan& plan, const CompileOptions& options) {
+                             const Plan& plan, const CompileOptions& options,
+                             const std::map<std::string, TensorRange>& file_ranges) {
   network.precision = precision;
   if (precision == "f32") return;
   PrecisionOptions precision_options;
   precision_options.precision = precision;
   precision_options.keep_float.insert(options.keep_float.begin(), options.keep_float.end());
   precision_options.quantize_outputs = options.int8_head;
-  if (precision == "int8") {
+  if (precision == "int8" && !file_ranges.empty()) {
+    // A statically quantized file: its own scales are the ranges (quantization_to_ranges), no calibration.
+    precision_options.ranges = file_ranges;
+    network.metadata["quantization"] = {{"method", "file"}, {"keep_float", options.keep_float}};
+  } else if (precision == "int8") {
     const CalibrationTable table = calibration_table(model, plan, options, network.metadata);
     const ir::Graph& graph = network.stages.front().graph;
     for (const auto& [name, range] : table.ranges) {
@@ -242,6 +251,20 @@ void apply_network_precision(ir::Network& network, const std::string& precision,
   for (auto& stage : network.stages) apply_precision(stage.graph, precision_options);
 }
 
+// The model as the compiler imports it: ONNX Runtime's dynamic quantization folded into float Conv/MatMul
+// (compiler/quantized_onnx.hpp), said once at info level since it changes what runs.
+OnnxModel load_for_import(const std::string& path) {
+  OnnxModel model = load_onnx(path);
+  if (const int folded = fold_dynamic_quantization(model); folded > 0) {
+    spdlog::info(
+        "{}: {} ConvInteger/MatMulInteger of ONNX Runtime's dynamic quantization run as float Conv/MatMul "
+        "with "
+        "their weights dequantized at compile time (activations not quantized at run time)",
+        model.label, folded);
+  }
+  return model;
+}
+
 }  // namespace
 
 std::string resolve_precision(const CompileOptions& options) {
@@ -252,9 +275,13 @@ std::string resolve_precision(const CompileOptions& options) {
   return "f32";
 }
 
+bool is_statically_quantized(const std::string& onnx_path) {
+  return has_static_quantization(load_onnx(onnx_path));
+}
+
 ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
   check_options(options);
-  const OnnxModel model = load_onnx(options.onnx_path);
+  const OnnxModel model = load_for_import(options.onnx_path);
   const Plan plan = make_plan(model, options);
   ir::Graph graph = import_stage(model, plan, options, batch);
   if (channels_last_heads(plan)) make_outputs_channels_last(graph);  // the outputs compile_onnx writes
@@ -263,7 +290,7 @@ ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
 
 ir::Network compile_onnx(const CompileOptions& options) {
   check_options(options);
-  const OnnxModel model = load_onnx(options.onnx_path);
+  const OnnxModel model = load_for_import(options.onnx_path);
   std::vector<std::int64_t> batches = options.batches;
   std::sort(batches.begin(), batches.end());
   batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
@@ -279,8 +306,20 @@ ir::Network compile_onnx(const CompileOptions& options) {
   network.name =
       options.name.empty() ? std::filesystem::path(options.onnx_path).stem().string() : options.name;
   network.dynamic_shape = options.dynamic_shape;
+  // A statically quantized file runs int8 with its own scales where the CPU has int8 (and no calibration
+  // was asked for); --precision f32 keeps its quantization simulated exactly in float.
+  const bool calibration = !options.calib_images.empty() || !options.calib_table_in.empty();
+  std::string precision = resolve_precision(options);
+  const bool file_int8 =
+      !calibration && has_static_quantization(model) &&
+      (options.precision == "int8" || (options.precision == "auto" && cpu_has_native("int8")));
+  if (file_int8) precision = "int8";
+  if (has_static_quantization(model) && options.precision == "auto" && !file_int8 && !calibration)
+    precision = "f32";
+  std::map<std::string, TensorRange> file_ranges;
   for (auto batch : batches) {
     ir::Graph graph = import_stage(model, plan, options, batch);
+    if (file_int8) file_ranges.merge(quantization_to_ranges(graph));
     if (options.optimize) optimize_graph(graph);
     network.stages.push_back({batch, std::move(graph)});
     if (progress) progress->advance();
@@ -294,7 +333,12 @@ ir::Network compile_onnx(const CompileOptions& options) {
   }
   if (progress) progress->finish();
   progress.reset();
-  apply_network_precision(network, resolve_precision(options), model, plan, options);
+  if (file_int8) {
+    spdlog::info(
+        "{}: statically quantized; convolutions run int8 with the file's scales ({} quantized tensors)",
+        model.label, file_ranges.size());
+  }
+  apply_network_precision(network, precision, model, plan, options, file_ranges);
   if (channels_last_heads(plan)) {
     // After the precision pass, which keeps the head convolutions (graph outputs) float by default.
     for (auto& stage : network.stages) make_outputs_channels_last(stage.graph);

@@ -215,6 +215,9 @@ json build_metadata(const OnnxModel& model, const std::string& model_type, bool 
         {"model_type", model_type},
         {"input", {{"name", input.name}, {"width", width}, {"height", height}, {"channels", channels}}}};
     task->describe(outputs, static_cast<int>(width), static_cast<int>(height), metadata);
+    // The export's own class names (Ultralytics' `names`: YOLOv8-seg) where they are as many as its classes.
+    if (!class_names.empty() && metadata.value("num_classes", std::int64_t{0}) == num_classes)
+      metadata["class_names"] = class_names;
     return metadata;
   } else {
     for (int index : graph.outputs) {

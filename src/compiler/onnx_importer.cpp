@@ -32,6 +32,21 @@ struct Value {
   bool is_constant() const { return constant.has_value(); }
 };
 
+// The contrib operators of ONNX Runtime's com.microsoft domain that vapipe imports (src/ops/quantize.cpp):
+// its static quantization writes them beside the standard QLinearConv and QLinearMatMul.
+bool is_microsoft_op(const std::string& op) { return op == "QLinearAdd" || op == "QLinearGlobalAveragePool"; }
+
+// Operators that read 8-bit integer tensors as such (src/ops/quantize.cpp): a uint8/int8 graph input read only
+// by them is taken (as f32 holding its integers); any other reader would compute it as float.
+bool reads_quantized(const std::string& op) {
+  return op == "ConvInteger" || op == "MatMulInteger" || op == "QLinearConv" || op == "QLinearMatMul" ||
+         op == "DequantizeLinear" || is_microsoft_op(op);
+}
+
+bool is_8bit_type(std::int64_t type) {
+  return type == onnx::TensorProto_DataType_UINT8 || type == onnx::TensorProto_DataType_INT8;
+}
+
 bool is_float_type(std::int64_t type) {
   return type == onnx::TensorProto_DataType_FLOAT || type == onnx::TensorProto_DataType_FLOAT16 ||
          type == onnx::TensorProto_DataType_DOUBLE || type == onnx::TensorProto_DataType_BFLOAT16;
@@ -86,7 +101,8 @@ class Importer final : public ops::ImportContext {
       const std::string where = fmt::format("{}: input '{}'", model_.label, input.name());
       if (!input.type().has_tensor_type()) fail("{} is not a tensor", where);
       const auto& type = input.type().tensor_type();
-      if (!is_float_type(type.elem_type()))
+      if (!is_float_type(type.elem_type()) &&
+          !(is_8bit_type(type.elem_type()) && read_quantized(input.name())))
         fail("{} has element type {}; only float inputs are supported", where, type.elem_type());
       if (type.elem_type() == onnx::TensorProto_DataType_DOUBLE)
         fail("{} is float64; vapipe computes in float32 (export the model in float32)", where);
@@ -124,6 +140,14 @@ class Importer final : public ops::ImportContext {
       values_[input.name()].tensor = index;
     }
     if (graph_.inputs.empty()) fail("{}: the graph has no inputs", model_.label);
+  }
+
+  // Whether every node reading `name` is a quantized operator (and something reads it).
+  bool read_quantized(const std::string& name) const {
+    const auto readers = readers_of(name);
+    return !readers.empty() && std::all_of(readers.begin(), readers.end(), [](const onnx::NodeProto* reader) {
+      return reads_quantized(reader->op_type());
+    });
   }
 
   std::vector<std::string> output_names() const {
@@ -170,6 +194,39 @@ class Importer final : public ops::ImportContext {
         readers.push_back(&node);
     }
     return readers;
+  }
+  std::int32_t elem_type_of(const std::string& name) const override {
+    const auto& graph = model_.proto.graph();
+    for (const auto& initializer : graph.initializer()) {
+      if (initializer.name() == name) return initializer.data_type();
+    }
+    for (const auto* infos : {&graph.input(), &graph.value_info(), &graph.output()}) {
+      for (const auto& info : *infos) {
+        if (info.name() == name && info.type().has_tensor_type())
+          return info.type().tensor_type().elem_type();
+      }
+    }
+    for (const auto& node : graph.node()) {
+      for (int i = 0; i < node.output_size(); ++i) {
+        if (node.output(i) != name) continue;
+        if (node.op_type() == "Constant") {
+          const auto* value = find_attribute(node, "value");
+          return value != nullptr && value->has_t() ? value->t().data_type() : 0;
+        }
+        if (node.op_type() == "DynamicQuantizeLinear")
+          return i == 1 ? onnx::TensorProto_DataType_FLOAT : onnx::TensorProto_DataType_UINT8;
+        // A quantized result has its zero point's type (QuantizeLinear's input 2, QLinear*'s last input).
+        if (node.op_type() == "QuantizeLinear" || node.op_type().rfind("QLinear", 0) == 0) {
+          const int zero_point = node.op_type() == "QuantizeLinear" ? 2 : node.input_size() - 1;
+          if (node.op_type() == "QLinearConv") return elem_type_of(node.input(7));
+          if (zero_point < node.input_size() && !node.input(zero_point).empty())
+            return elem_type_of(node.input(zero_point));
+          return onnx::TensorProto_DataType_UINT8;
+        }
+        return 0;
+      }
+    }
+    return 0;
   }
   bool is_graph_output(const std::string& name) const override {
     const auto names = output_names();
@@ -231,7 +288,8 @@ class Importer final : public ops::ImportContext {
   // ---- the node dispatcher ----
   void import_node(const onnx::NodeProto& node) {
     const std::string& op = node.op_type();
-    if (!node.domain().empty() && node.domain() != "ai.onnx")
+    if (!node.domain().empty() && node.domain() != "ai.onnx" &&
+        !(node.domain() == "com.microsoft" && is_microsoft_op(op)))
       unsupported("custom domain '" + node.domain() + "'");
     // The lowering reads inputs and outputs by position; a node with fewer than its op's schema requires
     // (a damaged or hand-made file) is refused here rather than read past the end (found by fuzzing).

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,43 @@ struct Identity {
   bool operator==(const Identity&) const = default;
 };
 
+// An instance mask (segmentation tasks): a binary bitmap of width x height cells laid over its extent, a
+// rectangle in the same pixels as the box (network input pixels out of a decoder, source image pixels after
+// vision::map_boxes_back). The extent is kept apart from the box because map_boxes_back clamps boxes to the
+// image: a box cut at the image's edge must not stretch its mask. Outside the extent the mask is empty.
+// Rasterized to image pixels, RLE-coded and drawn by models/instance_mask.hpp.
+struct InstanceMask {
+  float x1 = 0.0f, y1 = 0.0f, x2 = 0.0f, y2 = 0.0f;  // the extent
+  int width = 0, height = 0;                         // cells
+  std::vector<std::uint8_t> bits{};                  // row-major, cell i is bit i % 8 of byte i / 8
+
+  bool empty() const { return width <= 0 || height <= 0; }
+  bool at(int x, int y) const {
+    const auto i =
+        static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x);
+    return ((bits[i / 8] >> (i % 8)) & 1U) != 0;
+  }
+  void set(int x, int y) {
+    const auto i =
+        static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x);
+    bits[i / 8] = static_cast<std::uint8_t>(bits[i / 8] | (1U << (i % 8)));
+  }
+  // All cells clear.
+  void resize(int cells_wide, int cells_high) {
+    width = cells_wide;
+    height = cells_high;
+    bits.assign((static_cast<std::size_t>(width) * static_cast<std::size_t>(height) + 7) / 8, 0);
+  }
+};
+
+// What a second-stage classifier (models/tasks/classifier.cpp) says of an object's crop: its top-1 class name
+// and that class's probability.
+struct Attribute {
+  std::string label;
+  float score = 0.0f;
+  bool operator==(const Attribute&) const = default;
+};
+
 // One detected object. Boxes are corners in pixels: network input pixels straight out of a decoder,
 // source image pixels after vision::map_boxes_back (which maps the keypoints too).
 struct Detection {
@@ -39,6 +77,13 @@ struct Detection {
   std::vector<float> embedding{};
   // Set where the object was matched against a gallery (in a video: the track's vote over its frames).
   std::optional<Identity> identity{};
+  // Segmentation tasks: the object's pixels (empty for boxes).
+  InstanceMask mask{};
+  // The decoder's row (anchor) this candidate came from, for a task's second pass over the kept detections
+  // after NMS (instance masks read their coefficients there); -1 where the decoder sets none.
+  std::int32_t candidate = -1;
+  // Set where a secondary classifier ran on this object.
+  std::optional<Attribute> attribute{};
 };
 
 // Thresholds applied while decoding (semantics in docs/postprocessing.md):

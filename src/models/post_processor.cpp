@@ -298,6 +298,7 @@ void PostProcessor::run(std::span<const ConstTensorView> outputs, std::int64_t b
     }
   }
   nms(detections, options_.nms, nms_scratch_);
+  if (type_ == ModelType::kTask) task_->finish(task_views_, batch_index, detections);
 }
 
 }  // namespace vapipe::models

@@ -12,7 +12,12 @@ namespace vapipe::models {
 
 std::vector<std::string> SecondaryRunner::class_names_taken(const nlohmann::json& metadata,
                                                             const std::vector<std::string>& configured) {
-  return configured.empty() ? metadata.value("class_names", std::vector<std::string>{}) : configured;
+  // A classifier's class names are its answers: without configured classes it takes every class (empty).
+  const auto head = metadata.find("head");
+  const bool classifier =
+      head != metadata.end() && head->is_object() && head->value("form", std::string()) == "classification";
+  if (classifier || !configured.empty()) return configured;
+  return metadata.value("class_names", std::vector<std::string>{});
 }
 
 bool SecondaryRunner::is_top_down(const nlohmann::json& metadata) {
@@ -52,10 +57,16 @@ SecondaryRunner::SecondaryRunner(std::shared_ptr<const Network> network,
     fail("network '{}': bad preprocess.crop: {}", network_->name(), error.what());
   }
   produces_embeddings_ = metadata.at("head").value("form", std::string()) == "embedding";
+  produces_attributes_ = metadata.at("head").value("form", std::string()) == "classification";
+  if (produces_attributes_) labels_ = metadata.value("class_names", std::vector<std::string>{});
   post_ = std::make_unique<PostProcessor>(metadata, network_->outputs(max_batch_),
                                           PostprocessOptions::from_metadata(metadata));
-  const auto names =
-      options.classes.empty() ? metadata.value("class_names", std::vector<std::string>{}) : options.classes;
+  // A classifier's class names are what it tells, not what it runs on: without configured classes it runs
+  // on every detection.
+  const bool every_class = produces_attributes_ && options.classes.empty();
+  const auto names = options.classes.empty() && !produces_attributes_
+                         ? metadata.value("class_names", std::vector<std::string>{})
+                         : options.classes;
   for (const auto& name : options.classes) {
     if (std::find(primary_class_names.begin(), primary_class_names.end(), name) == primary_class_names.end())
       fail("class '{}' is not a class of the detector (it has {}{})", name,
@@ -68,7 +79,7 @@ SecondaryRunner::SecondaryRunner(std::shared_ptr<const Network> network,
   takes_.resize(primary_class_names.size());
   bool any = false;
   for (std::size_t i = 0; i < primary_class_names.size(); ++i) {
-    takes_[i] = std::find(names.begin(), names.end(), primary_class_names[i]) != names.end();
+    takes_[i] = every_class || std::find(names.begin(), names.end(), primary_class_names[i]) != names.end();
     any = any || takes_[i];
   }
   if (!any)
@@ -115,6 +126,14 @@ void SecondaryRunner::run(const vision::ImageView& image, std::span<Detection> d
     for (std::size_t b = 0; b < batch_members_.size(); ++b) {
       post_->run(outputs_, static_cast<std::int64_t>(b), decoded_);
       Detection& target = detections[batch_members_[b]];
+      if (produces_attributes_) {
+        target.attribute.reset();
+        if (decoded_.empty()) continue;
+        const auto id = static_cast<std::size_t>(decoded_.front().class_id);
+        target.attribute = Attribute{id < labels_.size() ? labels_[id] : fmt::format("class_{}", id),
+                                     decoded_.front().score};
+        continue;
+      }
       if (produces_embeddings_) {
         target.embedding.clear();
         if (!decoded_.empty()) target.embedding = std::move(decoded_.front().embedding);

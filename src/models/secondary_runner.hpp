@@ -61,6 +61,8 @@ class SecondaryRunner {
   }
   // Of a class it takes and, for aligned faces, with its 5 landmarks.
   bool can_run_on(const Detection& detection) const;
+  // Whether its results are attributes (a classifier's top-1 class).
+  bool produces_attributes() const { return produces_attributes_; }
   // Whether its results are embeddings (else keypoints).
   bool produces_embeddings() const { return produces_embeddings_; }
   // The keypoints' skeleton (pairs of indices) for drawing.
@@ -76,7 +78,9 @@ class SecondaryRunner {
   bool align_faces_ = false;  // crop rule "face_align"
   std::array<vision::Point2, 5> face_template_{};
   bool produces_embeddings_ = false;
-  std::vector<bool> takes_;  // per primary class id
+  bool produces_attributes_ = false;  // a classifier: the top-1 class of each crop
+  std::vector<std::string> labels_;   // its class names
+  std::vector<bool> takes_;           // per primary class id
   std::int64_t max_batch_ = 1;
   std::vector<float> input_;
   std::vector<std::size_t> batch_members_;              // indices into the detections of the batch being run

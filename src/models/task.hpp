@@ -26,6 +26,10 @@ class TaskDecoder {
   // the network's outputs as float32, in its output order, with the shapes of the stage that ran.
   virtual void decode(std::span<const ConstTensorView> outputs, std::int64_t batch_index,
                       const ScoreThresholds& thresholds, std::vector<Detection>& out) const = 0;
+  // Called with the detections NMS kept, on the same outputs and image: a task whose objects carry something
+  // costly (instance masks) computes it here for those only. Default: nothing.
+  virtual void finish(std::span<const ConstTensorView> /*outputs*/, std::int64_t /*batch_index*/,
+                      std::span<Detection> /*kept*/) const {}
 };
 
 struct TaskKind {

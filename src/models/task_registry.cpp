@@ -15,11 +15,13 @@ extern const TaskKind kSimplePoseTask;
 extern const TaskKind kFaceEmbeddingTask;
 extern const TaskKind kYoloxTask;
 extern const TaskKind kGflTask;
+extern const TaskKind kClassifierTask;
+extern const TaskKind kYolov8SegTask;
 
 std::span<const TaskKind* const> task_kinds() {
-  static const std::array<const TaskKind*, 8> kinds = {&kScrfdTask,     &kRetinaFaceTask, &kYuNetTask,
-                                                       &kUltraFaceTask, &kSimplePoseTask, &kFaceEmbeddingTask,
-                                                       &kYoloxTask,     &kGflTask};
+  static const std::array<const TaskKind*, 10> kinds = {
+      &kScrfdTask,         &kRetinaFaceTask, &kYuNetTask, &kUltraFaceTask,  &kSimplePoseTask,
+      &kFaceEmbeddingTask, &kYoloxTask,      &kGflTask,   &kClassifierTask, &kYolov8SegTask};
   return kinds;
 }
 

@@ -34,6 +34,8 @@ void decode_yolov5_full(const float* data, std::int64_t count, int num_classes,
                         const ScoreThresholds& thresholds, std::vector<Detection>& out);
 
 // YOLOv8 decoded output: [4 + nc, count] (cx, cy, w, h, class scores; no objectness), channel-major.
+// Each candidate's `candidate` is its column (what the segmentation task's second pass reads: the rows after
+// the class scores hold its mask coefficients).
 // `best_scratch` keeps its capacity between calls (avoids an allocation per frame).
 void decode_yolov8_full(const float* data, std::int64_t count, int num_classes,
                         const ScoreThresholds& thresholds, std::vector<Detection>& out,

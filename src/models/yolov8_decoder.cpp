@@ -36,6 +36,7 @@ void decode_yolov8_full(const float* data, std::int64_t count, int num_classes,
     if (!(best[i] > thresholds.for_class(class_id))) continue;
     detail::push_center_box(out, class_id, best[i], data[i], data[count + i], data[2 * count + i],
                             data[3 * count + i]);
+    out.back().candidate = static_cast<std::int32_t>(i);  // the segmentation task's masks read row i
   }
 }
 

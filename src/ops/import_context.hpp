@@ -43,6 +43,10 @@ class ImportContext {
   // import whose IR value is not of the ONNX type, ArgMax's float32 indices, checks that nothing misreads it).
   virtual std::vector<const onnx::NodeProto*> readers_of(const std::string& name) const = 0;
   virtual bool is_graph_output(const std::string& name) const = 0;
+  // The ONNX element type of a value (onnx::TensorProto_DataType) where the file says it: initializers,
+  // Constant nodes, graph inputs, value_info, and the quantized outputs of DynamicQuantizeLinear and
+  // QuantizeLinear; 0 when unknown. Quantized imports read their zero points' integer types with it.
+  virtual std::int32_t elem_type_of(const std::string& name) const = 0;
 
   // ---- conveniences over the above ----
   // Input i as a constant (nullptr when absent); an activation there is refused as unsupported.

@@ -18,6 +18,7 @@ void register_matmul(Registry& registry);
 void register_pad(Registry& registry);
 void register_pool(Registry& registry);
 void register_prelu(Registry& registry);
+void register_quantize(Registry& registry);
 void register_reduce(Registry& registry);
 void register_reshape(Registry& registry);
 void register_resize(Registry& registry);
@@ -42,6 +43,7 @@ Registry build_registry() {
       {"pad", register_pad},
       {"pool", register_pool},
       {"prelu", register_prelu},
+      {"quantize", register_quantize},
       {"reduce", register_reduce},
       {"reshape", register_reshape},
       {"resize", register_resize},

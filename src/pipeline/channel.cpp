@@ -26,6 +26,7 @@
 #include "io/video_encoder.hpp"
 #include "models/detection_label.hpp"
 #include "models/face_gallery.hpp"
+#include "models/instance_mask.hpp"
 #include "models/secondary_runner.hpp"
 #include "models/tracker.hpp"
 #include "vision/osd.hpp"
@@ -137,6 +138,7 @@ struct Channel::OutputState {
     std::vector<float> embedding;             // a face embedding network's
     float x1 = 0, y1 = 0, x2 = 0, y2 = 0;     // the box they were found in
     std::int64_t frame = 0;
+    std::optional<models::Attribute> attribute;  // a classifier's
   };
   std::unique_ptr<models::SecondaryRunner> secondary;
   std::unordered_map<int, CachedResult> secondary_cache;
@@ -614,6 +616,7 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
     const auto hit = d.track_id >= 0 ? out.secondary_cache.find(d.track_id) : out.secondary_cache.end();
     if (hit != out.secondary_cache.end() && task.frame_index - hit->second.frame <= kSecondaryMaxAge) {
       const auto& c = hit->second;
+      d.attribute = c.attribute;
       if (embeddings) {
         d.embedding = c.embedding;
       } else {
@@ -646,6 +649,7 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
     runner.run(out.viewer.bgr(*task.frame), out.secondary_batch);
     for (std::size_t k = 0; k < out.secondary_batch.size(); ++k) {
       models::Detection& d = task.detections[out.secondary_index[k]];
+      d.attribute = std::move(out.secondary_batch[k].attribute);
       if (embeddings)
         d.embedding = std::move(out.secondary_batch[k].embedding);
       else
@@ -657,7 +661,8 @@ void Channel::run_secondary(OutputState& out, FrameTask& task) {
                                            d.y1,
                                            d.x2,
                                            d.y2,
-                                           task.frame_index};
+                                           task.frame_index,
+                                           d.attribute};
       }
       if (gallery == nullptr || d.embedding.empty()) continue;
       // Each fresh embedding of a track votes once; a face without a track is named by this frame alone.
@@ -792,6 +797,10 @@ void Channel::encode_frame(OutputState& out, FrameTask& task, bool draw) {
           {},
           out.secondary && out.secondary->takes(d.class_id) ? out.secondary->skeleton() : labels.skeleton()};
       for (const auto& p : d.keypoints) box.points.push_back({p.x, p.y, p.score});
+      if (!d.mask.empty()) {
+        models::PixelMask mask = models::rasterize(d);
+        box.mask = {mask.x, mask.y, mask.width, mask.height, std::move(mask.pixels)};
+      }
       out.osd.push_back(std::move(box));
     }
     vision::draw_boxes(image, out.osd);

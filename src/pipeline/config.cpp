@@ -159,6 +159,12 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kModelTyp
     {"nanodet", "gfl"},
 }};
 
+// sophon-pipeline's model_type names of the jobs a task of models/tasks/ does with another network, by prefix:
+// its YOLACT demo (yolact_base, yolact_im700, ...) segments instances, which YOLOv8-seg does.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 1> kTaskModelTypePrefixes{{
+    {"yolact", "yolov8-seg"},
+}};
+
 StageConfig parse_stage(const Reader& r, const json& value, const std::string& path) {
   static constexpr std::array<std::string_view, 3> kKeys{"thread_num", "queue_size", "blocking"};
   r.object(value, path, kKeys);
@@ -211,7 +217,7 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
         tasks += fmt::format(", {}", kind->model_type);
       r.error(child(path, "model_type"),
               "unsupported model type {} (supported: yolov5*, yolov6*, yolov7* (YOLOv5 head), yolov8*, "
-              "yolofastestv2{})",
+              "yolofastestv2, yolact* (yolov8-seg){})",
               describe(*v), tasks);
     }
     model.model_type = type;
@@ -763,10 +769,14 @@ std::vector<ChannelConfig> expand_channels(const PipelineConfig& config) {
 }
 
 std::string_view model_family(std::string_view model_type) {
+  // A task's own name first: "yolov8-seg" is not the YOLOv8 box head its prefix names.
+  if (const models::TaskKind* kind = models::find_task(model_type)) return kind->model_type;
+  for (const auto& [prefix, family] : kTaskModelTypePrefixes) {
+    if (model_type.starts_with(prefix)) return family;
+  }
   for (const auto& [prefix, family] : kModelTypePrefixes) {
     if (model_type.starts_with(prefix)) return family;
   }
-  if (const models::TaskKind* kind = models::find_task(model_type)) return kind->model_type;
   return {};
 }
 

@@ -216,8 +216,8 @@ std::vector<ChannelConfig> expand_channels(const PipelineConfig& config);
 // 25 / (skip_frame_num + 1) fps and served at rtsp://127.0.0.1:<554, else 1554, 1564, ...>/bitmain.
 inline constexpr std::string_view kVideoStitchConfigName = "cameras_video_stitch.json";
 
-// The decoder family of a sophon model_type name: "yolov5" (yolov5*, yolov6*, yolov7*), "yolov8" or
-// "yolofastestv2"; empty for an unknown name.
+// The decoder family of a sophon model_type name: "yolov5" (yolov5*, yolov6*, yolov7*), "yolov8",
+// "yolofastestv2", a task's model_type (its own name; yolact* is "yolov8-seg"); empty for an unknown name.
 std::string_view model_family(std::string_view model_type);
 
 std::string_view to_string(OutputMode mode);

@@ -73,4 +73,13 @@ void LetterboxTransform::map_point_back(float& x, float& y) const {
       static_cast<float>(origin_y);
 }
 
+void LetterboxTransform::map_extent_back(float& x1, float& y1, float& x2, float& y2) const {
+  auto x = [&](float v) { return (v - static_cast<float>(pad_x)) / scale_x + static_cast<float>(origin_x); };
+  auto y = [&](float v) { return (v - static_cast<float>(pad_y)) / scale_y + static_cast<float>(origin_y); };
+  x1 = x(x1);
+  x2 = x(x2);
+  y1 = y(y1);
+  y2 = y(y2);
+}
+
 }  // namespace vapipe::vision

@@ -28,6 +28,9 @@ struct LetterboxTransform {
   void map_back(float& x1, float& y1, float& x2, float& y2) const;
   // Maps a point the same way.
   void map_point_back(float& x, float& y) const;
+  // Maps a rectangle without clamping: an instance mask's extent, which must keep its size where the box
+  // it belongs to is clamped at the image's edge.
+  void map_extent_back(float& x1, float& y1, float& x2, float& y2) const;
 };
 
 // scale = min(W/w, H/h); resized size rounded half-to-even like Python's round(); the padding split as
@@ -38,13 +41,16 @@ LetterboxTransform compute_letterbox(int source_width, int source_height, int ta
 LetterboxTransform compute_stretch(int source_width, int source_height, int target_width, int target_height);
 
 // Maps every box (anything with float x1, y1, x2, y2 members, e.g. models::Detection) back to source pixels,
-// and its keypoints (x, y members) where it has them.
+// its keypoints (x, y members) and its mask's extent (mask.x1 .. y2, unclamped) where it has them.
 template <typename Box>
 void map_boxes_back(std::span<Box> boxes, const LetterboxTransform& transform) {
   for (auto& box : boxes) {
     transform.map_back(box.x1, box.y1, box.x2, box.y2);
     if constexpr (requires { box.keypoints; }) {
       for (auto& point : box.keypoints) transform.map_point_back(point.x, point.y);
+    }
+    if constexpr (requires { box.mask.x1; }) {
+      transform.map_extent_back(box.mask.x1, box.mask.y1, box.mask.x2, box.mask.y2);
     }
   }
 }

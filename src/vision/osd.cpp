@@ -40,9 +40,35 @@ void draw_points(cv::Mat& bgr_image, const OsdBox& box, const cv::Scalar& color,
   }
 }
 
+// Ultralytics' mask alpha: the object stays visible under its colour.
+constexpr int kMaskAlphaPercent = 50;
+
+void blend_mask(cv::Mat& bgr_image, const OsdMask& mask, const cv::Scalar& color) {
+  if (mask.pixels.size() != static_cast<std::size_t>(mask.width) * static_cast<std::size_t>(mask.height))
+    return;
+  const int x0 = std::max(0, mask.x), x1 = std::min(bgr_image.cols, mask.x + mask.width);
+  const int y0 = std::max(0, mask.y), y1 = std::min(bgr_image.rows, mask.y + mask.height);
+  std::array<int, 3> tint{};
+  for (int c = 0; c < 3; ++c)
+    tint[static_cast<std::size_t>(c)] = static_cast<int>(color[c]) * kMaskAlphaPercent;
+  for (int y = y0; y < y1; ++y) {
+    const std::uint8_t* set =
+        mask.pixels.data() + static_cast<std::size_t>(y - mask.y) * static_cast<std::size_t>(mask.width);
+    auto* row = bgr_image.ptr<cv::Vec3b>(y);
+    for (int x = x0; x < x1; ++x) {
+      if (set[x - mask.x] == 0) continue;
+      for (int c = 0; c < 3; ++c) {
+        row[x][c] = static_cast<std::uint8_t>(
+            (row[x][c] * (100 - kMaskAlphaPercent) + tint[static_cast<std::size_t>(c)]) / 100);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void draw_boxes(cv::Mat& bgr_image, std::span<const OsdBox> boxes) {
+  for (const OsdBox& box : boxes) blend_mask(bgr_image, box.mask, color_for(box.color_index));
   const int thickness = std::max(1, static_cast<int>(std::lround((bgr_image.cols + bgr_image.rows) * 0.001)));
   const double font_scale = thickness / 3.0 + 0.2;
   for (const OsdBox& box : boxes) {

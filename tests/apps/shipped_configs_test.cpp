@@ -3,6 +3,7 @@
 // fps line and its results (`vapipe run --results`, which leaves the config untouched) carry what the kind
 // of model adds: five landmarks per face for the face detectors.
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -155,6 +156,48 @@ TEST(ShippedConfigs, PpyoloeRunsWithAGflDetector) {
   }
   // Several people walk through every frame of the clip.
   EXPECT_GE(frames_with_persons, run.results.size() * 9 / 10) << tail(run.log);
+}
+
+// yolact's config (model_type "yolact_base") runs YOLOv8-seg: every person of the face video (three people
+// facing the camera) with a mask, COCO RLE over its box's pixels, covering a plausible part of the box.
+TEST(ShippedConfigs, YolactRunsWithYolov8Seg) {
+  VAPIPE_REQUIRE_MODEL("yolov8n-seg-int8.onnx");
+  const fs::path video = faces_dir() / "video_chunk_6s.mp4";
+  if (!fs::exists(video)) GTEST_SKIP() << video << " not found";
+  const ShippedRun run =
+      run_shipped("cameras_yolact.json", video, test::models_dir() / "yolov8n-seg-int8.onnx", 8);
+  EXPECT_EQ(run.exit_code, 0) << tail(run.log);
+  EXPECT_GE(stats_lines(run.log), 2) << tail(run.log);
+  ASSERT_GE(run.results.size(), 20u) << tail(run.log);
+  std::size_t persons = 0;
+  for (const auto& record : run.results) {
+    for (const auto& d : record.at("detections")) {
+      ASSERT_TRUE(d.contains("mask")) << d.dump();
+      EXPECT_GT(d.at("score").get<float>(), 0.3f) << "the config's obj_threshold";
+      const auto& mask = d.at("mask");
+      const auto& box = d.at("box");
+      const int x = mask.at("origin")[0], y = mask.at("origin")[1];
+      const int height = mask.at("size")[0], width = mask.at("size")[1];
+      // The box's pixels: floor of its corner to the ceiling of the other.
+      EXPECT_EQ(x, static_cast<int>(std::floor(box[0].get<float>()))) << d.dump();
+      EXPECT_EQ(y, static_cast<int>(std::floor(box[1].get<float>()))) << d.dump();
+      EXPECT_EQ(x + width, static_cast<int>(std::ceil(box[2].get<float>()))) << d.dump();
+      EXPECT_EQ(y + height, static_cast<int>(std::ceil(box[3].get<float>()))) << d.dump();
+      std::int64_t total = 0, set = 0;
+      const auto& counts = mask.at("counts");
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        total += counts[i].get<std::int64_t>();
+        if (i % 2 == 1) set += counts[i].get<std::int64_t>();
+      }
+      EXPECT_EQ(total, static_cast<std::int64_t>(width) * height) << d.dump();
+      if (d.at("label") != "person" || d.at("score").get<float>() < 0.5f) continue;
+      ++persons;
+      // A person fills part of their box, never none or all of it.
+      EXPECT_GT(set, total / 5) << "box " << box.dump();
+      EXPECT_LT(set, total * 19 / 20) << "box " << box.dump();
+    }
+  }
+  EXPECT_GE(persons, run.results.size() * 2) << "three people are in view through the clip";
 }
 
 // openpose's config names one model: a package holding YOLOv5n and SimplePose (vapipe combine) runs as a chain,

@@ -161,6 +161,23 @@ TEST(PipelineConfig, ShippedExampleConfigsParse) {
   EXPECT_THROW(model.score_thresholds(names), Error);
 }
 
+// sophon-pipeline's yolact demo config (configs/cameras_yolact.json, verbatim): yolact_base is instance
+// segmentation, vapipe's yolov8-seg task, which reads obj_threshold and nms_threshold only (no class_threshold
+// required). A task's own name wins over the yolov8* prefix.
+TEST(PipelineConfig, YolactConfigMapsToTheSegmentationTask) {
+  const auto dir = std::filesystem::path(VAPIPE_SOURCE_DIR) / "configs";
+  const PipelineConfig config = load_config(dir / "cameras_yolact.json");
+  ASSERT_EQ(config.models.size(), 1u);
+  const ModelConfig& model = config.models[0];
+  ASSERT_TRUE(model.model_type.has_value());
+  EXPECT_EQ(model_family(*model.model_type), "yolov8-seg");
+  EXPECT_FALSE(model.class_threshold.has_value());
+  EXPECT_FLOAT_EQ(model.score_thresholds({}, true, {}).conf_threshold, 0.3f);
+  EXPECT_EQ(model_family("yolov8-seg"), "yolov8-seg");
+  EXPECT_EQ(model_family("yolact_im700"), "yolov8-seg");
+  EXPECT_EQ(model_family("yolov8n"), "yolov8");
+}
+
 // ---- one test per kind of error: the message names the file and the key path ----
 
 // Applies `edit` to the sophon example and returns the error message (empty when it parses).

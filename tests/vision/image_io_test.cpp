@@ -69,5 +69,25 @@ TEST(ImageIo, LabelsAtTheFrameEdgesStayWhole) {
   }
 }
 
+// An instance mask is blended half and half with the box's colour (class 0: Ultralytics' red, BGR 56, 56, 255)
+// on exactly its pixels, under the box's outline; a mask reaching past the frame is cut, not wrapped.
+TEST(ImageIo, MasksAreBlendedOnTheirPixelsOnly) {
+  cv::Mat image(120, 160, CV_8UC3, cv::Scalar(100, 100, 100));
+  OsdBox box{20, 30, 100, 90, 0, ""};
+  box.mask = {20, 30, 80, 60, std::vector<std::uint8_t>(80 * 60, 0)};
+  for (int y = 10; y < 50; ++y)
+    for (int x = 10; x < 40; ++x) box.mask.pixels[static_cast<std::size_t>(y * 80 + x)] = 1;
+  OsdBox edge{150, 100, 170, 130, 0, ""};  // reaches past the right and bottom edges
+  edge.mask = {150, 100, 20, 30, std::vector<std::uint8_t>(20 * 30, 1)};
+  const OsdBox boxes[] = {box, edge};
+  draw_boxes(image, boxes);
+  // at(row, column): mask pixel (10, 10) of the box, its last one (39, 49).
+  EXPECT_EQ(image.at<cv::Vec3b>(40, 30), cv::Vec3b(78, 78, 177));
+  EXPECT_EQ(image.at<cv::Vec3b>(79, 59), cv::Vec3b(78, 78, 177));
+  EXPECT_EQ(image.at<cv::Vec3b>(50, 80), cv::Vec3b(100, 100, 100));  // beside it
+  EXPECT_EQ(image.at<cv::Vec3b>(35, 40), cv::Vec3b(100, 100, 100));  // above it
+  EXPECT_EQ(image.at<cv::Vec3b>(119, 159), cv::Vec3b(78, 78, 177));  // the edge mask's last pixel in frame
+}
+
 }  // namespace
 }  // namespace vapipe::vision

@@ -231,6 +231,52 @@ async function checkKeypointsAndIdentities(page) {
     `identity labels: name or unknown, similarity, track (${JSON.stringify(drawn.labels)})`);
 }
 
+// An instance mask (issue 20) as JSON Lines writes it (COCO RLE over the box's pixels, column-major): the
+// left half of the box's columns, rows 20 to 79 of it. Painted half transparent in the detection's colour
+// exactly there, under the box; nothing in the right half or above.
+async function checkMasks(page) {
+  const result = await page.evaluate(() => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 320;
+    canvas.height = 240;
+    const context = canvas.getContext('2d');
+    const rle = [];
+    let run = 0;
+    let current = 0;
+    for (let x = 0; x < 100; ++x) {
+      for (let y = 0; y < 100; ++y) {
+        const value = x < 50 && y >= 20 && y < 80 ? 1 : 0;
+        if (value !== current) {
+          rle.push(run);
+          current = value;
+          run = 0;
+        }
+        ++run;
+      }
+    }
+    rle.push(run);
+    const record = {
+      width: 320,
+      height: 240,
+      detections: [{ class_id: 0, label: 'person', score: 0.9, box: [40, 30, 140, 130], track_id: -1,
+        mask: { origin: [40, 30], size: [100, 100], counts: rle } }],
+    };
+    const drawn = window.vapipeViewer.drawRecord(context, record, {}, { labels: true, tracks: true, keypoints: true });
+    const hidden = window.vapipeViewer.drawRecord(context, record, {}, { labels: true, masks: false });
+    const pixelAfterHiding = Array.from(context.getImageData(60, 80, 1, 1).data);
+    window.vapipeViewer.drawRecord(context, record, {}, { labels: true, tracks: true });
+    const pixel = (x, y) => Array.from(context.getImageData(x, y, 1, 1).data);
+    return { drawn, hidden, inside: [pixel(60, 80), pixel(89, 109)], outside: [pixel(120, 80), pixel(60, 45)],
+      pixelAfterHiding };
+  });
+  const tinted = ([r, g, b, a]) => r > 200 && g < 160 && b < 160 && a > 90 && a < 170;
+  check(result.drawn.masks === 1 && result.hidden.masks === 0,
+    `masks: one drawn, none when hidden (${result.drawn.masks}, ${result.hidden.masks})`);
+  check(result.inside.every(tinted), `mask pixels are tinted half transparent (${JSON.stringify(result.inside)})`);
+  check(result.outside.every((p) => p[3] === 0), `pixels beside the mask stay empty (${JSON.stringify(result.outside)})`);
+  check(result.pixelAfterHiding[3] === 0, `a hidden mask paints nothing (${result.pixelAfterHiding})`);
+}
+
 let browser;
 try {
   await waitFor('vapipe to serve the page', async () => {
@@ -250,6 +296,7 @@ try {
   await page.goto(`${base}/`);
   check(await page.title() === 'vapipe viewer', 'the page loads');
   await checkKeypointsAndIdentities(page);
+  await checkMasks(page);
   const mse = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="avc1.42E01E"'));
   console.log(`chromium MediaSource H.264: ${mse}`);
 

@@ -31,7 +31,7 @@ struct CompileArgs {
   std::string input_size;
   std::string model_type = "auto";
   bool full_graph = false;
-  std::string precision;  // empty: f32, or for a statically quantized ONNX its own int8 where the CPU has it
+  std::string precision = "f32";
   std::string calib_images;
   std::size_t calib_count = 0;
   std::string calib_method = "kl";
@@ -104,15 +104,7 @@ void run_compile(const CompileArgs& args) {
   options.model_type = args.model_type;
   options.full_graph = args.full_graph;
   options.show_progress = ::isatty(STDERR_FILENO) == 1;
-  options.precision = args.precision.empty() ? "f32" : args.precision;
-  const bool statically_quantized = compiler::is_statically_quantized(args.model);
-  if (args.precision.empty() && statically_quantized) {
-    // A pre-quantized model (docs/compiler.md, "Pre-quantized ONNX"): its own scales, int8 where it runs.
-    options.precision = cpu_has_native("int8") ? "int8" : "f32";
-    std::fprintf(stderr, "vapipe: statically quantized model: %s (CPU: %s)\n",
-                 options.precision == "int8" ? "int8 with the file's scales" : "f32 (no int8 on this CPU)",
-                 cpu_isa().c_str());
-  }
+  options.precision = args.precision;
   options.calib_images = args.calib_images;
   options.calib_count = args.calib_count;
   options.calib_method = args.calib_method;
@@ -121,12 +113,8 @@ void run_compile(const CompileArgs& args) {
   options.int8_head = args.int8_head;
   options.int8_tolerance = args.int8_tolerance;
   options.threads = args.threads;
-  if ((args.precision == "int8" || args.precision == "auto") && !statically_quantized)
-    set_calibration_table(args, options);
-  // auto on a statically quantized model: its own int8 where the CPU has it, else f32 (compile_onnx).
-  const std::string precision = statically_quantized && args.precision == "auto"
-                                    ? (cpu_has_native("int8") ? "int8" : "f32")
-                                    : compiler::resolve_precision(options);
+  if (args.precision == "int8" || args.precision == "auto") set_calibration_table(args, options);
+  const std::string precision = compiler::resolve_precision(options);
   if (args.precision == "auto")
     std::fprintf(stderr, "vapipe: --precision auto: %s (CPU: %s)\n", precision.c_str(), cpu_isa().c_str());
   ir::Package package;
@@ -192,9 +180,8 @@ void register_compile(CLI::App& app) {
   command->add_option("--model-type", args->model_type, model_types + " | raw | auto");
   command->add_flag("--full-graph", args->full_graph,
                     "Keep the YOLO decode instead of cutting at the raw head");
-  command->add_option("--precision", args->precision,
-                      "f32 | int8 | bf16 | auto (best the CPU runs natively); default f32, or int8 with a "
-                      "statically quantized model's own scales");
+  command->add_option("--precision", args->precision, "f32 | int8 | bf16 | auto (best the CPU runs natively)")
+      ->capture_default_str();
   command->add_option("--calib-images", args->calib_images, "int8: folder of calibration images");
   command->add_option("--calib-count", args->calib_count, "int8: use the first N images by name (0 = all)");
   command->add_option("--calib-method", args->calib_method, "int8: kl (entropy) | max | percentile")

@@ -48,11 +48,8 @@ void check_options(const CompileOptions& options) {
   calibration_method_from_name(options.calib_method);
   if (!(options.percentile > 0.0 && options.percentile <= 100.0))
     fail("--percentile {} is outside (0, 100]", options.percentile);
-  if (p == "int8" && options.calib_images.empty() && options.calib_table_in.empty() &&
-      !has_static_quantization(load_onnx(options.onnx_path)))
-    fail(
-        "--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE (a "
-        "statically quantized model brings its own scales)");
+  if (p == "int8" && options.calib_images.empty() && options.calib_table_in.empty())
+    fail("--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE");
   if (!(options.int8_tolerance >= 0.0 && options.int8_tolerance <= 1.0))
     fail("--int8-tolerance {} is outside [0, 1]", options.int8_tolerance);
   if (p != "int8" && p != "auto" && !options.keep_float.empty())
@@ -198,19 +195,14 @@ CalibrationTable calibration_table(const OnnxModel& model, const Plan& plan, con
 }
 
 void apply_network_precision(ir::Network& network, const std::string& precision, const OnnxModel& model,
-                             const Plan& plan, const CompileOptions& options,
-                             const std::map<std::string, TensorRange>& file_ranges) {
+                             const Plan& plan, const CompileOptions& options) {
   network.precision = precision;
   if (precision == "f32") return;
   PrecisionOptions precision_options;
   precision_options.precision = precision;
   precision_options.keep_float.insert(options.keep_float.begin(), options.keep_float.end());
   precision_options.quantize_outputs = options.int8_head;
-  if (precision == "int8" && !file_ranges.empty()) {
-    // A statically quantized file: its own scales are the ranges (quantization_to_ranges), no calibration.
-    precision_options.ranges = file_ranges;
-    network.metadata["quantization"] = {{"method", "file"}, {"keep_float", options.keep_float}};
-  } else if (precision == "int8") {
+  if (precision == "int8") {
     const CalibrationTable table = calibration_table(model, plan, options, network.metadata);
     const ir::Graph& graph = network.stages.front().graph;
     for (const auto& [name, range] : table.ranges) {
@@ -258,8 +250,7 @@ OnnxModel load_for_import(const std::string& path) {
   if (const int folded = fold_dynamic_quantization(model); folded > 0) {
     spdlog::info(
         "{}: {} ConvInteger/MatMulInteger of ONNX Runtime's dynamic quantization run as float Conv/MatMul "
-        "with "
-        "their weights dequantized at compile time (activations not quantized at run time)",
+        "with their weights dequantized at compile time (activations not quantized at run time)",
         model.label, folded);
   }
   return model;
@@ -273,10 +264,6 @@ std::string resolve_precision(const CompileOptions& options) {
   if (calibration && cpu_has_native("int8")) return "int8";
   if (cpu_has_native("bf16")) return "bf16";
   return "f32";
-}
-
-bool is_statically_quantized(const std::string& onnx_path) {
-  return has_static_quantization(load_onnx(onnx_path));
 }
 
 ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
@@ -306,20 +293,8 @@ ir::Network compile_onnx(const CompileOptions& options) {
   network.name =
       options.name.empty() ? std::filesystem::path(options.onnx_path).stem().string() : options.name;
   network.dynamic_shape = options.dynamic_shape;
-  // A statically quantized file runs int8 with its own scales where the CPU has int8 (and no calibration
-  // was asked for); --precision f32 keeps its quantization simulated exactly in float.
-  const bool calibration = !options.calib_images.empty() || !options.calib_table_in.empty();
-  std::string precision = resolve_precision(options);
-  const bool file_int8 =
-      !calibration && has_static_quantization(model) &&
-      (options.precision == "int8" || (options.precision == "auto" && cpu_has_native("int8")));
-  if (file_int8) precision = "int8";
-  if (has_static_quantization(model) && options.precision == "auto" && !file_int8 && !calibration)
-    precision = "f32";
-  std::map<std::string, TensorRange> file_ranges;
   for (auto batch : batches) {
     ir::Graph graph = import_stage(model, plan, options, batch);
-    if (file_int8) file_ranges.merge(quantization_to_ranges(graph));
     if (options.optimize) optimize_graph(graph);
     network.stages.push_back({batch, std::move(graph)});
     if (progress) progress->advance();
@@ -333,12 +308,7 @@ ir::Network compile_onnx(const CompileOptions& options) {
   }
   if (progress) progress->finish();
   progress.reset();
-  if (file_int8) {
-    spdlog::info(
-        "{}: statically quantized; convolutions run int8 with the file's scales ({} quantized tensors)",
-        model.label, file_ranges.size());
-  }
-  apply_network_precision(network, precision, model, plan, options, file_ranges);
+  apply_network_precision(network, resolve_precision(options), model, plan, options);
   if (channels_last_heads(plan)) {
     // After the precision pass, which keeps the head convolutions (graph outputs) float by default.
     for (auto& stage : network.stages) make_outputs_channels_last(stage.graph);

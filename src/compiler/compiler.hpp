@@ -41,10 +41,6 @@ struct CompileOptions {
 // The precision `auto` resolves to on this CPU (see CompileOptions::precision); others are returned as given.
 std::string resolve_precision(const CompileOptions& options);
 
-// Whether the ONNX file holds static quantization (QuantizeLinear, QLinearConv, ...): int8 and auto then use its
-// own scales, without calibration (docs/compiler.md, "Pre-quantized ONNX").
-bool is_statically_quantized(const std::string& onnx_path);
-
 // Compiles every stage and fills the metadata. Throws vapipe::Error naming the file and node.
 ir::Network compile_onnx(const CompileOptions& options);
 

@@ -29,6 +29,9 @@ struct Params {
   std::vector<float> zero_point;
   std::int64_t axis = -1;  // -1: per tensor
   float low = 0.0F, high = 255.0F;
+  // Quantize: `scale` multiplies instead of dividing (ONNX Runtime's requantization of an integer
+  // accumulator: round(acc * x_scale * w_scale / y_scale) + zero point).
+  bool multiply = false;
 };
 
 Params params_of(const ir::Node& node) {
@@ -38,6 +41,7 @@ Params params_of(const ir::Node& node) {
   p.axis = node.attrs.value("axis", std::int64_t{-1});
   p.low = node.attrs.value("low", 0.0F);
   p.high = node.attrs.value("high", 255.0F);
+  p.multiply = node.attrs.value("multiply", false);
   return p;
 }
 
@@ -59,15 +63,15 @@ ChannelOf channel_of(const Shape& shape, std::int64_t axis) {
 
 // ONNX QuantizeLinear: saturate(round(x / scale) + zero_point), rounding half to even (nearbyint in the
 // default rounding mode), as ONNX Runtime's MLAS does (a division, not a multiplication by 1 / scale).
-float quantize_one(float x, float scale, float zero_point, float low, float high) {
-  const float q = std::nearbyint(x / scale) + zero_point;
+float quantize_one(float x, float scale, float zero_point, float low, float high, bool multiply = false) {
+  const float q = std::nearbyint(multiply ? x * scale : x / scale) + zero_point;
   return std::isnan(q) ? low : std::min(std::max(q, low), high);
 }
 
 void quantize_plain(const float* x, float* y, std::size_t count, const ChannelOf& channel, const Params& p) {
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t c = channel(i);
-    y[i] = quantize_one(x[i], p.scale[c], p.zero_point[c], p.low, p.high);
+    y[i] = quantize_one(x[i], p.scale[c], p.zero_point[c], p.low, p.high, p.multiply);
   }
 }
 
@@ -141,8 +145,10 @@ Params quant_params(ImportContext& ctx, int scale_input, int zero_point_input, s
 }
 
 nlohmann::json attrs_of(const Params& p) {
-  return {
+  nlohmann::json attrs = {
       {"scale", p.scale}, {"zero_point", p.zero_point}, {"axis", p.axis}, {"low", p.low}, {"high", p.high}};
+  if (p.multiply) attrs["multiply"] = true;
+  return attrs;
 }
 
 // The element type of a quantized output: its zero point input's, else the output_dtype attribute (opset 21),
@@ -316,28 +322,40 @@ void import_matmul_integer(ImportContext& ctx) {
   ctx.set_activation(ctx.output(), matmul_constant(ctx, a, *b, std::move(values), ctx.output()));
 }
 
+// ONNX Runtime computes QLinearConv in integers: acc = sum((x - x_zp) (w - w_zp)) + bias, then
+// y = round(acc * (x_scale * w_scale[m] / y_scale)) + y_zp. The same here, in float on integer values (exact
+// while the sums stay below 2^24), so that the 8-bit roundings fall where ORT's do: a float convolution of
+// dequantized values rounds differently in the last bits, and over 50 layers those flips add up to several
+// quantization steps of the logits.
 void import_qlinear_conv(ImportContext& ctx) {
   const Constant* w = ctx.const_input(3);
   if (w == nullptr) ctx.unsupported("missing weights");
-  const int x = dequantized_input(ctx, 0, 1, 2, "/x_dequantized");
-  const Constant* x_scale = ctx.const_input(1);
+  const int x = minus_zero_point(ctx, 0, 2, "/x_centered");
+  const Params x_params = quant_params(ctx, 1, 2, 4);
   const Constant* w_scale = ctx.const_input(4);
-  auto weights = dequantized_weights(ctx, *w, ctx.const_input(5), w_scale, 0);
+  auto weights = dequantized_weights(ctx, *w, ctx.const_input(5), nullptr, 0);
   std::optional<std::vector<float>> bias;
+  const auto channels = static_cast<std::size_t>(w->shape.at(0));
   if (const Constant* b = ctx.const_input(8)) {
-    // The int32 bias is in units of x_scale * w_scale[m].
-    const auto channels = static_cast<std::size_t>(w->shape[0]);
     if (b->values.size() != channels) ctx.unsupported("a bias that is not one value per output channel");
-    bias.emplace(channels);
-    for (std::size_t m = 0; m < channels; ++m) {
-      const double ws = w_scale->values.size() == 1 ? w_scale->values[0] : w_scale->values.at(m);
-      (*bias)[m] = static_cast<float>(b->values[m] * x_scale->values.at(0) * ws);
-    }
+    bias.emplace(b->values.begin(), b->values.end());
   }
   const std::string& out = ctx.output();
-  const int y = emit_conv(ctx, x, w->shape, std::move(weights), std::move(bias), out + "/float");
-  const Params p = quant_params(ctx, 6, 7, 4);
-  ctx.set_activation(out, emit_quantize(ctx, y, p, quantized_type(ctx, 7), out));
+  const int acc = emit_conv(ctx, x, w->shape, std::move(weights), std::move(bias), out + "/accumulator");
+  Params p = quant_params(ctx, 6, 7, 4);
+  if (w_scale == nullptr || (w_scale->values.size() != 1 && w_scale->values.size() != channels))
+    ctx.unsupported("a weight scale that is not per tensor or per output channel");
+  // x_scale * w_scale[m] / y_scale in float, left to right, as ORT computes its output scales.
+  std::vector<float> multiplier(channels);
+  for (std::size_t m = 0; m < channels; ++m) {
+    const auto ws = static_cast<float>(w_scale->values.size() == 1 ? w_scale->values[0] : w_scale->values[m]);
+    multiplier[m] = x_params.scale.at(0) * ws / p.scale.at(0);
+  }
+  p.scale = std::move(multiplier);
+  p.zero_point.assign(channels, p.zero_point.at(0));
+  p.axis = 1;
+  p.multiply = true;
+  ctx.set_activation(out, emit_quantize(ctx, acc, p, quantized_type(ctx, 7), out));
 }
 
 void import_qlinear_matmul(ImportContext& ctx) {

@@ -121,7 +121,16 @@ TEST_P(SharedModel, MatchesOnnxRuntimeOrNamesItsFirstUnsupportedQuantizedOperato
   const auto& listing = ort.at("outputs");
   // ORT computes an FP16 export in half precision (11-bit mantissas through the whole network), vapipe in
   // float32: there the reference itself is only good to about 1e-2 of the output's range.
-  const double relative = ort.at("input_type") == "float16" ? 1e-2 : 1e-3;
+  double relative = ort.at("input_type") == "float16" ? 1e-2 : 1e-3;
+  // ONNX Runtime's dynamic quantization (ConvInteger) rounds every activation to 8 bits at run time; vapipe
+  // folds it into float convolutions (docs/compiler.md, "Pre-quantized ONNX"), so single values differ by up
+  // to ~10% of the range (yolov8n-seg-int8 on this input: 10.7% and 9.3% of output0's and output1's largest
+  // value; means 1e-4 and 3e-3 in QuantizedOnnx.*, which checks more).
+  const compiler::OnnxModel onnx = compiler::load_onnx(options.onnx_path);
+  const auto& nodes = onnx.proto.graph().node();
+  if (std::any_of(nodes.begin(), nodes.end(),
+                  [](const auto& node) { return node.op_type() == "ConvInteger"; }))
+    relative = 0.15;
 
   ExecutionContext context(network, {.threads = 1});
   context.run({ConstTensorView{input.data(), DType::kF32, shape}});

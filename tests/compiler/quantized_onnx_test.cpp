@@ -138,12 +138,9 @@ TEST(QuantizedOnnx, DynamicallyQuantizedSegmentationAgreesWithOnnxRuntime) {
 constexpr std::array<float, 3> kImagenetMean = {0.485F, 0.456F, 0.406F};
 constexpr std::array<float, 3> kImagenetStd = {0.229F, 0.224F, 0.225F};
 
-// f32: the file's quantization simulated operator by operator; int8: the convolutions int8 with the file's
-// scales (compiler/quantized_onnx.hpp), as `--precision auto` compiles it on a CPU with VNNI.
-class StaticInt8Classifier : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(StaticInt8Classifier, Top1EqualsOnnxRuntimeOn20Photos) {
-  const std::string precision = GetParam();
+// The file's quantization computed as ONNX Runtime computes it (integer accumulators requantized with
+// x_scale * w_scale / y_scale): the logits come out equal, not just the top-1 class.
+TEST(QuantizedOnnx, StaticInt8ClassifierTop1EqualsOnnxRuntimeOn20Photos) {
   VAPIPE_REQUIRE_MODEL("mobilenetv2-int8.onnx");
   VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "squirrel_cls.jpg");
   const fs::path faces = test::models_dir() / ".." / "data" / "faces";
@@ -169,16 +166,13 @@ TEST_P(StaticInt8Classifier, Top1EqualsOnnxRuntimeOn20Photos) {
                                         faces / "0001.jpg",
                                         faces / "0003.jpg"};
   const fs::path model = test::models_dir() / "mobilenetv2-int8.onnx";
-  if (precision == "int8" && !cpu_has_native("int8")) GTEST_SKIP() << "this CPU has no int8 (VNNI) kernels";
-  ir::Network compiled = compile_network(model, 1, precision);
-  int int8_convs = 0, convs = 0;
+  ir::Network compiled = compile_network(model, 1);
+  int convs = 0;
   for (const auto& node : compiled.stages.front().graph.nodes) {
     if (node.op != "Conv") continue;
     ++convs;
-    int8_convs += node.attrs.value("precision", std::string()) == "int8" ? 1 : 0;
   }
   EXPECT_EQ(convs, 52) << "one Conv per QLinearConv";
-  EXPECT_EQ(int8_convs, precision == "int8" ? convs : 0);
   const auto network =
       std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(compiled)));
   const Shape one = network->inputs(1)[0].shape;
@@ -214,11 +208,10 @@ TEST_P(StaticInt8Classifier, Top1EqualsOnnxRuntimeOn20Photos) {
                                  << top_ours << " (" << ours[top_ours] << "), ORT class " << top_ort << " ("
                                  << theirs[top_ort] << ")";
   }
-  std::cout << precision << ": top-1 equal to ORT's on " << agree << " of " << n
-            << " photos; max |logit difference| " << worst << "\n";
+  EXPECT_LE(worst, 0.2) << "more than one step (0.16) of the output's quantization";
+  std::cout << "top-1 equal to ORT's on " << agree << " of " << n << " photos; max |logit difference| "
+            << worst << "\n";
 }
-
-INSTANTIATE_TEST_SUITE_P(QuantizedOnnx, StaticInt8Classifier, ::testing::Values("f32", "int8"));
 
 }  // namespace
 }  // namespace vapipe

@@ -75,5 +75,25 @@ TEST(DetectionLabel, ClassOrIdentityThenTrack) {
   EXPECT_EQ(display_label(d, "face"), "Zo\xc3\xab -0.05");
 }
 
+// A secondary classifier's top-1 class (models/tasks/classifier.cpp): in JSON after the other fields, and in
+// the label after the class and score, before the track.
+TEST(DetectionJson, ClassifierAttributeInJsonAndLabel) {
+  Detection d;
+  d.class_id = 2;
+  d.score = 0.91f;
+  d.x2 = 10.0f;
+  d.y2 = 5.0f;
+  d.track_id = 2;
+  d.attribute = Attribute{"sports car", 0.64f};
+  const ordered_json expected = {
+      {"class_id", 2},  {"label", "car"},
+      {"score", 0.91f}, {"box", {0.0f, 0.0f, 10.0f, 5.0f}},
+      {"track_id", 2},  {"attribute", {{"label", "sports car"}, {"score", 0.64f}}}};
+  EXPECT_EQ(detection_to_json(d, "car").dump(), expected.dump());
+  EXPECT_EQ(display_label(d, "car"), "car 0.91 sports car 0.64 #2");
+  d.attribute.reset();
+  EXPECT_EQ(display_label(d, "car"), "car 0.91 #2");
+}
+
 }  // namespace
 }  // namespace vapipe::models

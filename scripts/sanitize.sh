@@ -42,8 +42,8 @@ address_targets=(
   core_tests infer_tests onnx_conformance_tests vision_tests models_tests
   io_input_tests io_redact_tests io_output_tests
   pipeline_unit_tests pipeline_tests
-  mqtt_tests rtsp_server_tests http_server_tests control_api_tests run_http_tests viewer_tests
-  run_command_tests cli_errors_tests run_faults_tests
+  mqtt_tests rtsp_server_tests http_server_tests control_api_tests run_http_tests viewer_tests mosaic_tests
+  run_command_tests cli_errors_tests run_faults_tests quantized_onnx_tests
 )
 # TSan: the binaries whose tests run threads against each other: the bounded and fair queues, the runtime's
 # concurrent contexts, the pipeline (sources, detector batching across channels, outputs, channel life

@@ -1,10 +1,13 @@
 #include "pipeline/model_loader.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <numeric>
 #include <system_error>
 #include <vector>
 
@@ -85,7 +88,33 @@ void compile_into_cache(const std::string& onnx, const fs::path& cached, const s
   compile.batches = {1, 4};
   compile.show_progress = show_progress;
   ir::Package package;
-  package.networks.push_back(compiler::compile_onnx(compile));
+  try {
+    package.networks.push_back(compiler::compile_onnx(compile));
+  } catch (const Error& batched) {
+    // An export whose graph fixes its batch (reshapes to constant shapes, as YOLOv8-seg's does) has no
+    // batch-4 stage: it runs one frame at a time rather than not at all.
+    spdlog::warn("{}: no batch-4 stage ({}); compiling stage 1 only", onnx, batched.what());
+    compile.batches = {1};
+    package.networks.push_back(compiler::compile_onnx(compile));
+  }
+  // An export that reshapes to constant shapes can also compile at batch 4 into outputs no larger than one
+  // image's (NanoDet's [1, 1600, 80]): such a stage would mix the frames of a batch, so it goes. (Outputs
+  // that keep every image but fold the batch, as a PyTorch [1, -1] reshape does, are fine.)
+  auto& stages = package.networks.back().stages;
+  const auto elements = [](const ir::Stage& stage, std::size_t output) {
+    const auto& shape = stage.graph.tensors[static_cast<std::size_t>(stage.graph.outputs[output])].shape;
+    return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
+  };
+  const auto mixes_frames = [&](const ir::Stage& stage) {
+    for (std::size_t o = 0; o < stage.graph.outputs.size() && o < stages.front().graph.outputs.size(); ++o) {
+      if (elements(stage, o) != stage.batch / stages.front().batch * elements(stages.front(), o)) return true;
+    }
+    return false;
+  };
+  if (stages.size() > 1 && std::any_of(stages.begin() + 1, stages.end(), mixes_frames)) {
+    spdlog::warn("{}: the export fixes its outputs' batch to 1; compiled stage 1 only", onnx);
+    stages.erase(stages.begin() + 1, stages.end());
+  }
   package.networks.back().metadata[kSourceKey] = {{"sha256", key}, {"recipe", kCompileRecipe}};
   ir::write_package(package, cached.string());
 }

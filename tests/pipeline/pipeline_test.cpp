@@ -438,7 +438,7 @@ TEST(Pipeline, OverloadedLiveCamerasKeepTheirLatencyBoundedAndCountTheStaleFrame
   runner.join();
 
   EXPECT_GE(stale_total(), 600u) << "the cameras did not overload the model, or nothing was dropped as stale";
-  double batch_ms_max = 0.0;  // the longest a batch can take: the mean frame's share times the batch size
+  double batch_ms = 0.0;  // a full batch's mean time: the mean frame's share times the batch size
   for (int ch = 0; ch < kChannels; ++ch) {
     const ChannelCounters& c = pipeline.counters(ch);
     SCOPED_TRACE(fmt::format("channel {}", ch));
@@ -449,11 +449,12 @@ TEST(Pipeline, OverloadedLiveCamerasKeepTheirLatencyBoundedAndCountTheStaleFrame
               c.dropped_queue_full.load() + c.dropped_failed.load() + c.dropped_stale.load());
     const double share_ms =
         static_cast<double>(c.infer_us.load()) / 1000.0 / static_cast<double>(c.inferred.load());
-    batch_ms_max = std::max(batch_ms_max, 2.0 * share_ms * 4);  // stages 1 and 4; twice the mean share
+    batch_ms = std::max(batch_ms, share_ms * 4);  // stages 1 and 4
   }
-  // Post-processing and writing a result line take a few milliseconds; a loaded machine may hold a thread back
-  // for a while: 250 ms for those.
-  const double bound_ms = kMaxLatencyMs + batch_ms_max + 250.0;
+  // Quiet, the p99 stays within max_latency_ms plus about one batch (300 + ~450 ms here). Beside a whole
+  // test suite a batch can take several times its mean and threads wait for a core: four batches and
+  // 500 ms of margin. Without the bound the queue (64 frames a channel served at a few fps) holds 10+ s.
+  const double bound_ms = kMaxLatencyMs + 4 * batch_ms + 500.0;
   for (int ch = 0; ch < kChannels; ++ch) {
     const double p99 = pipeline.counters(ch).recent_latency.percentile(99);
     EXPECT_LE(p99, bound_ms) << "channel " << ch << ": p99 latency over its last frames";

@@ -454,10 +454,13 @@ TEST(Pipeline, OverloadedLiveCamerasKeepTheirLatencyBoundedAndCountTheStaleFrame
   // Quiet, the p99 stays within max_latency_ms plus about one batch (300 + ~450 ms here). Beside a whole
   // test suite a batch can take several times its mean and threads wait for a core: four batches and
   // 500 ms of margin. Without the bound the queue (64 frames a channel served at a few fps) holds 10+ s.
+  // Under a sanitizer (tests/support/timing.hpp) every thread runs several times slower, unevenly: there the
+  // drop path, the counters and the percentiles are what is checked, not the time.
   const double bound_ms = kMaxLatencyMs + 4 * batch_ms + 500.0;
   for (int ch = 0; ch < kChannels; ++ch) {
     const double p99 = pipeline.counters(ch).recent_latency.percentile(99);
-    EXPECT_LE(p99, bound_ms) << "channel " << ch << ": p99 latency over its last frames";
+    if (vapipe::test::time_scale() == 1.0)
+      EXPECT_LE(p99, bound_ms) << "channel " << ch << ": p99 latency over its last frames";
     EXPECT_GT(p99, 0.0);
   }
 }

@@ -19,13 +19,14 @@
 //
 // Output: a summary (frames, faces, fps, per-identity frame counts of channel 0, cosine statistics), or with
 // --json one JSON object for bench/face.sh.
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+
+import { check_tool, make_fail, parse_flags, probe_size, read_image, VideoChannel } from './ort_video.mjs';
 
 const require = createRequire(import.meta.url);
 const kExitUsage = 2;
@@ -50,108 +51,25 @@ function usage(message) {
   process.exit(kExitUsage);
 }
 
-function fail(message) {
-  console.error(`face_ort_pipeline: error: ${message}`);
-  process.exit(1);
-}
+const fail = make_fail('face_ort_pipeline');
 
 function parse_args(argv) {
   const models = process.env.VAPIPE_MODELS ?? path.join(repo_root, '..', 'shared', 'models');
   const data = path.join(repo_root, '..', 'shared', 'data', 'faces');
   const options = { channels: 4, threads: 2, video: path.join(data, 'video_chunk_6s.mp4'), gallery: data, models,
                     threshold: 0.5, max_frames: 0, spin: false, json: false };
-  const integer_flags = { '--channels': 'channels', '--threads': 'threads', '--max-frames': 'max_frames' };
-  const string_flags = { '--video': 'video', '--gallery': 'gallery', '--models': 'models' };
-  for (let i = 0; i < argv.length; ++i) {
-    const arg = argv[i];
-    if (arg === '--json') {
-      options.json = true;
-    } else if (arg === '--spin') {
-      options.spin = true;
-    } else if (arg === '-h' || arg === '--help') {
-      usage();
-    } else if (arg in integer_flags) {
-      const value = Number(argv[++i]);
-      if (!Number.isInteger(value) || value < 0) usage(`${arg} needs a non-negative integer, got '${argv[i]}'`);
-      options[integer_flags[arg]] = value;
-    } else if (arg in string_flags) {
-      if (i + 1 >= argv.length) usage(`${arg} needs a value`);
-      options[string_flags[arg]] = argv[++i];
-    } else if (arg === '--threshold') {
-      const value = Number(argv[++i]);
-      if (!Number.isFinite(value) || value < -1 || value > 1)
-        usage(`--threshold needs a cosine in [-1, 1], got '${argv[i]}'`);
-      options.threshold = value;
-    } else {
-      usage(`unknown argument '${arg}'`);
-    }
-  }
+  const cosine = (text) => {
+    const value = Number(text);
+    return Number.isFinite(value) && value >= -1 && value <= 1 ? value : undefined;
+  };
+  parse_flags(argv, options, {
+    '--channels': ['channels', 'integer'], '--threads': ['threads', 'integer'], '--max-frames': ['max_frames', 'integer'],
+    '--video': ['video', 'string'], '--gallery': ['gallery', 'string'], '--models': ['models', 'string'],
+    '--threshold': ['threshold', cosine], '--json': ['json', 'boolean'], '--spin': ['spin', 'boolean'] }, usage);
   if (options.channels < 1 || options.threads < 1) usage('--channels and --threads must be >= 1');
   return options;
 }
 
-// ---- ffmpeg ---------------------------------------------------------------------------------------------
-
-function check_tool(tool) {
-  const result = spawnSync(tool, ['-version'], { stdio: 'ignore' });
-  if (result.error) fail(`${tool} not found (${result.error.code}): install FFmpeg (Debian: apt-get install ffmpeg)`);
-}
-
-function probe_size(file) {
-  const result = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height',
-                                       '-of', 'csv=p=0:s=x', file], { encoding: 'utf8' });
-  const match = /^(\d+)x(\d+)/.exec(result.stdout ?? '');
-  if (result.status !== 0 || !match) fail(`ffprobe cannot read the size of '${file}': ${(result.stderr ?? '').trim()}`);
-  return { width: Number(match[1]), height: Number(match[2]) };
-}
-
-// One still image as BGR bytes (the first frame ffmpeg decodes).
-function read_image(file) {
-  const { width, height } = probe_size(file);
-  const result = spawnSync('ffmpeg', ['-nostdin', '-v', 'error', '-i', file, '-frames:v', '1', '-f', 'rawvideo',
-                                      '-pix_fmt', 'bgr24', '-'], { maxBuffer: width * height * 3 + 1024 });
-  if (result.status !== 0 || result.stdout.length !== width * height * 3)
-    fail(`ffmpeg cannot decode '${file}': ${String(result.stderr ?? result.error).trim()}`);
-  return { data: result.stdout, width, height };
-}
-
-// A channel: ffmpeg decoding the whole video to raw BGR frames on its stdout, read one frame at a time. The
-// async iterator pulls only when asked, so a channel that is ahead blocks ffmpeg on a full pipe (bounded memory).
-class VideoChannel {
-  constructor(file, width, height, max_frames) {
-    this.frame_bytes = width * height * 3;
-    const args = ['-nostdin', '-v', 'error', '-i', file];
-    if (max_frames > 0) args.push('-frames:v', String(max_frames));
-    args.push('-an', '-f', 'rawvideo', '-pix_fmt', 'bgr24', '-');
-    this.process = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.stderr = '';
-    this.process.stderr.on('data', (chunk) => { this.stderr += chunk; });
-    this.exited = new Promise((resolve) => this.process.on('close', (code) => resolve(code)));
-    this.chunks = this.process.stdout[Symbol.asyncIterator]();
-    this.pending = [];
-    this.pending_bytes = 0;
-  }
-
-  // The next frame (a Buffer of frame_bytes), or null at the end of the video.
-  async next() {
-    while (this.pending_bytes < this.frame_bytes) {
-      const { value, done } = await this.chunks.next();
-      if (done) {
-        const code = await this.exited;
-        if (code !== 0) fail(`ffmpeg exited with ${code}: ${this.stderr.trim()}`);
-        return null;
-      }
-      this.pending.push(value);
-      this.pending_bytes += value.length;
-    }
-    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-    const frame = all.subarray(0, this.frame_bytes);
-    const rest = all.subarray(this.frame_bytes);
-    this.pending = rest.length ? [rest] : [];
-    this.pending_bytes = rest.length;
-    return frame;
-  }
-}
 
 // ---- Detection ------------------------------------------------------------------------------------------
 
@@ -384,7 +302,7 @@ async function build_gallery(ort, detector_session, embedder, directory, log) {
   const gallery = [];
   const unused = { det_pre: 0, det_run: 0, det_post: 0, align: 0, emb_run: 0 };
   for (const file of files) {
-    const image = read_image(path.join(directory, file));
+    const image = read_image(path.join(directory, file), fail);
     const detector = new FaceDetector(detector_session, image.width, image.height);
     const faces = await detector.detect(ort, image, unused);
     const largest = faces.reduce((best, f) => (!best || area(f) > area(best) ? f : best), null);
@@ -434,8 +352,8 @@ async function main() {
            'VAPIPE_MODELS / --models');
     }
   if (!fs.existsSync(options.video)) fail(`video '${options.video}' not found (--video)`);
-  check_tool('ffmpeg');
-  check_tool('ffprobe');
+  check_tool('ffmpeg', fail);
+  check_tool('ffprobe', fail);
   let ort;
   try {
     ort = require('onnxruntime-node');
@@ -461,12 +379,12 @@ async function main() {
   const gallery = await build_gallery(ort, det_session, embedder, options.gallery, log);
   const gallery_seconds = (performance.now() - gallery_start) / 1000;
 
-  const { width, height } = probe_size(options.video);
+  const { width, height } = probe_size(options.video, fail);
   const timings = { det_pre: 0, det_run: 0, det_post: 0, align: 0, emb_run: 0 };
   const detector = new FaceDetector(det_session, width, height);
   const start = performance.now();
   const channels = Array.from({ length: options.channels },
-                              () => new VideoChannel(options.video, width, height, options.max_frames));
+                              () => new VideoChannel(options.video, width * height * 3, fail, { max_frames: options.max_frames }));
   let frames = 0, faces = 0, embeddings = 0;
   const frames_of = new Array(options.channels).fill(0);
   // Per channel: identity -> frames showing it (a name counts once per frame).

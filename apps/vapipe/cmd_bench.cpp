@@ -71,6 +71,8 @@ void run_bench(const BenchOptions& options) {
     const nlohmann::json report = {{"file", options.path},
                                    {"net", network->name()},
                                    {"precision", network->precision()},
+                                   {"isa", cpu_isa()},
+                                   {"native", cpu_has_native(network->precision())},
                                    {"batch", options.batch},
                                    {"stage", stage},
                                    {"threads", options.threads},
@@ -83,9 +85,11 @@ void run_bench(const BenchOptions& options) {
                                    {"peak_rss_mb", peak_rss_mb()}};
     fmt::print("{}\n", report.dump());
   } else {
-    fmt::print("net={} precision={} batch={} stage={} threads={} runs={} load_ms={:.1f} peak_rss_mb={:.1f}\n",
-               network->name(), network->precision(), options.batch, stage, options.threads, options.runs,
-               load_ms, peak_rss_mb());
+    fmt::print(
+        "net={} precision={} isa={} native={} batch={} stage={} threads={} runs={} load_ms={:.1f} "
+        "peak_rss_mb={:.1f}\n",
+        network->name(), network->precision(), cpu_isa(), cpu_has_native(network->precision()), options.batch,
+        stage, options.threads, options.runs, load_ms, peak_rss_mb());
     fmt::print("median_ms={:.3f} p90_ms={:.3f} per_image_ms={:.3f}\n", median, p90, per_image);
   }
 }

@@ -2,10 +2,14 @@
 // close TEST stays to REF: per-tensor cosine / euclidean similarity / SQNR for every output both have (the
 // seed toolchain's npz compare), then detection agreement: mAP of TEST's detections scored against REF's
 // as ground truth. Fails (exit 1) when a tensor is below --tolerance, naming the worst ones.
+// `vapipe compare REF.jsonl TEST.jsonl`: two runs' JSON Lines results (`vapipe run`), frames matched by channel
+// and frame index: the same detection agreement (e.g. a decode option against the normal decode).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -120,7 +124,84 @@ struct Side {
   }
 };
 
+// One run's JSON Lines: (channel, frame) -> its detections (class, score, box).
+std::map<std::pair<int, std::int64_t>, std::vector<models::Detection>> read_results(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open", path);
+  std::map<std::pair<int, std::int64_t>, std::vector<models::Detection>> frames;
+  std::size_t line_number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (line.empty()) continue;
+    try {
+      const auto record = nlohmann::json::parse(line);
+      auto& detections = frames[{record.at("channel").get<int>(), record.at("frame").get<std::int64_t>()}];
+      for (const auto& d : record.at("detections")) {
+        models::Detection detection;
+        detection.class_id = d.at("class_id").get<int>();
+        detection.score = d.at("score").get<float>();
+        const auto& box = d.at("box");
+        detection.x1 = box.at(0).get<float>();
+        detection.y1 = box.at(1).get<float>();
+        detection.x2 = box.at(2).get<float>();
+        detection.y2 = box.at(3).get<float>();
+        detections.push_back(detection);
+      }
+    } catch (const nlohmann::json::exception& error) {
+      fail("{}:{}: not a vapipe results line: {}", path, line_number, error.what());
+    }
+  }
+  return frames;
+}
+
+void compare_results(const CompareOptions& options) {
+  const auto reference = read_results(options.reference);
+  const auto test = read_results(options.test);
+  std::vector<std::vector<models::Detection>> truth, predicted;
+  std::size_t truth_boxes = 0, only_reference = 0;
+  for (const auto& [key, detections] : reference) {
+    const auto found = test.find(key);
+    if (found == test.end()) {
+      ++only_reference;
+      continue;
+    }
+    auto& kept = truth.emplace_back();
+    for (const auto& d : detections)
+      if (d.score >= options.conf_threshold) kept.push_back(d);
+    truth_boxes += kept.size();
+    predicted.push_back(found->second);
+  }
+  if (truth.empty())
+    fail("{} and {} have no frame in common (channel, frame)", options.reference, options.test);
+  const double map50 = models::mean_average_precision(truth, predicted, 0.5F);
+  const double map50_95 = models::mean_average_precision_50_95(truth, predicted);
+  if (options.json) {
+    const nlohmann::json report = {{"reference", options.reference},
+                                   {"test", options.test},
+                                   {"frames", truth.size()},
+                                   {"reference_only_frames", only_reference},
+                                   {"test_only_frames", test.size() - truth.size()},
+                                   {"reference_boxes", truth_boxes},
+                                   {"map50", map50},
+                                   {"map50_95", map50_95}};
+    std::printf("%s\n", report.dump().c_str());
+  } else {
+    std::printf("%s vs %s: %zu frames in common (%zu only in REF, %zu only in TEST)\n",
+                options.reference.c_str(), options.test.c_str(), truth.size(), only_reference,
+                test.size() - truth.size());
+    std::printf(
+        "detection agreement (REF conf %.2f as ground truth, %zu boxes): mAP@0.5 %.4f  mAP@0.5:0.95 %.4f\n",
+        static_cast<double>(options.conf_threshold), truth_boxes, map50, map50_95);
+  }
+  std::fflush(stdout);
+}
+
 void run_compare(const CompareOptions& options) {
+  if (options.reference.ends_with(".jsonl") && options.test.ends_with(".jsonl")) {
+    compare_results(options);
+    return;
+  }
+  if (options.images.empty()) fail("--images is required to compare packages");
   const auto [min_cosine, min_euclidean] = parse_tolerance(options.tolerance);
   const auto images = vision::list_image_files(options.images, options.count, "--images");
   // REF's confident detections are the ground truth; TEST's are scored down to a low threshold so the
@@ -258,10 +339,14 @@ void register_compare(CLI::App& app) {
   auto* command = app.add_subcommand(
       "compare",
       "Compare a package against a reference package on images (tensor similarity, detection mAP)");
-  command->add_option("reference", options->reference, "Reference package (.vpk), e.g. the FP32 one")
+  command
+      ->add_option("reference", options->reference,
+                   "Reference package (.vpk), e.g. the FP32 one, or a run's results (.jsonl)")
       ->required();
-  command->add_option("test", options->test, "Package under test (.vpk), e.g. the INT8 one")->required();
-  command->add_option("--images", options->images, "Folder of images (.jpg, .png, ...)")->required();
+  command
+      ->add_option("test", options->test, "Package under test (.vpk), e.g. the INT8 one, or results (.jsonl)")
+      ->required();
+  command->add_option("--images", options->images, "Folder of images (.jpg, .png, ...); packages only");
   command->add_option("--count", options->count, "Use the first N images by name (0 = all)");
   command->add_option("--tolerance", options->tolerance, "Minimum cosine[,euclidean] similarity per tensor")
       ->capture_default_str();

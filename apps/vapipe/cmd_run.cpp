@@ -41,17 +41,23 @@ void print_summary(const pipeline::RunSummary& summary) {
   // drop_full + drop_fail + drop_stale = dropped: why frames were not detected (queue of a live source full,
   // failure, older than max_latency_ms).
   // corrupt: frames decoded with concealed errors (output all the same); res_drop: result lines the results
-  // file could not take (disk full). Scripts read the table by column name (scripts/soak.py).
+  // file could not take (disk full); p50_ms/p99_ms: decode -> output latency of the channel's last 512 frames.
+  // Scripts read the table by column name (scripts/soak.py, bench/cameras.sh).
   text += fmt::format(
-      "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>10} {:>7} {:>9} {:>9} {:>8}  {}\n",
+      "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>10} {:>7} {:>9} {:>9} {:>8} {:>8} "
+      "{:>8}  "
+      "{}\n",
       "ch", "state", "decoded", "output", "inferred", "skipped", "dropped", "drop_full", "drop_fail",
-      "drop_stale", "dec_errors", "corrupt", "reconnect", "pkt_drop", "res_drop", "address");
+      "drop_stale", "dec_errors", "corrupt", "reconnect", "pkt_drop", "res_drop", "p50_ms", "p99_ms",
+      "address");
   for (const auto& c : summary.channels) {
     text += fmt::format(
-        "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>10} {:>7} {:>9} {:>9} {:>8}  {}\n",
+        "{:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>10} {:>10} {:>7} {:>9} {:>9} {:>8} "
+        "{:>8.1f} "
+        "{:>8.1f}  {}\n",
         c.channel, c.state, c.decoded, c.output, c.inferred, c.skipped, c.dropped, c.dropped_queue_full,
         c.dropped_failed, c.dropped_stale, c.decode_errors, c.corrupt_frames, c.reconnects, c.packets_dropped,
-        c.results_dropped, c.address);
+        c.results_dropped, c.latency_p50_ms, c.latency_p99_ms, c.address);
   }
   // A chained second-stage network (pose): objects it ran on, and objects whose track's fresh result was
   // reused instead (its cost follows new objects, not frames).
@@ -154,7 +160,9 @@ void register_run(CLI::App& app) {
   command->add_option("--cache-dir", args->cache_dir,
                       "Where .onnx models are compiled to (default ~/.cache/vapipe)");
   command
-      ->add_option("--threads", args->threads, "oneDNN threads per inference context (0: cores / contexts)")
+      ->add_option("--threads", args->threads,
+                   "oneDNN threads per inference context, inference.thread_num contexts (0: one "
+                   "single-threaded context per core)")
       ->check(thread_count());
   command->callback([args] {
     // State changes of channels are the operator's view of a run: info level unless -v asked for more.

@@ -26,6 +26,7 @@ VideoDecoder::VideoDecoder(const AVCodecParameters& parameters, DecoderOptions o
   context_->thread_count = options.threads < 0 ? 1 : options.threads;
   context_->thread_type = options.low_delay ? FF_THREAD_SLICE : FF_THREAD_FRAME | FF_THREAD_SLICE;
   if (options.low_delay) context_->flags |= AV_CODEC_FLAG_LOW_DELAY;
+  if (options.skip_loop_filter) context_->skip_loop_filter = AVDISCARD_ALL;
   context_->opaque = this;
   context_->get_buffer2 = &VideoDecoder::get_bounded_buffer;
 #if FF_API_THREAD_SAFE_CALLBACKS

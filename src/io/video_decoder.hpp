@@ -19,6 +19,7 @@ struct DecoderOptions {
   int threads = 1;  // decoder threads; 0 = FFmpeg picks (one per core)
   // Frame threading adds threads-1 frames of delay; slice threading adds none (live sources).
   bool low_delay = false;
+  bool skip_loop_filter = false;   // no deblocking (AVDISCARD_ALL): cheaper, blockier pictures
   int max_width = kMaxFrameWidth;  // larger streams or frames: vapipe::Error naming the label and the size
   int max_height = kMaxFrameHeight;
 };

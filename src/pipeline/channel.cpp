@@ -365,7 +365,10 @@ bool Channel::run_source(io::VideoSource& source, std::string& failure) {
   std::unique_ptr<io::VideoDecoder> decoder;
   try {
     decoder = std::make_unique<io::VideoDecoder>(
-        source.codec_parameters(), io::DecoderOptions{.threads = 1, .low_delay = source.is_live()}, label_);
+        source.codec_parameters(),
+        io::DecoderOptions{
+            .threads = 1, .low_delay = source.is_live(), .skip_loop_filter = setup_.camera->skip_loop_filter},
+        label_);
   } catch (const Error& error) {
     failure = error.what();
     return false;

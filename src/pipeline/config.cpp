@@ -323,8 +323,8 @@ ModelConfig parse_model(const Reader& r, const json& value, const std::string& p
 
 CameraConfig parse_camera(const Reader& r, const json& value, const std::string& path,
                           const std::vector<ModelConfig>& models) {
-  static constexpr std::array<std::string_view, 6> kKeys{"address", "chan_num", "model_names",
-                                                         "loop",    "pace",     "rtsp_transport"};
+  static constexpr std::array<std::string_view, 7> kKeys{
+      "address", "chan_num", "model_names", "loop", "pace", "rtsp_transport", "skip_loop_filter"};
   r.object(value, path, kKeys);
   CameraConfig camera;
   camera.address = r.string(r.required(value, path, "address"), child(path, "address"));
@@ -347,6 +347,8 @@ CameraConfig parse_camera(const Reader& r, const json& value, const std::string&
   }
   if (const auto* v = Reader::optional(value, "loop")) camera.loop = r.boolean(*v, child(path, "loop"));
   if (const auto* v = Reader::optional(value, "pace")) camera.pace = r.boolean(*v, child(path, "pace"));
+  if (const auto* v = Reader::optional(value, "skip_loop_filter"))
+    camera.skip_loop_filter = r.boolean(*v, child(path, "skip_loop_filter"));
   if (const auto* v = Reader::optional(value, "rtsp_transport")) {
     camera.rtsp_transport = r.choice(*v, child(path, "rtsp_transport"), kTransports);
   }

@@ -37,6 +37,9 @@ struct CameraConfig {
   // vapipe keys.
   bool loop = true;  // files: start again at the end
   bool pace = true;  // files: read at the file's own frame rate (false: as fast as possible)
+  // Decode without the H.264/H.265 deblocking filter (FFmpeg's skip_loop_filter): cheaper decoding, blockier
+  // pictures; measured against detection agreement in docs/performance.md.
+  bool skip_loop_filter = false;
   RtspTransport rtsp_transport = RtspTransport::kTcp;
 };
 

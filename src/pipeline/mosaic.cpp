@@ -23,6 +23,7 @@ extern "C" {
 #include "io/video_encoder.hpp"
 #include "models/detection_json.hpp"
 #include "models/detection_label.hpp"
+#include "models/instance_mask.hpp"
 #include "models/post_processor.hpp"
 #include "vision/osd.hpp"
 
@@ -444,12 +445,24 @@ void Mosaic::compose() {
         p.x = map_x(p.x);
         p.y = map_y(p.y);
       }
+      // A mask's extent is mapped unclipped: its cells keep their size relative to the extent; rasterizing
+      // over the (clipped) box keeps it inside the tile.
+      if (!d.mask.empty()) {
+        d.mask.x1 = t.x + d.mask.x1 * t.scale_x;
+        d.mask.y1 = t.y + d.mask.y1 * t.scale_y;
+        d.mask.x2 = t.x + d.mask.x2 * t.scale_x;
+        d.mask.y2 = t.y + d.mask.y2 * t.scale_y;
+      }
       const std::string label =
           tile.labels != nullptr ? tile.labels->label(d.class_id) : std::to_string(d.class_id);
       vision::OsdBox& box =
           c.osd.emplace_back(vision::OsdBox{d.x1, d.y1, d.x2, d.y2, d.track_id >= 0 ? d.track_id : d.class_id,
                                             models::display_label(d, label)});
       if (tile.labels != nullptr) box.edges = tile.labels->skeleton();
+      if (!d.mask.empty()) {
+        models::PixelMask mask = models::rasterize(d);
+        box.mask = {mask.x, mask.y, mask.width, mask.height, std::move(mask.pixels)};
+      }
       io::MetadataBox& meta =
           c.boxes.emplace_back(io::MetadataBox{d.x1, d.y1, d.x2, d.y2, d.score, d.class_id, d.track_id});
       for (const auto& p : d.keypoints) {

@@ -20,6 +20,7 @@
 #include "models/face_gallery.hpp"
 #include "models/secondary_runner.hpp"
 #include "pipeline/model_loader.hpp"
+#include "vapipe/runtime.hpp"
 
 namespace vapipe::pipeline {
 
@@ -61,12 +62,20 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
   for (const auto& channel : channels) {
     model_used[static_cast<std::size_t>(channel.model - config_.models.data())] = true;
   }
-  const int inference_threads =
-      config_.inference.thread_num * static_cast<int>(std::count(model_used.begin(), model_used.end(), true));
+  // Inference threads. By default one single-threaded context per core (the cores shared among the models in
+  // use, at least inference.thread_num per model), each running whole batches: a context whose oneDNN team
+  // splits every layer waits at each layer's barrier for whichever team thread the OS has just given to a
+  // decoder or to another process (issue 21: 4 x 1080p beside one busy loop kept 0.29x of its quiet
+  // throughput that way). `--threads T` keeps inference.thread_num contexts of T oneDNN threads each.
+  const int models_in_use =
+      std::max(1, static_cast<int>(std::count(model_used.begin(), model_used.end(), true)));
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  const int context_threads = options_.context_threads > 0
-                                  ? options_.context_threads
-                                  : std::max(1, cores / std::max(1, inference_threads));
+  StageConfig inference = config_.inference;
+  int context_threads = options_.context_threads;
+  if (context_threads == 0) {
+    inference.thread_num = std::max(inference.thread_num, std::max(1, cores / models_in_use));
+    context_threads = 1;
+  }
 
   for (std::size_t i = 0; i < config_.models.size(); ++i) {
     const ModelConfig& model = config_.models[i];
@@ -124,8 +133,8 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
         fail("{}.gallery: {}", key, error.what());
       }
     }
-    DetectorOptions detector_options{config_.preprocess, config_.inference, config_.postprocess,
-                                     context_threads, secondary != nullptr};
+    DetectorOptions detector_options{config_.preprocess, inference, config_.postprocess, context_threads,
+                                     secondary != nullptr};
     auto detector =
         std::make_unique<Detector>(model, key, network, detector_options, [this](FrameTaskPtr task) {
           channels_[static_cast<std::size_t>(task->channel)]->deliver(std::move(task));
@@ -139,9 +148,9 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
       }
       results_by_model_[model.name] = shared;
     }
-    spdlog::info("model '{}': {} (stages {}), {} inference thread(s) x {} oneDNN thread(s)", model.name,
-                 loaded.package_path, fmt::join(network->stage_batches(), ","), config_.inference.thread_num,
-                 context_threads);
+    spdlog::info("model '{}': {} (stages {}, {}), {} inference thread(s) x {} oneDNN thread(s), ISA {}",
+                 model.name, loaded.package_path, fmt::join(network->stage_batches(), ","),
+                 network->precision(), inference.thread_num, context_threads, cpu_isa());
     detectors_.push_back(std::move(detector));
   }
 
@@ -532,6 +541,9 @@ RunSummary Pipeline::summarize(double seconds) const {
     row.results_dropped = c.results_dropped.load();
     row.secondary_runs = c.secondary_runs.load();
     row.secondary_cached = c.secondary_cached.load();
+    const auto [p50, p99] = c.recent_latency.percentiles(std::array<double, 2>{50, 99});
+    row.latency_p50_ms = p50;
+    row.latency_p99_ms = p99;
     summary.channels.push_back(std::move(row));
   }
   return summary;

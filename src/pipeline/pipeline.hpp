@@ -33,7 +33,7 @@ struct RunOptions {
   bool stats_table = false;                           // plus the per-channel table (--stats all)
   std::optional<std::chrono::milliseconds> duration;  // stop by itself after this long
   std::filesystem::path cache_dir;                    // compiled .onnx models; empty: default_cache_dir()
-  int context_threads = 0;  // oneDNN threads per inference context; 0: cores / inference threads
+  int context_threads = 0;  // oneDNN threads per inference context; 0: one single-threaded context per core
   std::FILE* stats_out = stdout;
   io::ReconnectOptions reconnect{std::chrono::milliseconds(500), std::chrono::milliseconds(30'000), 2.0,
                                  std::chrono::milliseconds(10'000)};
@@ -49,6 +49,7 @@ struct ChannelSummary {
                 results_dropped = 0;
   std::uint64_t dropped_queue_full = 0, dropped_failed = 0, dropped_stale = 0;  // dropped, by reason
   std::uint64_t secondary_runs = 0, secondary_cached = 0;  // a chained network's objects: run, reused
+  double latency_p50_ms = 0.0, latency_p99_ms = 0.0;  // decode -> output, of the channel's last 512 frames
 };
 
 struct RunSummary {

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -64,6 +65,64 @@ TEST(CompareCommand, SelfAgreementAndInt8Tolerance) {
       strict.out.find("vapipe: error: 3 of 3 tensors below the tolerance 0.999999,0.999: '/model.24/m."),
       std::string::npos)
       << strict.out;
+}
+
+}  // namespace
+
+namespace {
+
+// `vapipe compare A.jsonl B.jsonl`: two runs' results, frames matched by (channel, frame): a run against itself
+// agrees perfectly, a run with one box moved off its object and one frame missing scores below 1, a line
+// that is not a results record is one error naming the file and the line.
+TEST(CompareCommand, TwoRunsResultsByChannelAndFrame) {
+  const auto dir = vapipe::test::scratch_dir();
+  const auto record = [](int channel, int frame, const nlohmann::json& detections) {
+    return nlohmann::json{{"channel", channel}, {"frame", frame}, {"pts", frame}, {"detections", detections}}
+               .dump() +
+           "\n";
+  };
+  const auto box = [](int class_id, double score, double x1) {
+    return nlohmann::json{
+        {"class_id", class_id}, {"label", "x"}, {"score", score}, {"box", {x1, 10, x1 + 40, 90}}};
+  };
+  {
+    std::ofstream reference(dir / "reference.jsonl");
+    std::ofstream test(dir / "test.jsonl");
+    for (int frame = 0; frame < 10; ++frame) {
+      for (int channel = 0; channel < 2; ++channel) {
+        const auto detections = nlohmann::json::array({box(0, 0.9, 10), box(2, 0.8, 100)});
+        reference << record(channel, frame, detections);
+        if (channel == 1 && frame == 9) continue;  // a frame the test run does not have
+        // Frame 3 of channel 0: the class-2 box moved by its whole width (IoU 0).
+        test << record(channel, frame,
+                       channel == 0 && frame == 3 ? nlohmann::json::array({box(0, 0.9, 10), box(2, 0.8, 140)})
+                                                  : detections);
+      }
+    }
+  }
+  const std::string reference = (dir / "reference.jsonl").string(), test = (dir / "test.jsonl").string();
+  const auto compare = [](const std::string& a, const std::string& b) {
+    const auto result = run("compare '" + a + "' '" + b + "' --json");
+    EXPECT_EQ(result.exit_code, 0) << result.out;
+    return nlohmann::json::parse(result.out, nullptr, false);
+  };
+  const auto same = compare(reference, reference);
+  ASSERT_FALSE(same.is_discarded());
+  EXPECT_EQ(same.at("frames"), 20);
+  EXPECT_EQ(same.at("reference_boxes"), 40);
+  EXPECT_DOUBLE_EQ(same.at("map50").get<double>(), 1.0);
+
+  const auto moved = compare(reference, test);
+  ASSERT_FALSE(moved.is_discarded());
+  EXPECT_EQ(moved.at("frames"), 19);
+  EXPECT_EQ(moved.at("reference_only_frames"), 1);
+  EXPECT_LT(moved.at("map50").get<double>(), 1.0);
+  EXPECT_GT(moved.at("map50").get<double>(), 0.9);
+
+  std::ofstream(dir / "bad.jsonl") << record(0, 0, nlohmann::json::array()) << "{\"channel\": 0}\n";
+  const auto bad = run("compare '" + reference + "' '" + (dir / "bad.jsonl").string() + "'");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("bad.jsonl:2: not a vapipe results line"), std::string::npos) << bad.out;
 }
 
 }  // namespace

@@ -39,10 +39,11 @@ struct ShippedRun {
 };
 
 // Runs configs/<name> with its camera, model path and output_path replaced, for `seconds`; `extra` keys (vapipe's
-// own) are merged into the model entry and `camera_extra` into the camera.
+// own) are merged into the model entry and `camera_extra` into the camera; `more_models` are appended to models[].
 ShippedRun run_shipped(const std::string& name, const fs::path& video, const fs::path& model, int seconds,
                        fs::path dir = {}, const nlohmann::json& extra = nlohmann::json::object(),
-                       const nlohmann::json& camera_extra = nlohmann::json::object()) {
+                       const nlohmann::json& camera_extra = nlohmann::json::object(),
+                       const nlohmann::json& more_models = nlohmann::json::array()) {
   if (dir.empty()) dir = test::scratch_dir();
   std::ifstream in(fs::path(VAPIPE_SOURCE_DIR) / "configs" / name);
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(in);
@@ -53,6 +54,7 @@ ShippedRun run_shipped(const std::string& name, const fs::path& video, const fs:
   entry["output_path"] = (dir / "out.mp4").string();
   for (const auto& [key, value] : extra.items()) entry[key] = value;
   for (const auto& [key, value] : camera_extra.items()) camera[key] = value;
+  for (const auto& more : more_models) config["models"].push_back(nlohmann::ordered_json::parse(more.dump()));
   const fs::path config_path = dir / name;
   std::ofstream(config_path) << config.dump(2);
   const fs::path results = dir / "results.jsonl";
@@ -333,6 +335,55 @@ TEST(ShippedConfigs, OpenposeWithASecondaryKeyNamingAnotherModelEntry) {
   ASSERT_NE(found, log.end()) << tail(log);
   std::regex_match(*found, match, chain_line);
   EXPECT_LE(std::stoull(match[1].str()), 2 * frames);
+}
+
+// Issue 20: a pre-quantized classifier (ORT's QLinear MobileNetV2) as the second stage of the shipped yolov5
+// config: every classified object carries its ImageNet top-1 in the JSON Lines, only objects of the configured
+// class are classified, and the chain's counts are in the summary.
+TEST(ShippedConfigs, Yolov5WithAQuantizedClassifierAsSecondaryGivesObjectsAnAttribute) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  VAPIPE_REQUIRE_MODEL("mobilenetv2-int8.onnx");
+  const fs::path video = test::opencv_data_dir() / "vtest.avi";
+  if (!fs::exists(video)) GTEST_SKIP() << video << " not found (Debian's opencv-doc)";
+  const auto run =
+      run_shipped("cameras_yolov5.json", video, test::models_dir() / "yolov5n.onnx", 4, {},
+                  {{"secondary", {{{"model", "classifier"}, {"classes", {"person"}}, {"max_objects", 3}}}}},
+                  {{"chan_num", 1}, {"loop", false}},
+                  // nms_threshold: required in every entry by sophon's schema, unused by a classifier.
+                  nlohmann::json::array({{{"name", "classifier"},
+                                          {"path", (test::models_dir() / "mobilenetv2-int8.onnx").string()},
+                                          {"nms_threshold", 0.5}}}));
+  ASSERT_EQ(run.exit_code, 0) << tail(run.log);
+  const auto& log = run.log;
+  std::size_t frames = 0, classified = 0, persons = 0;
+  std::map<std::string, std::size_t> labels;
+  for (const auto& record : run.results) {
+    ++frames;
+    for (const auto& d : record.at("detections")) {
+      const bool person = d.at("label") == "person";
+      persons += person ? 1 : 0;
+      if (!d.contains("attribute")) continue;
+      ++classified;
+      EXPECT_TRUE(person) << "only persons are configured for the classifier: " << d.dump();
+      const auto& attribute = d.at("attribute");
+      EXPECT_GT(attribute.at("score").get<double>(), 0.0) << d.dump();
+      EXPECT_LE(attribute.at("score").get<double>(), 1.0) << d.dump();
+      ++labels[attribute.at("label").get<std::string>()];
+    }
+  }
+  ASSERT_GT(frames, 10U) << tail(log);
+  EXPECT_GT(persons, frames) << "vtest.avi has persons in every frame";
+  EXPECT_GT(classified, frames) << "the classifier runs on up to 3 persons of each frame";
+  EXPECT_LE(classified, persons);
+  ASSERT_FALSE(labels.empty());
+  // ImageNet's names (the model's metadata), not class ids.
+  for (const auto& [label, count] : labels)
+    EXPECT_EQ(label.rfind("class_", 0), std::string::npos) << label << " x" << count;
+  const std::regex chain_line(R"(^second stage: (\d+) object\(s\) run, (\d+) reused from their track$)");
+  EXPECT_NE(std::find_if(log.begin(), log.end(),
+                         [&](const std::string& l) { return std::regex_match(l, chain_line); }),
+            log.end())
+      << tail(log);
 }
 
 // The face video and a package of SCRFD + MobileFaceNet (vapipe combine), made per test.

@@ -1,5 +1,7 @@
 #include "io/video_decoder.hpp"
 
+#include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -154,6 +156,59 @@ TEST(VideoDecoder, FollowsAResolutionChangeMidStream) {
   count();
   EXPECT_EQ(big, 20);
   EXPECT_EQ(small, 20);
+}
+
+// The luma planes of every frame of `clip`, decoded with `options`.
+std::vector<std::vector<std::uint8_t>> decode_luma(const std::filesystem::path& clip,
+                                                   DecoderOptions options) {
+  VideoSource source(clip.string());
+  VideoDecoder decoder(source.codec_parameters(), options);
+  auto packet = make_packet();
+  auto frame = make_frame();
+  std::vector<std::vector<std::uint8_t>> planes;
+  auto drain = [&] {
+    while (decoder.receive(*frame) == DecodeStatus::kOk) {
+      auto& plane = planes.emplace_back();
+      for (int y = 0; y < frame->height; ++y) {
+        const std::uint8_t* row = frame->data[0] + static_cast<std::ptrdiff_t>(y) * frame->linesize[0];
+        plane.insert(plane.end(), row, row + frame->width);
+      }
+    }
+  };
+  while (source.read(*packet)) {
+    while (decoder.send(packet.get()) == DecodeStatus::kAgain) drain();
+    drain();
+  }
+  decoder.send(nullptr);
+  drain();
+  return planes;
+}
+
+// skip_loop_filter (a camera key): the same frames without H.264's deblocking, so they differ from the
+// normal decode a little (x264's default deblocks; its ultrafast preset would not) and stay close to it.
+TEST(VideoDecoder, SkippingTheLoopFilterChangesPicturesLittle) {
+  VAPIPE_REQUIRE_FILE(test::vtest_avi());
+  const auto clip = vapipe::test::scratch_dir() / "deblocked.h264";
+  ASSERT_TRUE(test::run_command(
+      fmt::format("ffmpeg -nostdin -v error -y -i {} -frames:v 30 -an -c:v libx264 -preset veryfast -crf 30 "
+                  "-g 15 -f h264 {}",
+                  test::quoted(test::vtest_avi()), test::quoted(clip))));
+  const auto filtered = decode_luma(clip, {});
+  const auto unfiltered = decode_luma(clip, {.skip_loop_filter = true});
+  ASSERT_EQ(filtered.size(), 30u);
+  ASSERT_EQ(unfiltered.size(), filtered.size());
+  double total_difference = 0.0;
+  for (std::size_t f = 0; f < filtered.size(); ++f) {
+    ASSERT_EQ(filtered[f].size(), unfiltered[f].size());
+    double difference = 0.0;
+    for (std::size_t i = 0; i < filtered[f].size(); ++i)
+      difference += std::abs(static_cast<int>(filtered[f][i]) - static_cast<int>(unfiltered[f][i]));
+    difference /= static_cast<double>(filtered[f].size());
+    EXPECT_LT(difference, 4.0) << "frame " << f << ": mean |difference| in grey levels";
+    total_difference += difference;
+  }
+  EXPECT_GT(total_difference / static_cast<double>(filtered.size()), 0.05)
+      << "skip_loop_filter changed nothing: the option did not reach the decoder";
 }
 
 std::string error_of(const std::function<void()>& action) {

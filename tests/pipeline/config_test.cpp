@@ -83,6 +83,7 @@ TEST(PipelineConfig, SophonYolov5ExampleParsesAsIs) {
   EXPECT_TRUE(camera.loop);
   EXPECT_TRUE(camera.pace);
   EXPECT_EQ(camera.rtsp_transport, RtspTransport::kTcp);
+  EXPECT_FALSE(camera.skip_loop_filter);
   EXPECT_EQ(config.preprocess.thread_num, 4);
   EXPECT_EQ(config.preprocess.queue_size, 16);
   EXPECT_EQ(config.inference.thread_num, 1);
@@ -283,6 +284,9 @@ TEST(PipelineConfigErrors, BadChoices) {
       R"(cameras.json: models[0].output_mode: expected one of "passthrough" | "annotated" | "results", got "overlay")");
   EXPECT_EQ(error_of([](auto& j) { j["cards"][0]["cameras"][0]["rtsp_transport"] = "http"; }),
             R"(cameras.json: cards[0].cameras[0].rtsp_transport: expected one of "tcp" | "udp", got "http")");
+  EXPECT_TRUE(error_of([](auto& j) {
+                j["cards"][0]["cameras"][0]["skip_loop_filter"] = "yes";
+              }).starts_with("cameras.json: cards[0].cameras[0].skip_loop_filter: expected true or false"));
   EXPECT_TRUE(error_of([](auto& j) {
                 j["models"][0]["model_type"] = "ssd";
               }).starts_with(R"(cameras.json: models[0].model_type: unsupported model type "ssd")"));

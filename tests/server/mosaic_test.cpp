@@ -296,6 +296,60 @@ TEST_F(Mosaic, AChannelWithoutPicturesStaysBlackWhileTheOthersGoOn) {
   EXPECT_EQ(frames[3], 0);
 }
 
+// Instance masks go into the mosaic like boxes: each mask's pixels (RLE in the mosaic's JSON Lines) lie inside
+// its channel's tile, scaled with it, and a mask seen in a channel's own record is found at the tile's offset.
+TEST_F(Mosaic, InstanceMasksAreMappedIntoTheirTiles) {
+  VAPIPE_REQUIRE_MODEL("yolov8n-seg-int8.onnx");
+  nlohmann::json config = mosaic_config(nlohmann::json::array({camera(clip.string(), 2)}), dir, 0,
+                                        {{"fps", 10},
+                                         {"columns", 2},
+                                         {"tile_width", kTileWidth / 2},
+                                         {"tile_height", kTileHeight / 2},
+                                         {"output_path", (dir / "mosaic.mp4").string()},
+                                         {"results_path", (dir / "mosaic.jsonl").string()}});
+  config["models"][0]["path"] = (vapipe::test::models_dir() / "yolov8n-seg-int8.onnx").string();
+  std::ofstream(dir / "cameras.json") << config.dump(2);
+  auto vapipe = run_vapipe(dir / "cameras.json", dir);
+  std::size_t masks = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        masks = 0;
+        if (vapipe->exited()) return true;  // reported below
+        for (const auto& record : read_records(dir / "mosaic.jsonl"))
+          for (const auto& d : record.at("detections")) masks += d.contains("mask") ? 1 : 0;
+        return masks >= 20;
+      },
+      180s))
+      << masks << " masks; " << log_of(dir / "vapipe");
+  ASSERT_FALSE(vapipe->exited()) << log_of(dir / "vapipe");
+  vapipe->signal(SIGINT);
+  ASSERT_TRUE(vapipe->wait_for(60s)) << "vapipe did not exit after SIGINT";
+  EXPECT_EQ(vapipe->exit_code(), 0) << log_of(dir / "vapipe");
+  for (const auto& record : read_records(dir / "mosaic.jsonl")) {
+    for (const auto& d : record.at("detections")) {
+      if (!d.contains("mask")) continue;
+      const int channel = d.at("channel").get<int>();
+      const auto& tile = record.at("tiles")[static_cast<std::size_t>(channel)];
+      const int tile_x = tile.at("offset")[0], tile_y = tile.at("offset")[1];
+      const int tile_w = tile.at("size")[0], tile_h = tile.at("size")[1];
+      const int x = d.at("mask").at("origin")[0], y = d.at("mask").at("origin")[1];
+      const int h = d.at("mask").at("size")[0], w = d.at("mask").at("size")[1];
+      EXPECT_GE(x, tile_x) << d.dump();
+      EXPECT_GE(y, tile_y) << d.dump();
+      EXPECT_LE(x + w, tile_x + tile_w) << d.dump();
+      EXPECT_LE(y + h, tile_y + tile_h) << d.dump();
+      // The mask covers part of its box (the box is mapped the same way).
+      const auto& box = d.at("box");
+      EXPECT_NEAR(x, box[0].get<double>(), 2.0) << d.dump();
+      EXPECT_NEAR(y, box[1].get<double>(), 2.0) << d.dump();
+      std::size_t ones = 0;
+      const auto& counts = d.at("mask").at("counts");
+      for (std::size_t i = 1; i < counts.size(); i += 2) ones += counts[i].get<std::size_t>();
+      EXPECT_GT(ones, 0u) << d.dump();
+    }
+  }
+}
+
 // Pushed like any output: to tcp:// as the raw H.264 elementary stream sophon's pipeline_client reads (our SEI
 // first in every access unit), received by an ffmpeg listening there.
 TEST_F(Mosaic, PushedToATcpListenerWithTheTilesBoxes) {

@@ -90,6 +90,11 @@ class Child {
       waitpid(pid_, nullptr, 0);
     }
   }
+  // Whether the child has exited (without waiting).
+  bool exited() {
+    if (!exited_ && waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
+    return exited_;
+  }
   // Waits up to `timeout` for the child to exit by itself.
   bool wait_for(std::chrono::milliseconds timeout) {
     using Clock = std::chrono::steady_clock;

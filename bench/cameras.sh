@@ -5,10 +5,13 @@
 #   - unpaced (files read as fast as they decode; results only): total fps, and vapipe / peer;
 #   - paced (the files at their own 25 fps, as cameras deliver): fps and p50/p99 decode -> result latency;
 #   - with --contention, unpaced again beside one CPU-bound process (a shell busy loop started here), and each
-#     tool's busy / quiet ratio.
+#     tool's busy / quiet ratio;
+#   - with --skip-loop-filter, unpaced again with the camera key skip_loop_filter, its fps and the detection
+#     agreement with the normal decode's results (`vapipe compare A.jsonl B.jsonl`: mAP@0.5, conf 0.25 boxes
+#     of the normal run as ground truth).
 #
 #   bash bench/cameras.sh [--channels 4] [--frames 250] [--precisions "f32 int8 bf16"] [--contention]
-#                         [--inference-threads N] [--threads N] [--rounds 1]
+#                         [--skip-loop-filter] [--inference-threads N] [--threads N] [--rounds 1]
 #
 # Clip: the first --frames frames of vtest.avi (opencv-doc) upscaled to 1920x1080, 25 fps, H.264 at 4 Mbit/s
 # (bench/results/cameras-clip-FRAMES.mp4, made once). INT8 is calibrated on the opencv-doc photos (KL); bf16
@@ -25,6 +28,7 @@ channels=4
 frames=250
 precision_list="f32 int8 bf16"
 contention=0
+skip_loop_filter=0
 inference_threads=""
 context_threads=""
 rounds=1
@@ -35,6 +39,7 @@ while (($#)); do
     --frames) frames=$2; shift 2 ;;
     --precisions) precision_list=$2; shift 2 ;;
     --contention) contention=1; shift ;;
+    --skip-loop-filter) skip_loop_filter=1; shift ;;
     --inference-threads) inference_threads=$2; shift 2 ;;
     --threads) context_threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
@@ -83,26 +88,32 @@ for precision in $precision_list; do
 done
 
 # One `vapipe run`: prints "fps p50 p99 dropped" (latency over all channels' last 512 frames: the worst
-# channel's p99, the median channel's p50).
-run_vapipe() {  # precision pace
-  local pace=$2 thread_key="" thread_flag=()
-  [[ -z $inference_threads ]] || thread_key="\"inference\": { \"thread_num\": $inference_threads },"
+# channel's p99, the median channel's p50); its results stay in $work/results.jsonl.
+run_vapipe() {  # precision pace [skip_loop_filter]
+  local pace=$2 skip=${3:-false} thread_key="" thread_flag=()
+  [[ -z $inference_threads ]] || thread_key="\"inference\": { \"thread_num\": $inference_threads, \"queue_size\": 16 },"
   [[ -z $context_threads ]] || thread_flag=(--threads "$context_threads")
   cat >"$work/cameras.json" <<JSON
 { "cards": [{ "devid": 0, "cameras": [{ "address": "$PWD/$clip", "chan_num": $channels, "model_names": ["det"],
-                                        "loop": false, "pace": $pace }] }],
-  "pipeline": { $thread_key "postprocess": { "thread_num": 1 } },
+                                        "loop": false, "pace": $pace, "skip_loop_filter": $skip }] }],
+  "pipeline": { $thread_key "postprocess": { "thread_num": 1, "queue_size": 16 } },
   "models": [{ "name": "det", "path": "${package[$1]}", "output_mode": "results",
                "results_path": "$work/results.jsonl",
                "obj_threshold": 0.25, "nms_threshold": 0.45, "class_threshold": 0.25 }] }
 JSON
   "$VAPIPE" run --config "$work/cameras.json" --stats none "${thread_flag[@]}" >"$work/summary.txt" \
     2>"$work/run.log" || die "vapipe run failed: $(tail -3 "$work/run.log")"
-  awk 'NR == 1 { match($0, /\(([0-9.]+) fps\)/, m); fps = m[1] }
-       $1 == "ch" { for (i = 1; i <= NF; ++i) col[$i] = i; next }
-       col["p99_ms"] && $1 ~ /^[0-9]+$/ { p50[++n] = $col["p50_ms"]; if ($col["p99_ms"] > p99) p99 = $col["p99_ms"];
-                                          dropped += $col["dropped"] }
-       END { asort(p50); printf "%s %.0f %.0f %d\n", fps, p50[int((n + 1) / 2)], p99, dropped }' "$work/summary.txt"
+  node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n");
+    const fps = /\(([0-9.]+) fps\)/.exec(lines[0])[1];
+    const header = lines.findIndex((l) => l.trim().startsWith("ch "));
+    const names = lines[header].trim().split(/\s+/);
+    const rows = lines.slice(header + 1).map((l) => l.trim().split(/\s+/)).filter((f) => /^[0-9]+$/.test(f[0]));
+    const column = (name) => rows.map((f) => Number(f[names.indexOf(name)]));
+    const p50 = column("p50_ms").sort((a, b) => a - b)[Math.floor((rows.length - 1) / 2)];
+    const dropped = column("dropped").reduce((a, b) => a + b, 0);
+    console.log(`${fps} ${p50.toFixed(0)} ${Math.max(...column("p99_ms")).toFixed(0)} ${dropped}`);' \
+    "$work/summary.txt"
 }
 
 # One peer run: prints "fps p50 p99".
@@ -131,6 +142,7 @@ table=$work/table.md
 loads="quiet"
 ((contention)) && loads="quiet busy"
 declare -A fps_of
+loop_filter_rows=""
 for load in $loads; do
   if [[ $load == busy ]]; then
     sh -c 'while :; do :; done' &
@@ -148,6 +160,17 @@ for load in $loads; do
       echo "| $load | $round | unpaced | vapipe $precision | $fps | **$ratio** | | | $dropped |" >>"$table"
       fps_of[$load-$precision]="${fps_of[$load-$precision]:-} $fps"
       echo "bench: $load round $round: vapipe $precision $fps fps (${ratio}x the peer)" >&2
+      if ((skip_loop_filter)) && [[ $load == quiet ]]; then
+        cp "$work/results.jsonl" "$work/normal.jsonl"
+        read -r fps _ _ dropped < <(run_vapipe "$precision" false true)
+        ratio=$(awk -v a="$fps" -v b="$peer_fps" 'BEGIN { printf "%.2f", a / b }')
+        map=$("$VAPIPE" compare "$work/normal.jsonl" "$work/results.jsonl" --json |
+          sed -n 's/.*"map50":\([0-9.]*\).*/\1/p')
+        echo "| $load | $round | unpaced, skip_loop_filter | vapipe $precision | $fps | **$ratio** | | | $dropped |" \
+          >>"$table"
+        loop_filter_rows+="| $precision | $(awk -v m="$map" 'BEGIN { printf "%.4f", m }') |"$'\n'
+        echo "bench: skip_loop_filter: vapipe $precision $fps fps, mAP@0.5 vs the normal decode $map" >&2
+      fi
     done
     if [[ $load == quiet ]]; then
       read -r peer_fps p50 p99 < <(run_peer 1)
@@ -179,6 +202,14 @@ if ((contention)); then
       b=$(mean "${fps_of[busy-$tool]}")
       echo "| $tool | $q | $b | **$(awk -v a="$b" -v b="$q" 'BEGIN { printf "%.2f", a / b }')** |"
     done
+  } >>"$table"
+fi
+if [[ -n $loop_filter_rows ]]; then
+  {
+    echo
+    echo "| skip_loop_filter: precision | mAP@0.5 vs the normal decode (same package) |"
+    echo "|---|---:|"
+    printf '%s' "$loop_filter_rows"
   } >>"$table"
 fi
 cp "$table" bench/results/cameras-latest.md

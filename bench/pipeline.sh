@@ -10,7 +10,8 @@
 #
 # Clip: the first --frames frames of vtest.avi (opencv-doc) transcoded once to H.264 at --size
 # (bench/results/pipeline-clip-SIZE-FRAMES.mp4). The load average before the run is printed with the table.
-# Results: a table on stdout and bench/results/pipeline-latest.md.
+# Results: a table on stdout and bench/results/pipeline-latest.md. Four 1080p25 cameras against a peer pipeline
+# (ffmpeg + ONNX Runtime) in the same run, paced latency and contention: bench/cameras.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

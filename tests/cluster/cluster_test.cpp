@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -389,10 +390,9 @@ TEST_F(ClusterTest, ANodeWithAnotherConfigIsRefusedNamingTheNodeAndTheKey) {
 TEST(ClusterStart, AnUnreachableEtcdIsOneClearErrorBeforeTheModelsLoad) {
   const fs::path dir = test::scratch_dir();
   const int port = test::free_port();
-  std::ofstream(dir / "site.json")
-      << json{{"cards", {{{"cameras", {{{"address", "/nonexistent/cam.mp4"}, {"model_names", {"det"}}}}}}}},
-              {"models", {{{"name", "det"}, {"path", "/nonexistent/det.onnx"}}}}}
-             .dump();
+  std::ofstream(dir / "site.json") << R"({"cards": [{"cameras": [{"address": "/nonexistent/cam.mp4",
+                                                          "model_names": ["det"]}]}],
+                                         "models": [{"name": "det", "path": "/nonexistent/det.onnx"}]})";
   test::Child run({VAPIPE_CLI, "run", "-c", (dir / "site.json").string(), "--cluster",
                    fmt::format("etcd://127.0.0.1:{}", port), "--node-name", "n0"},
                   dir / "run.log");

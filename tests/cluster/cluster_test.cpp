@@ -120,9 +120,10 @@ class ClusterTest : public ::testing::Test {
     for (int i = 0; i < count; ++i) {
       Node& node = start_node(fmt::format("n{}", i), channels);
       started.push_back(&node);
-      if (i == 0)
+      if (i == 0) {
         EXPECT_TRUE(test::wait_until([&] { return running(node).has_value(); }, test::scaled(seconds(120))))
             << read_file(node.log);
+      }
     }
     return started;
   }

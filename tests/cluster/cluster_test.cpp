@@ -133,7 +133,8 @@ class ClusterTest : public ::testing::Test {
     const auto listed = test::http_get(node.http_port, "/api/channels");
     if (listed.status != 200) return std::nullopt;
     std::set<std::string> names;
-    for (const auto& channel : json::parse(listed.body).at("channels"))
+    const json body = json::parse(listed.body);  // named: a range over a temporary's member dangles
+    for (const auto& channel : body.at("channels"))
       if (channel.at("state") != "removing") names.insert(channel.at("name").get<std::string>());
     return names;
   }

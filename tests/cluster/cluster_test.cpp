@@ -394,7 +394,8 @@ TEST(ClusterStart, AnUnreachableEtcdIsOneClearErrorBeforeTheModelsLoad) {
   const int port = test::free_port();
   std::ofstream(dir / "site.json") << R"({"cards": [{"cameras": [{"address": "/nonexistent/cam.mp4",
                                                           "model_names": ["det"]}]}],
-                                         "models": [{"name": "det", "path": "/nonexistent/det.onnx"}]})";
+                                         "models": [{"name": "det", "path": "/nonexistent/det.onnx",
+                                                     "nms_threshold": 0.45}]})";
   test::Child run({VAPIPE_CLI, "run", "-c", (dir / "site.json").string(), "--cluster",
                    fmt::format("etcd://127.0.0.1:{}", port), "--node-name", "n0"},
                   dir / "run.log");

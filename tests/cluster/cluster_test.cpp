@@ -392,10 +392,12 @@ TEST_F(ClusterTest, ANodeWithAnotherConfigIsRefusedNamingTheNodeAndTheKey) {
 TEST(ClusterStart, AnUnreachableEtcdIsOneClearErrorBeforeTheModelsLoad) {
   const fs::path dir = test::scratch_dir();
   const int port = test::free_port();
-  std::ofstream(dir / "site.json") << R"({"cards": [{"cameras": [{"address": "/nonexistent/cam.mp4",
-                                                          "model_names": ["det"]}]}],
-                                         "models": [{"name": "det", "path": "/nonexistent/det.onnx",
-                                                     "nms_threshold": 0.45}]})";
+  // A valid config (its checks come first) whose model and camera need not exist: nothing loads them.
+  std::ofstream(dir / "site.json") << R"({
+      "cards": [{"devid": 0, "cameras": [{"address": "/nonexistent/cam.mp4", "chan_num": 1,
+                                          "model_names": ["det"]}]}],
+      "models": [{"name": "det", "path": "/nonexistent/det.onnx", "obj_threshold": 0.25,
+                  "nms_threshold": 0.45, "class_threshold": 0.25}]})";
   test::Child run({VAPIPE_CLI, "run", "-c", (dir / "site.json").string(), "--cluster",
                    fmt::format("etcd://127.0.0.1:{}", port), "--node-name", "n0"},
                   dir / "run.log");

@@ -47,6 +47,8 @@ packages=(
   # The linker of every build (cmake/options.cmake, VAPIPE_USE_LLD): links 2-4x faster than GNU ld.
   lld
   ffmpeg
+  # --cluster (docs/cluster.md): the etcd store nodes coordinate through; tests start a real etcd.
+  etcd-server etcd-client
   # scripts/soak.sh: its RTSP camera (scripts/soak_camera.py) is gst-rtsp-server through Debian's python3.
   python3-gi gir1.2-gst-rtsp-server-1.0
 )

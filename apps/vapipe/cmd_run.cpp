@@ -3,10 +3,13 @@
 // one exits at once. SIGPIPE is ignored (main): a reader of results_path "-" that goes away stops that
 // output only (EPIPE), never the run.
 #include <pthread.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,9 +18,12 @@
 #include <spdlog/spdlog.h>
 
 #include "apps/vapipe/commands.hpp"
+#include "cluster/cluster_node.hpp"
 #include "core/error.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/pipeline.hpp"
+#include "server/http_server.hpp"
+#include "server/rtsp_server.hpp"
 #include "server/services.hpp"
 
 namespace vapipe::cli {
@@ -31,7 +37,27 @@ struct RunArgs {
   double duration_s = 0.0;
   std::string cache_dir;
   int threads = 0;
+  // --cluster (docs/cluster.md)
+  std::string cluster;
+  std::string node_name;
+  int capacity = 0;
+  int lease_ttl_s = 5;
+  std::string advertise;
 };
+
+// This host's name, the default --node-name.
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "node";
+  return name;
+}
+
+// The host in a node's URLs: --advertise, else the listener's own address unless it listens on every one.
+std::string advertised_host(const RunArgs& args, const std::string& bind) {
+  if (!args.advertise.empty()) return args.advertise;
+  if (bind != "0.0.0.0" && bind != "::") return bind;
+  return host_name();
+}
 
 void print_summary(const pipeline::RunSummary& summary) {
   std::string text =
@@ -82,6 +108,23 @@ void run_pipeline(const RunArgs& args) {
       if (!model.results_path) model.results_path = args.results;
   }
   pipeline::RunOptions options;
+  // --cluster: what can fail fast (etcd unreachable, a config other than the cluster's, a bad node name)
+  // fails before the models load; the channels then come from the cluster, not from the config's order.
+  std::unique_ptr<cluster::ClusterNode> cluster_node;
+  cluster::ClusterOptions cluster_options;
+  if (!args.cluster.empty()) {
+    if (config.mosaic)
+      fail(
+          "mosaic: a mosaic composes channels of one process; it cannot run with --cluster "
+          "(docs/cluster.md)");
+    cluster_options.endpoints = cluster::parse_etcd_url(args.cluster);
+    cluster_options.node_name = args.node_name.empty() ? host_name() : args.node_name;
+    cluster_options.capacity = args.capacity;
+    cluster_options.lease_ttl_s = args.lease_ttl_s;
+    cluster_options.config_name = args.config;
+    if (config.mqtt) config.mqtt->node = cluster_options.node_name;
+    options.standby = true;
+  }
   options.stats_line = args.stats != "none";
   options.stats_table = args.stats == "all" || (config.stats.table && args.stats != "none");
   if (args.duration_s > 0) {
@@ -99,9 +142,31 @@ void run_pipeline(const RunArgs& args) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (!args.cluster.empty()) {
+    std::ifstream file(args.config);
+    const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+    cluster_node = std::make_unique<cluster::ClusterNode>(
+        config, pipeline::parse_json_strict(text, args.config), cluster_options);
+  }
   auto pipeline = std::make_unique<pipeline::Pipeline>(std::move(config), options);
+  if (cluster_node) cluster_node->attach(*pipeline);
   // The RTSP server, HTTP (viewer, API, metrics) and MQTT of the config, attached before the run starts.
-  auto services = std::make_unique<server::Services>(*pipeline);
+  auto services = std::make_unique<server::Services>(*pipeline, [&](server::HttpServer& http) {
+    if (cluster_node) cluster_node->register_routes(http);
+  });
+  if (cluster_node) {
+    const auto& http = pipeline->config().http;
+    const auto& rtsp = pipeline->config().rtsp_server;
+    const std::string http_url =
+        services->http()
+            ? fmt::format("http://{}:{}", advertised_host(args, http->bind), services->http()->port())
+            : "";
+    const std::string rtsp_url =
+        services->rtsp_server()
+            ? fmt::format("rtsp://{}:{}", advertised_host(args, rtsp->bind), services->rtsp_server()->port())
+            : "";
+    cluster_node->start(http_url, rtsp_url);
+  }
   std::atomic<bool> finished{false};
   std::thread signal_thread([&] {
     int interrupts = 0;
@@ -113,6 +178,7 @@ void run_pipeline(const RunArgs& args) {
                                                                                  : signal == SIGHUP
                                                                                      ? "SIGHUP"
                                                                                      : "SIGTERM");
+        if (cluster_node) cluster_node->pause_claims();
         pipeline->request_stop();
       } else {
         std::fputs("vapipe: interrupted twice: exiting without draining\n", stderr);
@@ -124,6 +190,7 @@ void run_pipeline(const RunArgs& args) {
   try {
     summary = pipeline->run();
   } catch (...) {
+    if (cluster_node) cluster_node->stop();  // its thread calls the pipeline, destroyed before it
     finished = true;
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();
@@ -132,7 +199,10 @@ void run_pipeline(const RunArgs& args) {
   finished = true;
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  // Every channel has drained: the lease goes now, so the other nodes take them over at their next round.
+  if (cluster_node) cluster_node->stop();
   services.reset();
+  cluster_node.reset();
   pipeline.reset();
   print_summary(summary);
 }
@@ -164,6 +234,22 @@ void register_run(CLI::App& app) {
                    "oneDNN threads per inference context, inference.thread_num contexts (0: one "
                    "single-threaded context per core)")
       ->check(thread_count());
+  command->add_option("--cluster", args->cluster,
+                      "Share the config's channels with the other nodes of etcd://HOST:PORT[,HOST:PORT...] "
+                      "(docs/cluster.md)");
+  command->add_option("--node-name", args->node_name,
+                      "This node's name in the cluster (default: the host name)");
+  command->add_option("--capacity", args->capacity, "Channels this node runs at most (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--lease-ttl", args->lease_ttl_s,
+                   "Seconds a node's claims outlive it (its etcd lease; failover takes about this long)")
+      ->check(CLI::Range(2, 3600))
+      ->capture_default_str();
+  command->add_option(
+      "--advertise", args->advertise,
+      "Host name or address other nodes and clients reach this node at (the URLs of /api/cluster; "
+      "default: the http/rtsp_server bind address, or the host name when that is 0.0.0.0)");
   command->callback([args] {
     // State changes of channels are the operator's view of a run: info level unless -v asked for more.
     if (spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);

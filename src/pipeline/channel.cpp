@@ -185,8 +185,10 @@ void Channel::add_tap(std::shared_ptr<ChannelTap> tap) {
 }
 
 ChannelInfo Channel::info() const {
-  ChannelInfo result{setup_.channel, fmt::format("{}_{}", setup_.model->name, setup_.channel),
-                     setup_.model->name, io::redact_credentials(setup_.address), setup_.model->output_mode};
+  ChannelInfo result{
+      setup_.channel,
+      setup_.name.empty() ? fmt::format("{}_{}", setup_.model->name, setup_.channel) : setup_.name,
+      setup_.model->name, io::redact_credentials(setup_.address), setup_.model->output_mode};
   if (setup_.detector == nullptr) return result;
   const models::PostProcessor& detector = setup_.detector->labels();
   const auto skeleton = detector.skeleton();

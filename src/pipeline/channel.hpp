@@ -100,6 +100,7 @@ const char* to_string(ChannelState state);
 
 struct ChannelSetup {
   int channel = 0;
+  std::string name;  // empty: "<model>_<channel>"
   std::string address;
   const CameraConfig* camera = nullptr;
   const ModelConfig* model = nullptr;

@@ -166,6 +166,9 @@ struct MqttConfig {
   std::optional<std::string> username;
   std::optional<std::string> password;
   int keepalive_s = 30;
+  // Not a key: `vapipe run --cluster`'s node name, added to every record as "node" (with the channel's
+  // cluster-wide "name") so a consumer of the shared broker sees which node ran it. Empty: records as is.
+  std::string node{};
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost": listeners there are not reachable from other hosts.

@@ -189,14 +189,18 @@ Pipeline::Pipeline(PipelineConfig config, RunOptions options)
     }
   }
 
-  channel_capacity_ = channels.size() + kMaxAddedChannels;
+  // Standby (cluster mode): the models above are loaded for the configured channels, which a cluster node
+  // adds one by one as it claims them.
+  const std::size_t started_channels = options_.standby ? 0 : channels.size();
+  channel_capacity_ = started_channels + kMaxAddedChannels;
   channels_ = std::make_unique<std::unique_ptr<Channel>[]>(channel_capacity_);
   removing_.assign(channel_capacity_, false);
   for (const auto& channel : channels) {
+    if (options_.standby) break;
     channels_[static_cast<std::size_t>(channel.channel)] =
         make_channel(channel.channel, channel.camera, channel.model, channels.size() > 1);
   }
-  channel_count_.store(channels.size(), std::memory_order_release);
+  channel_count_.store(started_channels, std::memory_order_release);
 }
 
 std::shared_ptr<const Network> Pipeline::configured_secondary(
@@ -240,9 +244,10 @@ std::shared_ptr<const Network> Pipeline::configured_secondary(
 }
 
 std::unique_ptr<Channel> Pipeline::make_channel(int id, const CameraConfig* camera, const ModelConfig* model,
-                                                bool several_channels) {
+                                                bool several_channels, std::string name) {
   ChannelSetup setup;
   setup.channel = id;
+  setup.name = std::move(name);
   setup.address = camera->address;
   setup.camera = camera;
   setup.model = model;
@@ -331,7 +336,7 @@ int Pipeline::add_channel(const ChannelRequest& request) {
   camera.loop = request.loop;
   camera.pace = request.pace;
   camera.rtsp_transport = request.rtsp_transport;
-  auto channel = make_channel(static_cast<int>(id), &camera, model, true);
+  auto channel = make_channel(static_cast<int>(id), &camera, model, true, request.name);
   for (const auto& factory : tap_factories_) channel->add_tap(factory(channel->info()));
   // Published before it starts: the detector threads find its slot by id as soon as frames flow.
   channels_[id] = std::move(channel);
@@ -408,6 +413,7 @@ RunSummary Pipeline::run() {
   auto next_tick = started + interval;
   const auto deadline = options_.duration ? started + *options_.duration : Clock::time_point::max();
   auto all_sources_done = [this] {
+    if (options_.standby) return false;  // a cluster node runs until it is stopped, channels or none
     for (std::size_t i = 0; i < channel_count(); ++i)
       if (!channels_[i]->source_done()) return false;
     return true;

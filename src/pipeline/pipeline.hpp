@@ -35,6 +35,10 @@ struct RunOptions {
   std::filesystem::path cache_dir;                    // compiled .onnx models; empty: default_cache_dir()
   int context_threads = 0;  // oneDNN threads per inference context; 0: one single-threaded context per core
   std::FILE* stats_out = stdout;
+  // Cluster mode (src/cluster): the config's channels are not started here, their models are loaded, and
+  // run() goes on until request_stop() even with no channel: a cluster node adds the channels it claims
+  // with add_channel() and removes those it loses.
+  bool standby = false;
   io::ReconnectOptions reconnect{std::chrono::milliseconds(500), std::chrono::milliseconds(30'000), 2.0,
                                  std::chrono::milliseconds(10'000)};
 };
@@ -65,6 +69,9 @@ struct ChannelRequest {
   bool loop = true;
   bool pace = true;
   RtspTransport rtsp_transport = RtspTransport::kTcp;
+  // The channel's name (RTSP mount, MQTT topic suffix, viewer label); empty: "<model>_<id>". A cluster
+  // node names a channel by its cluster-wide key, so it keeps its mount and topic on whichever node runs it.
+  std::string name;
 };
 
 class Pipeline {
@@ -127,7 +134,7 @@ class Pipeline {
  private:
   Channel& channel_at(std::size_t channel) const;
   std::unique_ptr<Channel> make_channel(int id, const CameraConfig* camera, const ModelConfig* model,
-                                        bool several_channels);
+                                        bool several_channels, std::string name = {});
   // Ends the removed channels whose outputs closed (all of them, waiting, when `wait`).
   void reap_removed_channels(bool wait);
   bool removal_ready() const;  // with mutex_ held

@@ -22,17 +22,6 @@ using pipeline::ChannelState;
 constexpr std::array<std::string_view, 5> kStageKeys{"decode", "preprocess", "infer", "postprocess",
                                                      "output"};
 
-HttpResponse json_response(int status, const json& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = body.dump();
-  return response;
-}
-
-HttpResponse error_response(int status, std::string_view message) {
-  return json_response(status, json{{"error", message}});
-}
-
 // "/api/channels/12" -> 12; nullopt for anything else ("/api/channels/x", "/api/channels/1/2").
 std::optional<std::size_t> channel_id(const std::string& path, std::string_view prefix) {
   const std::string_view id = std::string_view(path).substr(prefix.size());
@@ -334,36 +323,77 @@ HttpResponse ControlApi::get_channel(const HttpRequest& request) const {
   return json_response(200, channel_json(*id));
 }
 
-HttpResponse ControlApi::add_channel(const HttpRequest& request) {
+HttpResponse json_response(int status, const nlohmann::json& body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = body.dump();
+  return response;
+}
+
+HttpResponse error_response(int status, std::string_view message) {
+  return json_response(status, json{{"error", message}});
+}
+
+std::optional<pipeline::ChannelRequest> parse_channel_request(std::string_view text, bool allow_name,
+                                                              std::string& error) {
   // The config file's parser: a duplicate key is refused here too, never silently "last one wins".
   json body;
   try {
-    body = pipeline::parse_json_strict(request.body, "body");
-  } catch (const Error& error) {
-    return error_response(400, error.what());
+    body = pipeline::parse_json_strict(text, "body");
+  } catch (const Error& parse_error) {
+    error = parse_error.what();
+    return std::nullopt;
   }
-  if (!body.is_object()) return error_response(400, "body: must be a JSON object");
+  if (!body.is_object()) {
+    error = "body: must be a JSON object";
+    return std::nullopt;
+  }
   pipeline::ChannelRequest channel;
   for (const auto& [key, value] : body.items()) {
-    if (key == "address" || key == "model") {
-      if (!value.is_string()) return error_response(400, fmt::format("{}: must be a string", key));
-      (key == "address" ? channel.address : channel.model) = value.get<std::string>();
+    if (key == "address" || key == "model" || (allow_name && key == "name")) {
+      if (!value.is_string()) {
+        error = fmt::format("{}: must be a string", key);
+        return std::nullopt;
+      }
+      (key == "address" ? channel.address
+       : key == "model" ? channel.model
+                        : channel.name) = value.get<std::string>();
     } else if (key == "loop" || key == "pace") {
-      if (!value.is_boolean()) return error_response(400, fmt::format("{}: must be true or false", key));
+      if (!value.is_boolean()) {
+        error = fmt::format("{}: must be true or false", key);
+        return std::nullopt;
+      }
       (key == "loop" ? channel.loop : channel.pace) = value.get<bool>();
     } else if (key == "rtsp_transport") {
       const std::string transport = value.is_string() ? value.get<std::string>() : std::string();
-      if (transport != "tcp" && transport != "udp")
-        return error_response(400, "rtsp_transport: must be \"tcp\" or \"udp\"");
+      if (transport != "tcp" && transport != "udp") {
+        error = "rtsp_transport: must be \"tcp\" or \"udp\"";
+        return std::nullopt;
+      }
       channel.rtsp_transport =
           transport == "udp" ? pipeline::RtspTransport::kUdp : pipeline::RtspTransport::kTcp;
     } else {
-      return error_response(
-          400, fmt::format("{}: unknown key (known: address, model, loop, pace, rtsp_transport)", key));
+      error = fmt::format("{}: unknown key (known: address, model, loop, pace, rtsp_transport{})", key,
+                          allow_name ? ", name" : "");
+      return std::nullopt;
     }
   }
-  if (!body.contains("address")) return error_response(400, "address: required");
-  if (!body.contains("model")) return error_response(400, "model: required");
+  if (!body.contains("address")) {
+    error = "address: required";
+    return std::nullopt;
+  }
+  if (!body.contains("model")) {
+    error = "model: required";
+    return std::nullopt;
+  }
+  return channel;
+}
+
+HttpResponse ControlApi::add_channel(const HttpRequest& request) {
+  std::string problem;
+  const auto parsed = parse_channel_request(request.body, false, problem);
+  if (!parsed) return error_response(400, problem);
+  const pipeline::ChannelRequest& channel = *parsed;
   int id = 0;
   try {
     id = pipeline_.add_channel(channel);

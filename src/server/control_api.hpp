@@ -4,7 +4,9 @@
 // on the HTTP server's thread and never wait on the pipeline: adding starts a channel whose source opens
 // on its own thread; removing asks the pipeline to drain it and returns.
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -39,6 +41,15 @@ class ControlApi {
   pipeline::Pipeline& pipeline_;
   StatsHistory stats_;
 };
+
+// A JSON answer, and the API's error answer {"error": message}.
+HttpResponse json_response(int status, const nlohmann::json& body);
+HttpResponse error_response(int status, std::string_view message);
+
+// The body of POST /api/channels ({"address", "model", "loop", "pace", "rtsp_transport"}, and "name" when
+// `allow_name`: a cluster channel's key) as a request; nullopt with `error` naming the field otherwise.
+std::optional<pipeline::ChannelRequest> parse_channel_request(std::string_view body, bool allow_name,
+                                                              std::string& error);
 
 // The Prometheus text exposition (format 0.0.4) of every channel not removed, and process-wide figures.
 std::string format_metrics(const pipeline::Pipeline& pipeline, const StatsHistory& stats);

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
@@ -169,8 +170,8 @@ namespace {
 
 class MqttTap final : public pipeline::ChannelTap {
  public:
-  MqttTap(std::shared_ptr<MqttPublisher::State> state, const std::string* topic)
-      : state_(std::move(state)), topic_(topic) {}
+  MqttTap(std::shared_ptr<MqttPublisher::State> state, const std::string* topic, std::string record_prefix)
+      : state_(std::move(state)), topic_(topic), record_prefix_(std::move(record_prefix)) {}
 
   // On the channel's output thread: never waits. No free buffer means the publisher is behind.
   void frame_done(const pipeline::FrameRecord& /*record*/, std::string_view json_line,
@@ -181,13 +182,20 @@ class MqttTap final : public pipeline::ChannelTap {
       return;
     }
     message->topic = topic_;
-    message->payload.assign(json_line);
+    if (!record_prefix_.empty() && json_line.starts_with('{')) {
+      // {"node":"N","name":"C", then the record's own keys: the buffer's capacity is reused.
+      message->payload.assign(record_prefix_);
+      message->payload.append(json_line.substr(1));
+    } else {
+      message->payload.assign(json_line);
+    }
     if (!state_->ready.try_push(std::move(*message))) state_->drop();  // the publisher has stopped
   }
 
  private:
   std::shared_ptr<MqttPublisher::State> state_;
   const std::string* topic_;
+  std::string record_prefix_;  // {"node":"N","name":"C", on a cluster node; empty without
 };
 
 }  // namespace
@@ -269,7 +277,7 @@ MqttPublisher::~MqttPublisher() {
 }
 
 pipeline::TapFactory MqttPublisher::tap_factory() {
-  return [state = state_, prefix = config_.topic](
+  return [state = state_, prefix = config_.topic, node = config_.node](
              const pipeline::ChannelInfo& channel) -> std::shared_ptr<pipeline::ChannelTap> {
     std::string topic = prefix + "/" + channel.name;
     if (mosquitto_pub_topic_check(topic.c_str()) != MOSQ_ERR_SUCCESS) {
@@ -281,7 +289,13 @@ pipeline::TapFactory MqttPublisher::tap_factory() {
       std::lock_guard lock(state->topics_mutex);
       stable = &state->topics.emplace_back(std::move(topic));
     }
-    return std::make_shared<MqttTap>(state, stable);
+    // A cluster node's records say which node ran them and the channel's cluster-wide name ("channel" is
+    // this process's id for it).
+    std::string record_prefix;
+    if (!node.empty())
+      record_prefix = fmt::format("{{\"node\":{},\"name\":{},", nlohmann::json(node).dump(),
+                                  nlohmann::json(channel.name).dump());
+    return std::make_shared<MqttTap>(state, stable, std::move(record_prefix));
   };
 }
 

@@ -11,7 +11,8 @@
 
 namespace vapipe::server {
 
-Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
+Services::Services(pipeline::Pipeline& pipeline, const std::function<void(HttpServer&)>& routes)
+    : pipeline_(pipeline) {
   // --- rtsp_server: one mount per video channel, each fed by the channel's tap ---
   if (const auto& rtsp = pipeline_.config().rtsp_server) {
     rtsp_server_ = std::make_unique<RtspServer>(
@@ -39,6 +40,7 @@ Services::Services(pipeline::Pipeline& pipeline) : pipeline_(pipeline) {
     options.max_connections_per_peer = static_cast<std::size_t>(http->max_connections_per_peer);
     options.web_root = http->web_root ? std::filesystem::path(*http->web_root) : default_web_root();
     http_ = std::make_unique<HttpServer>(options);
+    if (routes) routes(*http_);
     control_api_ = std::make_unique<ControlApi>(pipeline_, *http_);
     http_->start();
     spdlog::info("http: control API at http://{}:{}/api/channels, metrics at /metrics{}", options.bind,

@@ -3,6 +3,7 @@
 // constructed after the Pipeline and before Pipeline::run(), destroyed after run() returned. Each service
 // attaches to the channels through Pipeline::add_tap_factory and runs on threads of its own, so none of
 // them can slow the pipeline down.
+#include <functional>
 #include <memory>
 
 #include "pipeline/pipeline.hpp"
@@ -19,7 +20,10 @@ class Services {
  public:
   // Throws vapipe::Error naming the config key (e.g. "rtsp_server.port: 8554 is in use") when a service
   // cannot start; nothing is left running then.
-  explicit Services(pipeline::Pipeline& pipeline);
+  // `routes`, when given and the config has an `http` section, registers routes on the HTTP server before
+  // the control API does: a route of the same method and path registered there wins (a cluster node's
+  // POST /api/channels goes through etcd instead of this process's pipeline).
+  explicit Services(pipeline::Pipeline& pipeline, const std::function<void(HttpServer&)>& routes = {});
   ~Services();
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;

@@ -43,7 +43,7 @@ address_targets=(
   io_input_tests io_redact_tests io_output_tests
   pipeline_unit_tests pipeline_tests
   mqtt_tests rtsp_server_tests http_server_tests control_api_tests run_http_tests viewer_tests mosaic_tests
-  run_command_tests cli_errors_tests run_faults_tests quantized_onnx_tests
+  run_command_tests cli_errors_tests run_faults_tests quantized_onnx_tests etcd_client_tests cluster_tests
 )
 # TSan: the binaries whose tests run threads against each other: the bounded and fair queues, the runtime's
 # concurrent contexts, the pipeline (sources, detector batching across channels, outputs, channel life
@@ -54,7 +54,7 @@ address_targets=(
 thread_targets=(
   core_tests infer_tests
   pipeline_unit_tests pipeline_tests
-  mqtt_tests http_server_tests control_api_tests viewer_tests
+  mqtt_tests http_server_tests control_api_tests viewer_tests etcd_client_tests
 )
 # Tests of those binaries that are left out, as a ctest -E regex.
 excluded_tests='_NOT_BUILT$|^web_viewer_browser$'

@@ -281,16 +281,30 @@ class StaticRewrite {
     return name;
   }
 
-  // An operand of a QLinear op: a constant dequantized now (per tensor), or an activation with its range.
+  // An operand of a QLinear op: a constant dequantized now (per tensor, or per column of its last axis as
+  // QLinearMatMul's B is), or an activation with its range.
   std::string operand(const onnx::NodeProto& node, int slot, int scale_slot, int zero_point_slot) {
-    const Quantization q = quantization(node, scale_slot, zero_point_slot);
     if (const onnx::TensorProto* tensor = initializer(node.input(slot))) {
       const Constant c = read_tensor(*tensor, fmt::format("initializer '{}'", tensor->name()));
+      const std::int64_t columns = c.shape.empty() ? 1 : c.shape.back();
+      const std::vector<double> scale = per_channel(constant(node, scale_slot, "scale"), columns);
+      std::vector<double> zero_point(static_cast<std::size_t>(columns), 0.0);
+      if (zero_point_slot < node.input_size() && !node.input(zero_point_slot).empty())
+        zero_point = per_channel(constant(node, zero_point_slot, "zero point"), columns);
+      if (scale.empty() || zero_point.empty())
+        refuse(node, "a constant quantized per axis other than the last");
       std::vector<float> values(c.values.size());
-      for (std::size_t i = 0; i < values.size(); ++i)
-        values[i] = (static_cast<float>(c.values[i]) - q.zero_point) * q.scale;
-      return add_initializer(tensor->name() + "/dequantized", c.shape, values);
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        const std::size_t column = i % static_cast<std::size_t>(columns);
+        values[i] = static_cast<float>((c.values[i] - zero_point[column]) * scale[column]);
+      }
+      // A bias [K] added to a [N, K] product (ORT's quantized Gemm): [1, K], as vapipe's Binary wants
+      // operands of equal rank.
+      const Shape shape =
+          node.op_type() == "QLinearAdd" && c.shape.size() == 1 ? Shape{1, c.shape[0]} : c.shape;
+      return add_initializer(tensor->name() + "/dequantized", shape, values);
     }
+    const Quantization q = quantization(node, scale_slot, zero_point_slot);
     const std::string x = resolve(node.input(slot));
     note_range(x, q);
     return x;

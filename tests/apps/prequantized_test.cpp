@@ -1,5 +1,6 @@
 // A statically pre-quantized ONNX (issue 20: the model zoo's MobileNetV2 INT8, QLinearConv) through the CLI:
-// `vapipe compile` without options runs its convolutions as int8 with the file's own scales, and `vapipe info` shows them int8; `--precision f32` still runs the file as written, in float.
+// `vapipe compile` without options runs its convolutions as int8 with the file's own scales, and `vapipe info`
+// shows them int8; `--precision f32` still runs the file as written, in float.
 #include <filesystem>
 #include <string>
 

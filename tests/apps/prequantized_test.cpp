@@ -1,6 +1,6 @@
 // A statically pre-quantized ONNX (issue 20: the model zoo's MobileNetV2 INT8, QLinearConv) through the CLI:
-// `vapipe compile` without options runs its convolutions as int8 with the file's own scales, and `vapipe info`
-// shows them int8; `--precision f32` still runs the file as written, in float.
+// `vapipe compile --precision int8` (no calibration data) runs its convolutions as int8 with the file's own scales, and `vapipe info`
+// shows them int8; `--precision f32` (the default) runs the file as written, in float.
 #include <filesystem>
 #include <string>
 
@@ -22,7 +22,7 @@ TEST(PrequantizedOnnx, CompileRunsTheFilesInt8AndInfoShowsInt8Convolutions) {
   const std::string model = (vapipe::test::models_dir() / "mobilenetv2-int8.onnx").string();
   const std::string int8 = (dir / "int8.vpk").string(), fp32 = (dir / "f32.vpk").string();
 
-  const auto compiled = run("compile '" + model + "' -o '" + int8 + "'");
+  const auto compiled = run("compile '" + model + "' -o '" + int8 + "' --precision int8");
   ASSERT_EQ(compiled.exit_code, 0) << compiled.out;
   EXPECT_NE(compiled.out.find("int8 (52 int8 convolutions)"), std::string::npos) << compiled.out;
 

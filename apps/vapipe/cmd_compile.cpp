@@ -180,7 +180,10 @@ void register_compile(CLI::App& app) {
   command->add_option("--model-type", args->model_type, model_types + " | raw | auto");
   command->add_flag("--full-graph", args->full_graph,
                     "Keep the YOLO decode instead of cutting at the raw head");
-  command->add_option("--precision", args->precision, "f32 | int8 | bf16 | auto (best the CPU runs natively)")
+  command
+      ->add_option("--precision", args->precision,
+                   "f32 | int8 | bf16 | auto (best the CPU runs natively); int8 on a statically quantized "
+                   "ONNX uses the file's own scales")
       ->capture_default_str();
   command->add_option("--calib-images", args->calib_images, "int8: folder of calibration images");
   command->add_option("--calib-count", args->calib_count, "int8: use the first N images by name (0 = all)");

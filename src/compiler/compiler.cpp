@@ -43,16 +43,14 @@ void check_options(const CompileOptions& options) {
     fail("input size {}x{} is invalid", options.input_size->first, options.input_size->second);
   }
   const auto& p = options.precision;
-  if (p != "f32" && p != "int8" && p != "bf16" && p != "auto")
+  if (!p.empty() && p != "f32" && p != "int8" && p != "bf16" && p != "auto")
     fail("--precision '{}' is unknown (expected f32, int8, bf16 or auto)", p);
   calibration_method_from_name(options.calib_method);
   if (!(options.percentile > 0.0 && options.percentile <= 100.0))
     fail("--percentile {} is outside (0, 100]", options.percentile);
-  if (p == "int8" && options.calib_images.empty() && options.calib_table_in.empty())
-    fail("--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE");
   if (!(options.int8_tolerance >= 0.0 && options.int8_tolerance <= 1.0))
     fail("--int8-tolerance {} is outside [0, 1]", options.int8_tolerance);
-  if (p != "int8" && p != "auto" && !options.keep_float.empty())
+  if (!p.empty() && p != "int8" && p != "auto" && !options.keep_float.empty())
     fail("--keep-float applies to --precision int8 only");
 }
 
@@ -195,14 +193,25 @@ CalibrationTable calibration_table(const OnnxModel& model, const Plan& plan, con
 }
 
 void apply_network_precision(ir::Network& network, const std::string& precision, const OnnxModel& model,
-                             const Plan& plan, const CompileOptions& options) {
+                             const Plan& plan, const CompileOptions& options,
+                             const std::optional<FileQuantization>& file) {
   network.precision = precision;
   if (precision == "f32") return;
   PrecisionOptions precision_options;
   precision_options.precision = precision;
   precision_options.keep_float.insert(options.keep_float.begin(), options.keep_float.end());
   precision_options.quantize_outputs = options.int8_head;
-  if (precision == "int8") {
+  if (precision == "int8" && file) {
+    // Pre-quantized ONNX: the file's ranges and weight scales, no calibration.
+    precision_options.ranges = file->ranges;
+    precision_options.weight_scales = file->weight_scales;
+    network.metadata["quantization"] = {{"method", "file"},
+                                        {"images", 0},
+                                        {"keep_float", options.keep_float},
+                                        {"int8_head", options.int8_head}};
+  } else if (precision == "int8") {
+    if (options.calib_images.empty() && options.calib_table_in.empty())
+      fail("--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE");
     const CalibrationTable table = calibration_table(model, plan, options, network.metadata);
     const ir::Graph& graph = network.stages.front().graph;
     for (const auto& [name, range] : table.ranges) {
@@ -256,14 +265,48 @@ OnnxModel load_for_import(const std::string& path) {
   return model;
 }
 
+// The precision of `options` for a model that is (`file_quantized`) or is not statically pre-quantized.
+std::string resolve_precision(const CompileOptions& options, bool file_quantized) {
+  if (options.precision.empty()) return file_quantized ? "int8" : "f32";
+  if (options.precision != "auto") return options.precision;
+  const bool calibration = !options.calib_images.empty() || !options.calib_table_in.empty();
+  if ((calibration || file_quantized) && cpu_has_native("int8")) return "int8";
+  if (cpu_has_native("bf16")) return "bf16";
+  return "f32";
+}
+
+// Static quantization of the file, when the precision is int8: rewritten as the float graph it quantizes,
+// with the file's ranges and weight scales for the precision pass; said once at info level (what runs int8,
+// what runs float, what is approximated). Where the rewrite cannot express the file, the precision falls
+// back to f32 and the file runs as written (its integer arithmetic in float, src/ops/quantize.cpp).
+std::optional<FileQuantization> file_quantization(OnnxModel& model, std::string& precision) {
+  if (precision != "int8" || !has_static_quantization(model)) return std::nullopt;
+  std::string why_not;
+  auto file = dequantize_static_quantization(model, why_not);
+  if (!file) {
+    spdlog::info(
+        "{}: its static quantization runs as written, in float (f32 precision): the int8 path "
+        "cannot express {}",
+        model.label, why_not);
+    precision = "f32";
+    return std::nullopt;
+  }
+  std::string float_ops;
+  for (const auto& [op, count] : file->float_ops) float_ops += fmt::format(", {} {}", count, op);
+  spdlog::info(
+      "{}: static quantization: {} QLinearConv run int8 with the file's scales ({} with weight zero points "
+      "requantized symmetric; {} activation ranges with a zero point widened to symmetric int8; uint8 "
+      "activations between convolutions stored as int8 of the same range){}",
+      model.label, file->convolutions, file->asymmetric_weights, file->asymmetric_activations,
+      float_ops.empty() ? "" : fmt::format("; float with dequantized weights:{}", float_ops.substr(1)));
+  return file;
+}
+
 }  // namespace
 
 std::string resolve_precision(const CompileOptions& options) {
-  if (options.precision != "auto") return options.precision;
-  const bool calibration = !options.calib_images.empty() || !options.calib_table_in.empty();
-  if (calibration && cpu_has_native("int8")) return "int8";
-  if (cpu_has_native("bf16")) return "bf16";
-  return "f32";
+  const bool needs_file = options.precision.empty() || options.precision == "auto";
+  return resolve_precision(options, needs_file && has_static_quantization(load_onnx(options.onnx_path)));
 }
 
 ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
@@ -277,7 +320,9 @@ ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
 
 ir::Network compile_onnx(const CompileOptions& options) {
   check_options(options);
-  const OnnxModel model = load_for_import(options.onnx_path);
+  OnnxModel model = load_for_import(options.onnx_path);
+  std::string precision = resolve_precision(options, has_static_quantization(model));
+  const std::optional<FileQuantization> file = file_quantization(model, precision);
   std::vector<std::int64_t> batches = options.batches;
   std::sort(batches.begin(), batches.end());
   batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
@@ -308,7 +353,7 @@ ir::Network compile_onnx(const CompileOptions& options) {
   }
   if (progress) progress->finish();
   progress.reset();
-  apply_network_precision(network, resolve_precision(options), model, plan, options);
+  apply_network_precision(network, precision, model, plan, options, file);
   if (channels_last_heads(plan)) {
     // After the precision pass, which keeps the head convolutions (graph outputs) float by default.
     for (auto& stage : network.stages) make_outputs_channels_last(stage.graph);

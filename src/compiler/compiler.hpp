@@ -24,8 +24,10 @@ struct CompileOptions {
   bool show_progress = false;
 
   // Reduced precision (docs/compiler.md, "Precision"). "auto": int8 when the CPU has VNNI and calibration
-  // data is given, else bf16 when the CPU has native bf16, else f32.
-  std::string precision = "f32";        // f32 | int8 | bf16 | auto
+  // data is given or the file is statically pre-quantized, else bf16 when the CPU has native bf16, else f32.
+  // int8 on a statically pre-quantized file uses the file's own scales (docs/compiler.md, "Pre-quantized
+  // ONNX"); empty: int8 for such a file, f32 otherwise (not the default: see that section).
+  std::string precision = "f32";        // f32 | int8 | bf16 | auto | (empty)
   std::string calib_images;             // int8: folder of calibration images
   std::size_t calib_count = 0;          // the first N images by name; 0 = all
   std::string calib_method = "kl";      // kl | max | percentile
@@ -38,7 +40,8 @@ struct CompileOptions {
   int threads = 0;              // calibration runtime threads; 0 = every core
 };
 
-// The precision `auto` resolves to on this CPU (see CompileOptions::precision); others are returned as given.
+// The precision `auto` (or the default) resolves to on this CPU for this file (see
+// CompileOptions::precision); others are returned as given.
 std::string resolve_precision(const CompileOptions& options);
 
 // Compiles every stage and fills the metadata. Throws vapipe::Error naming the file and node.

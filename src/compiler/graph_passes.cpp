@@ -65,7 +65,70 @@ void rename_output(Node& conv, Node& absorbed) {
   absorbed.op.clear();
 }
 
+// A tensor read from `source` at rows dy, dy + 2, ... and columns dx, dx + 2, ... of every image and channel.
+struct Phase {
+  int source = -1;
+  std::int64_t dy = 0, dx = 0;
+};
+
+// The phase `t` holds when it is made by up to two chained Slices that together step by 2 over the whole
+// height and width and take every batch and channel.
+std::optional<Phase> phase_of(const Graph& graph, const Uses& uses, int t) {
+  const Shape out = tensor(graph, t).shape;
+  if (out.size() != 4) return std::nullopt;
+  std::vector<std::int64_t> start(4, 0), step(4, 1);  // of `t` in the tensor reached so far
+  int source = t;
+  for (int hop = 0; hop < 2; ++hop) {
+    const int p = uses.producer[static_cast<std::size_t>(source)];
+    if (p < 0 || graph.nodes[static_cast<std::size_t>(p)].op != "Slice") break;
+    const Node& slice = graph.nodes[static_cast<std::size_t>(p)];
+    const auto starts = slice.attrs.value("starts", std::vector<std::int64_t>{});
+    const auto steps = slice.attrs.value("steps", std::vector<std::int64_t>(starts.size(), 1));
+    if (starts.size() != 4 || steps.size() != 4) return std::nullopt;
+    for (std::size_t d = 0; d < 4; ++d) {
+      start[d] = starts[d] + steps[d] * start[d];
+      step[d] *= steps[d];
+    }
+    source = slice.inputs.at(0);
+  }
+  if (source == t) return std::nullopt;
+  const Shape& in = tensor(graph, source).shape;
+  if (in.size() != 4 || in[2] % 2 != 0 || in[3] % 2 != 0) return std::nullopt;
+  for (std::size_t d = 0; d < 2; ++d) {
+    if (start[d] != 0 || step[d] != 1 || out[d] != in[d]) return std::nullopt;
+  }
+  for (std::size_t d = 2; d < 4; ++d) {
+    if (step[d] != 2 || start[d] < 0 || start[d] > 1 || out[d] != in[d] / 2) return std::nullopt;
+  }
+  return Phase{source, start[2], start[3]};
+}
+
 }  // namespace
+
+void fuse_space_to_depth(Graph& graph) {
+  const Uses uses = compute_uses(graph);
+  for (auto& concat : graph.nodes) {
+    if (concat.op != "Concat" || concat.inputs.size() != 4 ||
+        concat.attrs.value("axis", std::int64_t{0}) != 1)
+      continue;
+    nlohmann::json offsets = nlohmann::json::array();
+    int source = -1;
+    std::vector<bool> seen(4, false);
+    for (int input : concat.inputs) {
+      const auto phase = phase_of(graph, uses, input);
+      if (!phase || (source >= 0 && phase->source != source)) break;
+      const auto cell = static_cast<std::size_t>(phase->dy * 2 + phase->dx);
+      if (seen[cell]) break;
+      seen[cell] = true;
+      source = phase->source;
+      offsets.push_back({phase->dy, phase->dx});
+    }
+    if (offsets.size() != 4) continue;
+    concat.op = "SpaceToDepth";
+    concat.inputs = {source};
+    concat.attrs = {{"block", 2}, {"offsets", std::move(offsets)}};
+  }
+}
 
 void fold_batch_norm(Graph& graph) {
   bool changed = true;
@@ -287,6 +350,7 @@ void eliminate_dead_code(Graph& graph) {
 
 void optimize_graph(Graph& graph) {
   eliminate_dead_code(graph);
+  fuse_space_to_depth(graph);
   fold_batch_norm(graph);
   fuse_activations(graph);
   fuse_residual_sum(graph);

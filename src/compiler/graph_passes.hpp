@@ -4,6 +4,11 @@
 
 namespace vapipe::compiler {
 
+// Replaces a Concat along channels of the four stride-2 phases of one [N, C, H, W] tensor, each taken by
+// one or two strided Slices (YOLOX's Focus stem: x[..., ::2, ::2], x[..., 1::2, ::2], ...), by one
+// SpaceToDepth node; the Slices then die unless something else reads them.
+void fuse_space_to_depth(ir::Graph& graph);
+
 // Folds per-channel affine nodes that follow a Conv (a lowered BatchNormalization: Binary mul/add/sub
 // with a per-channel constant, or an Eltwise linear) into the Conv's weights and bias.
 void fold_batch_norm(ir::Graph& graph);

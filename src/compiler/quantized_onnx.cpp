@@ -6,6 +6,10 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "core/error.hpp"
 
@@ -176,6 +180,348 @@ int fold_dynamic_quantization(OnnxModel& model) {
   graph.mutable_node()->Swap(&kept);
   for (auto& tensor : added) *graph.add_initializer() = std::move(tensor);
   return folded;
+}
+
+bool has_static_quantization(const OnnxModel& model) {
+  return std::any_of(model.proto.graph().node().begin(), model.proto.graph().node().end(),
+                     [](const onnx::NodeProto& node) {
+                       return node.op_type() == "QLinearConv" || node.op_type() == "QuantizeLinear";
+                     });
+}
+
+namespace {
+
+// A reason the static rewrite gives up; caught in dequantize_static_quantization.
+struct Refused {
+  std::string why;
+};
+
+// The quantization of one activation: real = (q - zero_point) * scale, q in [low, high].
+struct Quantization {
+  float scale = 1.0F;
+  float zero_point = 0.0F;
+  float low = 0.0F, high = 255.0F;
+  // An activation folded into the range (ReLU, ReLU6): nothing below 0 is representable.
+  bool starts_at_zero() const { return zero_point == low; }
+  TensorRange range() const {
+    TensorRange r;
+    r.min = (low - zero_point) * scale;
+    r.max = (high - zero_point) * scale;
+    r.threshold = std::max(-r.min, r.max);
+    return r;
+  }
+};
+
+class StaticRewrite {
+ public:
+  explicit StaticRewrite(OnnxModel& model) : model_(model), graph_(*model.proto.mutable_graph()) {
+    for (int i = 0; i < graph_.initializer_size(); ++i) initializers_[graph_.initializer(i).name()] = i;
+  }
+
+  FileQuantization run() {
+    for (const auto& node : graph_.node()) rewrite(node);
+    rename_graph_outputs();
+    if (result_.convolutions == 0) throw Refused{"no QLinearConv"};
+    commit();
+    return std::move(result_);
+  }
+
+ private:
+  [[noreturn]] static void refuse(const onnx::NodeProto& node, const std::string& what) {
+    throw Refused{fmt::format("node '{}' ({}): {}", node.name(), node.op_type(), what)};
+  }
+
+  const onnx::TensorProto* initializer(const std::string& name) const {
+    const auto found = initializers_.find(name);
+    return found == initializers_.end() ? nullptr : &graph_.initializer(found->second);
+  }
+  Constant constant(const onnx::NodeProto& node, int slot, const char* what) const {
+    const onnx::TensorProto* tensor = slot < node.input_size() ? initializer(node.input(slot)) : nullptr;
+    if (tensor == nullptr) refuse(node, fmt::format("the {} is no initializer", what));
+    return read_tensor(*tensor, fmt::format("initializer '{}'", tensor->name()));
+  }
+
+  std::string resolve(const std::string& name) const {
+    std::string resolved = name;
+    for (auto found = alias_.find(resolved); found != alias_.end(); found = alias_.find(resolved))
+      resolved = found->second;
+    return resolved;
+  }
+
+  // The per-tensor quantization given by inputs `scale_slot` and `zero_point_slot` (optional: 0, uint8).
+  Quantization quantization(const onnx::NodeProto& node, int scale_slot, int zero_point_slot) const {
+    const Constant scale = constant(node, scale_slot, "scale");
+    if (scale.values.size() != 1) refuse(node, "an activation quantized per axis");
+    Quantization q;
+    q.scale = static_cast<float>(scale.values[0]);
+    if (!(q.scale > 0.0F)) refuse(node, fmt::format("a scale of {}", q.scale));
+    if (zero_point_slot < node.input_size() && !node.input(zero_point_slot).empty()) {
+      const onnx::TensorProto* zp = initializer(node.input(zero_point_slot));
+      if (zp == nullptr) refuse(node, "the zero point is no initializer");
+      if (zp->data_type() == onnx::TensorProto_DataType_INT8) {
+        q.low = -128.0F;
+        q.high = 127.0F;
+      } else if (zp->data_type() != onnx::TensorProto_DataType_UINT8) {
+        refuse(node, fmt::format("a zero point of element type {} (8-bit only)", zp->data_type()));
+      }
+      const Constant value = read_tensor(*zp, fmt::format("initializer '{}'", zp->name()));
+      if (value.values.size() != 1) refuse(node, "an activation quantized per axis");
+      q.zero_point = static_cast<float>(value.values[0]);
+    }
+    return q;
+  }
+
+  void note_range(const std::string& name, const Quantization& q) {
+    result_.ranges[name] = q.range();
+    if (q.zero_point != 0.0F && !q.starts_at_zero()) asymmetric_.insert(name);
+  }
+
+  std::string add_initializer(const std::string& name, const Shape& shape, const std::vector<float>& values) {
+    added_.push_back(float_tensor(name, shape, values));
+    return name;
+  }
+
+  // An operand of a QLinear op: a constant dequantized now (per tensor, or per column of its last axis as
+  // QLinearMatMul's B is), or an activation with its range.
+  std::string operand(const onnx::NodeProto& node, int slot, int scale_slot, int zero_point_slot) {
+    if (const onnx::TensorProto* tensor = initializer(node.input(slot))) {
+      const Constant c = read_tensor(*tensor, fmt::format("initializer '{}'", tensor->name()));
+      const std::int64_t columns = c.shape.empty() ? 1 : c.shape.back();
+      const std::vector<double> scale = per_channel(constant(node, scale_slot, "scale"), columns);
+      std::vector<double> zero_point(static_cast<std::size_t>(columns), 0.0);
+      if (zero_point_slot < node.input_size() && !node.input(zero_point_slot).empty())
+        zero_point = per_channel(constant(node, zero_point_slot, "zero point"), columns);
+      if (scale.empty() || zero_point.empty())
+        refuse(node, "a constant quantized per axis other than the last");
+      std::vector<float> values(c.values.size());
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        const std::size_t column = i % static_cast<std::size_t>(columns);
+        values[i] = static_cast<float>((c.values[i] - zero_point[column]) * scale[column]);
+      }
+      // A bias [K] added to a [N, K] product (ORT's quantized Gemm): [1, K], as vapipe's Binary wants
+      // operands of equal rank.
+      const Shape shape =
+          node.op_type() == "QLinearAdd" && c.shape.size() == 1 ? Shape{1, c.shape[0]} : c.shape;
+      return add_initializer(tensor->name() + "/dequantized", shape, values);
+    }
+    const Quantization q = quantization(node, scale_slot, zero_point_slot);
+    const std::string x = resolve(node.input(slot));
+    note_range(x, q);
+    return x;
+  }
+
+  onnx::NodeProto& emit(const std::string& op, const std::string& name, std::vector<std::string> inputs,
+                        const std::string& output) {
+    onnx::NodeProto& node = nodes_.emplace_back();
+    node.set_op_type(op);
+    node.set_name(name);
+    for (auto& input : inputs) node.add_input(std::move(input));
+    node.add_output(output);
+    rewritten_outputs_.insert(output);
+    return node;
+  }
+
+  // The float result of a quantized op `node`, quantized as `q`: the op writes it under `y` itself, or
+  // (for a range that starts at 0, where the quantization clips as ReLU does) under y/unclipped, clipped.
+  std::string float_output(const onnx::NodeProto& node, const Quantization& q) {
+    const std::string& y = node.output(0);
+    note_range(y, q);
+    if (!q.starts_at_zero()) return y;
+    const TensorRange r = q.range();
+    const std::string unclipped = y + "/unclipped";
+    onnx::NodeProto& clip = emit("Clip", node.name() + "/clip", {unclipped}, y);
+    if (model_.opset >= 11) {
+      clip.add_input(add_initializer(y + "/clip_min", {}, {r.min}));
+      clip.add_input(add_initializer(y + "/clip_max", {}, {r.max}));
+    } else {
+      auto* low = clip.add_attribute();
+      low->set_name("min");
+      low->set_type(onnx::AttributeProto_AttributeType_FLOAT);
+      low->set_f(r.min);
+      auto* high = clip.add_attribute();
+      high->set_name("max");
+      high->set_type(onnx::AttributeProto_AttributeType_FLOAT);
+      high->set_f(r.max);
+    }
+    pending_clip_ = static_cast<int>(nodes_.size()) - 1;
+    return unclipped;
+  }
+
+  // Emits `op` before the Clip float_output may have added, so the order stays topological.
+  onnx::NodeProto& emit_before_clip(const std::string& op, const std::string& name,
+                                    std::vector<std::string> inputs, const std::string& output) {
+    const int clip = pending_clip_;
+    pending_clip_ = -1;
+    onnx::NodeProto& node = emit(op, name, std::move(inputs), output);
+    if (clip < 0) return node;
+    std::swap(nodes_[static_cast<std::size_t>(clip)], nodes_.back());
+    return nodes_[static_cast<std::size_t>(clip)];
+  }
+
+  void rewrite_conv(const onnx::NodeProto& node) {
+    const std::string x = resolve(node.input(0));
+    note_range(x, quantization(node, 1, 2));
+    const float x_scale = quantization(node, 1, 2).scale;
+    const Constant w = constant(node, 3, "weight");
+    if (w.shape.size() != 4) refuse(node, "weights that are not 4-D");
+    const auto channels = static_cast<std::size_t>(w.shape[0]);
+    const Constant w_scale = constant(node, 4, "weight scale");
+    std::vector<double> scales = per_channel(w_scale, static_cast<std::int64_t>(channels));
+    std::vector<double> zero_points(channels, 0.0);
+    if (node.input_size() > 5 && !node.input(5).empty())
+      zero_points = per_channel(constant(node, 5, "weight zero point"), static_cast<std::int64_t>(channels));
+    if (scales.empty() || zero_points.empty()) refuse(node, "weight scales or zero points per other axes");
+    const bool symmetric =
+        std::all_of(zero_points.begin(), zero_points.end(), [](double z) { return z == 0.0; });
+    const std::size_t inner = w.values.size() / channels;
+    std::vector<float> weights(w.values.size());
+    for (std::size_t k = 0; k < weights.size(); ++k)
+      weights[k] = static_cast<float>((w.values[k] - zero_points[k / inner]) * scales[k / inner]);
+    const std::string weight_name = add_initializer(node.input(3) + "/dequantized", w.shape, weights);
+    std::vector<std::string> inputs{x, weight_name};
+    if (node.input_size() > 8 && !node.input(8).empty()) {
+      const Constant b = constant(node, 8, "bias");
+      if (b.values.size() != channels) refuse(node, "a bias that is not one value per output channel");
+      std::vector<float> bias(channels);
+      // The int32 bias is in accumulator units: x_scale * w_scale[m].
+      for (std::size_t m = 0; m < channels; ++m)
+        bias[m] = static_cast<float>(b.values[m] * static_cast<double>(x_scale) * scales[m]);
+      inputs.push_back(
+          add_initializer(node.input(8) + "/dequantized", {static_cast<std::int64_t>(channels)}, bias));
+    }
+    const std::string y = float_output(node, quantization(node, 6, 7));
+    onnx::NodeProto& conv = emit_before_clip("Conv", node.name() + "/float", std::move(inputs), y);
+    for (const auto& attribute : node.attribute()) *conv.add_attribute() = attribute;
+    ++result_.convolutions;
+    if (symmetric) {
+      result_.weight_scales[weight_name] = std::vector<float>(scales.begin(), scales.end());
+    } else {
+      ++result_.asymmetric_weights;
+    }
+  }
+
+  void rewrite(const onnx::NodeProto& node) {
+    const std::string& op = node.op_type();
+    if (op == "QuantizeLinear" || op == "DequantizeLinear") {
+      if (op == "DequantizeLinear" && initializer(node.input(0)) != nullptr) {
+        const std::string name = operand(node, 0, 1, 2);
+        alias_[node.output(0)] = name;
+        return;
+      }
+      const std::string x = resolve(node.input(0));
+      note_range(x, quantization(node, 1, 2));
+      alias_[node.output(0)] = x;
+      return;
+    }
+    if (op == "QLinearConv") return rewrite_conv(node);
+    if (op == "QLinearAdd" || op == "QLinearMatMul") {
+      std::vector<std::string> inputs{operand(node, 0, 1, 2), operand(node, 3, 4, 5)};
+      const std::string y = float_output(node, quantization(node, 6, 7));
+      emit_before_clip(op == "QLinearAdd" ? "Add" : "MatMul", node.name() + "/float", std::move(inputs), y);
+      ++result_.float_ops[op];
+      return;
+    }
+    if (op == "QLinearGlobalAveragePool") {
+      if (attribute_int(node, "channels_last", 0) != 0) refuse(node, "channels_last = 1");
+      std::vector<std::string> inputs{operand(node, 0, 1, 2)};
+      const std::string y = float_output(node, quantization(node, 3, 4));
+      emit_before_clip("GlobalAveragePool", node.name() + "/float", std::move(inputs), y);
+      ++result_.float_ops[op];
+      return;
+    }
+    const bool quantized = op.rfind("QLinear", 0) == 0 || op == "ConvInteger" || op == "MatMulInteger" ||
+                           op == "DynamicQuantizeLinear" || op == "QGemm" || op == "QAttention";
+    if (quantized) refuse(node, "no float rewrite for this op");
+    onnx::NodeProto& copy = nodes_.emplace_back(node);
+    for (int i = 0; i < copy.input_size(); ++i) {
+      if (!copy.input(i).empty()) copy.set_input(i, resolve(copy.input(i)));
+    }
+  }
+
+  // A graph output that was an alias (DequantizeLinear's output) names the float tensor it resolves to.
+  void rename_graph_outputs() {
+    for (const auto& output : graph_.output()) {
+      const std::string& name = output.name();
+      if (alias_.count(name) == 0) continue;
+      const std::string target = resolve(name);
+      if (initializer(target) != nullptr ||
+          std::any_of(graph_.input().begin(), graph_.input().end(),
+                      [&](const onnx::ValueInfoProto& input) { return input.name() == target; }))
+        throw Refused{fmt::format("graph output '{}' is a graph input or a constant", name)};
+      for (auto& node : nodes_) {
+        for (int i = 0; i < node.input_size(); ++i) {
+          if (node.input(i) == target) node.set_input(i, name);
+        }
+        for (int i = 0; i < node.output_size(); ++i) {
+          if (node.output(i) == target) node.set_output(i, name);
+        }
+      }
+      if (const auto found = result_.ranges.find(target); found != result_.ranges.end())
+        result_.ranges[name] = found->second;
+      rewritten_outputs_.insert(name);
+    }
+  }
+
+  void commit() {
+    result_.asymmetric_activations = static_cast<int>(asymmetric_.size());
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+    std::set<std::string> used;
+    for (auto& node : nodes_) {
+      for (const auto& input : node.input()) used.insert(input);
+      *nodes.Add() = std::move(node);
+    }
+    graph_.mutable_node()->Swap(&nodes);
+    for (auto& tensor : added_) *graph_.add_initializer() = std::move(tensor);
+    // The quantized initializers nothing reads any more, and the integer types declared for the rewritten
+    // tensors.
+    google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
+    for (auto& tensor : *graph_.mutable_initializer()) {
+      if (used.count(tensor.name()) != 0) *kept.Add() = std::move(tensor);
+    }
+    graph_.mutable_initializer()->Swap(&kept);
+    // IR < 4 lists initializers among the graph inputs too.
+    google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
+    for (auto& input : *graph_.mutable_input()) {
+      if (initializers_.count(input.name()) == 0 || used.count(input.name()) != 0)
+        *inputs.Add() = std::move(input);
+    }
+    graph_.mutable_input()->Swap(&inputs);
+    google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> infos;
+    for (auto& info : *graph_.mutable_value_info()) {
+      if (rewritten_outputs_.count(info.name()) == 0 && alias_.count(info.name()) == 0)
+        *infos.Add() = std::move(info);
+    }
+    graph_.mutable_value_info()->Swap(&infos);
+    for (auto& output : *graph_.mutable_output()) {
+      if (output.type().has_tensor_type())
+        output.mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto_DataType_FLOAT);
+    }
+  }
+
+  OnnxModel& model_;
+  onnx::GraphProto& graph_;
+  std::unordered_map<std::string, int> initializers_;
+  std::unordered_map<std::string, std::string> alias_;  // a (de)quantized tensor -> the float one it is
+  std::vector<onnx::NodeProto> nodes_;
+  std::vector<onnx::TensorProto> added_;
+  std::set<std::string> rewritten_outputs_;
+  std::set<std::string> asymmetric_;
+  int pending_clip_ = -1;
+  FileQuantization result_;
+};
+
+}  // namespace
+
+std::optional<FileQuantization> dequantize_static_quantization(OnnxModel& model, std::string& why_not) {
+  OnnxModel rewritten = model;
+  try {
+    FileQuantization result = StaticRewrite(rewritten).run();
+    model = std::move(rewritten);
+    return result;
+  } catch (const Refused& refused) {
+    why_not = refused.why;
+    return std::nullopt;
+  }
 }
 
 }  // namespace vapipe::compiler

@@ -75,7 +75,9 @@ void describe_network(const Network& network, const PackageInfoOptions& options,
     for (const auto& [precision, count] : precision_counts)
       counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", count, precision);
     text += fmt::format("  layers: {}{}\n", counts, options.layers ? "" : " (--layers lists them)");
-    if (!quantization.is_null()) {
+    if (!quantization.is_null() && as_text(meta_value(quantization, "method", "?")) == "file") {
+      text += "  quantization: the model file's own scales (pre-quantized ONNX, no calibration)\n";
+    } else if (!quantization.is_null()) {
       const auto percentile = meta_value(quantization, "percentile", nullptr);
       const auto keep_float = meta_value(quantization, "keep_float", nlohmann::json::array());
       text += fmt::format("  calibration: {} on {} images{}{}\n",

@@ -1,7 +1,10 @@
 // Slice (resolved, clamped starts/ends, positive steps) and Split: views plus copies, or a strided kernel.
+// SpaceToDepth: the ONNX operator, and what compiler/graph_passes.cpp makes of YOLOX's Focus stem (four
+// strided Slices joined by a Concat); attrs "block" and "offsets" ([dy, dx] per output channel block).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "ops/family.hpp"
 
@@ -9,6 +12,35 @@ namespace vapipe::ops {
 namespace {
 
 using namespace family;  // NOLINT(google-build-using-namespace): the family vocabulary
+
+// ---- the kernel ----
+// Space-to-depth of a dense [N, C, H, W] tensor by `block` (H, W multiples of it): output channel block k
+// holds the pixels at offset offsets[k] = (dy, dx) of every block x block cell, y[n, k*C + c, h, w] =
+// x[n, c, h*block + dy, w*block + dx]. One pass for YOLOX's Focus stem (four strided Slices and a Concat),
+// where the per-element strided_slice kernels took 8.3 of 19.9 ms at 416x416. run_space_to_depth below is
+// its plain reference.
+void space_to_depth(const float* input, const Shape& in_shape, std::int64_t block,
+                    const std::vector<std::pair<std::int64_t, std::int64_t>>& offsets, float* output) {
+  const std::int64_t batch = in_shape[0], channels = in_shape[1], height = in_shape[2], width = in_shape[3];
+  const std::int64_t out_h = height / block, out_w = width / block;
+  const auto blocks = static_cast<std::int64_t>(offsets.size());
+  // One output row per step: a strided read of one input row, a contiguous write.
+#pragma omp parallel for collapse(2) schedule(static)
+  for (std::int64_t n = 0; n < batch; ++n) {
+    for (std::int64_t k = 0; k < blocks; ++k) {
+      const auto [dy, dx] = offsets[static_cast<std::size_t>(k)];
+      for (std::int64_t c = 0; c < channels; ++c) {
+        const float* plane = input + (n * channels + c) * height * width;
+        float* target = output + ((n * blocks + k) * channels + c) * out_h * out_w;
+        for (std::int64_t h = 0; h < out_h; ++h) {
+          const float* row = plane + (h * block + dy) * width + dx;
+          float* out_row = target + h * out_w;
+          for (std::int64_t w = 0; w < out_w; ++w) out_row[w] = row[w * block];
+        }
+      }
+    }
+  }
+}
 
 // ---- import ----
 void import_slice(ImportContext& ctx) {
@@ -80,7 +112,36 @@ void import_split(ImportContext& ctx) {
   for (std::size_t i = 0; i < outs.size(); ++i) ctx.set_activation(names[i], outs[i]);
 }
 
+// ONNX SpaceToDepth: output channel block by * blocksize + bx holds offset (by, bx) of every cell.
+void import_space_to_depth(ImportContext& ctx) {
+  const int x = ctx.activation_input(0);
+  const std::int64_t block = attribute_int(ctx.node(), "blocksize", 0);
+  if (block <= 0) ctx.unsupported("blocksize must be positive");
+  json offsets = json::array();
+  for (std::int64_t by = 0; by < block; ++by) {
+    for (std::int64_t bx = 0; bx < block; ++bx) offsets.push_back({by, bx});
+  }
+  ctx.set_activation(ctx.output(),
+                     ctx.emit1("SpaceToDepth", {x}, {{"block", block}, {"offsets", offsets}}, ctx.output()));
+}
+
 // ---- shapes ----
+std::vector<std::pair<std::int64_t, std::int64_t>> space_to_depth_offsets(const ir::Node& node) {
+  return node.attrs.at("offsets").get<std::vector<std::pair<std::int64_t, std::int64_t>>>();
+}
+std::vector<Shape> space_to_depth_shapes(const ir::Graph& graph, const ir::Node& node) {
+  const Shape& x = input_shape(graph, node, 0);
+  const auto block = node.attrs.at("block").get<std::int64_t>();
+  const auto offsets = space_to_depth_offsets(node);
+  if (x.size() != 4 || block <= 0 || x[2] % block != 0 || x[3] % block != 0)
+    fail("node '{}' (SpaceToDepth): input {} does not split into {}x{} cells", node.name, shape_to_string(x),
+         block, block);
+  for (const auto& [dy, dx] : offsets) {
+    if (dy < 0 || dy >= block || dx < 0 || dx >= block)
+      fail("node '{}' (SpaceToDepth): offset ({}, {}) outside a {}x{} cell", node.name, dy, dx, block, block);
+  }
+  return {Shape{x[0], x[1] * static_cast<std::int64_t>(offsets.size()), x[2] / block, x[3] / block}};
+}
 std::vector<Shape> slice_shapes(const ir::Graph& graph, const ir::Node& node) {
   const Shape& x = input_shape(graph, node, 0);
   const auto starts = int_list(node, "starts", x.size());
@@ -130,6 +191,22 @@ void run_slice(ReferenceContext& ctx, const ir::Node& node) {
       src += (std::clamp<std::int64_t>(starts[d], 0, xs[d]) + coord[d] * steps[d]) * xstr[d];
     }
     y[i] = x[static_cast<std::size_t>(src)];
+  });
+}
+// Straight from the definition, one output element at a time.
+void run_space_to_depth(ReferenceContext& ctx, const ir::Node& node) {
+  const auto& x = ctx.in(node, 0);
+  const Shape& xs = ctx.shape(node.inputs[0]);
+  const Shape ys = ctx.shape(node.outputs[0]);
+  const auto block = node.attrs.at("block").get<std::int64_t>();
+  const auto offsets = space_to_depth_offsets(node);
+  auto& y = ctx.out(node, 0);
+  for_each_index(ys, [&](std::size_t i, const std::vector<std::int64_t>& coord) {
+    const auto [dy, dx] = offsets[static_cast<std::size_t>(coord[1] / xs[1])];
+    const std::int64_t c = coord[1] % xs[1];
+    const std::int64_t h = coord[2] * block + dy;
+    const std::int64_t w = coord[3] * block + dx;
+    y[i] = x[static_cast<std::size_t>(((coord[0] * xs[1] + c) * xs[2] + h) * xs[3] + w)];
   });
 }
 void run_split(ReferenceContext& ctx, const ir::Node& node) {
@@ -182,6 +259,19 @@ void lower_slice(Lowering& l, const ir::Node& node) {
   add_slice_copy(l, unit_steps ? l.own_plain_value(x) : l.plain_value(x), l.shape(x), starts, steps,
                  node.outputs.at(0));
 }
+void lower_space_to_depth(Lowering& l, const ir::Node& node) {
+  const int x = node.inputs.at(0);
+  const Shape in = l.shape(x);
+  const auto block = node.attrs.at("block").get<std::int64_t>();
+  const auto offsets = space_to_depth_offsets(node);
+  const int src = l.plain_value(x);
+  const int dst = l.define_output(node.outputs.at(0), plain_md(l.shape(node.outputs.at(0))));
+  l.add_kernel(
+      [=](const std::vector<void*>& data) {
+        space_to_depth(static_cast<const float*>(data[0]), in, block, offsets, static_cast<float*>(data[1]));
+      },
+      {src, dst});
+}
 void lower_split(Lowering& l, const ir::Node& node) {
   const int x = node.inputs.at(0);
   const int axis = node.attrs.at("axis").get<int>();
@@ -209,6 +299,8 @@ void register_slice(Registry& registry) {
   registry.add({"Split", split_shapes, run_split, lower_split});
   registry.add_onnx("Slice", import_slice);
   registry.add_onnx("Split", import_split);
+  registry.add({"SpaceToDepth", space_to_depth_shapes, run_space_to_depth, lower_space_to_depth});
+  registry.add_onnx("SpaceToDepth", import_space_to_depth);
 }
 
 }  // namespace vapipe::ops

@@ -4,7 +4,8 @@
 //   Cast -> Mul chains fold into float convolutions (weights dequantized at compile time); ORT quantizes every
 //   activation to uint8 at run time and vapipe does not, so the outputs differ by that rounding (bounded
 //   below, with the reason) while the detections they decode to are the same.
-// - mobilenetv2-int8.onnx, static QDQ/QLinear: top-1 equals ORT's on 20 real photos.
+// - mobilenetv2-int8.onnx, static QDQ/QLinear: top-1 equals ORT's on 20 real photos, run as written in
+//   float (--precision f32); as int8 convolutions with the file's own scales (--precision int8) on 15.
 // Skips with the reason when a model, the photos or onnxruntime-node are absent.
 #include <gtest/gtest.h>
 
@@ -12,6 +13,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -138,45 +141,28 @@ TEST(QuantizedOnnx, DynamicallyQuantizedSegmentationAgreesWithOnnxRuntime) {
 constexpr std::array<float, 3> kImagenetMean = {0.485F, 0.456F, 0.406F};
 constexpr std::array<float, 3> kImagenetStd = {0.229F, 0.224F, 0.225F};
 
-// The file's quantization computed as ONNX Runtime computes it (integer accumulators requantized with
-// x_scale * w_scale / y_scale): the logits come out equal, not just the top-1 class.
-TEST(QuantizedOnnx, StaticInt8ClassifierTop1EqualsOnnxRuntimeOn20Photos) {
-  VAPIPE_REQUIRE_MODEL("mobilenetv2-int8.onnx");
-  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "squirrel_cls.jpg");
+std::vector<fs::path> classifier_photos() {
+  const fs::path data = test::opencv_data_dir();
   const fs::path faces = test::models_dir() / ".." / "data" / "faces";
-  VAPIPE_REQUIRE_FILE(faces / "0001.jpg");
-  const std::vector<fs::path> photos = {test::opencv_data_dir() / "squirrel_cls.jpg",
-                                        test::opencv_data_dir() / "apple.jpg",
-                                        test::opencv_data_dir() / "baboon.jpg",
-                                        test::opencv_data_dir() / "butterfly.jpg",
-                                        test::opencv_data_dir() / "fruits.jpg",
-                                        test::opencv_data_dir() / "orange.jpg",
-                                        test::opencv_data_dir() / "HappyFish.jpg",
-                                        test::opencv_data_dir() / "messi5.jpg",
-                                        test::opencv_data_dir() / "basketball1.png",
-                                        test::opencv_data_dir() / "aero1.jpg",
-                                        test::opencv_data_dir() / "building.jpg",
-                                        test::opencv_data_dir() / "home.jpg",
-                                        test::opencv_data_dir() / "starry_night.jpg",
-                                        test::opencv_data_dir() / "chicky_512.png",
-                                        test::opencv_data_dir() / "Blender_Suzanne1.jpg",
-                                        test::opencv_data_dir() / "board.jpg",
-                                        test::opencv_data_dir() / "smarties.png",
-                                        test::opencv_data_dir() / "rubberwhale1.png",
-                                        faces / "0001.jpg",
-                                        faces / "0003.jpg"};
+  std::vector<fs::path> photos;
+  for (const char* name : {"squirrel_cls.jpg", "apple.jpg", "baboon.jpg", "butterfly.jpg", "fruits.jpg",
+                           "orange.jpg", "HappyFish.jpg", "messi5.jpg", "basketball1.png", "aero1.jpg",
+                           "building.jpg", "home.jpg", "starry_night.jpg", "chicky_512.png",
+                           "Blender_Suzanne1.jpg", "board.jpg", "smarties.png", "rubberwhale1.png"})
+    photos.push_back(data / name);
+  photos.push_back(faces / "0001.jpg");
+  photos.push_back(faces / "0003.jpg");
+  return photos;
+}
+
+// The 20 photos through `network` (batch 1, one at a time) and through ONNX Runtime on the file (one batch):
+// top-1 must be equal on at least `min_agree` photos (each named when all must be); returns the largest logit
+// difference (or -1 with the test skipped).
+double expect_top1_equals_onnx_runtime(const std::shared_ptr<const Network>& network, int min_agree = 20) {
   const fs::path model = test::models_dir() / "mobilenetv2-int8.onnx";
-  ir::Network compiled = compile_network(model, 1);
-  int convs = 0;
-  for (const auto& node : compiled.stages.front().graph.nodes) {
-    if (node.op != "Conv") continue;
-    ++convs;
-  }
-  EXPECT_EQ(convs, 52) << "one Conv per QLinearConv";
-  const auto network =
-      std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(compiled)));
+  const auto photos = classifier_photos();
   const Shape one = network->inputs(1)[0].shape;
-  ASSERT_EQ(one, (Shape{1, 3, 224, 224}));
+  EXPECT_EQ(one, (Shape{1, 3, 224, 224}));
   const auto n = static_cast<std::int64_t>(photos.size());
   std::vector<float> batch;
   for (const auto& photo : photos) {
@@ -185,11 +171,13 @@ TEST(QuantizedOnnx, StaticInt8ClassifierTop1EqualsOnnxRuntimeOn20Photos) {
   }
   const fs::path dir = test::scratch_dir();
   const int status = test::run_ort(model, dir, network->inputs(1)[0].name, batch, {n, 3, 224, 224});
-  if (status == test::kOrtMissing) GTEST_SKIP() << "onnxruntime-node not installed (scripts/setup.sh)";
-  ASSERT_EQ(status, 0) << "ONNX Runtime failed: see " << dir / "ort.log";
+  if (status == test::kOrtMissing) return -1.0;
+  EXPECT_EQ(status, 0) << "ONNX Runtime failed: see " << dir / "ort.log";
+  if (status != 0) return 0.0;
   const auto ort = nlohmann::json::parse(std::ifstream(dir / "outputs.json"));
   const auto logits = test::read_floats(ort.at("outputs").at(0).at("file").get<std::string>());
-  ASSERT_EQ(logits.size(), static_cast<std::size_t>(n * 1000));
+  EXPECT_EQ(logits.size(), static_cast<std::size_t>(n * 1000));
+  if (logits.size() != static_cast<std::size_t>(n * 1000)) return 0.0;
 
   ExecutionContext context(network, {.threads = 1});
   int agree = 0;
@@ -204,13 +192,60 @@ TEST(QuantizedOnnx, StaticInt8ClassifierTop1EqualsOnnxRuntimeOn20Photos) {
     for (int k = 0; k < 1000; ++k)
       worst = std::max(worst, static_cast<double>(std::fabs(ours[k] - theirs[k])));
     agree += top_ours == top_ort ? 1 : 0;
+    if (min_agree < n) continue;
     EXPECT_EQ(top_ours, top_ort) << photos[static_cast<std::size_t>(i)].filename() << ": vapipe class "
                                  << top_ours << " (" << ours[top_ours] << "), ORT class " << top_ort << " ("
                                  << theirs[top_ort] << ")";
   }
+  EXPECT_GE(agree, min_agree);
+  std::cout << network->precision() << ": top-1 equal to ORT's on " << agree << " of " << n
+            << " photos; max |logit difference| " << worst << "\n";
+  return worst;
+}
+
+#define REQUIRE_CLASSIFIER_DATA()                                    \
+  VAPIPE_REQUIRE_MODEL("mobilenetv2-int8.onnx");                     \
+  VAPIPE_REQUIRE_FILE(test::opencv_data_dir() / "squirrel_cls.jpg"); \
+  VAPIPE_REQUIRE_FILE(test::models_dir() / ".." / "data" / "faces" / "0001.jpg")
+
+// --precision f32: the file's quantization computed as ONNX Runtime computes it (integer accumulators
+// requantized with x_scale * w_scale / y_scale): the logits come out equal, not just the top-1 class.
+TEST(QuantizedOnnx, StaticInt8ClassifierTop1EqualsOnnxRuntimeOn20Photos) {
+  REQUIRE_CLASSIFIER_DATA();
+  const fs::path model = test::models_dir() / "mobilenetv2-int8.onnx";
+  ir::Network compiled = compile_network(model, 1, "f32");
+  int convs = 0;
+  for (const auto& node : compiled.stages.front().graph.nodes) {
+    if (node.op != "Conv") continue;
+    ++convs;
+  }
+  EXPECT_EQ(convs, 52) << "one Conv per QLinearConv";
+  const double worst = expect_top1_equals_onnx_runtime(
+      std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(compiled))));
+  if (worst < 0.0) GTEST_SKIP() << "onnxruntime-node not installed (scripts/setup.sh)";
   EXPECT_LE(worst, 0.2) << "more than one step (0.16) of the output's quantization";
-  std::cout << "top-1 equal to ORT's on " << agree << " of " << n << " photos; max |logit difference| "
-            << worst << "\n";
+}
+
+// --precision int8 without calibration data: the 52 QLinearConv run as int8 convolutions with the file's
+// activation ranges and weight scales; the classifier head (QLinearMatMul) and the residual adds run float.
+// Between convolutions vapipe stores symmetric int8 where ORT stores uint8 with zero points (ReLU6 ranges one
+// bit coarser, 30 zero-point ranges widened), so top-1 is not yet ORT's on every photo: 15 of 20 measured
+// (issue 20's acceptance asks 20: partial, docs/compiler.md "Pre-quantized ONNX").
+TEST(QuantizedOnnx, StaticInt8ClassifierRunsInt8WithTheFileScales) {
+  REQUIRE_CLASSIFIER_DATA();
+  const fs::path model = test::models_dir() / "mobilenetv2-int8.onnx";
+  ir::Network compiled = compile_network(model, 1, "int8");
+  EXPECT_EQ(compiled.precision, "int8");
+  EXPECT_EQ(compiled.metadata.at("quantization").at("method"), "file");
+  int int8_convs = 0;
+  for (const auto& node : compiled.stages.front().graph.nodes) {
+    EXPECT_NE(node.op, "Quantize") << node.name << ": the file's quantization ran as written";
+    if (node.op == "Conv" && node.attrs.value("precision", std::string("f32")) == "int8") ++int8_convs;
+  }
+  EXPECT_EQ(int8_convs, 52) << "every QLinearConv as an int8 convolution";
+  const double worst = expect_top1_equals_onnx_runtime(
+      std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(compiled))), 15);
+  if (worst < 0.0) GTEST_SKIP() << "onnxruntime-node not installed (scripts/setup.sh)";
 }
 
 }  // namespace

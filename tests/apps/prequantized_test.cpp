@@ -1,0 +1,51 @@
+// A statically pre-quantized ONNX (issue 20: the model zoo's MobileNetV2 INT8, QLinearConv) through the CLI:
+// `vapipe compile --precision int8` (no calibration data) runs its convolutions as int8 with the file's own scales, and `vapipe info`
+// shows them int8; `--precision f32` (the default) runs the file as written, in float.
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/process.hpp"
+#include "support/test_data.hpp"
+
+namespace {
+
+vapipe::test::CommandResult run(const std::string& arguments) {
+  return vapipe::test::run_shell(std::string("'") + VAPIPE_CLI + "' " + arguments + " 2>&1");
+}
+
+TEST(PrequantizedOnnx, CompileRunsTheFilesInt8AndInfoShowsInt8Convolutions) {
+  VAPIPE_REQUIRE_MODEL("mobilenetv2-int8.onnx");
+  const auto dir = vapipe::test::scratch_dir();
+  const std::string model = (vapipe::test::models_dir() / "mobilenetv2-int8.onnx").string();
+  const std::string int8 = (dir / "int8.vpk").string(), fp32 = (dir / "f32.vpk").string();
+
+  const auto compiled = run("compile '" + model + "' -o '" + int8 + "' --precision int8");
+  ASSERT_EQ(compiled.exit_code, 0) << compiled.out;
+  EXPECT_NE(compiled.out.find("int8 (52 int8 convolutions)"), std::string::npos) << compiled.out;
+
+  const auto info = run("info '" + int8 + "' --json --layers");
+  ASSERT_EQ(info.exit_code, 0) << info.out;
+  const auto network = nlohmann::json::parse(info.out).at("networks").at(0);
+  EXPECT_EQ(network.at("precision"), "int8");
+  EXPECT_EQ(network.at("quantization").at("method"), "file");
+  int int8_convs = 0, float_convs = 0;
+  for (const auto& layer : network.at("layers")) {
+    if (layer.at("op") != "Conv") continue;
+    (layer.at("precision") == "int8" ? int8_convs : float_convs) += 1;
+  }
+  EXPECT_EQ(int8_convs, 52);
+  EXPECT_EQ(float_convs, 0);
+  const auto text = run("info '" + int8 + "'");
+  EXPECT_NE(text.out.find("the model file's own scales"), std::string::npos) << text.out;
+
+  const auto as_written = run("compile '" + model + "' -o '" + fp32 + "' --precision f32");
+  ASSERT_EQ(as_written.exit_code, 0) << as_written.out;
+  const auto fp32_info = run("info '" + fp32 + "' --json");
+  ASSERT_EQ(fp32_info.exit_code, 0) << fp32_info.out;
+  EXPECT_EQ(nlohmann::json::parse(fp32_info.out).at("networks").at(0).at("precision"), "f32");
+}
+
+}  // namespace

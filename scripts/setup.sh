@@ -51,6 +51,9 @@ packages=(
   etcd-server etcd-client
   # scripts/soak.sh: its RTSP camera (scripts/soak_camera.py) is gst-rtsp-server through Debian's python3.
   python3-gi gir1.2-gst-rtsp-server-1.0
+  # The Python module (python/, docs/python.md) and its tests; python3-torch lets vapipe.compile take a
+  # torch.nn.Module.
+  python3-dev python3-pybind11 python3-numpy python3-pytest python3-torch
 )
 # Node.js: a machine may already carry a newer Node.js (e.g. NodeSource's, which bundles npm and conflicts with
 # Debian's npm package); only install Debian's when the commands are missing.
@@ -142,3 +145,6 @@ if [[ ${VAPIPE_SKIP_NPM:-0} != 1 && -f tests/web/package-lock.json ]]; then
 fi
 
 log "done: build in $BUILD_DIR/ (run: bash scripts/demo.sh, bash scripts/test.sh)"
+if [[ -f $BUILD_DIR/python/vapipe/__init__.py ]]; then
+  log "Python module: PYTHONPATH=$PWD/$BUILD_DIR/python /usr/bin/python3 -c 'import vapipe' (docs/python.md)"
+fi

@@ -18,12 +18,10 @@
 #include "core/file_kind.hpp"
 #include "models/detection_json.hpp"
 #include "models/detection_label.hpp"
-#include "models/face_gallery.hpp"
+#include "models/image_detector.hpp"
 #include "models/instance_mask.hpp"
 #include "models/post_processor.hpp"
 #include "models/secondary_runner.hpp"
-#include "vapipe/runtime.hpp"
-#include "vision/fused_preprocess.hpp"
 #include "vision/image_io.hpp"
 #include "vision/osd.hpp"
 
@@ -107,124 +105,25 @@ void run_detect(const DetectOptions& options) {
     std::filesystem::create_directories(options.save_dir, error);
     if (error) fail("--save '{}': cannot create the folder: {}", options.save_dir, error.message());
   }
-  const auto model = Model::load(options.package);
-  // A package holding a detector and a top-down network (`vapipe combine`): the detector is the first network
-  // that is not top-down, the other the first that is (unless --net or --secondary say otherwise).
-  std::shared_ptr<const Network> network;
-  std::shared_ptr<const Network> top_down;
-  for (const auto& name : model->network_names()) {
-    auto candidate = model->network(name);
-    const bool is_top_down = models::SecondaryRunner::is_top_down(candidate->metadata());
-    if (!options.network.empty()) {
-      if (name == options.network)
-        network = candidate;
-      else if (is_top_down && top_down == nullptr)
-        top_down = candidate;
-    } else if (!is_top_down && network == nullptr) {
-      network = candidate;
-    } else if (is_top_down && top_down == nullptr) {
-      top_down = candidate;
-    }
-  }
-  if (network == nullptr) {
-    // Only top-down networks (a pose package alone), or --net names one: run it on the whole image.
-    network = model->network(options.network);
-    if (network == top_down) top_down = nullptr;
-  }
-  if (!options.secondary.empty()) {
-    const auto secondary_model = Model::load(options.secondary);
-    top_down = nullptr;
-    for (const auto& name : secondary_model->network_names()) {
-      if (models::SecondaryRunner::is_top_down(secondary_model->network(name)->metadata())) {
-        top_down = secondary_model->network(name);
-        break;
-      }
-    }
-    if (top_down == nullptr)
-      fail("--secondary '{}': the package has no top-down network (one whose metadata has preprocess.crop)",
-           options.secondary);
-  }
-  const nlohmann::json& metadata = network->metadata();
-
-  const std::int64_t max_batch = network->max_batch();
-  const auto inputs = network->inputs(max_batch);
-  if (inputs.size() != 1)
-    fail("network '{}' has {} inputs; detect needs one image input", network->name(), inputs.size());
-  const Shape& input_shape = inputs[0].shape;
-  if (input_shape.size() != 4 || input_shape[1] != 3) {
-    fail("network '{}': input '{}' has shape {}, expected [N, 3, H, W]", network->name(), inputs[0].name,
-         shape_to_string(input_shape));
-  }
-  vision::PreprocessOptions pre = vision::PreprocessOptions::from_metadata(metadata);
-  // The compiled shape is the truth; metadata may describe the ONNX export's nominal size.
-  pre.height = static_cast<int>(input_shape[2]);
-  pre.width = static_cast<int>(input_shape[3]);
-
-  models::PostprocessOptions post_options = models::PostprocessOptions::from_metadata(metadata);
-  if (options.conf_threshold) post_options.thresholds.conf_threshold = *options.conf_threshold;
-  if (options.iou_threshold) post_options.nms.iou_threshold = *options.iou_threshold;
-  post_options.nms.max_detections = static_cast<std::size_t>(std::max(0, options.max_detections));
-  models::PostProcessor post(metadata, network->outputs(max_batch), post_options);
-  std::unique_ptr<models::SecondaryRunner> secondary;
-  if (top_down != nullptr) {
-    std::vector<std::string> labels;
-    for (int c = 0; c < post.num_classes(); ++c) labels.push_back(post.label(c));
-    secondary = std::make_unique<models::SecondaryRunner>(top_down, labels,
-                                                          models::SecondaryRunner::Options{options.threads});
-  }
-
-  std::optional<models::FaceGallery> gallery;
-  float recognition_threshold = 0.5f;
-  if (!options.gallery.empty()) {
-    if (secondary == nullptr || !secondary->produces_embeddings())
-      fail(
-          "--gallery: the package has no face embedding network (combine a face detector and one: vapipe "
-          "combine det.vpk emb.vpk -o face.vpk)");
-    models::StillImageFaces faces(network, top_down, options.threads);
-    gallery = models::FaceGallery::load(options.gallery, faces);
-    recognition_threshold =
-        options.recognition_threshold.value_or(top_down->metadata()
-                                                   .value("postprocess", nlohmann::json::object())
-                                                   .value("recognition_threshold", 0.5f));
-  } else if (options.recognition_threshold) {
-    fail("--recognition-threshold: used only with --gallery");
-  }
-
-  ExecutionContext context(network, {.threads = options.threads});
-  const std::int64_t image_size = 3 * input_shape[2] * input_shape[3];
-  std::vector<float> input(static_cast<std::size_t>(max_batch * image_size));
-  const int preprocess_threads = std::max(1, options.threads);
-  std::vector<ConstTensorView> outputs;
-  std::vector<models::Detection> detections;
-
-  for (std::size_t first = 0; first < options.images.size(); first += static_cast<std::size_t>(max_batch)) {
-    const std::size_t count = std::min(options.images.size() - first, static_cast<std::size_t>(max_batch));
+  models::ImageDetector detector(options.package, {.network = options.network,
+                                                   .secondary = options.secondary,
+                                                   .gallery = options.gallery,
+                                                   .recognition_threshold = options.recognition_threshold,
+                                                   .conf_threshold = options.conf_threshold,
+                                                   .iou_threshold = options.iou_threshold,
+                                                   .max_detections = options.max_detections,
+                                                   .threads = options.threads});
+  const auto max_batch = static_cast<std::size_t>(detector.max_batch());
+  for (std::size_t first = 0; first < options.images.size(); first += max_batch) {
+    const std::size_t count = std::min(options.images.size() - first, max_batch);
     std::vector<cv::Mat> images(count);
-    std::vector<vision::LetterboxTransform> transforms(count);
+    for (std::size_t i = 0; i < count; ++i) images[i] = vision::load_image(options.images[first + i]);
+    auto results = detector.detect(images);
     for (std::size_t i = 0; i < count; ++i) {
-      images[i] = vision::load_image(options.images[first + i]);
-      vision::FusedPreprocessor preprocessor(vision::PixelFormat::kBgr24, images[i].cols, images[i].rows, pre,
-                                             preprocess_threads);
-      preprocessor.run(vision::view_of_bgr(images[i]),
-                       input.data() + static_cast<std::int64_t>(i) * image_size);
-      transforms[i] = preprocessor.transform();
-    }
-    const auto batch = static_cast<std::int64_t>(count);
-    context.run({ConstTensorView{input.data(), DType::kF32, {batch, 3, input_shape[2], input_shape[3]}}});
-    outputs.clear();
-    for (std::size_t o = 0; o < context.output_count(); ++o) outputs.push_back(context.output(o));
-    for (std::size_t i = 0; i < count; ++i) {
-      post.run(outputs, static_cast<std::int64_t>(i), detections);
-      vision::map_boxes_back(std::span(detections), transforms[i]);
-      if (secondary != nullptr) secondary->run(vision::view_of_bgr(images[i]), detections);
-      if (gallery) {
-        for (auto& d : detections)
-          if (!d.embedding.empty()) d.identity = gallery->match(d.embedding, recognition_threshold);
-      }
       const std::string& path = options.images[first + i];
-      print_detections(options, path, detections, post);
+      print_detections(options, path, results[i], detector.post());
       if (!options.save_dir.empty())
-        save_annotated(options, path, images[i], detections, post, secondary.get());
+        save_annotated(options, path, images[i], results[i], detector.post(), detector.secondary());
     }
   }
   std::fflush(stdout);

@@ -9,6 +9,7 @@
 #include "apps/vapipe/commands.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "vapipe/runtime.hpp"
 
 int main(int argc, char** argv) {
   // A reader that goes away (`vapipe run ... | head`, a dropped TCP output) must not kill the process with
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
   spdlog::set_formatter(vapipe::make_log_formatter("[%Y-%m-%d %H:%M:%S.%e] [%l] %v"));
   CLI::App app{"vapipe: compile detection models and run them on video streams"};
   app.require_subcommand(1);
+  // The same line as the Python module's vapipe.version_line(): version, git revision, oneDNN's ISA here.
+  app.set_version_flag("--version", [] { return vapipe::version_line(); });
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "Log debug details to stderr");
   app.parse_complete_callback(

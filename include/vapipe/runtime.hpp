@@ -27,6 +27,12 @@ struct Network;
 
 // The instruction set oneDNN dispatches to on this CPU ("avx512_core_bf16", "avx2", ...).
 std::string cpu_isa();
+// vapipe's version ("0.1.0"), the git revision the build was configured from ("3f2a9c1d0b7e", with
+// "-dirty" for uncommitted changes; "unknown" outside a git checkout), and the line `vapipe --version` and
+// the Python module's version_line() print: "vapipe 0.1.0 (git 3f2a9c1d0b7e, oneDNN ISA avx2)".
+std::string_view version();
+std::string_view git_revision();
+std::string version_line();
 // Whether this CPU has native kernels for a precision: "f32" always; "int8" with VNNI
 // (avx512_core_vnni, avx2_vnni or later); "bf16" with avx512_core_bf16 or AMX. Elsewhere oneDNN runs int8
 // on slower non-VNNI kernels and emulates bf16 (much slower) or refuses it.

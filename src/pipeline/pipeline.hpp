@@ -113,6 +113,12 @@ class Pipeline {
   bool remove_channel(int channel);
   // True for a model this run loaded (add_channel can use it).
   bool has_model(std::string_view name) const { return detector_by_name_.contains(std::string(name)); }
+  // The class names of a model this run loaded (null for another name): for embedding code that shows the
+  // detections of a tap's FrameRecord (the Python module's results).
+  const models::PostProcessor* labels(std::string_view model) const {
+    const auto it = detector_by_name_.find(std::string(model));
+    return it == detector_by_name_.end() ? nullptr : &it->second->labels();
+  }
   // The face gallery of a model with a "gallery" key; null for others. Its reload() (thread-safe) re-reads
   // the folder while the channels keep matching against the previous gallery until the new one is in.
   std::shared_ptr<models::GalleryHolder> gallery(std::string_view model) const {

@@ -1,0 +1,6 @@
+# The extension's names are re-exported by the package; see __init__.pyi.
+from vapipe import *  # noqa: F401,F403
+from vapipe import Pipeline as Pipeline
+
+def version() -> str: ...
+def _compile_onnx(*args: object, **kwargs: object) -> None: ...

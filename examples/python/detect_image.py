@@ -4,7 +4,7 @@
     PYTHONPATH=build/python python3 examples/python/detect_image.py ../shared/models/yolov5n.onnx \
         /usr/share/doc/opencv-doc/examples/data/messi5.jpg
 
-An .onnx model is compiled into a .vpk beside it first (once).
+An .onnx model is compiled first (once) into a .vpk in the current folder (the models folder may be read-only).
 """
 
 import argparse
@@ -22,7 +22,7 @@ def main():
 
     package = args.model
     if package.endswith(".onnx"):
-        package = os.path.splitext(package)[0] + ".vpk"
+        package = os.path.splitext(os.path.basename(package))[0] + ".vpk"
         if not os.path.exists(package):
             print(f"compiling {args.model} -> {package}")
             vapipe.compile(args.model, package, batch=[1, 4])

@@ -274,7 +274,13 @@
         case 'frame':
           this.timeline.add(message.t, message.record);
           this.fpsText.textContent = `${message.fps.toFixed(1)} fps`;
-          if (this.mode === 'jpeg' && this.pendingRedraw) this.draw(this.lastPictureT);
+          // A record that arrives after its picture was presented is drawn at once: otherwise (MSE) the
+          // previous frame's boxes stay until the next picture, which never comes while the video stalls.
+          if (this.lastPictureT !== undefined &&
+              (this.pendingRedraw ||
+               (message.t <= this.lastPictureT + 0.002 && message.t > (this.drawnT ?? -Infinity)))) {
+            this.draw(this.lastPictureT);
+          }
           break;
         case 'unsupported':
           this.fallBack(message.error || 'video not available');
@@ -336,6 +342,7 @@
         this.frames += 1;
         this.presentedAt = performance.now();
         this.root.dataset.frames = String(this.frames);
+        this.lastPictureT = metadata.mediaTime;
         this.draw(metadata.mediaTime);
         this.video.requestVideoFrameCallback(presented);
       };
@@ -439,6 +446,7 @@
       this.pendingRedraw = !item;
       if (!item) return;
       const { record } = item;
+      this.drawnT = item.t;
       // How far the boxes drawn are from the picture shown (0 when the frame's own results are there).
       this.root.dataset.syncMs = (Math.abs(t - item.t) * 1000).toFixed(1);
       const canvas = this.overlay;

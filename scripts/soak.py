@@ -355,7 +355,9 @@ class Soak:
             fields = line.split()
             if len(fields) < len(names) or not fields[0].isdigit():
                 break
-            row = {name: (value if name == "state" else int(value)) for name, value in zip(names, fields)}
+            # Counts are integers; the latency columns (p50_ms, p99_ms) are milliseconds with a decimal.
+            row = {name: (value if name == "state" else float(value) if name.endswith("_ms") else int(value))
+                   for name, value in zip(names, fields)}
             rows[row.pop("ch")] = row
         return rows
 

@@ -7,8 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -64,12 +67,16 @@ struct Fixture {
 
 // Plays `packets` into the tap as the channel's output thread would: each frame's record (pts, a JSON
 // line naming its index), then its packet. `loop` rounds shift the timestamps on; `interval` paces it.
+// `before_packet(n)` runs before the n-th packet played (from 0), so a test can hold the tap to a reader.
 void play(pipeline::ChannelTap& tap, const vapipe::test::Demuxed& clip, std::size_t first, int loops = 1,
-          std::chrono::microseconds interval = std::chrono::microseconds(0)) {
+          std::chrono::microseconds interval = std::chrono::microseconds(0),
+          const std::function<void(int)>& before_packet = {}) {
   const std::int64_t span =
       clip.packets.back()->dts - clip.packets.front()->dts + clip.packets.back()->duration;
+  int played = 0;
   for (int loop = 0; loop < loops; ++loop) {
     for (std::size_t i = loop == 0 ? first : 0; i < clip.packets.size(); ++i) {
+      if (before_packet) before_packet(played++);
       io::PacketPtr packet = io::make_packet();
       av_packet_ref(packet.get(), clip.packets[i].get());
       packet->pts += loop * span;
@@ -204,23 +211,47 @@ TEST(Viewer, AStalledClientLosesItsOwnFramesAndNobodyElses) {
   ASSERT_TRUE(fixture.wait_watchers(2));
 
   constexpr int kLoops = 8;
-  std::atomic<int> fragments{0};
+  std::mutex mutex;
+  std::condition_variable fragment_read;
+  int fragments = 0;
   std::thread reading([&] {
     try {
       for (;;) {
         reader.read();
-        if (!reader.last_was_text()) fragments.fetch_add(1);
+        if (reader.last_was_text()) continue;
+        const std::lock_guard lock(mutex);
+        ++fragments;
+        fragment_read.notify_all();
       }
     } catch (const std::exception&) {  // closed at the end
     }
   });
+  // The reader may trail the tap by a few frames, never by `stall_bytes`: a reader starved of CPU on a
+  // loaded machine (CI run under ASan) would otherwise be a stalled client itself and rightly lose frames.
+  // It waits on the reader's progress, so only the server holding the reader back slows the loop.
+  constexpr int kReaderLead = 4;
+  const auto reader_within_lead = [&](int packet) {
+    std::unique_lock lock(mutex);
+    fragment_read.wait_for(lock, std::chrono::seconds(20),
+                           [&] { return fragments >= 1 + packet - kReaderLead; });
+  };
   // 200 frames a second: a fast camera; the stalled client must not slow this loop or the reader.
   const auto started = Clock::now();
-  play(*fixture.tap, clip, 0, kLoops, std::chrono::microseconds(5000));
+  play(*fixture.tap, clip, 0, kLoops, std::chrono::microseconds(5000), reader_within_lead);
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   fixture.tap->closed();
   reading.join();
-  EXPECT_EQ(fragments.load(), 1 + 60 * kLoops);  // the init segment and every frame
+  EXPECT_EQ(fragments, 1 + 60 * kLoops);  // the init segment and every frame
+  int stalled_fragments = 0;
+  try {
+    for (;;) {
+      stalled.read();
+      if (!stalled.last_was_text()) ++stalled_fragments;
+    }
+  } catch (const std::exception&) {  // closed at the end
+  }
+  EXPECT_GT(stalled_fragments, 0);
+  EXPECT_LT(stalled_fragments, 1 + 60 * kLoops) << "the stalled client lost nothing: it never stalled";
   EXPECT_LT(seconds, 60 * kLoops * 0.005 * 3 + 5) << "the tap calls waited";
 }
 

@@ -4,11 +4,13 @@
 // printed in the same format so bench/run.sh can put the two side by side.
 //
 //   node bench/ort_bench.mjs MODEL.onnx [--batch B] [--threads T] [--runs R] [--warmup W] [--seed S] [--json]
+//                                [--input-size WxH]
 //
 // Output: `median_ms=.. p90_ms=.. per_image_ms=..`, or with --json one JSON object with the keys of
 // `vapipe bench --json` (median_ms, p90_ms, per_image_ms, batch, threads, peak_rss_mb) plus runtime details.
 // Exit status 3 means ONNX Runtime refused the batch (a static batch-1 export run at batch > 1): the model
 // cannot run that batch in ORT as exported, and the caller must say so rather than fake it.
+// --input-size fills an input's symbolic height and width (its last two axes), as `vapipe compile --input-size`.
 import { createRequire } from 'node:module';
 import process from 'node:process';
 import { performance } from 'node:perf_hooks';
@@ -20,18 +22,23 @@ const kExitBatchRefused = 3;
 function usage(message) {
   if (message) console.error(`ort_bench: ${message}`);
   console.error(
-      'usage: node bench/ort_bench.mjs MODEL.onnx [--batch B] [--threads T] [--runs R] [--warmup W] [--seed S] [--json]');
+      'usage: node bench/ort_bench.mjs MODEL.onnx [--batch B] [--threads T] [--runs R] [--warmup W] [--seed S] [--json]' +
+      ' [--input-size WxH]');
   process.exit(kExitUsage);
 }
 
 function parse_args(argv) {
-  const options = { model: null, batch: 1, threads: 1, runs: 50, warmup: 5, seed: 1, json: false };
+  const options = { model: null, batch: 1, threads: 1, runs: 50, warmup: 5, seed: 1, json: false, size: null };
   const integer_flags = { '--batch': 'batch', '--threads': 'threads', '--runs': 'runs', '--warmup': 'warmup',
                           '--seed': 'seed' };
   for (let i = 0; i < argv.length; ++i) {
     const arg = argv[i];
     if (arg === '--json') {
       options.json = true;
+    } else if (arg === '--input-size') {
+      const match = /^(\d+)x(\d+)$/.exec(argv[++i] ?? '');
+      if (!match) usage(`--input-size needs WxH, got '${argv[i]}'`);
+      options.size = { width: Number(match[1]), height: Number(match[2]) };
     } else if (arg === '-h' || arg === '--help') {
       usage();
     } else if (arg in integer_flags) {
@@ -74,12 +81,15 @@ function to_half_bits(value) {
   return sign | (exponent << 10) | ((bits >>> 13) & 0x3ff);
 }
 
-function make_input(ort, metadata, batch, random) {
+function make_input(ort, metadata, batch, size, random) {
   if (!metadata.isTensor) throw new Error(`input '${metadata.name}' is not a tensor`);
+  const rank = metadata.shape.length;
   const shape = metadata.shape.map((dim, axis) => {
     if (axis === 0) return batch;
     if (typeof dim === 'number' && dim > 0) return dim;
-    throw new Error(`input '${metadata.name}' has a symbolic dimension ${axis} ('${dim}'); only the batch may be`);
+    if (size && axis === rank - 2) return size.height;
+    if (size && axis === rank - 1) return size.width;
+    throw new Error(`input '${metadata.name}' has a symbolic dimension ${axis} ('${dim}'): give --input-size WxH`);
   });
   const count = shape.reduce((a, b) => a * b, 1);
   let data;
@@ -117,7 +127,7 @@ async function main() {
   const static_batch = session.inputMetadata.map((m) => m.shape[0]).find((d) => typeof d === 'number' && d > 0);
   const random = make_random(options.seed);
   const feeds = {};
-  for (const metadata of session.inputMetadata) feeds[metadata.name] = make_input(ort, metadata, options.batch, random);
+  for (const metadata of session.inputMetadata) feeds[metadata.name] = make_input(ort, metadata, options.batch, options.size, random);
 
   try {
     await session.run(feeds);

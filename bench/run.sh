@@ -5,7 +5,7 @@
 #
 #   bash bench/run.sh [--runs R] [--warmup W] [--rounds N] [--threads "1 2"] [--batches "1 4"] [--model F.onnx]
 #                     [--ort-only] [--wait-idle MAX_S] [--cut-head] [--precisions "f32 int8 bf16"]
-#                     [--calib-images DIR]
+#                     [--calib-images DIR] [--input-size WxH]
 #
 # Method: `vapipe compile` builds a .vpk with stages for every batch; then for each (threads, batch) the two
 # tools run alternately, N rounds (vapipe, ORT, vapipe, ORT, ...) so drift of the machine (clock, other load)
@@ -22,6 +22,7 @@
 # been at least 90 % idle for 2 s; the idle share seen is kept with each raw result.
 # --precisions: vapipe packages to measure against the same ORT FP32 runs (int8 is calibrated on
 # --calib-images, default the opencv-doc photos; KL, heads float); one row per precision, same interleaving.
+# --input-size: the input's height and width for an export whose are symbolic (YuNet), given to both tools.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,6 +39,7 @@ wait_idle_s=0
 graph_flag=--full-graph
 precision_list=f32
 calib_images=/usr/share/doc/opencv-doc/examples/data
+size_flags=()
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
@@ -54,6 +56,7 @@ while (($#)); do
     --cut-head) graph_flag=""; shift ;;
     --precisions) precision_list=$2; shift 2 ;;
     --calib-images) calib_images=$2; shift 2 ;;
+    --input-size) size_flags=(--input-size "$2"); shift 2 ;;
     -h|--help) sed -n '3,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -86,7 +89,7 @@ if ((!ort_only)); then
       [[ $precision != int8 ]] || precision_flags+=(--calib-images "$calib_images")
       note "$vapipe compile $model --batch $batches_csv $graph_flag ${precision_flags[*]} -o $(vpk_of "$precision")"
       # shellcheck disable=SC2086  # an empty $graph_flag must vanish
-      if ! "$vapipe" compile "$model" --batch "$batches_csv" $graph_flag "${precision_flags[@]}" \
+      if ! "$vapipe" compile "$model" --batch "$batches_csv" $graph_flag "${precision_flags[@]}" "${size_flags[@]}" \
         -o "$(vpk_of "$precision")" >&2; then
         ort_only=1 vapipe_note="'vapipe compile --precision $precision' failed (see above)"
       fi
@@ -157,7 +160,7 @@ for threads in $thread_list; do
       if ((!ort_refused)); then
         record ort "$threads" "$batch" "$round" \
           node bench/ort_bench.mjs "$model" --batch "$batch" --threads "$threads" --runs "$runs" \
-          --warmup "$warmup" --json
+          --warmup "$warmup" "${size_flags[@]}" --json
         if grep -q '"exit":3,' <(tail -n 1 "$raw"); then
           ort_refused=1
           note "ONNX Runtime refuses batch $batch on $model (static batch): this row compares with ORT batch 1"
@@ -172,7 +175,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 vapipe_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 node - "$raw" "$results" "$model" "$cpu" "$(nproc)" "$vapipe_rev" "$runs" "$rounds" "${vapipe_note:-}" \
   "$load_before -> $load_after" \
-  "bash bench/run.sh --runs $runs --warmup $warmup --rounds $rounds --threads '$thread_list' --batches '$batch_list'$( ((wait_idle_s)) && echo " --wait-idle $wait_idle_s")$( ((ort_only)) && echo " --ort-only")$( [[ -z $graph_flag ]] && echo " --cut-head")$( [[ $precision_list != f32 ]] && echo " --precisions '$precision_list'")" <<'EOF'
+  "bash bench/run.sh --runs $runs --warmup $warmup --rounds $rounds --threads '$thread_list' --batches '$batch_list'$( ((wait_idle_s)) && echo " --wait-idle $wait_idle_s")$( ((ort_only)) && echo " --ort-only")$( [[ -z $graph_flag ]] && echo " --cut-head")$( [[ $precision_list != f32 ]] && echo " --precisions '$precision_list'")${size_flags[*]:+ ${size_flags[*]}}" <<'EOF'
 const fs = require('fs');
 const [raw, results, model, cpu, cores, rev, runs, rounds, vapipeNote, load, command] = process.argv.slice(2);
 const records = fs.readFileSync(raw, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));

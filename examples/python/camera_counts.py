@@ -6,7 +6,8 @@ it sees.
     PYTHONPATH=build/python python3 examples/python/camera_counts.py /usr/share/doc/opencv-doc/examples/data/vtest.avi \
         ../shared/models/yolov5n.onnx
 
-Ctrl-C stops it.
+A file plays once at its own frame rate, as a camera would deliver it (--loop: again and again, as
+sophon-pipeline's demos play their files). Ctrl-C stops it.
 """
 
 import argparse
@@ -22,10 +23,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("address", help="rtsp://..., a video file, ...")
     parser.add_argument("model", help=".vpk or .onnx (compiled into ~/.cache/vapipe on load)")
+    parser.add_argument("--loop", action="store_true", help="a file: start again at its end")
     args = parser.parse_args()
 
     config = {
-        "cards": [{"devid": 0, "cameras": [{"address": args.address, "chan_num": 1, "model_names": ["det"]}]}],
+        "cards": [{"devid": 0, "cameras": [{"address": args.address, "chan_num": 1, "model_names": ["det"],
+                                                "loop": args.loop}]}],
         "models": [{"name": "det", "path": os.path.abspath(args.model), "obj_threshold": 0.3,
                     "nms_threshold": 0.45, "class_threshold": 0.3}],
     }

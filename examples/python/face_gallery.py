@@ -8,7 +8,8 @@
 
 `faces/` holds a photo per person (alice.jpg) or a folder of photos per person (alice/1.jpg, ...), as the
 pipeline's "gallery" key reads it (docs/config.md). Without an address the gallery's own photos are checked
-instead: each must be named after itself.
+instead: each must be named after itself. A video file plays once at its own frame rate (--loop: again and
+again).
 """
 
 import argparse
@@ -28,9 +29,10 @@ def check_gallery(package, gallery):
         print(f"{photo}: {names or 'no face'}")
 
 
-def watch(package, gallery, address):
+def watch(package, gallery, address, loop):
     config = {
-        "cards": [{"devid": 0, "cameras": [{"address": address, "chan_num": 1, "model_names": ["face"]}]}],
+        "cards": [{"devid": 0, "cameras": [{"address": address, "chan_num": 1, "model_names": ["face"],
+                                            "loop": loop}]}],
         "models": [{"name": "face", "path": os.path.abspath(package), "obj_threshold": 0.5,
                     "nms_threshold": 0.4, "gallery": os.path.abspath(gallery)}],
     }
@@ -60,9 +62,10 @@ def main():
     parser.add_argument("package", help="a face detector + face embedding package (vapipe combine)")
     parser.add_argument("gallery", help="folder of known faces")
     parser.add_argument("address", nargs="?", help="camera or video; none: check the gallery's photos")
+    parser.add_argument("--loop", action="store_true", help="a video file: start again at its end")
     args = parser.parse_args()
     if args.address:
-        watch(args.package, args.gallery, args.address)
+        watch(args.package, args.gallery, args.address, args.loop)
     else:
         check_gallery(args.package, args.gallery)
 

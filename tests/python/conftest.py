@@ -79,16 +79,20 @@ def yolov5n(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def clip(tmp_path_factory):
-    """The first 60 frames of opencv-doc's vtest.avi as H.264 in MP4 (10 frames per second)."""
+def vtest_clip(tmp_path_factory, frames):
+    """The first `frames` frames of opencv-doc's vtest.avi as H.264 in MP4 (10 frames per second)."""
     source = require_file(OPENCV_DATA / "vtest.avi")
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg not found (apt-get install ffmpeg)")
-    out = tmp_path_factory.mktemp("clips") / "vtest60.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-frames:v", "60", "-c:v", "libx264",
-                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-r", "10", str(out)], check=True, timeout=60)
+    out = tmp_path_factory.mktemp("clips") / f"vtest{frames}.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-frames:v", str(frames), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-r", "10", str(out)], check=True, timeout=120)
     return out
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    return vtest_clip(tmp_path_factory, 60)
 
 
 def read_json_lines(path):

@@ -1,6 +1,7 @@
 // A statically pre-quantized ONNX (issue 20: the model zoo's MobileNetV2 INT8, QLinearConv) through the CLI:
-// `vapipe compile --precision int8` (no calibration data) runs its convolutions as int8 with the file's own scales, and `vapipe info`
-// shows them int8; `--precision f32` (the default) runs the file as written, in float.
+// `vapipe compile --precision int8` (no calibration data, also what `auto` picks on a CPU with VNNI) runs
+// its convolutions as int8 on the file's own integers (uint8 activations with zero points), and `vapipe
+// info` shows them int8 with u8 outputs; `--precision f32` (the default) runs the file as written, in float.
 #include <filesystem>
 #include <string>
 
@@ -35,6 +36,8 @@ TEST(PrequantizedOnnx, CompileRunsTheFilesInt8AndInfoShowsInt8Convolutions) {
   for (const auto& layer : network.at("layers")) {
     if (layer.at("op") != "Conv") continue;
     (layer.at("precision") == "int8" ? int8_convs : float_convs) += 1;
+    // The file's own uint8 activations between convolutions (not vapipe's symmetric int8).
+    EXPECT_EQ(layer.at("output_dtype"), "u8") << layer.at("name");
   }
   EXPECT_EQ(int8_convs, 52);
   EXPECT_EQ(float_convs, 0);

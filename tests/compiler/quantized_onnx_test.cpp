@@ -227,8 +227,9 @@ TEST(QuantizedOnnx, StaticInt8ClassifierTop1EqualsOnnxRuntimeOn20Photos) {
   EXPECT_LE(worst, 0.2) << "more than one step (0.16) of the output's quantization";
 }
 
-// Top-1 equal to ORT's without VNNI (halved weights), measured with ONEDNN_MAX_CPU_ISA=AVX2 on Zen 5.
-constexpr int kTop1WithHalvedWeights = 0;
+// Top-1 equal to ORT's without VNNI (halved weights): 17 of 20, max logit difference 3.0, measured with
+// ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE on a Zen 5.
+constexpr int kTop1WithHalvedWeights = 17;
 
 // --precision int8 without calibration data: the file is imported as written and each of its 52 QLinearConv
 // runs as one int8 convolution on the file's own integers (uint8 activations with their zero points, int8

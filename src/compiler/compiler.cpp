@@ -315,7 +315,9 @@ std::string resolve_precision(const CompileOptions& options, bool file_quantized
 // Static quantization of the file, when the precision is int8: rewritten as the float graph it quantizes,
 // with the file's ranges and weight scales for the precision pass; said once at info level (what runs int8,
 // what runs float, what is approximated). Where the rewrite cannot express the file, the precision falls
-// back to f32 and the file runs as written (its integer arithmetic in float, src/ops/quantize.cpp).
+// back to f32 and the file runs as written (its integer arithmetic in float, src/ops/quantize.cpp). Files
+// with QLinearConv never come here (apply_file_integers); the rewrite needs a QLinearConv, so today it
+// refuses every file that does (QDQ-only files run as written, f32).
 std::optional<FileQuantization> file_quantization(OnnxModel& model, std::string& precision) {
   // QLinearConv files are imported as written and run int8 on their own integers (apply_file_integers).
   if (precision != "int8" || !has_static_quantization(model) || has_qlinear_convolutions(model))

@@ -44,6 +44,20 @@ TEST(PrequantizedOnnx, CompileRunsTheFilesInt8AndInfoShowsInt8Convolutions) {
   const auto text = run("info '" + int8 + "'");
   EXPECT_NE(text.out.find("the model file's own scales"), std::string::npos) << text.out;
 
+  // `auto` on a CPU with native int8 (VNNI) compiles the same int8 package; elsewhere it says what it chose.
+  const auto automatic =
+      run("compile '" + model + "' -o '" + (dir / "auto.vpk").string() + "' --precision auto");
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.out;
+  const bool native_int8 = automatic.out.find("vnni") != std::string::npos ||
+                           automatic.out.find("bf16)") != std::string::npos ||
+                           automatic.out.find("amx") != std::string::npos;
+  if (native_int8) {
+    EXPECT_NE(automatic.out.find("--precision auto: int8"), std::string::npos) << automatic.out;
+    EXPECT_NE(automatic.out.find("int8 (52 int8 convolutions)"), std::string::npos) << automatic.out;
+  } else {
+    EXPECT_EQ(automatic.out.find("--precision auto: int8"), std::string::npos) << automatic.out;
+  }
+
   const auto as_written = run("compile '" + model + "' -o '" + fp32 + "' --precision f32");
   ASSERT_EQ(as_written.exit_code, 0) << as_written.out;
   const auto fp32_info = run("info '" + fp32 + "' --json");

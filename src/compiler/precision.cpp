@@ -304,10 +304,17 @@ std::size_t convert_integer_convolutions(ir::Graph& graph, const std::set<std::s
                                          std::size_t* total) {
   std::vector<int> producer(graph.tensors.size(), -1);
   std::vector<int> readers(graph.tensors.size(), 0);
+  // Tensors read by an op other than Conv and Dequantize: the pass-through ops (MaxPool, Reshape, Concat,
+  // ...) keep their input's data type, which would hand a u8 value to a tensor declared f32 without a scale.
+  // Conv (float or integer) and Dequantize convert what they read.
+  std::vector<bool> read_as_is(graph.tensors.size(), false);
   for (std::size_t n = 0; n < graph.nodes.size(); ++n) {
-    for (int t : graph.nodes[n].outputs) producer[static_cast<std::size_t>(t)] = static_cast<int>(n);
-    for (int t : graph.nodes[n].inputs) {
-      if (t >= 0) ++readers[static_cast<std::size_t>(t)];
+    const Node& node = graph.nodes[n];
+    for (int t : node.outputs) producer[static_cast<std::size_t>(t)] = static_cast<int>(n);
+    for (int t : node.inputs) {
+      if (t < 0) continue;
+      ++readers[static_cast<std::size_t>(t)];
+      if (node.op != "Conv" && node.op != "Dequantize") read_as_is[static_cast<std::size_t>(t)] = true;
     }
   }
   std::vector<bool> graph_output(graph.tensors.size(), false);
@@ -333,7 +340,8 @@ std::size_t convert_integer_convolutions(ir::Graph& graph, const std::set<std::s
                             !conv->attrs.contains("precision");
     if (!out_range || !out_zero_point || readers[static_cast<std::size_t>(acc)] != 1 ||
         graph_output[static_cast<std::size_t>(acc)] || graph_output[static_cast<std::size_t>(y)] ||
-        !plain_conv || keep_float.count(conv->name) != 0 || requantize.attrs.value("axis", -1) != 1)
+        read_as_is[static_cast<std::size_t>(y)] || !plain_conv || keep_float.count(conv->name) != 0 ||
+        requantize.attrs.value("axis", -1) != 1)
       continue;
     // The input: the integers of a Quantize (or a chain converted before), minus a per-tensor zero point.
     int x = conv->inputs.at(0);

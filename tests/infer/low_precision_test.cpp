@@ -426,9 +426,10 @@ int integer_conv(test::GraphBuilder& g, int x, float in_zero_point, std::int64_t
 
 // Every kind of convolution mobilenetv2-int8 has (a 3-channel u8 image input with a zero point, depthwise
 // 3x3 stride 1 and 2, 1x1 expansions and projections, zero points on inputs and outputs), plus s8 outputs
-// and inputs, and u8 tensors read by a float op: the runtime (oneDNN's int8 kernels with a source zero
-// point) equals the reference executor's integer simulation exactly, and on a CPU with VNNI both equal the
-// graph as written (its integers in float: ONNX Runtime's arithmetic). Inputs seeded.
+// and inputs, u8 tensors read by a float op, and a chain read by a MaxPool (left as written): the runtime
+// (oneDNN's int8 kernels with a source zero point) equals the reference executor's integer simulation
+// exactly, and on a CPU with VNNI both equal the graph as written (its integers in float: ONNX Runtime's
+// arithmetic). Inputs seeded. (Also run by hand with ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE: equal.)
 TEST(LowPrecision, IntegerConvolutionsEqualTheFileArithmeticExactly) {
   test::GraphBuilder g(7);
   const int image = g.input({1, 3, 23, 29});
@@ -445,12 +446,16 @@ TEST(LowPrecision, IntegerConvolutionsEqualTheFileArithmeticExactly) {
   const int e = integer_conv(g, d, 0.0F, 24, 1, 1, 1, -5.0F, true, 5);
   const int f = integer_conv(g, e, 0.0F, 40, 3, 1, 1, 77.0F, false, 6);
   const int skipped = integer_conv(g, e, -5.0F, 8, 1, 1, 1, 0.0F, false, 7);  // s8 input, zero point
+  // Read by a MaxPool (which keeps its input's data type): stays as written.
+  const int pooled_conv = integer_conv(g, a, 0.0F, 8, 1, 1, 1, 0.0F, false, 8);
+  const int pooled = g.node("MaxPool", {pooled_conv}, {g.shape(pooled_conv)},
+                            {{"kernel", {3, 3}}, {"strides", {1, 1}}, {"pads", {1, 1, 1, 1}}})[0];
   const auto dequantize = [&](int t, float zero_point) {
     return g.node("Dequantize", {t}, {g.shape(t)},
                   {{"scale", {0.05F}}, {"zero_point", {zero_point}}, {"axis", -1}})[0];
   };
-  const ir::Graph as_written =
-      g.finish({dequantize(f, 77.0F), dequantize(c, 131.0F), dequantize(skipped, 0.0F)});
+  const ir::Graph as_written = g.finish(
+      {dequantize(f, 77.0F), dequantize(c, 131.0F), dequantize(skipped, 0.0F), dequantize(pooled, 0.0F)});
   const Shape input_shape = as_written.tensors[static_cast<std::size_t>(as_written.inputs[0])].shape;
   const std::vector<std::vector<float>> inputs{random_values(input_shape, 13, -1.2F, 1.2F)};
   const auto file = compiler::run_reference(as_written, inputs);
@@ -458,7 +463,7 @@ TEST(LowPrecision, IntegerConvolutionsEqualTheFileArithmeticExactly) {
   ir::Graph graph = as_written;
   std::size_t seen = 0;
   EXPECT_EQ(compiler::convert_integer_convolutions(graph, {}, &seen), 6U);
-  EXPECT_EQ(seen, 7U);
+  EXPECT_EQ(seen, 8U);
   int int8_convs = 0;
   for (const auto& node : graph.nodes) {
     if (node.op == "Conv" && node.attrs.value("integer", false)) ++int8_convs;

@@ -47,8 +47,9 @@
 //         "output_zero_point" apply, "weight_scales" are the requantization multipliers, the bias is in
 //         accumulator units, and y = saturate(round_half_even(acc * weight_scales[m]) + output_zero_point).
 //   bf16: W stays f32 (converted at load); X and the output are bf16 or f32 tensors.
-// Activation tensors may then be s8 (with `scale`), u8 (integer convolutions) or bf16; MaxPool, Resize, Concat, Split, Slice and
-// Reshape pass them through unchanged (all inputs and outputs of such a node share dtype and scale).
+// Activation tensors may then be s8 (with `scale`), u8 (integer convolutions) or bf16; MaxPool, Resize,
+// Concat, Split, Slice and Reshape pass them through unchanged (all inputs and outputs of such a node share
+// dtype and scale).
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -192,9 +194,44 @@ CalibrationTable calibration_table(const OnnxModel& model, const Plan& plan, con
   return table;
 }
 
+// int8 for a file of QLinearConv imported as written: each convolution's integer arithmetic on oneDNN's int8
+// kernels with the file's own grids (compiler/precision.hpp, convert_integer_convolutions); said once at info
+// level. Falls back to f32 (the same arithmetic in float) when no convolution fits.
+void apply_file_integers(ir::Network& network, const OnnxModel& model, const CompileOptions& options) {
+  const std::set<std::string> keep_float(options.keep_float.begin(), options.keep_float.end());
+  for (const auto& name : keep_float) {
+    const auto& nodes = network.stages.front().graph.nodes;
+    if (std::none_of(nodes.begin(), nodes.end(), [&](const ir::Node& node) { return node.name == name; }))
+      fail("--keep-float '{}': the compiled graph has no node of that name (see vapipe info --layers)", name);
+  }
+  std::size_t converted = 0, total = 0;
+  for (auto& stage : network.stages)
+    converted = convert_integer_convolutions(stage.graph, keep_float, &total);
+  std::map<std::string, int> float_ops;
+  for (const auto& node : model.proto.graph().node()) {
+    if (node.op_type() != "QLinearConv" && node.op_type().rfind("QLinear", 0) == 0)
+      ++float_ops[node.op_type()];
+  }
+  std::string others;
+  for (const auto& [op, count] : float_ops) others += fmt::format(", {} {}", count, op);
+  spdlog::info(
+      "{}: static quantization: {} of {} QLinearConv run int8 on the file's own integers (uint8 activations "
+      "with their zero points, ONNX Runtime's requantization){}{}",
+      model.label, converted, total, converted < total ? "; the others as written, in float" : "",
+      others.empty() ? "" : fmt::format("; as written, in float:{}", others.substr(1)));
+  if (converted == 0) return;
+  network.precision = "int8";
+  network.metadata["quantization"] = {{"method", "file"},
+                                      {"images", 0},
+                                      {"keep_float", options.keep_float},
+                                      {"int8_head", options.int8_head}};
+}
+
 void apply_network_precision(ir::Network& network, const std::string& precision, const OnnxModel& model,
                              const Plan& plan, const CompileOptions& options,
                              const std::optional<FileQuantization>& file) {
+  if (precision == "int8" && !file && has_qlinear_convolutions(model))
+    return apply_file_integers(network, model, options);
   network.precision = precision;
   if (precision == "f32") return;
   PrecisionOptions precision_options;
@@ -278,9 +315,13 @@ std::string resolve_precision(const CompileOptions& options, bool file_quantized
 // Static quantization of the file, when the precision is int8: rewritten as the float graph it quantizes,
 // with the file's ranges and weight scales for the precision pass; said once at info level (what runs int8,
 // what runs float, what is approximated). Where the rewrite cannot express the file, the precision falls
-// back to f32 and the file runs as written (its integer arithmetic in float, src/ops/quantize.cpp).
+// back to f32 and the file runs as written (its integer arithmetic in float, src/ops/quantize.cpp). Files
+// with QLinearConv never come here (apply_file_integers); the rewrite needs a QLinearConv, so today it
+// refuses every file that does (QDQ-only files run as written, f32).
 std::optional<FileQuantization> file_quantization(OnnxModel& model, std::string& precision) {
-  if (precision != "int8" || !has_static_quantization(model)) return std::nullopt;
+  // QLinearConv files are imported as written and run int8 on their own integers (apply_file_integers).
+  if (precision != "int8" || !has_static_quantization(model) || has_qlinear_convolutions(model))
+    return std::nullopt;
   std::string why_not;
   auto file = dequantize_static_quantization(model, why_not);
   if (!file) {

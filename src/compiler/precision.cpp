@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "compiler/graph_passes.hpp"
@@ -265,6 +266,141 @@ void quantize_weights(std::span<const float> weights, std::size_t out_channels, 
       q[o * per_channel + i] = static_cast<std::int8_t>(std::clamp(v, -127.0F, 127.0F));
     }
   }
+}
+
+namespace {
+
+// The integers [low, high] a Quantize node writes.
+struct IntegerRange {
+  float low = 0.0F, high = 0.0F;
+  bool is_u8() const { return low == 0.0F && high == 255.0F; }
+  bool is_s8() const { return low == -128.0F && high == 127.0F; }
+};
+
+std::optional<IntegerRange> quantize_range(const Node& node) {
+  if (node.op != "Quantize") return std::nullopt;
+  IntegerRange r{node.attrs.value("low", 0.0F), node.attrs.value("high", 255.0F)};
+  if (!r.is_u8() && !r.is_s8()) return std::nullopt;
+  return r;
+}
+
+// One value of a per-tensor or all-equal per-channel attribute list (a zero point), nullopt otherwise.
+std::optional<float> single_value(const nlohmann::json& attrs, const char* name) {
+  const auto values = attrs.value(name, std::vector<float>{});
+  if (values.empty() ||
+      std::any_of(values.begin(), values.end(), [&](float v) { return v != values.front(); }))
+    return std::nullopt;
+  return values.front();
+}
+
+bool all_integers_within(std::span<const float> values, float low, float high) {
+  return std::all_of(values.begin(), values.end(),
+                     [&](float v) { return v >= low && v <= high && std::nearbyint(v) == v; });
+}
+
+}  // namespace
+
+std::size_t convert_integer_convolutions(ir::Graph& graph, const std::set<std::string>& keep_float,
+                                         std::size_t* total) {
+  std::vector<int> producer(graph.tensors.size(), -1);
+  std::vector<int> readers(graph.tensors.size(), 0);
+  // Tensors read by an op other than Conv and Dequantize: the pass-through ops (MaxPool, Reshape, Concat,
+  // ...) keep their input's data type, which would hand a u8 value to a tensor declared f32 without a scale.
+  // Conv (float or integer) and Dequantize convert what they read.
+  std::vector<bool> read_as_is(graph.tensors.size(), false);
+  for (std::size_t n = 0; n < graph.nodes.size(); ++n) {
+    const Node& node = graph.nodes[n];
+    for (int t : node.outputs) producer[static_cast<std::size_t>(t)] = static_cast<int>(n);
+    for (int t : node.inputs) {
+      if (t < 0) continue;
+      ++readers[static_cast<std::size_t>(t)];
+      if (node.op != "Conv" && node.op != "Dequantize") read_as_is[static_cast<std::size_t>(t)] = true;
+    }
+  }
+  std::vector<bool> graph_output(graph.tensors.size(), false);
+  for (int t : graph.outputs) graph_output[static_cast<std::size_t>(t)] = true;
+  const auto producer_of = [&](int t) -> Node* {
+    const int p = t < 0 ? -1 : producer[static_cast<std::size_t>(t)];
+    return p < 0 ? nullptr : &graph.nodes[static_cast<std::size_t>(p)];
+  };
+  std::size_t seen = 0, converted = 0;
+  std::set<std::size_t> removed;
+  for (std::size_t n = 0; n < graph.nodes.size(); ++n) {
+    Node& requantize = graph.nodes[n];
+    if (requantize.op != "Quantize" || !requantize.attrs.value("multiply", false)) continue;
+    const int acc = requantize.inputs.at(0);
+    Node* conv = producer_of(acc);
+    if (conv == nullptr || conv->op != "Conv") continue;
+    ++seen;
+    const auto out_range = quantize_range(requantize);
+    const auto out_zero_point = single_value(requantize.attrs, "zero_point");
+    const int y = requantize.outputs.at(0);
+    const bool plain_conv = conv->inputs.size() <= 3 &&
+                            conv->attrs.value("post_ops", nlohmann::json::array()).empty() &&
+                            !conv->attrs.contains("precision");
+    if (!out_range || !out_zero_point || readers[static_cast<std::size_t>(acc)] != 1 ||
+        graph_output[static_cast<std::size_t>(acc)] || graph_output[static_cast<std::size_t>(y)] ||
+        read_as_is[static_cast<std::size_t>(y)] || !plain_conv || keep_float.count(conv->name) != 0 ||
+        requantize.attrs.value("axis", -1) != 1)
+      continue;
+    // The input: the integers of a Quantize (or a chain converted before), minus a per-tensor zero point.
+    int x = conv->inputs.at(0);
+    float in_zero_point = 0.0F;
+    if (Node* centre = producer_of(x); centre != nullptr && centre->op == "Dequantize") {
+      const auto scale = centre->attrs.value("scale", std::vector<float>{});
+      const auto zp = single_value(centre->attrs, "zero_point");
+      if (scale != std::vector<float>{1.0F} || !zp || readers[static_cast<std::size_t>(x)] != 1) continue;
+      in_zero_point = *zp;
+      x = centre->inputs.at(0);
+    }
+    const Node* source = producer_of(x);
+    const auto in_range = source != nullptr ? quantize_range(*source) : std::nullopt;
+    // oneDNN takes a zero point with u8 sources (checked by LowPrecision.IntegerConvolutions*); s8 ones run
+    // without.
+    if (!in_range || (in_range->is_s8() && in_zero_point != 0.0F)) continue;
+    const ir::Tensor& weights = graph.tensors[static_cast<std::size_t>(conv->inputs.at(1))];
+    if (!weights.is_constant() || weights.dtype != DType::kF32 || weights.shape.size() != 4 ||
+        !all_integers_within(weights.data->as<float>(), -128.0F, 127.0F))
+      continue;
+    const int b = conv->inputs.size() > 2 ? conv->inputs[2] : -1;
+    if (b >= 0) {
+      const ir::Tensor& bias = graph.tensors[static_cast<std::size_t>(b)];
+      // The int32 bias in the accumulator, exact in f32 below 2^24 (as ONNX Runtime's float conversion).
+      if (!bias.is_constant() || bias.dtype != DType::kF32 ||
+          !all_integers_within(bias.data->as<float>(), -16777216.0F, 16777216.0F))
+        continue;
+    }
+    const auto w = weights.data->as<float>();
+    ir::Tensor quantized;
+    quantized.name = weights.name + ".s8";
+    quantized.dtype = DType::kS8;
+    quantized.shape = weights.shape;
+    quantized.data = ir::ConstBytes::from_vector(std::vector<std::int8_t>(w.begin(), w.end()));
+    conv->inputs[0] = x;
+    conv->inputs[1] = graph.add_tensor(std::move(quantized));
+    conv->outputs[0] = y;
+    conv->attrs["precision"] = "int8";
+    conv->attrs["integer"] = true;
+    conv->attrs["input_type"] = in_range->is_u8() ? "u8" : "s8";
+    conv->attrs["input_scale"] = 1.0F;
+    conv->attrs["input_zero_point"] = in_zero_point;
+    conv->attrs["output_zero_point"] = *out_zero_point;
+    conv->attrs["weight_scales"] = requantize.attrs.at("scale");
+    ir::Tensor& out = graph.tensors[static_cast<std::size_t>(y)];
+    out.dtype = out_range->is_u8() ? DType::kU8 : DType::kS8;
+    out.scale = 1.0F;
+    removed.insert(n);
+    ++converted;
+  }
+  if (total != nullptr) *total = seen;
+  if (converted == 0) return 0;
+  std::vector<Node> kept;
+  for (std::size_t n = 0; n < graph.nodes.size(); ++n) {
+    if (removed.count(n) == 0) kept.push_back(std::move(graph.nodes[n]));
+  }
+  graph.nodes = std::move(kept);
+  eliminate_dead_code(graph);  // the input Dequantize nodes, the accumulators and the f32 weights
+  return converted;
 }
 
 std::size_t apply_precision(ir::Graph& graph, const PrecisionOptions& options) {

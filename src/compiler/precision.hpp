@@ -40,6 +40,18 @@ struct PrecisionOptions {
 // for a keep_float name that is no node of the graph or an unknown precision.
 std::size_t apply_precision(ir::Graph& graph, const PrecisionOptions& options);
 
+// Pre-quantized ONNX whose QLinearConv were imported as written (src/ops/quantize.cpp: Dequantize of the
+// input zero point, a float Conv of the integers, Quantize by x_scale * w_scale[m] / y_scale): each such
+// chain becomes one int8 Conv ("integer": true) that computes what ONNX Runtime computes, in integers:
+// acc = sum((x - input_zero_point) * w) + bias, y = saturate(round_half_even(acc * weight_scales[m]) +
+// output_zero_point). Its output tensor is stored u8 (s8 for an int8 zero point) with scale 1: the integers
+// themselves, as the float graph held them, so every other reader (QLinearAdd's Dequantize, pooling) sees
+// the same values. A chain that does not fit (weights beyond s8, an s8 input with a zero point, a graph
+// output, an output read by another op than Conv or Dequantize, a keep_float node) stays as written.
+// Returns the number of convolutions converted, `total` (optional) the number of chains seen.
+std::size_t convert_integer_convolutions(ir::Graph& graph, const std::set<std::string>& keep_float,
+                                         std::size_t* total = nullptr);
+
 // Per-output-channel symmetric weight quantization: scales[o] = max|w[o, ...]| / 127 (1 for an all-zero
 // channel) and q = round(w / scale), saturated to [-127, 127].
 void quantize_weights(std::span<const float> weights, std::size_t out_channels, std::vector<std::int8_t>& q,

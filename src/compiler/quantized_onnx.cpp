@@ -189,6 +189,11 @@ bool has_static_quantization(const OnnxModel& model) {
                      });
 }
 
+bool has_qlinear_convolutions(const OnnxModel& model) {
+  return std::any_of(model.proto.graph().node().begin(), model.proto.graph().node().end(),
+                     [](const onnx::NodeProto& node) { return node.op_type() == "QLinearConv"; });
+}
+
 namespace {
 
 // A reason the static rewrite gives up; caught in dequantize_static_quantization.

@@ -24,6 +24,10 @@ int fold_dynamic_quantization(OnnxModel& model);
 // Whether the file holds static (QOperator) quantization: QLinearConv or QuantizeLinear nodes.
 bool has_static_quantization(const OnnxModel& model);
 
+// Whether the file holds QLinearConv nodes (QOperator format): those run int8 as written
+// (compiler/precision.hpp, convert_integer_convolutions) rather than through the float rewrite below.
+bool has_qlinear_convolutions(const OnnxModel& model);
+
 // What a statically quantized file says about its quantization, for the int8 precision pass
 // (compiler/precision.hpp) to use instead of calibrating.
 struct FileQuantization {

@@ -51,6 +51,7 @@ std::vector<std::vector<float>> run_reference(const Graph& graph,
       const auto& tensor = graph.tensors[static_cast<std::size_t>(output)];
       auto& value = ctx.values[static_cast<std::size_t>(output)];
       if (tensor.dtype == DType::kS8) ops::fake_quantize(value, tensor.scale, -128.0F, 127.0F);
+      if (tensor.dtype == DType::kU8) ops::fake_quantize(value, tensor.scale, 0.0F, 255.0F);
       if (tensor.dtype == DType::kBF16) ops::round_to_bf16(value);
     }
   }

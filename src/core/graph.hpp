@@ -42,9 +42,14 @@
 //         "input_scale" and "input_type" ("s8" | "u8") say how an f32 input X is quantized (an s8 input
 //         tensor carries its own scale). The output is s8 (its tensor's scale) or f32; a sum addend has
 //         the output's dtype. Bias stays f32 (real units).
+//         With "integer": true (pre-quantized ONNX on its own integers, compiler/precision.hpp): X and the
+//         output hold integers (u8/s8 tensors of scale 1, or an f32 X of integers), "input_zero_point" and
+//         "output_zero_point" apply, "weight_scales" are the requantization multipliers, the bias is in
+//         accumulator units, and y = saturate(round_half_even(acc * weight_scales[m]) + output_zero_point).
 //   bf16: W stays f32 (converted at load); X and the output are bf16 or f32 tensors.
-// Activation tensors may then be s8 (with `scale`) or bf16; MaxPool, Resize, Concat, Split, Slice and
-// Reshape pass them through unchanged (all inputs and outputs of such a node share dtype and scale).
+// Activation tensors may then be s8 (with `scale`), u8 (integer convolutions) or bf16; MaxPool, Resize,
+// Concat, Split, Slice and Reshape pass them through unchanged (all inputs and outputs of such a node share
+// dtype and scale).
 #include <cstddef>
 #include <cstdint>
 #include <functional>

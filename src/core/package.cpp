@@ -103,7 +103,16 @@ void write_package(const Package& package, const std::string& path) {
   }
   const bool all_f32 = std::all_of(package.networks.begin(), package.networks.end(),
                                    [](const Network& network) { return network.precision == "f32"; });
-  const std::uint32_t version = all_f32 ? kOldestPackageFormatVersion : kPackageFormatVersion;
+  const bool integer =
+      std::any_of(package.networks.begin(), package.networks.end(), [](const Network& network) {
+        return std::any_of(network.stages.begin(), network.stages.end(), [](const Stage& stage) {
+          return std::any_of(stage.graph.nodes.begin(), stage.graph.nodes.end(),
+                             [](const Node& node) { return node.attrs.value("integer", false); });
+        });
+      });
+  const std::uint32_t version = integer   ? kPackageFormatVersion
+                                : all_f32 ? kOldestPackageFormatVersion
+                                          : kReducedPrecisionPackageFormatVersion;
   const nlohmann::json manifest = {
       {"format", "vapipe-package"}, {"version", version}, {"networks", std::move(networks)}};
   const std::string manifest_text = manifest.dump();

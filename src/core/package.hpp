@@ -12,7 +12,10 @@ namespace vapipe::ir {
 
 // Version 2 adds reduced precision (s8/bf16 tensors, per-layer precision and scales). A package whose
 // networks are all f32 is still written as version 1, so older runtimes keep reading FP32 packages.
-inline constexpr std::uint32_t kPackageFormatVersion = 2;
+// Version 3 adds integer convolutions (pre-quantized ONNX on its own integers: Conv "integer" with zero
+// points, u8 tensors), which a version-2 runtime would misread; written only where a network has one.
+inline constexpr std::uint32_t kPackageFormatVersion = 3;
+inline constexpr std::uint32_t kReducedPrecisionPackageFormatVersion = 2;
 inline constexpr std::uint32_t kOldestPackageFormatVersion = 1;
 
 // Writes atomically (temporary file + rename). Identical constant blobs (the same weights in several

@@ -37,7 +37,7 @@ std::string node_precision(const Graph& graph, const Node& node) {
   if (!attribute.is_null()) return as_text(attribute);
   const Tensor* out = first_output(graph, node);
   const DType dtype = out != nullptr ? out->dtype : DType::kF32;
-  return dtype == DType::kS8 ? "int8" : dtype == DType::kBF16 ? "bf16" : "f32";
+  return dtype == DType::kS8 || dtype == DType::kU8 ? "int8" : dtype == DType::kBF16 ? "bf16" : "f32";
 }
 
 void describe_network(const Network& network, const PackageInfoOptions& options, nlohmann::json& entry,

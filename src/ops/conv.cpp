@@ -90,7 +90,18 @@ void conv_reference(ReferenceContext& ctx, const ir::Node& node) {
   const std::string precision = node.attrs.value("precision", std::string("f32"));
   std::vector<float> x = ctx.in(node, 0);
   std::vector<float> w = ctx.in(node, 1);
-  if (precision == "int8") {
+  const bool integer = precision == "int8" && node.attrs.value("integer", false);
+  if (integer) {
+    // The tensors hold the integers themselves: subtract the input's zero point; the weights are the file's.
+    const float zero_point = node.attrs.value("input_zero_point", 0.0F);
+    for (auto& v : x) v -= zero_point;
+    if (ctx.options.int8_without_vnni) {  // halved weights, for u8 and s8 inputs alike (see below)
+      const std::vector<std::int8_t> integers(w.begin(), w.end());
+      const auto halved =
+          halve_weights_balanced(integers, w.size() / static_cast<std::size_t>(ctx.shape(node.inputs[1])[0]));
+      w.assign(halved.begin(), halved.end());
+    }
+  } else if (precision == "int8") {
     const auto& x_tensor = ctx.graph.tensors[static_cast<std::size_t>(node.inputs[0])];
     const bool x_quantized = x_tensor.dtype == DType::kS8;
     const bool unsigned_input = !x_quantized && node.attrs.value("input_type", std::string("s8")) == "u8";
@@ -123,6 +134,19 @@ void conv_reference(ReferenceContext& ctx, const ir::Node& node) {
   const std::int64_t n = xs[0], ic = xs[1], ih = xs[2], iw = xs[3];
   const std::int64_t oc = ys[1], oh = ys[2], ow = ys[3], kh = ws[2], kw = ws[3];
   const std::int64_t icg = ic / group, ocg = oc / group;
+  std::vector<float> requantize;
+  float output_zero_point = 0.0F, output_low = 0.0F, output_high = 0.0F;
+  if (integer) {
+    requantize = node.attrs.at("weight_scales").get<std::vector<float>>();
+    if (static_cast<std::int64_t>(requantize.size()) != oc)
+      fail("node '{}' (Conv): {} weight scales for {} output channels", node.name, requantize.size(), oc);
+    if (node.attrs.value("post_ops", nlohmann::json::array()).size() != 0 || has_sum)
+      fail("node '{}' (Conv): an integer convolution takes no post-ops", node.name);
+    output_zero_point = node.attrs.value("output_zero_point", 0.0F);
+    const bool u8 = ctx.graph.tensors[static_cast<std::size_t>(node.outputs[0])].dtype == DType::kU8;
+    output_low = u8 ? 0.0F : -128.0F;
+    output_high = u8 ? 255.0F : 127.0F;
+  }
   std::vector<double> acc(static_cast<std::size_t>(oh * ow));
   for (std::int64_t b = 0; b < n; ++b) {
     for (std::int64_t o = 0; o < oc; ++o) {
@@ -153,6 +177,15 @@ void conv_reference(ReferenceContext& ctx, const ir::Node& node) {
       }
       const std::size_t base = static_cast<std::size_t>((b * oc + o) * oh * ow);
       for (std::size_t i = 0; i < acc.size(); ++i) y[base + i] = static_cast<float>(acc[i]);
+      if (integer) {
+        // ONNX Runtime's requantization: the accumulator as float times the multiplier (one f32 rounding),
+        // rounded half to even, plus the zero point, saturated.
+        const float multiplier = requantize.at(static_cast<std::size_t>(o));
+        for (std::size_t i = 0; i < acc.size(); ++i) {
+          const float q = std::nearbyint(y[base + i] * multiplier) + output_zero_point;
+          y[base + i] = std::clamp(q, output_low, output_high);
+        }
+      }
     }
   }
   if (node.attrs.contains("post_ops")) {
@@ -194,6 +227,10 @@ struct ConvPrecision {
   float input_scale = 1.0F;   // int8: scale of the quantized input
   float output_scale = 1.0F;  // int8 with an s8 output: scale of the output
   std::vector<float> weight_scales;
+  // "integer" (pre-quantized ONNX as written, compiler/precision.hpp): weight_scales are ONNX Runtime's
+  // requantization multipliers, the bias is in accumulator units, input and output carry zero points.
+  bool integer = false;
+  float input_zero_point = 0.0F, output_zero_point = 0.0F;
 };
 
 ConvPrecision conv_precision(Lowering& l, const ir::Node& node, std::int64_t out_channels) {
@@ -210,10 +247,24 @@ ConvPrecision conv_precision(Lowering& l, const ir::Node& node, std::int64_t out
   }
   if (precision != "int8")
     fail("network '{}': node '{}': precision '{}' is not supported", l.network(), node.name, precision);
-  const bool x_quantized = x_info.dtype == DType::kS8;
-  p.src = x_quantized || attrs.value("input_type", std::string("s8")) == "s8" ? kS8 : kU8;
+  const bool x_quantized = x_info.dtype == DType::kS8 || x_info.dtype == DType::kU8;
+  if (x_quantized) {
+    p.src = x_info.dtype == DType::kU8 ? kU8 : kS8;
+  } else {
+    p.src = attrs.value("input_type", std::string("s8")) == "s8" ? kS8 : kU8;
+  }
   p.weights = kS8;
-  p.dst = y_info.dtype == DType::kS8 ? kS8 : kF32;
+  p.dst = y_info.dtype == DType::kS8 ? kS8 : y_info.dtype == DType::kU8 ? kU8 : kF32;
+  p.integer = attrs.value("integer", false);
+  if (p.integer) {
+    p.input_zero_point = attrs.value("input_zero_point", 0.0F);
+    p.output_zero_point = attrs.value("output_zero_point", 0.0F);
+    if (p.dst == kF32 || (p.src == kS8 && p.input_zero_point != 0.0F))
+      fail(
+          "network '{}': node '{}': an integer convolution needs a u8/s8 output and no zero point on an s8 "
+          "input",
+          l.network(), node.name);
+  }
   p.input_scale = x_quantized ? x_info.scale : attrs.at("input_scale").get<float>();
   if (p.dst == kS8) p.output_scale = y_info.scale;
   p.weight_scales = attrs.at("weight_scales").get<std::vector<float>>();
@@ -368,8 +419,18 @@ void lower_conv(Lowering& l, const ir::Node& node) {
   // `binary_residual`: the residual is a binary-add post-op reading the addend as f32 real values from
   // `addend_md`, the whole chain computes in real units and a final linear post-op converts to the s8
   // output's units (see below for when).
+  if (precision.integer && (!posts.empty() || sum >= 0))
+    fail("network '{}': node '{}': an integer convolution takes no post-ops", l.network(), node.name);
   const auto make_attr = [&](bool binary_residual, const memory::desc& addend_md) {
     dnnl::post_ops post_ops;
+    if (precision.integer) {
+      // round(acc * multiplier) half to even, then + zero point; the u8/s8 destination saturates (ONNX
+      // Runtime's order: a zero point added before rounding, as oneDNN's destination zero point is, can
+      // round a value just below .5 up once the sum loses a bit).
+      post_ops.append_eltwise(1.0F, algorithm::eltwise_round, 0.0F, 0.0F);
+      if (precision.output_zero_point != 0.0F)
+        post_ops.append_eltwise(1.0F, algorithm::eltwise_linear, 1.0F, precision.output_zero_point);
+    }
     for (int i = 0; i < static_cast<int>(posts.size()); ++i) {
       const auto& post = posts[static_cast<std::size_t>(i)];
       const std::string kind = post.at("op").get<std::string>();
@@ -401,6 +462,8 @@ void lower_conv(Lowering& l, const ir::Node& node) {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_post_ops(post_ops);
+    if (precision.integer && precision.input_zero_point != 0.0F)
+      attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     if (int8) {
       const float divide = last_eltwise < 0 && !binary_residual ? precision.output_scale : 1.0F;
       std::vector<float> output_scales;
@@ -479,7 +542,19 @@ void lower_conv(Lowering& l, const ir::Node& node) {
   if (b >= 0) {
     // oneDNN 2.x adds an int8 convolution's f32 bias to the accumulator before the output scales:
     // store it in accumulator units (bias / (input_scale * weight_scale)).
-    args.emplace_back(DNNL_ARG_BIAS, int8 ? scaled_bias(l, b, accumulator_scales) : l.value_as(b, bias_md));
+    // An integer convolution's bias is already in accumulator units (halved with halved weights).
+    const std::vector<float> bias_scales =
+        precision.integer ? std::vector<float>(accumulator_scales.size(), halve_u8_weights ? 2.0F : 1.0F)
+                          : accumulator_scales;
+    args.emplace_back(DNNL_ARG_BIAS, int8 ? scaled_bias(l, b, bias_scales) : l.value_as(b, bias_md));
+  }
+  if (precision.integer && precision.input_zero_point != 0.0F) {
+    auto buffer = std::make_shared<AlignedBuffer>(sizeof(std::int32_t));
+    *reinterpret_cast<std::int32_t*>(buffer->data()) = static_cast<std::int32_t>(precision.input_zero_point);
+    const int zero_point = l.add_value(memory::desc({1}, memory::data_type::s32, Tag::a));
+    l.value(zero_point).constant = buffer->data();
+    l.keep(std::move(buffer));
+    args.emplace_back(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zero_point);
   }
   if (binary_addend >= 0) {
     int residual_index = 0;

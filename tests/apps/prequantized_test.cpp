@@ -1,6 +1,7 @@
 // A statically pre-quantized ONNX (issue 20: the model zoo's MobileNetV2 INT8, QLinearConv) through the CLI:
-// `vapipe compile --precision int8` (no calibration data) runs its convolutions as int8 with the file's own scales, and `vapipe info`
-// shows them int8; `--precision f32` (the default) runs the file as written, in float.
+// `vapipe compile --precision int8` (no calibration data, also what `auto` picks on a CPU with VNNI) runs
+// its convolutions as int8 on the file's own integers (uint8 activations with zero points), and `vapipe
+// info` shows them int8 with u8 outputs; `--precision f32` (the default) runs the file as written, in float.
 #include <filesystem>
 #include <string>
 
@@ -35,11 +36,27 @@ TEST(PrequantizedOnnx, CompileRunsTheFilesInt8AndInfoShowsInt8Convolutions) {
   for (const auto& layer : network.at("layers")) {
     if (layer.at("op") != "Conv") continue;
     (layer.at("precision") == "int8" ? int8_convs : float_convs) += 1;
+    // The file's own uint8 activations between convolutions (not vapipe's symmetric int8).
+    EXPECT_EQ(layer.at("output_dtype"), "u8") << layer.at("name");
   }
   EXPECT_EQ(int8_convs, 52);
   EXPECT_EQ(float_convs, 0);
   const auto text = run("info '" + int8 + "'");
   EXPECT_NE(text.out.find("the model file's own scales"), std::string::npos) << text.out;
+
+  // `auto` on a CPU with native int8 (VNNI) compiles the same int8 package; elsewhere it says what it chose.
+  const auto automatic =
+      run("compile '" + model + "' -o '" + (dir / "auto.vpk").string() + "' --precision auto");
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.out;
+  const bool native_int8 = automatic.out.find("vnni") != std::string::npos ||
+                           automatic.out.find("bf16)") != std::string::npos ||
+                           automatic.out.find("amx") != std::string::npos;
+  if (native_int8) {
+    EXPECT_NE(automatic.out.find("--precision auto: int8"), std::string::npos) << automatic.out;
+    EXPECT_NE(automatic.out.find("int8 (52 int8 convolutions)"), std::string::npos) << automatic.out;
+  } else {
+    EXPECT_EQ(automatic.out.find("--precision auto: int8"), std::string::npos) << automatic.out;
+  }
 
   const auto as_written = run("compile '" + model + "' -o '" + fp32 + "' --precision f32");
   ASSERT_EQ(as_written.exit_code, 0) << as_written.out;

@@ -24,6 +24,7 @@
 
 #include "compiler/compiler.hpp"
 #include "core/error.hpp"
+#include "ops/int8_without_vnni.hpp"
 #include "support/ort_reference.hpp"
 #include "support/test_data.hpp"
 #include "vapipe/runtime.hpp"
@@ -226,26 +227,43 @@ TEST(QuantizedOnnx, StaticInt8ClassifierTop1EqualsOnnxRuntimeOn20Photos) {
   EXPECT_LE(worst, 0.2) << "more than one step (0.16) of the output's quantization";
 }
 
-// --precision int8 without calibration data: the 52 QLinearConv run as int8 convolutions with the file's
-// activation ranges and weight scales; the classifier head (QLinearMatMul) and the residual adds run float.
-// Between convolutions vapipe stores symmetric int8 where ORT stores uint8 with zero points (ReLU6 ranges one
-// bit coarser, 30 zero-point ranges widened), so top-1 is not yet ORT's on every photo: 15 of 20 measured
-// (issue 20's acceptance asks 20: partial, docs/compiler.md "Pre-quantized ONNX").
+// Top-1 equal to ORT's without VNNI (halved weights): 17 of 20, max logit difference 3.0, measured with
+// ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE on a Zen 5.
+constexpr int kTop1WithHalvedWeights = 17;
+
+// --precision int8 without calibration data: the file is imported as written and each of its 52 QLinearConv
+// runs as one int8 convolution on the file's own integers (uint8 activations with their zero points, int8
+// weights, int32 bias, ONNX Runtime's requantization: compiler/precision.hpp, convert_integer_convolutions);
+// QLinearAdd, the pooling and the classifier's QLinearMatMul run as written (their integers in float). With
+// VNNI every convolution's integers are ORT's, so the logits are ORT's: top-1 on 20 of 20 photos, the largest
+// logit difference within one output step (0 measured). Without VNNI vapipe halves the weights of u8
+// convolutions (ops/int8_without_vnni.hpp) and the results are near ORT's, not equal.
 TEST(QuantizedOnnx, StaticInt8ClassifierRunsInt8WithTheFileScales) {
   REQUIRE_CLASSIFIER_DATA();
   const fs::path model = test::models_dir() / "mobilenetv2-int8.onnx";
   ir::Network compiled = compile_network(model, 1, "int8");
   EXPECT_EQ(compiled.precision, "int8");
   EXPECT_EQ(compiled.metadata.at("quantization").at("method"), "file");
-  int int8_convs = 0;
-  for (const auto& node : compiled.stages.front().graph.nodes) {
-    EXPECT_NE(node.op, "Quantize") << node.name << ": the file's quantization ran as written";
-    if (node.op == "Conv" && node.attrs.value("precision", std::string("f32")) == "int8") ++int8_convs;
+  int int8_convs = 0, float_convs = 0, u8_tensors = 0;
+  const ir::Graph& graph = compiled.stages.front().graph;
+  for (const auto& node : graph.nodes) {
+    if (node.op != "Conv") continue;
+    const bool integer =
+        node.attrs.value("precision", std::string("f32")) == "int8" && node.attrs.value("integer", false);
+    (integer ? int8_convs : float_convs) += 1;
   }
-  EXPECT_EQ(int8_convs, 52) << "every QLinearConv as an int8 convolution";
+  for (const auto& tensor : graph.tensors) u8_tensors += tensor.dtype == DType::kU8 ? 1 : 0;
+  EXPECT_EQ(int8_convs, 52) << "every QLinearConv as an int8 convolution on the file's integers";
+  EXPECT_EQ(float_convs, 0);
+  EXPECT_EQ(u8_tensors, 52) << "every convolution's output stored as the file's uint8";
+  const bool halved = ops::int8_pair_sums_saturate();
   const double worst = expect_top1_equals_onnx_runtime(
-      std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(compiled))), 15);
+      std::make_shared<const Network>(std::make_shared<const ir::Network>(std::move(compiled))),
+      halved ? kTop1WithHalvedWeights : 20);
   if (worst < 0.0) GTEST_SKIP() << "onnxruntime-node not installed (scripts/setup.sh)";
+  if (!halved) {
+    EXPECT_LE(worst, 0.2) << "more than one step (0.16) of the output's quantization";
+  }
 }
 
 }  // namespace

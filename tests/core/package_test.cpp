@@ -66,6 +66,22 @@ TEST(Package, ReducedPrecisionIsVersionTwoAndKeepsScales) {
   EXPECT_FLOAT_EQ(loaded.networks[0].stages[0].graph.tensors[0].scale, 0.0F);
 }
 
+// Integer convolutions (pre-quantized ONNX on its own integers) mean something a version-2 runtime would
+// misread (weight_scales as multipliers, zero points, u8 tensors): version 3, refused by older builds.
+TEST(Package, IntegerConvolutionsAreVersionThree) {
+  const auto dir = test::scratch_dir();
+  Package package = make_package();
+  package.networks[0].precision = "int8";
+  package.networks[0].stages[0].graph.tensors[2].dtype = DType::kU8;
+  package.networks[0].stages[0].graph.tensors[2].scale = 1.0F;
+  package.networks[0].stages[1].graph.nodes[0].attrs["integer"] = true;
+  write_package(package, (dir / "integer.vpk").string());
+  EXPECT_EQ(version_of((dir / "integer.vpk").string()), 3U);
+  const Package loaded = read_package((dir / "integer.vpk").string());
+  EXPECT_EQ(loaded.networks[0].stages[0].graph.tensors[2].dtype, DType::kU8);
+  EXPECT_TRUE(loaded.networks[0].stages[1].graph.nodes[0].attrs.value("integer", false));
+}
+
 TEST(Package, RoundTripKeepsGraphAndWeights) {
   const auto path = (test::scratch_dir() / "tiny.vpk").string();
   write_package(make_package(), path);

@@ -56,6 +56,17 @@ class GraphBuilder {
                  {"group", group},
                  {"post_ops", std::move(post_ops)}})[0];
   }
+  // Replaces the constant input `slot` of the node that writes `output` with values from `next()`.
+  template <typename Next>
+  void set_constant(int output, std::size_t slot, Next next) {
+    for (auto& node : graph_.nodes) {
+      if (node.outputs.empty() || node.outputs[0] != output) continue;
+      auto& tensor = graph_.tensors[static_cast<std::size_t>(node.inputs.at(slot))];
+      std::vector<float> values(static_cast<std::size_t>(shape_volume(tensor.shape)));
+      for (auto& value : values) value = next();
+      tensor.data = ir::ConstBytes::from_vector(std::move(values));
+    }
+  }
   const Shape& shape(int tensor) const { return graph_.tensors[tensor].shape; }
   ir::Graph finish(std::vector<int> outputs) {
     graph_.outputs = std::move(outputs);

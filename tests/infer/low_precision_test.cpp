@@ -390,5 +390,110 @@ TEST(LowPrecisionModels, Int8YoloMatchesSimulatedReference) {
   }
 }
 
+// ---- pre-quantized ONNX run on its own integers (compiler/precision.hpp, convert_integer_convolutions) ----
+
+// The IR the importer writes for a QLinearConv (src/ops/quantize.cpp): Dequantize by the input's zero point
+// (none when it is 0), a float Conv of integer weights and an integer bias, Quantize of the accumulator by
+// per-channel multipliers with the output's zero point. Weights, bias and multipliers are seeded so that
+// outputs spread over most of the output's range (some saturate).
+int integer_conv(test::GraphBuilder& g, int x, float in_zero_point, std::int64_t out_channels, int kernel,
+                 int stride, std::int64_t group, float out_zero_point, bool s8_output, unsigned seed) {
+  const Shape in = g.shape(x);
+  int centred = x;
+  if (in_zero_point != 0.0F) {
+    centred = g.node("Dequantize", {x}, {in},
+                     {{"scale", {1.0F}}, {"zero_point", {in_zero_point}}, {"axis", -1}})[0];
+  }
+  const int acc = g.conv(centred, out_channels, kernel, stride, nlohmann::json::array(), -1, group);
+  const Shape out = g.shape(acc);
+  const std::int64_t inner = in[1] / group * kernel * kernel;
+  std::mt19937 generator(seed);
+  std::uniform_int_distribution<int> weight(-128, 127), bias(-3000, 3000);
+  std::uniform_real_distribution<float> spread(0.5F, 1.5F);
+  std::vector<float> multipliers(static_cast<std::size_t>(out_channels));
+  for (auto& m : multipliers)
+    m = spread(generator) * 60.0F / (std::sqrt(static_cast<float>(inner)) * 5476.0F);
+  g.set_constant(acc, 1, [&] { return static_cast<float>(weight(generator)); });
+  g.set_constant(acc, 2, [&] { return static_cast<float>(bias(generator)); });
+  return g.node("Quantize", {acc}, {out},
+                {{"scale", multipliers},
+                 {"zero_point", std::vector<float>(static_cast<std::size_t>(out_channels), out_zero_point)},
+                 {"axis", 1},
+                 {"low", s8_output ? -128.0F : 0.0F},
+                 {"high", s8_output ? 127.0F : 255.0F},
+                 {"multiply", true}})[0];
+}
+
+// Every kind of convolution mobilenetv2-int8 has (a 3-channel u8 image input with a zero point, depthwise
+// 3x3 stride 1 and 2, 1x1 expansions and projections, zero points on inputs and outputs), plus s8 outputs
+// and inputs, u8 tensors read by a float op, and a chain read by a MaxPool (left as written): the runtime
+// (oneDNN's int8 kernels with a source zero point) equals the reference executor's integer simulation
+// exactly, and on a CPU with VNNI both equal the graph as written (its integers in float: ONNX Runtime's
+// arithmetic). Inputs seeded. (Also run by hand with ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE: equal.)
+TEST(LowPrecision, IntegerConvolutionsEqualTheFileArithmeticExactly) {
+  test::GraphBuilder g(7);
+  const int image = g.input({1, 3, 23, 29});
+  const int q0 = g.node("Quantize", {image}, {g.shape(image)},
+                        {{"scale", {2.0F / 255.0F}},
+                         {"zero_point", {128.0F}},
+                         {"axis", -1},
+                         {"low", 0.0F},
+                         {"high", 255.0F}})[0];
+  const int a = integer_conv(g, q0, 128.0F, 16, 3, 2, 1, 0.0F, false, 1);
+  const int b = integer_conv(g, a, 0.0F, 16, 3, 1, 16, 0.0F, false, 2);
+  const int c = integer_conv(g, b, 0.0F, 64, 1, 1, 1, 131.0F, false, 3);
+  const int d = integer_conv(g, c, 131.0F, 64, 3, 2, 64, 0.0F, false, 4);
+  const int e = integer_conv(g, d, 0.0F, 24, 1, 1, 1, -5.0F, true, 5);
+  const int f = integer_conv(g, e, 0.0F, 40, 3, 1, 1, 77.0F, false, 6);
+  const int skipped = integer_conv(g, e, -5.0F, 8, 1, 1, 1, 0.0F, false, 7);  // s8 input, zero point
+  // Read by a MaxPool (which keeps its input's data type): stays as written.
+  const int pooled_conv = integer_conv(g, a, 0.0F, 8, 1, 1, 1, 0.0F, false, 8);
+  const int pooled = g.node("MaxPool", {pooled_conv}, {g.shape(pooled_conv)},
+                            {{"kernel", {3, 3}}, {"strides", {1, 1}}, {"pads", {1, 1, 1, 1}}})[0];
+  const auto dequantize = [&](int t, float zero_point) {
+    return g.node("Dequantize", {t}, {g.shape(t)},
+                  {{"scale", {0.05F}}, {"zero_point", {zero_point}}, {"axis", -1}})[0];
+  };
+  const ir::Graph as_written = g.finish(
+      {dequantize(f, 77.0F), dequantize(c, 131.0F), dequantize(skipped, 0.0F), dequantize(pooled, 0.0F)});
+  const Shape input_shape = as_written.tensors[static_cast<std::size_t>(as_written.inputs[0])].shape;
+  const std::vector<std::vector<float>> inputs{random_values(input_shape, 13, -1.2F, 1.2F)};
+  const auto file = compiler::run_reference(as_written, inputs);
+
+  ir::Graph graph = as_written;
+  std::size_t seen = 0;
+  EXPECT_EQ(compiler::convert_integer_convolutions(graph, {}, &seen), 6U);
+  EXPECT_EQ(seen, 8U);
+  int int8_convs = 0;
+  for (const auto& node : graph.nodes) {
+    if (node.op == "Conv" && node.attrs.value("integer", false)) ++int8_convs;
+  }
+  EXPECT_EQ(int8_convs, 6);
+  const bool halved = ops::int8_pair_sums_saturate();
+  const auto simulated = compiler::run_reference(graph, inputs, {.int8_without_vnni = halved});
+  auto network = std::make_shared<ir::Network>();
+  network->name = "integers";
+  network->precision = "int8";
+  network->stages.push_back({1, graph});
+  ExecutionContext context(std::make_shared<const Network>(network), {.threads = 1});
+  context.run({ConstTensorView{inputs[0].data(), DType::kF32, input_shape}});
+  for (std::size_t o = 0; o < file.size(); ++o) {
+    SCOPED_TRACE(o);
+    const auto* actual = static_cast<const float*>(context.output(o).data);
+    std::size_t runtime_differs = 0, simulation_differs = 0;
+    for (std::size_t i = 0; i < file[o].size(); ++i) {
+      runtime_differs += actual[i] != simulated[o][i] ? 1 : 0;
+      simulation_differs += simulated[o][i] != file[o][i] ? 1 : 0;
+    }
+    EXPECT_EQ(runtime_differs, 0U) << "of " << file[o].size() << " (halved weights: " << halved << ")";
+    if (!halved) {
+      EXPECT_EQ(simulation_differs, 0U) << "of " << file[o].size();
+    }
+    // Not a degenerate test: the outputs spread over many steps.
+    const auto [low, high] = std::minmax_element(file[o].begin(), file[o].end());
+    EXPECT_GT(*high - *low, 30 * 0.05F);
+  }
+}
+
 }  // namespace
 }  // namespace vapipe

@@ -31,7 +31,7 @@ struct CompileArgs {
   std::string input_size;
   std::string model_type = "auto";
   bool full_graph = false;
-  std::string precision = "f32";
+  std::string precision;  // empty: f32, or int8 for a pre-quantized file on a CPU with native int8
   std::string calib_images;
   std::size_t calib_count = 0;
   std::string calib_method = "kl";
@@ -180,11 +180,10 @@ void register_compile(CLI::App& app) {
   command->add_option("--model-type", args->model_type, model_types + " | raw | auto");
   command->add_flag("--full-graph", args->full_graph,
                     "Keep the YOLO decode instead of cutting at the raw head");
-  command
-      ->add_option("--precision", args->precision,
-                   "f32 | int8 | bf16 | auto (best the CPU runs natively); int8 on a statically quantized "
-                   "ONNX uses the file's own scales")
-      ->capture_default_str();
+  command->add_option("--precision", args->precision,
+                      "f32 | int8 | bf16 | auto (best the CPU runs natively); int8 on a statically quantized "
+                      "ONNX uses the file's own integers. Default: f32, but int8 for a statically quantized "
+                      "ONNX on a CPU with native int8 (VNNI)");
   command->add_option("--calib-images", args->calib_images, "int8: folder of calibration images");
   command->add_option("--calib-count", args->calib_count, "int8: use the first N images by name (0 = all)");
   command->add_option("--calib-method", args->calib_method, "int8: kl (entropy) | max | percentile")

@@ -56,7 +56,7 @@ __version__ = _vapipe.version() + (
 TORCH_ONNX_OPSET = 13
 
 
-def compile(model, out, *, batch=(1,), precision="f32", calib_images=None, name=None, shape="static",
+def compile(model, out, *, batch=(1,), precision=None, calib_images=None, name=None, shape="static",
             input_size=None, model_type="auto", full_graph=False, calib_count=0, calib_method="kl",
             percentile=99.99, keep_float=(), int8_head=False, int8_tolerance=0.0, calib_table=None,
             threads=0, example_input=None):
@@ -68,7 +68,7 @@ def compile(model, out, *, batch=(1,), precision="f32", calib_images=None, name=
     """
     out = _path(out, "out")
     options = dict(batch=[int(b) for b in ([batch] if isinstance(batch, int) else batch)],
-                   precision=precision, calib_images=None if calib_images is None else _path(calib_images, "calib_images"),
+                   precision=precision or "", calib_images=None if calib_images is None else _path(calib_images, "calib_images"),
                    shape=shape, input_size=input_size, model_type=model_type, full_graph=full_graph,
                    calib_count=calib_count, calib_method=calib_method, percentile=percentile,
                    keep_float=list(keep_float), int8_head=int8_head, int8_tolerance=int8_tolerance,

@@ -27,7 +27,7 @@ def compile(
     out: _Path,
     *,
     batch: int | Sequence[int] = ...,
-    precision: Literal["f32", "int8", "bf16", "auto"] = ...,
+    precision: Literal["f32", "int8", "bf16", "auto"] | None = ...,
     calib_images: _Path | None = ...,
     name: str | None = ...,
     shape: Literal["static", "dynamic"] = ...,

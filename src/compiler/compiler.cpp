@@ -304,7 +304,8 @@ OnnxModel load_for_import(const std::string& path) {
 
 // The precision of `options` for a model that is (`file_quantized`) or is not statically pre-quantized.
 std::string resolve_precision(const CompileOptions& options, bool file_quantized) {
-  if (options.precision.empty()) return file_quantized ? "int8" : "f32";
+  // A pre-quantized file's own integers are exact on int8 kernels only with VNNI (docs/compiler.md).
+  if (options.precision.empty()) return file_quantized && cpu_has_native("int8") ? "int8" : "f32";
   if (options.precision != "auto") return options.precision;
   const bool calibration = !options.calib_images.empty() || !options.calib_table_in.empty();
   if ((calibration || file_quantized) && cpu_has_native("int8")) return "int8";
@@ -362,7 +363,14 @@ ir::Graph import_onnx_graph(const CompileOptions& options, std::int64_t batch) {
 ir::Network compile_onnx(const CompileOptions& options) {
   check_options(options);
   OnnxModel model = load_for_import(options.onnx_path);
-  std::string precision = resolve_precision(options, has_static_quantization(model));
+  const bool file_quantized = has_static_quantization(model);
+  std::string precision = resolve_precision(options, file_quantized);
+  if (file_quantized && options.precision.empty() && precision == "f32") {
+    spdlog::info(
+        "{}: statically pre-quantized; runs as written, in f32: this CPU has no native int8 (VNNI), on which "
+        "its integers would be exact (--precision int8 runs it int8 anyway, approximately)",
+        model.label);
+  }
   const std::optional<FileQuantization> file = file_quantization(model, precision);
   std::vector<std::int64_t> batches = options.batches;
   std::sort(batches.begin(), batches.end());

@@ -26,8 +26,9 @@ struct CompileOptions {
   // Reduced precision (docs/compiler.md, "Precision"). "auto": int8 when the CPU has VNNI and calibration
   // data is given or the file is statically pre-quantized, else bf16 when the CPU has native bf16, else f32.
   // int8 on a statically pre-quantized file uses the file's own scales (docs/compiler.md, "Pre-quantized
-  // ONNX"); empty: int8 for such a file, f32 otherwise (not the default: see that section).
-  std::string precision = "f32";        // f32 | int8 | bf16 | auto | (empty)
+  // ONNX"). Empty, the default: f32, except that a statically pre-quantized file runs int8 on its own integers
+  // where the CPU has native int8 (VNNI: there the result equals ONNX Runtime's); without, it runs as written.
+  std::string precision;                // f32 | int8 | bf16 | auto | (empty)
   std::string calib_images;             // int8: folder of calibration images
   std::size_t calib_count = 0;          // the first N images by name; 0 = all
   std::string calib_method = "kl";      // kl | max | percentile

@@ -1,7 +1,8 @@
 // A statically pre-quantized ONNX (issue 20: the model zoo's MobileNetV2 INT8, QLinearConv) through the CLI:
 // `vapipe compile --precision int8` (no calibration data, also what `auto` picks on a CPU with VNNI) runs
 // its convolutions as int8 on the file's own integers (uint8 activations with zero points), and `vapipe
-// info` shows them int8 with u8 outputs; `--precision f32` (the default) runs the file as written, in float.
+// info` shows them int8 with u8 outputs; `--precision f32` runs the file as written, in float; no
+// `--precision` is int8 where that is exact (a CPU with VNNI), f32 elsewhere.
 #include <filesystem>
 #include <string>
 
@@ -57,6 +58,13 @@ TEST(PrequantizedOnnx, CompileRunsTheFilesInt8AndInfoShowsInt8Convolutions) {
   } else {
     EXPECT_EQ(automatic.out.find("--precision auto: int8"), std::string::npos) << automatic.out;
   }
+  const std::string by_default = (dir / "default.vpk").string();
+  const auto default_compile = run("compile '" + model + "' -o '" + by_default + "'");
+  ASSERT_EQ(default_compile.exit_code, 0) << default_compile.out;
+  const auto default_info = run("info '" + by_default + "' --json");
+  ASSERT_EQ(default_info.exit_code, 0) << default_info.out;
+  EXPECT_EQ(nlohmann::json::parse(default_info.out).at("networks").at(0).at("precision"),
+            native_int8 ? "int8" : "f32");
 
   const auto as_written = run("compile '" + model + "' -o '" + fp32 + "' --precision f32");
   ASSERT_EQ(as_written.exit_code, 0) << as_written.out;

@@ -228,9 +228,9 @@ void apply_file_integers(ir::Network& network, const OnnxModel& model, const Com
 }
 
 void apply_network_precision(ir::Network& network, const std::string& precision, const OnnxModel& model,
-                             const Plan& plan, const CompileOptions& options,
-                             const std::optional<FileQuantization>& file) {
-  if (precision == "int8" && !file && has_qlinear_convolutions(model))
+                             const Plan& plan, const CompileOptions& options) {
+  // QLinearConv files are imported as written and run int8 on their own integers.
+  if (precision == "int8" && has_qlinear_convolutions(model))
     return apply_file_integers(network, model, options);
   network.precision = precision;
   if (precision == "f32") return;
@@ -238,15 +238,7 @@ void apply_network_precision(ir::Network& network, const std::string& precision,
   precision_options.precision = precision;
   precision_options.keep_float.insert(options.keep_float.begin(), options.keep_float.end());
   precision_options.quantize_outputs = options.int8_head;
-  if (precision == "int8" && file) {
-    // Pre-quantized ONNX: the file's ranges and weight scales, no calibration.
-    precision_options.ranges = file->ranges;
-    precision_options.weight_scales = file->weight_scales;
-    network.metadata["quantization"] = {{"method", "file"},
-                                        {"images", 0},
-                                        {"keep_float", options.keep_float},
-                                        {"int8_head", options.int8_head}};
-  } else if (precision == "int8") {
+  if (precision == "int8") {
     if (options.calib_images.empty() && options.calib_table_in.empty())
       fail("--precision int8 needs calibration data: --calib-images DIR or an existing --calib-table FILE");
     const CalibrationTable table = calibration_table(model, plan, options, network.metadata);
@@ -313,35 +305,16 @@ std::string resolve_precision(const CompileOptions& options, bool file_quantized
   return "f32";
 }
 
-// Static quantization of the file, when the precision is int8: rewritten as the float graph it quantizes,
-// with the file's ranges and weight scales for the precision pass; said once at info level (what runs int8,
-// what runs float, what is approximated). Where the rewrite cannot express the file, the precision falls
-// back to f32 and the file runs as written (its integer arithmetic in float, src/ops/quantize.cpp). Files
-// with QLinearConv never come here (apply_file_integers); the rewrite needs a QLinearConv, so today it
-// refuses every file that does (QDQ-only files run as written, f32).
-std::optional<FileQuantization> file_quantization(OnnxModel& model, std::string& precision) {
-  // QLinearConv files are imported as written and run int8 on their own integers (apply_file_integers).
-  if (precision != "int8" || !has_static_quantization(model) || has_qlinear_convolutions(model))
-    return std::nullopt;
-  std::string why_not;
-  auto file = dequantize_static_quantization(model, why_not);
-  if (!file) {
-    spdlog::info(
-        "{}: its static quantization runs as written, in float (f32 precision): the int8 path "
-        "cannot express {}",
-        model.label, why_not);
-    precision = "f32";
-    return std::nullopt;
-  }
-  std::string float_ops;
-  for (const auto& [op, count] : file->float_ops) float_ops += fmt::format(", {} {}", count, op);
+// A statically quantized file without QLinearConv (QuantizeLinear/DequantizeLinear only, "QDQ") has no int8
+// path of its own yet: asked for int8, it runs as written, its integer arithmetic in float
+// (src/ops/quantize.cpp), said once at info level. QLinearConv files run int8 (apply_file_integers).
+void run_qdq_as_written(const OnnxModel& model, std::string& precision) {
+  if (precision != "int8" || !has_static_quantization(model) || has_qlinear_convolutions(model)) return;
   spdlog::info(
-      "{}: static quantization: {} QLinearConv run int8 with the file's scales ({} with weight zero points "
-      "requantized symmetric; {} activation ranges with a zero point widened to symmetric int8; uint8 "
-      "activations between convolutions stored as int8 of the same range){}",
-      model.label, file->convolutions, file->asymmetric_weights, file->asymmetric_activations,
-      float_ops.empty() ? "" : fmt::format("; float with dequantized weights:{}", float_ops.substr(1)));
-  return file;
+      "{}: its static quantization (QuantizeLinear/DequantizeLinear, no QLinearConv) runs as written, in "
+      "float (f32 precision): vapipe's int8 path takes QLinearConv files",
+      model.label);
+  precision = "f32";
 }
 
 }  // namespace
@@ -371,7 +344,7 @@ ir::Network compile_onnx(const CompileOptions& options) {
         "its integers would be exact (--precision int8 runs it int8 anyway, approximately)",
         model.label);
   }
-  const std::optional<FileQuantization> file = file_quantization(model, precision);
+  run_qdq_as_written(model, precision);
   std::vector<std::int64_t> batches = options.batches;
   std::sort(batches.begin(), batches.end());
   batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
@@ -402,7 +375,7 @@ ir::Network compile_onnx(const CompileOptions& options) {
   }
   if (progress) progress->finish();
   progress.reset();
-  apply_network_precision(network, precision, model, plan, options, file);
+  apply_network_precision(network, precision, model, plan, options);
   if (channels_last_heads(plan)) {
     // After the precision pass, which keeps the head convolutions (graph outputs) float by default.
     for (auto& stage : network.stages) make_outputs_channels_last(stage.graph);

@@ -202,8 +202,7 @@ class PrecisionPass {
     const ir::Tensor& weights = graph_.tensors[static_cast<std::size_t>(node.inputs[1])];
     std::vector<std::int8_t> q;
     std::vector<float> scales;
-    if (!file_weights(weights, q, scales))
-      quantize_weights(weights.data->as<float>(), static_cast<std::size_t>(weights.shape[0]), q, scales);
+    quantize_weights(weights.data->as<float>(), static_cast<std::size_t>(weights.shape[0]), q, scales);
     ir::Tensor quantized;
     quantized.name = weights.name + ".s8";
     quantized.dtype = DType::kS8;
@@ -211,31 +210,6 @@ class PrecisionPass {
     quantized.data = ir::ConstBytes::from_vector(std::move(q));
     node.attrs["weight_scales"] = scales;
     node.inputs[1] = graph_.add_tensor(std::move(quantized));
-  }
-
-  // The file's own integers: the weights are q * scale[channel] with integer q in [-128, 127] (checked, as
-  // a fold after import would have changed them).
-  bool file_weights(const ir::Tensor& weights, std::vector<std::int8_t>& q,
-                    std::vector<float>& scales) const {
-    const auto found = options_.weight_scales.find(weights.name);
-    if (found == options_.weight_scales.end()) return false;
-    const auto values = weights.data->as<float>();
-    const std::size_t channels = found->second.size();
-    if (channels == 0 || static_cast<std::int64_t>(channels) != weights.shape[0] ||
-        values.size() % channels != 0)
-      return false;
-    const std::size_t per_channel = values.size() / channels;
-    q.resize(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      const float scale = found->second[i / per_channel];
-      const float integer = std::nearbyint(values[i] / scale);
-      if (!(scale > 0.0F) || integer < -128.0F || integer > 127.0F ||
-          std::fabs(values[i] / scale - integer) > 1e-3F)
-        return false;
-      q[i] = static_cast<std::int8_t>(integer);
-    }
-    scales = found->second;
-    return true;
   }
 
   Graph& graph_;

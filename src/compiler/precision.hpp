@@ -25,10 +25,6 @@ struct PrecisionOptions {
   std::string precision = "f32";              // f32 | int8 | bf16
   std::map<std::string, TensorRange> ranges;  // int8: by tensor name (every activation of the graph)
   std::set<std::string> keep_float;           // node names that stay f32
-  // int8: per-output-channel scales of weights the model file quantized itself (pre-quantized ONNX), by
-  // the weight tensor's name; used where the weights are those integers times the scales, instead of
-  // scales from the weights' range.
-  std::map<std::string, std::vector<float>> weight_scales;
   // int8: convolutions writing a graph output (the detection heads) stay f32 unless this is set. Measured
   // on YOLOv5n (docs/performance.md): int8 heads cost 0.05-0.06 of detection mAP@0.5 against FP32 and
   // saved no time (their channels-last output needs a transpose the f32 head writes directly).

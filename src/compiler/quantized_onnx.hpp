@@ -25,27 +25,7 @@ int fold_dynamic_quantization(OnnxModel& model);
 bool has_static_quantization(const OnnxModel& model);
 
 // Whether the file holds QLinearConv nodes (QOperator format): those run int8 as written
-// (compiler/precision.hpp, convert_integer_convolutions) rather than through the float rewrite below.
+// (compiler/precision.hpp, convert_integer_convolutions).
 bool has_qlinear_convolutions(const OnnxModel& model);
-
-// What a statically quantized file says about its quantization, for the int8 precision pass
-// (compiler/precision.hpp) to use instead of calibrating.
-struct FileQuantization {
-  std::map<std::string, TensorRange> ranges;                // by tensor name: the file's activation ranges
-  std::map<std::string, std::vector<float>> weight_scales;  // by float weight initializer: the file's scales
-  int convolutions = 0;                                     // QLinearConv rewritten
-  std::map<std::string, int> float_ops;                     // other QLinear ops, which run float, by op
-  int asymmetric_weights = 0;      // QLinearConv with weight zero points: requantized symmetric (own scales)
-  int asymmetric_activations = 0;  // activation ranges with a zero point, widened to symmetric int8
-};
-
-// Rewrites static quantization (QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul and the
-// com.microsoft QLinearAdd, QLinearGlobalAveragePool) as the float graph it quantizes: weights and biases
-// dequantized at compile time, an activation folded into a range that starts at 0 (ReLU, ReLU6) restored
-// as a Clip to that range, and the file's activation ranges and weight scales returned so the int8
-// precision pass quantizes where the file did. Returns nullopt with `why_not` set, the model unchanged,
-// when the file has what this cannot rewrite (another quantized op, per-axis activation quantization,
-// 16-bit types): the importer then computes the file as written (src/ops/quantize.cpp).
-std::optional<FileQuantization> dequantize_static_quantization(OnnxModel& model, std::string& why_not);
 
 }  // namespace vapipe::compiler

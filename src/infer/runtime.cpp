@@ -184,7 +184,11 @@ class ExecutionContext::Impl {
   }
 
   Impl(std::shared_ptr<const Network> network, ContextOptions options)
-      : network_(std::move(network)), threads_(team_size(options.threads, network_->name())) {
+      : network_(std::move(network)),
+        threads_(team_size(options.threads, network_->name())),
+        lowering_{.gated_outputs_per_anchor = options.head_gate.outputs_per_anchor,
+                  .gate_channel = options.head_gate.gate_channel,
+                  .gate_logit = options.head_gate.gate_logit} {
     const char* profile = std::getenv("VAPIPE_PROFILE");
     profile_ = profile != nullptr && *profile != '\0' && *profile != '0';
     if (!cpu_has_native(network_->precision())) {
@@ -197,7 +201,7 @@ class ExecutionContext::Impl {
     std::size_t scratchpad_bytes = 0;
     for (const auto& ir_stage : network_->ir().stages) {
       infer::StagePlan plan = infer::build_stage_plan(ir_stage.graph, ir_stage.batch, engine_,
-                                                      network_->name(), packed_constants_);
+                                                      network_->name(), packed_constants_, lowering_);
       spdlog::debug("network '{}' stage {}: {} steps, arena {:.1f} MB, scratchpad {:.1f} MB",
                     network_->name(), plan.batch, plan.steps.size(),
                     static_cast<double>(plan.arena_bytes) / 1e6,
@@ -330,8 +334,8 @@ class ExecutionContext::Impl {
     constexpr std::size_t kMaxCachedShapes = 8;
     if (dynamic_stages_.size() == kMaxCachedShapes) dynamic_stages_.erase(dynamic_stages_.begin());
     auto stage = std::make_unique<Stage>();
-    stage->plan =
-        infer::build_stage_plan(graph, compiled.plan.batch, engine_, network_->name(), packed_constants_);
+    stage->plan = infer::build_stage_plan(graph, compiled.plan.batch, engine_, network_->name(),
+                                          packed_constants_, lowering_);
     if (stage->plan.scratchpad_bytes > scratchpad_.size())
       stage->own_scratchpad = AlignedBuffer(stage->plan.scratchpad_bytes);
     if (stage->plan.arena_bytes > arena_.size()) stage->own_arena = AlignedBuffer(stage->plan.arena_bytes);
@@ -446,6 +450,7 @@ class ExecutionContext::Impl {
 
   std::shared_ptr<const Network> network_;
   int threads_;
+  ops::LoweringOptions lowering_;
   bool profile_ = false;
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{engine_};

@@ -42,8 +42,9 @@ void place_in_arena(StagePlan& plan) {
 }  // namespace
 
 StagePlan build_stage_plan(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,
-                           const std::string& network_name, PackedConstants& packed_constants) {
-  StagePlan plan = ops::Lowering(graph, batch, engine, network_name, packed_constants).run();
+                           const std::string& network_name, PackedConstants& packed_constants,
+                           const ops::LoweringOptions& options) {
+  StagePlan plan = ops::Lowering(graph, batch, engine, network_name, packed_constants, options).run();
   place_in_arena(plan);
   return plan;
 }

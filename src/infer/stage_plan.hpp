@@ -18,6 +18,7 @@ using ops::Step;
 using ops::Value;
 
 StagePlan build_stage_plan(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,
-                           const std::string& network_name, PackedConstants& packed_constants);
+                           const std::string& network_name, PackedConstants& packed_constants,
+                           const ops::LoweringOptions& options = {});
 
 }  // namespace vapipe::infer

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "models/yolo_decode_common.hpp"
 
 namespace vapipe::models {
 
@@ -190,6 +191,16 @@ PostProcessor::PostProcessor(const nlohmann::json& metadata, const std::vector<T
   }
   if (num_classes_ <= 0) fail("network metadata: num_classes is missing or not positive");
   converted_.resize(outputs.size());
+}
+
+HeadGate PostProcessor::head_gate() const {
+  if (type_ != ModelType::kYolov5Raw || levels_.empty()) return {};
+  for (const Level& level : levels_) {
+    if (!level.channels_last) return {};
+  }
+  return {.outputs_per_anchor = 5 + num_classes_,
+          .gate_channel = 4,
+          .gate_logit = detail::logit_floor(options_.thresholds.objectness_floor())};
 }
 
 std::string PostProcessor::label(int class_id) const {

@@ -53,6 +53,10 @@ class PostProcessor {
            std::vector<Detection>& detections);
 
   ModelType model_type() const { return type_; }
+  // Raw YOLOv5 heads read channels-last: what an ExecutionContext may skip for this decoder (HeadGate):
+  // it reads an anchor's box and classes only where its objectness logit is above logit(objectness
+  // floor). Disabled (outputs_per_anchor 0) for every other decoder.
+  HeadGate head_gate() const;
   int num_classes() const { return num_classes_; }
   const std::vector<std::string>& class_names() const { return class_names_; }
   // The class name, or the id as text when the metadata has no names.

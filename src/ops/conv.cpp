@@ -353,6 +353,54 @@ int weight_value(Lowering& l, int tensor, const memory::desc& stored_md, const m
   return packed;
 }
 
+// A float 1x1 head convolution read channels-last, computed where the decoder reads it (HeadGate in
+// include/vapipe/runtime.hpp): true when it was lowered so.
+bool lower_gated_head(Lowering& l, const ir::Node& node, const ConvPrecision& precision) {
+  const LoweringOptions& gate = l.options();
+  const int per_anchor = gate.gated_outputs_per_anchor;
+  if (per_anchor <= 0 || precision.src != kF32 || precision.weights != kF32) return false;
+  const auto& attrs = node.attrs;
+  const int x = node.inputs.at(0);
+  const int w = node.inputs.at(1);
+  const int b = node.inputs.size() > 2 ? node.inputs[2] : -1;
+  const int y = node.outputs.at(0);
+  const Shape& w_shape = l.shape(w);
+  const bool has_sum = node.inputs.size() > 3 && node.inputs[3] >= 0;
+  if (has_sum || !attrs.value("post_ops", json::array()).empty() ||
+      attrs.value("group", std::int64_t{1}) != 1 || w_shape.size() != 4 || w_shape[2] != 1 ||
+      w_shape[3] != 1 || int_attr(attrs, "strides", {1, 1}) != std::vector<std::int64_t>{1, 1} ||
+      int_attr(attrs, "pads", {0, 0, 0, 0}) != std::vector<std::int64_t>(4, 0) ||
+      int_attr(attrs, "dilations", {1, 1}) != std::vector<std::int64_t>{1, 1} || !l.read_channels_last(y))
+    return false;
+  const std::int64_t out_channels = w_shape[0];
+  if (out_channels % per_anchor != 0 || gate.gate_channel < 0 || gate.gate_channel >= per_anchor)
+    return false;
+  const auto& weights = l.tensor(w);
+  if (!weights.is_constant() || weights.dtype != DType::kF32) return false;
+  const float* bias = nullptr;
+  if (b >= 0) {
+    const auto& info = l.tensor(b);
+    if (!info.is_constant() || info.dtype != DType::kF32 ||
+        info.data->size != static_cast<std::size_t>(out_channels) * sizeof(float))
+      return false;
+    bias = info.data->as<float>().data();
+  }
+  const Shape& x_shape = l.shape(x);
+  const Shape& y_shape = l.shape(y);
+  const int src = l.value_as(x, memory::desc(Dims(x_shape.begin(), x_shape.end()), kF32, Tag::acdb));
+  const int dst = l.define_output(y, memory::desc(Dims(y_shape.begin(), y_shape.end()), kF32, Tag::acdb));
+  // The weights and bias are read in place from the package, which the network keeps mapped.
+  l.add_kernel(
+      [input_channels = x_shape[1], pixels = y_shape[0] * y_shape[2] * y_shape[3], out_channels, per_anchor,
+       weights = weights.data->as<float>().data(), bias, gate_channel = gate.gate_channel,
+       gate_logit = gate.gate_logit](const std::vector<void*>& data) {
+        gated_head_1x1(static_cast<const float*>(data[0]), weights, bias, static_cast<float*>(data[1]),
+                       pixels, input_channels, out_channels, per_anchor, gate_channel, gate_logit);
+      },
+      {src, dst});
+  return true;
+}
+
 void lower_conv(Lowering& l, const ir::Node& node) {
   const auto& attrs = node.attrs;
   const ResidualMode residual_mode = residual_mode_from_environment();
@@ -377,6 +425,7 @@ void lower_conv(Lowering& l, const ir::Node& node) {
   for (auto& d : dilations) d -= 1;  // oneDNN counts the gaps, ONNX the step
   const Shape& y_shape = l.shape(y);
   const ConvPrecision precision = conv_precision(l, node, y_shape[1]);
+  if (lower_gated_head(l, node, precision)) return;
   const bool int8 = precision.weights == kS8;
   const memory::desc any_src(Dims(l.shape(x).begin(), l.shape(x).end()), precision.src, Tag::any);
   const memory::desc any_weights(weight_dims, precision.weights, Tag::any);

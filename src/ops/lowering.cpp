@@ -14,6 +14,8 @@ using Tag = memory::format_tag;
 
 namespace {
 constexpr memory::data_type kF32 = memory::data_type::f32;
+constexpr memory::data_type kS8 = memory::data_type::s8;
+constexpr memory::data_type kU8 = memory::data_type::u8;
 }  // namespace
 
 dnnl::memory::desc plain_md(const Shape& shape, memory::data_type type) {
@@ -46,8 +48,12 @@ std::vector<std::int64_t> int_attr(const nlohmann::json& attrs, const char* key,
 }
 
 Lowering::Lowering(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine,
-                   std::string network, PackedConstants& packed_constants)
-    : graph_(graph), engine_(engine), network_(std::move(network)), packed_constants_(packed_constants) {
+                   std::string network, PackedConstants& packed_constants, LoweringOptions options)
+    : graph_(graph),
+      engine_(engine),
+      network_(std::move(network)),
+      options_(options),
+      packed_constants_(packed_constants) {
   plan_.batch = batch;
   attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   tensor_value_.assign(graph.tensors.size(), -1);
@@ -293,6 +299,21 @@ void Lowering::add_reorder(int source, int target, const std::string& what, floa
     step.node_name = what;
     step.kernel = [n = dims[0], c = dims[1], hw = dims[2] * dims[3]](const std::vector<void*>& data) {
       nhwc_to_nchw(static_cast<const float*>(data[0]), static_cast<float*>(data[1]), n, c, hw);
+    };
+    step.args = {{0, source}, {0, target}};
+    plan_.steps.push_back(std::move(step));
+    return;
+  }
+  // The image quantized for an int8 first convolution: plain f32 planes into channels-last integers.
+  const bool to_integers = to.data_type() == kU8 || to.data_type() == kS8;
+  if (to_integers && from.data_type() == kF32 && from.data.ndims == 4 && tag_of(from) == Tag::abcd &&
+      to == memory::desc(from.dims(), to.data_type(), Tag::acdb)) {
+    const Dims dims = from.dims();
+    Step step;
+    step.node_name = what;
+    step.kernel = [n = dims[0], c = dims[1], hw = dims[2] * dims[3], scale,
+                   unsigned_output = to.data_type() == kU8](const std::vector<void*>& data) {
+      quantize_nchw_to_nhwc(static_cast<const float*>(data[0]), data[1], n, c, hw, scale, unsigned_output);
     };
     step.args = {{0, source}, {0, target}};
     plan_.steps.push_back(std::move(step));

@@ -92,12 +92,19 @@ std::vector<std::int64_t> int_attr(const nlohmann::json& attrs, const char* key,
 
 // The state of one stage's lowering and the services operators lower through. Values are numbered in
 // `plan.values`; a graph tensor gets its value when its producer defines it (define_output).
+// What an execution context asks of its lowering beyond the graph (include/vapipe/runtime.hpp, HeadGate).
+struct LoweringOptions {
+  int gated_outputs_per_anchor = 0;  // 0: heads computed whole
+  int gate_channel = 4;
+  float gate_logit = 0.0F;
+};
+
 class Lowering {
  public:
   using Tag = dnnl::memory::format_tag;
 
   Lowering(const ir::Graph& graph, std::int64_t batch, const dnnl::engine& engine, std::string network,
-           PackedConstants& packed_constants);
+           PackedConstants& packed_constants, LoweringOptions options = {});
 
   // Lowers every node through the registry, then binds the graph outputs (zero copy where the producer can
   // write them plain). The caller places the arena values.
@@ -109,6 +116,7 @@ class Lowering {
   const ir::Tensor& tensor(int tensor) const { return graph_.tensors[static_cast<std::size_t>(tensor)]; }
   const dnnl::engine& engine() const { return engine_; }
   const std::string& network() const { return network_; }
+  const LoweringOptions& options() const { return options_; }
   const ir::Node& node() const { return graph_.nodes[static_cast<std::size_t>(current_node_)]; }
   // A default attribute: user-managed scratchpad, no post-ops.
   const dnnl::primitive_attr& plain_attr() const { return attr_; }
@@ -189,6 +197,7 @@ class Lowering {
   const ir::Graph& graph_;
   const dnnl::engine& engine_;
   std::string network_;
+  LoweringOptions options_;
   PackedConstants& packed_constants_;
   StagePlan plan_;
   dnnl::primitive_attr attr_;

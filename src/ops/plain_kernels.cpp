@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.hpp"
 
@@ -96,6 +97,134 @@ void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::in
         for (std::int64_t c = c_begin; c < c_end; ++c) {
           for (std::int64_t s = s_begin; s < s_end; ++s) target[c * spatial + s] = source[s * channels + c];
         }
+      }
+    }
+  }
+}
+
+namespace {
+
+// Rounds to the nearest integer, ties to even (the default FP rounding mode) for |x| <= 2^22, by adding and
+// removing 1.5 * 2^23: vectorizes where std::nearbyint does not. The values here are clamped to
+// [-128, 255] first. (Needs IEEE arithmetic: no -ffast-math, which would fold it away.)
+inline float round_half_even(float x) {
+  constexpr float kMagic = 12582912.0F;  // 1.5 * 2^23
+  return (x + kMagic) - kMagic;
+}
+
+template <typename Integer>
+void quantize_planes(const float* input, Integer* output, std::int64_t batch, std::int64_t channels,
+                     std::int64_t spatial, float scale) {
+  constexpr float kLow = std::is_signed_v<Integer> ? -128.0F : 0.0F;
+  constexpr float kHigh = std::is_signed_v<Integer> ? 127.0F : 255.0F;
+  constexpr std::int64_t kChunk = 256;  // pixels per chunk: the planes' rows stay in L1 while interleaved
+  const std::int64_t chunks = (spatial + kChunk - 1) / kChunk;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (std::int64_t n = 0; n < batch; ++n) {
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::int64_t begin = chunk * kChunk;
+      const std::int64_t count = std::min(kChunk, spatial - begin);
+      Integer* pixels = output + (n * spatial + begin) * channels;
+      if (channels == 3 || channels == 4) {
+        // Each pixel's channels packed into one 32-bit word, stored with one (unaligned) store: for 3
+        // channels the next pixel's store overwrites the spare byte, and the chunk's last pixel is stored
+        // byte by byte so that nothing is written past the tensor.
+        alignas(64) std::uint32_t packed[kChunk] = {};
+        for (std::int64_t c = 0; c < channels; ++c) {
+          const float* plane = input + (n * channels + c) * spatial + begin;
+          for (std::int64_t s = 0; s < count; ++s) {
+            const float v = std::min(std::max(plane[s] * scale, kLow), kHigh);
+            const auto q = static_cast<std::int32_t>(round_half_even(v));
+            packed[s] |= (static_cast<std::uint32_t>(q) & 0xFFU) << (8 * c);
+          }
+        }
+        auto* bytes = reinterpret_cast<unsigned char*>(pixels);
+        for (std::int64_t s = 0; s + 1 < count; ++s) std::memcpy(bytes + s * channels, &packed[s], 4);
+        std::memcpy(bytes + (count - 1) * channels, &packed[count - 1], static_cast<std::size_t>(channels));
+        continue;
+      }
+      alignas(64) std::int32_t rounded[kChunk];
+      for (std::int64_t c = 0; c < channels; ++c) {
+        const float* plane = input + (n * channels + c) * spatial + begin;
+        for (std::int64_t s = 0; s < count; ++s) {
+          const float v = std::min(std::max(plane[s] * scale, kLow), kHigh);
+          rounded[s] = static_cast<std::int32_t>(round_half_even(v));
+        }
+        Integer* target = pixels + c;
+        for (std::int64_t s = 0; s < count; ++s) target[s * channels] = static_cast<Integer>(rounded[s]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_nchw_to_nhwc(const float* input, void* output, std::int64_t batch, std::int64_t channels,
+                           std::int64_t spatial, float scale, bool unsigned_output) {
+  if (unsigned_output) {
+    quantize_planes(input, static_cast<std::uint8_t*>(output), batch, channels, spatial, scale);
+  } else {
+    quantize_planes(input, static_cast<std::int8_t*>(output), batch, channels, spatial, scale);
+  }
+}
+
+void quantize_nchw_to_nhwc_reference(const float* input, void* output, std::int64_t batch,
+                                     std::int64_t channels, std::int64_t spatial, float scale,
+                                     bool unsigned_output) {
+  const float low = unsigned_output ? 0.0F : -128.0F;
+  const float high = unsigned_output ? 255.0F : 127.0F;
+  for (std::int64_t n = 0; n < batch; ++n) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      for (std::int64_t s = 0; s < spatial; ++s) {
+        const float scaled = input[(n * channels + c) * spatial + s] * scale;
+        const float q = std::nearbyint(std::clamp(scaled, low, high));
+        const std::size_t at = static_cast<std::size_t>((n * spatial + s) * channels + c);
+        if (unsigned_output) {
+          static_cast<std::uint8_t*>(output)[at] = static_cast<std::uint8_t>(q);
+        } else {
+          static_cast<std::int8_t*>(output)[at] = static_cast<std::int8_t>(q);
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+// Eight independent partial sums (the compiler vectorizes them without reassociating anything), added
+// in a fixed order: the same inputs always give the same bits.
+inline float dot(const float* a, const float* b, std::int64_t n) {
+  float partial[8] = {};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) partial[j] += a[i + j] * b[i + j];
+  }
+  float tail = 0.0F;
+  for (; i < n; ++i) tail += a[i] * b[i];
+  return tail + (((partial[0] + partial[4]) + (partial[1] + partial[5])) +
+                 ((partial[2] + partial[6]) + (partial[3] + partial[7])));
+}
+
+}  // namespace
+
+void gated_head_1x1(const float* input, const float* weights, const float* bias, float* output,
+                    std::int64_t pixels, std::int64_t in_channels, std::int64_t out_channels, int per_anchor,
+                    int gate_channel, float gate_logit) {
+  const std::int64_t anchors = out_channels / per_anchor;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t p = 0; p < pixels; ++p) {
+    const float* x = input + p * in_channels;
+    float* y = output + p * out_channels;
+    for (std::int64_t a = 0; a < anchors; ++a) {
+      const std::int64_t first = a * per_anchor;
+      const std::int64_t gate = first + gate_channel;
+      const float logit =
+          dot(x, weights + gate * in_channels, in_channels) + (bias != nullptr ? bias[gate] : 0.0F);
+      y[gate] = logit;
+      if (logit <= gate_logit) continue;  // (a NaN gate computes the anchor)
+      for (std::int64_t o = first; o < first + per_anchor; ++o) {
+        if (o == gate) continue;
+        y[o] = dot(x, weights + o * in_channels, in_channels) + (bias != nullptr ? bias[o] : 0.0F);
       }
     }
   }

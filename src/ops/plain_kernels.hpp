@@ -35,6 +35,26 @@ void concat_plain(const std::vector<void*>& buffers, const std::vector<std::int6
 void nhwc_to_nchw(const float* input, float* output, std::int64_t batch, std::int64_t channels,
                   std::int64_t spatial);
 
+// An image's f32 planes [N, C, HW] quantized into channels-last integers [N, HW, C]: q = saturate(round half
+// to even(x * scale)) to u8 (`unsigned_output`) or s8, as oneDNN's reorder computes it. oneDNN 2.6's reorder
+// takes 1.0-1.3 ms for a 3x640x640 input (one int8 network's first step, a tenth of its run); this one
+// streams the planes in chunks. Any channel count; the image's 1-4 are what it is for.
+void quantize_nchw_to_nhwc(const float* input, void* output, std::int64_t batch, std::int64_t channels,
+                           std::int64_t spatial, float scale, bool unsigned_output);
+// The same, one element at a time: the differential tests' ground truth.
+void quantize_nchw_to_nhwc_reference(const float* input, void* output, std::int64_t batch,
+                                     std::int64_t channels, std::int64_t spatial, float scale,
+                                     bool unsigned_output);
+
+// A 1x1 detection-head convolution computed where a decoder reads it (include/vapipe/runtime.hpp,
+// HeadGate): input [pixels, in_channels] and output [pixels, out_channels] channels-last, weights
+// [out_channels, in_channels], bias [out_channels] (or null). out_channels is anchors x per_anchor; every
+// anchor's `gate_channel` is written, its other channels only where that value is not <= gate_logit.
+// YOLOv5n's 80x80 head is 13 % of its int8 run computed whole; a scene keeps ~1 % of its anchors.
+void gated_head_1x1(const float* input, const float* weights, const float* bias, float* output,
+                    std::int64_t pixels, std::int64_t in_channels, std::int64_t out_channels, int per_anchor,
+                    int gate_channel, float gate_logit);
+
 // Softmax (log: log-softmax) over the middle dimension of input viewed as [outer, length, inner], inner > 1.
 // oneDNN 2.6's softmax along a non-innermost axis falls to its reference kernel: YOLOv8's DFL softmax
 // ([1, 16, 4, 8400], axis 1) took 35 of 94 ms of the whole network there.

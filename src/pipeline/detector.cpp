@@ -1,7 +1,9 @@
 #include "pipeline/detector.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -238,8 +240,16 @@ void Detector::batcher_loop() {
   if (--batchers_running_ == 0) inference_.close();
 }
 
+// The heads computed only where the decoder reads them (HeadGate): on unless VAPIPE_HEAD_GATE=0, which
+// benchmarks use to measure what it saves (docs/performance.md).
+HeadGate Detector::head_gate() const {
+  const char* setting = std::getenv("VAPIPE_HEAD_GATE");
+  if (setting != nullptr && std::string_view(setting) == "0") return {};
+  return labels_->head_gate();
+}
+
 void Detector::inference_loop() {
-  ExecutionContext context(network_, {.threads = options_.context_threads});
+  ExecutionContext context(network_, {.threads = options_.context_threads, .head_gate = head_gate()});
   std::vector<TensorView> outputs;
   while (auto batch = inference_.pop()) {
     formation_slots_.release();  // the next batch may be formed while this one runs

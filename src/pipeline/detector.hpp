@@ -81,6 +81,7 @@ class Detector {
   void inference_loop();
   void postprocess_loop();
   models::PostprocessOptions postprocess_options() const;
+  HeadGate head_gate() const;
   // A live frame that will have waited longer than config_.max_latency_ms when its batch starts: delivered
   // as dropped (kStale).
   bool drop_if_stale(FrameTaskPtr& task, Clock::time_point now);

@@ -2,7 +2,9 @@
 // Ctrl-C drains and closes every output (MP4s readable, every result line matches a video frame);
 // passthrough outputs pushed to real servers (ffmpeg listening for RTSP ANNOUNCE/RECORD and on TCP)
 // arrive with their SEI detections.
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <string>
 #include <thread>
@@ -223,6 +225,50 @@ TEST(RunCommand, PassthroughReachesAnRtspServerAndATcpListenerWithSei) {
       }
     }
   }
+}
+
+// The pipeline computes YOLOv5's heads only where its decoder reads them (HeadGate, on by default):
+// every frame's detections must be those of the whole heads (VAPIPE_HEAD_GATE=0), up to float rounding.
+TEST(RunCommand, GatedHeadsGiveTheDetectionsOfWholeHeads) {
+  VAPIPE_REQUIRE_MODEL("yolov5n.onnx");
+  const auto clip = io::test::mp4_clip();
+  VAPIPE_REQUIRE_CLIP(clip, "MP4");
+  const fs::path dir = test::scratch_dir();
+  std::map<std::string, std::vector<nlohmann::json>> frames;  // per run: every result line, by frame
+  for (const std::string gate : {"1", "0"}) {
+    const fs::path results = dir / ("gate-" + gate + ".jsonl");
+    const fs::path config = write_config(
+        dir, base_config(clip.string(), 1, {{"output_mode", "results"}, {"results_path", results.string()}},
+                         {{"loop", false}, {"pace", false}}));
+    ::setenv("VAPIPE_HEAD_GATE", gate.c_str(), 1);  // inherited by the CLI std::system starts
+    const RunResult run = run_vapipe(
+        dir,
+        fmt::format("run -c '{}' --stats none --cache-dir '{}'", config.string(), model_cache().string()),
+        300);
+    ::unsetenv("VAPIPE_HEAD_GATE");
+    ASSERT_EQ(run.exit_code, 0) << (run.stderr_lines.empty() ? "" : run.stderr_lines.back());
+    for (const auto& line : read_lines(results)) frames[gate].push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(frames["1"].size(), frames["0"].size());
+  ASSERT_GE(frames["1"].size(), 30U);
+  std::size_t boxes = 0;
+  for (std::size_t f = 0; f < frames["1"].size(); ++f) {
+    const auto& gated = frames["1"][f].at("detections");
+    const auto& whole = frames["0"][f].at("detections");
+    ASSERT_EQ(frames["1"][f].at("frame"), frames["0"][f].at("frame"));
+    ASSERT_EQ(gated.size(), whole.size()) << "frame " << f;
+    for (std::size_t d = 0; d < gated.size(); ++d) {
+      EXPECT_EQ(gated[d].at("class_id"), whole[d].at("class_id")) << "frame " << f;
+      EXPECT_NEAR(gated[d].at("score").get<double>(), whole[d].at("score").get<double>(), 1e-4)
+          << "frame " << f;
+      for (std::size_t k = 0; k < 4; ++k) {
+        EXPECT_NEAR(gated[d].at("box")[k].get<double>(), whole[d].at("box")[k].get<double>(), 1e-2)
+            << "frame " << f;
+      }
+      ++boxes;
+    }
+  }
+  EXPECT_GE(boxes, 100U) << "vtest's pedestrians: the comparison must see detections";
 }
 
 }  // namespace

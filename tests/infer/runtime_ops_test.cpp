@@ -2,6 +2,7 @@
 // small networks that exercise layouts (blocked/plain), in-place sums, aliasing views and partial batches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -245,6 +246,73 @@ TEST(RuntimeOps, DifferentNetworksRunConcurrentlyFromDifferentThreads) {
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(mismatches, std::vector<int>(networks.size(), 0));
+}
+
+// Raw YOLO-style heads (a 1x1 conv read through a channels-last Transpose) with a HeadGate: every anchor's
+// gate channel equals the whole computation's, an anchor above the gate equals it entirely, and an anchor
+// below it leaves its other channels as the caller's buffer held them. A head with a post-op, and the
+// same graph without a gate, are computed whole.
+TEST(RuntimeOps, GatedHeadsComputeWhatTheDecoderReads) {
+  constexpr std::int64_t kPerAnchor = 7, kAnchors = 3, kChannels = 16, kHeight = 9, kWidth = 11;
+  constexpr std::int64_t kOut = kPerAnchor * kAnchors;
+  const GraphFactory factory = [](std::int64_t batch) {
+    test::GraphBuilder g(5);
+    const int x = g.input({batch, kChannels, kHeight, kWidth});
+    const int trunk = g.conv(x, kChannels, 3, 1, {{{"op", "relu"}}});
+    const auto head = [&](nlohmann::json post_ops) {
+      const int y = g.conv(trunk, kOut, 1, 1, std::move(post_ops));
+      return g.node("Transpose", {y}, {{batch, kHeight, kWidth, kOut}}, {{"perm", {0, 2, 3, 1}}})[0];
+    };
+    const int gated = head(nlohmann::json::array());
+    const int with_post_op = head({{{"op", "sigmoid"}}});
+    return g.finish({gated, with_post_op});
+  };
+  const auto network = make_network(factory, {1, 4});
+  const auto input = random_values({4, kChannels, kHeight, kWidth}, 21);
+  const ConstTensorView in{input.data(), DType::kF32, {4, kChannels, kHeight, kWidth}};
+  ExecutionContext whole(network, {.threads = 1});
+  whole.run({in});
+  const auto* expected = static_cast<const float*>(whole.output(0).data);
+  const auto* expected_post = static_cast<const float*>(whole.output(1).data);
+  const std::size_t count = static_cast<std::size_t>(4 * kHeight * kWidth * kOut);
+
+  // The gate at the median of the gate channels: about half the anchors pass.
+  std::vector<float> gates;
+  for (std::size_t i = 4; i < count; i += kPerAnchor) gates.push_back(expected[i]);
+  std::nth_element(gates.begin(), gates.begin() + static_cast<std::ptrdiff_t>(gates.size() / 2), gates.end());
+  const float gate_logit = gates[gates.size() / 2];
+
+  for (const int threads : {1, 2}) {
+    SCOPED_TRACE(threads);
+    ExecutionContext gated(
+        network,
+        {.threads = threads,
+         .head_gate = {.outputs_per_anchor = kPerAnchor, .gate_channel = 4, .gate_logit = gate_logit}});
+    constexpr float kUntouched = -12345.0F;
+    std::vector<float> out(count, kUntouched), out_post(count, kUntouched);
+    const TensorView views[] = {{out.data(), DType::kF32, {4, kHeight, kWidth, kOut}},
+                                {out_post.data(), DType::kF32, {4, kHeight, kWidth, kOut}}};
+    gated.run(std::span(&in, 1), views);
+    std::size_t passed = 0, skipped = 0;
+    for (std::size_t anchor = 0; anchor < count / kPerAnchor; ++anchor) {
+      const std::size_t first = anchor * kPerAnchor;
+      const float gate = out[first + 4];
+      ASSERT_NEAR(gate, expected[first + 4], 1e-4F) << "anchor " << anchor;
+      const bool computed = gate > gate_logit;
+      (computed ? passed : skipped) += 1;
+      for (std::size_t c = 0; c < kPerAnchor; ++c) {
+        if (c == 4) continue;
+        if (computed) {
+          ASSERT_NEAR(out[first + c], expected[first + c], 1e-4F) << "anchor " << anchor << " channel " << c;
+        } else {
+          ASSERT_EQ(out[first + c], kUntouched) << "anchor " << anchor << " channel " << c;
+        }
+      }
+    }
+    EXPECT_GT(passed, count / kPerAnchor / 4);
+    EXPECT_GT(skipped, count / kPerAnchor / 4);
+    for (std::size_t i = 0; i < count; ++i) ASSERT_NEAR(out_post[i], expected_post[i], 1e-5F) << i;
+  }
 }
 
 TEST(RuntimeOps, CallerOwnedOutputsAndWrongShapes) {

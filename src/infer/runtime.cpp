@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <string_view>
 #include <unordered_map>
 
 #include <dnnl.hpp>
@@ -191,6 +193,9 @@ class ExecutionContext::Impl {
                   .gate_logit = options.head_gate.gate_logit} {
     const char* profile = std::getenv("VAPIPE_PROFILE");
     profile_ = profile != nullptr && *profile != '\0' && *profile != '0';
+    // VAPIPE_PROFILE=all lists every step, any other value the 25 slowest.
+    if (profile_ && std::string_view(profile) == "all")
+      profile_rows_ = std::numeric_limits<std::size_t>::max();
     if (!cpu_has_native(network_->precision())) {
       spdlog::warn(
           "network '{}' is {}, but this CPU ({}) has no native {} kernels: oneDNN falls back to slower ones",
@@ -371,7 +376,7 @@ class ExecutionContext::Impl {
       const auto runs = static_cast<double>(stage.runs);
       fmt::print(stderr, "profile: network '{}' stage {}: {:.3f} ms per run over {} runs\n", network_->name(),
                  stage.plan.batch, total / runs, stage.runs);
-      for (std::size_t i = 0; i < std::min<std::size_t>(order.size(), 25); ++i) {
+      for (std::size_t i = 0; i < std::min<std::size_t>(order.size(), profile_rows_); ++i) {
         const auto& step = stage.plan.steps[order[i]];
         fmt::print(stderr, "  {:8.3f} ms  {:5.1f}%  {} {}\n", stage.step_ms[order[i]] / runs,
                    100.0 * stage.step_ms[order[i]] / total, step.kernel ? "kernel" : "onednn",
@@ -452,6 +457,7 @@ class ExecutionContext::Impl {
   int threads_;
   ops::LoweringOptions lowering_;
   bool profile_ = false;
+  std::size_t profile_rows_ = 25;
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{engine_};
   infer::PackedConstants packed_constants_;

@@ -139,6 +139,43 @@ TEST(PlainKernels, GatedHeadMatchesPlainConvolutionWhereTheGatePasses) {
   }
 }
 
+// Seeded differential test of the chunked concatenation, both paths: chunks that are whole 16-byte blocks
+// (inlined vector moves: channels-last s8 and f32 feature maps) and any other size (memcpy).
+TEST(PlainKernels, ConcatPlainMatchesNaiveCopyForEveryChunkSize) {
+  std::mt19937 generator(23);
+  for (int trial = 0; trial < 40; ++trial) {
+    const std::size_t element_bytes = trial % 2 == 0 ? 1 : 4;
+    const bool blocks = trial % 4 < 2;
+    const std::int64_t outer = 1 + generator() % 200;
+    std::vector<std::int64_t> chunks(1 + generator() % 4);
+    for (auto& chunk : chunks) {
+      const std::int64_t per_block = 16 / static_cast<std::int64_t>(element_bytes);
+      chunk = blocks ? per_block * (1 + generator() % 8) : 1 + generator() % 50;
+    }
+    std::vector<std::vector<std::uint8_t>> inputs;
+    std::vector<void*> buffers;
+    std::int64_t row = 0;
+    for (auto chunk : chunks) {
+      inputs.emplace_back(static_cast<std::size_t>(outer * chunk) * element_bytes);
+      for (auto& byte : inputs.back()) byte = static_cast<std::uint8_t>(generator());
+      buffers.push_back(inputs.back().data());
+      row += chunk;
+    }
+    std::vector<std::uint8_t> output(static_cast<std::size_t>(outer * row) * element_bytes, 0);
+    buffers.push_back(output.data());
+    concat_plain(buffers, chunks, outer, element_bytes);
+    std::vector<std::uint8_t> expected;
+    for (std::int64_t o = 0; o < outer; ++o) {
+      for (std::size_t i = 0; i < chunks.size(); ++i) {
+        const auto bytes = static_cast<std::size_t>(chunks[i]) * element_bytes;
+        const auto* begin = inputs[i].data() + static_cast<std::size_t>(o) * bytes;
+        expected.insert(expected.end(), begin, begin + bytes);
+      }
+    }
+    ASSERT_EQ(output, expected) << "trial " << trial;
+  }
+}
+
 TEST(PlainKernels, GatherRowsPicksIndices) {
   const std::vector<float> input{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};  // [2, 3, 2]
   std::vector<float> output(8);

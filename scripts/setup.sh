@@ -146,5 +146,7 @@ fi
 
 log "done: build in $BUILD_DIR/ (run: bash scripts/demo.sh, bash scripts/test.sh)"
 if [[ -f $BUILD_DIR/python/vapipe/__init__.py ]]; then
-  log "Python module: PYTHONPATH=$PWD/$BUILD_DIR/python /usr/bin/python3 -c 'import vapipe' (docs/python.md)"
+  python_dir=$BUILD_DIR/python
+  [[ $python_dir == /* ]] || python_dir=$PWD/$python_dir
+  log "Python module: PYTHONPATH=$python_dir /usr/bin/python3 -c 'import vapipe' (docs/python.md)"
 fi

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.hpp"
+#include "vapipe/head_gate.hpp"
 
 namespace vapipe {
 
@@ -98,17 +99,6 @@ class Model {
 // 256 so a configuration written for a large server still runs on a small one. Far more threads than
 // cores only adds switching, and libgomp crashes or fails to create its team at tens of thousands.
 int max_threads();
-
-// Raw detection heads computed only where a decoder reads them (YOLOv5's: each anchor's objectness logit
-// first, its box and classes only where that logit is above `gate_logit`). Applies to the 1x1 float
-// convolutions writing a channels-last head output of anchors x outputs_per_anchor channels; every anchor's
-// gate channel is always written, its other channels only where the gate is above `gate_logit` (elsewhere
-// the output buffer keeps what it held). Off when outputs_per_anchor is 0: every output computed.
-struct HeadGate {
-  int outputs_per_anchor = 0;  // e.g. 85 for YOLOv5 on COCO (4 box + 1 objectness + 80 classes)
-  int gate_channel = 4;        // the objectness logit, within each anchor's channels
-  float gate_logit = 0.0F;  // the decoder's own floor: it reads nothing more where the gate is not above it
-};
 
 struct ContextOptions {
   int threads = 0;  // worker threads for this context's kernels; 0 = every core; at most max_threads()

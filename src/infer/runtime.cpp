@@ -188,9 +188,7 @@ class ExecutionContext::Impl {
   Impl(std::shared_ptr<const Network> network, ContextOptions options)
       : network_(std::move(network)),
         threads_(team_size(options.threads, network_->name())),
-        lowering_{.gated_outputs_per_anchor = options.head_gate.outputs_per_anchor,
-                  .gate_channel = options.head_gate.gate_channel,
-                  .gate_logit = options.head_gate.gate_logit} {
+        lowering_{.head_gate = options.head_gate} {
     const char* profile = std::getenv("VAPIPE_PROFILE");
     profile_ = profile != nullptr && *profile != '\0' && *profile != '0';
     // VAPIPE_PROFILE=all lists every step, any other value the 25 slowest.

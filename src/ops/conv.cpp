@@ -354,10 +354,10 @@ int weight_value(Lowering& l, int tensor, const memory::desc& stored_md, const m
 }
 
 // A float 1x1 head convolution read channels-last, computed where the decoder reads it (HeadGate in
-// include/vapipe/runtime.hpp): true when it was lowered so.
+// include/vapipe/head_gate.hpp): true when it was lowered so.
 bool lower_gated_head(Lowering& l, const ir::Node& node, const ConvPrecision& precision) {
-  const LoweringOptions& gate = l.options();
-  const int per_anchor = gate.gated_outputs_per_anchor;
+  const HeadGate& gate = l.options().head_gate;
+  const int per_anchor = gate.outputs_per_anchor;
   if (per_anchor <= 0 || precision.src != kF32 || precision.weights != kF32) return false;
   const auto& attrs = node.attrs;
   const int x = node.inputs.at(0);

@@ -295,13 +295,11 @@ void Lowering::add_reorder(int source, int target, const std::string& what, floa
   if (scale == 1.0F && from.data_type() == kF32 && from.data.ndims == 4 && tag_of(from) == Tag::acdb &&
       to == plain_md(from.dims())) {
     const Dims dims = from.dims();
-    Step step;
-    step.node_name = what;
-    step.kernel = [n = dims[0], c = dims[1], hw = dims[2] * dims[3]](const std::vector<void*>& data) {
-      nhwc_to_nchw(static_cast<const float*>(data[0]), static_cast<float*>(data[1]), n, c, hw);
-    };
-    step.args = {{0, source}, {0, target}};
-    plan_.steps.push_back(std::move(step));
+    add_kernel(
+        [n = dims[0], c = dims[1], hw = dims[2] * dims[3]](const std::vector<void*>& data) {
+          nhwc_to_nchw(static_cast<const float*>(data[0]), static_cast<float*>(data[1]), n, c, hw);
+        },
+        {source, target}, what);
     return;
   }
   // The image quantized for an int8 first convolution: plain f32 planes into channels-last integers.
@@ -309,14 +307,13 @@ void Lowering::add_reorder(int source, int target, const std::string& what, floa
   if (to_integers && from.data_type() == kF32 && from.data.ndims == 4 && tag_of(from) == Tag::abcd &&
       to == memory::desc(from.dims(), to.data_type(), Tag::acdb)) {
     const Dims dims = from.dims();
-    Step step;
-    step.node_name = what;
-    step.kernel = [n = dims[0], c = dims[1], hw = dims[2] * dims[3], scale,
-                   unsigned_output = to.data_type() == kU8](const std::vector<void*>& data) {
-      quantize_nchw_to_nhwc(static_cast<const float*>(data[0]), data[1], n, c, hw, scale, unsigned_output);
-    };
-    step.args = {{0, source}, {0, target}};
-    plan_.steps.push_back(std::move(step));
+    add_kernel(
+        [n = dims[0], c = dims[1], hw = dims[2] * dims[3], scale,
+         unsigned_output = to.data_type() == kU8](const std::vector<void*>& data) {
+          quantize_nchw_to_nhwc(static_cast<const float*>(data[0]), data[1], n, c, hw, scale,
+                                unsigned_output);
+        },
+        {source, target}, what);
     return;
   }
   dnnl::primitive_attr attr;
@@ -326,9 +323,10 @@ void Lowering::add_reorder(int source, int target, const std::string& what, floa
   add_primitive(pd, {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, target}}, what);
 }
 
-void Lowering::add_kernel(std::function<void(const std::vector<void*>&)> kernel, std::vector<int> values) {
+void Lowering::add_kernel(std::function<void(const std::vector<void*>&)> kernel, std::vector<int> values,
+                          const std::string& what) {
   Step step;
-  step.node_name = node().name;
+  step.node_name = what.empty() ? node().name : what;
   step.kernel = std::move(kernel);
   for (int id : values) step.args.emplace_back(0, id);
   plan_.steps.push_back(std::move(step));

@@ -19,6 +19,7 @@
 
 #include "core/aligned_buffer.hpp"
 #include "core/graph.hpp"
+#include "vapipe/head_gate.hpp"
 
 namespace vapipe::ops {
 
@@ -90,14 +91,13 @@ std::size_t element_bytes(dnnl::memory::data_type type);
 std::vector<std::int64_t> int_attr(const nlohmann::json& attrs, const char* key,
                                    std::vector<std::int64_t> fallback = {});
 
+// What an execution context asks of its lowering beyond the graph.
+struct LoweringOptions {
+  HeadGate head_gate{};  // off by default: heads computed whole
+};
+
 // The state of one stage's lowering and the services operators lower through. Values are numbered in
 // `plan.values`; a graph tensor gets its value when its producer defines it (define_output).
-// What an execution context asks of its lowering beyond the graph (include/vapipe/runtime.hpp, HeadGate).
-struct LoweringOptions {
-  int gated_outputs_per_anchor = 0;  // 0: heads computed whole
-  int gate_channel = 4;
-  float gate_logit = 0.0F;
-};
 
 class Lowering {
  public:
@@ -171,7 +171,10 @@ class Lowering {
   }
   // `scale` multiplies the values on the way (quantization and dequantization).
   void add_reorder(int source, int target, const std::string& what, float scale = 1.0F);
-  void add_kernel(std::function<void(const std::vector<void*>&)> kernel, std::vector<int> values);
+  // A hand-written kernel reading and writing `values` in order; named after the current node unless
+  // `what` names it (a reorder between nodes).
+  void add_kernel(std::function<void(const std::vector<void*>&)> kernel, std::vector<int> values,
+                  const std::string& what = {});
 
   // ---- layouts ----
   // The format tag among those our kernels produce that describes `md`, if any.

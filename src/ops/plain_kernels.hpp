@@ -46,7 +46,7 @@ void quantize_nchw_to_nhwc_reference(const float* input, void* output, std::int6
                                      std::int64_t channels, std::int64_t spatial, float scale,
                                      bool unsigned_output);
 
-// A 1x1 detection-head convolution computed where a decoder reads it (include/vapipe/runtime.hpp,
+// A 1x1 detection-head convolution computed where a decoder reads it (include/vapipe/head_gate.hpp,
 // HeadGate): input [pixels, in_channels] and output [pixels, out_channels] channels-last, weights
 // [out_channels, in_channels], bias [out_channels] (or null). out_channels is anchors x per_anchor; every
 // anchor's `gate_channel` is written, its other channels only where that value is not <= gate_logit.
